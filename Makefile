@@ -1,0 +1,32 @@
+# Front door for building, testing and trying pgvc. Every target runs
+# scripts/setup.sh first, which installs what a fresh Debian 12 machine lacks.
+
+SHELL := /bin/bash
+PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+PGRX_TEST_PGDATA := /tmp/pgrx-test-pgdata
+# Installs into the system PostgreSQL 15's lib and share dirs (we run as root).
+PGRX_INSTALL := cargo pgrx install --release --pg-config $(PG_CONFIG)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: setup build install test demo
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	cargo build
+
+install: setup
+	$(PGRX_INSTALL)
+
+# Fast checks first; the cluster tier needs the release build installed, because its
+# servers load pgvc from the system PostgreSQL's lib dir.
+test: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+	$(PGRX_INSTALL)
+	PGVC_HARNESS_PRELOAD=1 cargo test -p pgvc-cluster-tests -- --test-threads=2
+
+demo: install
+	scripts/demo.sh

@@ -1,0 +1,10 @@
+//! Multi-server test harness: each [`Cluster`] is a real, independent PostgreSQL 15
+//! server (own data directory, own port) with the installed `pgvc` extension preloaded.
+//! Tests in `tests/*.rs` start as many as they need; dropping a `Cluster` stops it and
+//! removes its files, also when the test panicked.
+
+mod cluster;
+mod query;
+
+pub use cluster::Cluster;
+pub use query::{query_scalar, query_strings};

@@ -1,0 +1,102 @@
+-- The public SQL API of pgvc (schema vc). Each function is a thin wrapper around an
+-- internal vc._name Rust function, declaring the exact name, defaults and the
+-- settings that make row encoding a pure function of the values: text output of
+-- dates, intervals, floats, bytea and money, and schema-qualified names, are pinned
+-- for the duration of the call and restored afterwards.
+
+CREATE FUNCTION vc._on_truncate() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE vc.tracked SET full_scan = true WHERE relid = TG_RELID;
+    RETURN NULL;
+END $$;
+
+-- A dropped tracked table leaves no key log or trigger function behind.
+CREATE FUNCTION vc._on_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT t.relid::int8 AS id, t.log_table FROM pg_event_trigger_dropped_objects() o
+             JOIN vc.tracked t ON t.relid = o.objid
+             WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 LOOP
+        EXECUTE format('DROP TABLE IF EXISTS vc.%I', r.log_table);
+        EXECUTE format('DROP FUNCTION IF EXISTS vc.%I()', 'trg_' || r.id);
+        DELETE FROM vc.tracked WHERE relid = r.id;
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER vc_on_drop ON sql_drop EXECUTE FUNCTION vc._on_drop();
+
+CREATE FUNCTION vc.track(tbl regclass) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._track($1::oid) $$;
+
+CREATE FUNCTION vc.untrack(tbl regclass) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._untrack($1::oid) $$;
+
+CREATE FUNCTION vc.commit(message text, author text DEFAULT NULL, allow_empty boolean DEFAULT false)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._commit($1, $2, $3) $$;
+
+CREATE FUNCTION vc.log(ref text DEFAULT 'HEAD')
+RETURNS TABLE(commit_hash text, parents text[], author text, message text, committed_at timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.commit_hash, l.parents, l.author, l.message,
+           'epoch'::timestamptz + l.committed_us * interval '1 microsecond'
+    FROM vc._log($1) l
+$$;
+
+CREATE FUNCTION vc.status()
+RETURNS TABLE(table_name text, inserted bigint, updated bigint, deleted bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._status() $$;
+
+CREATE FUNCTION vc.diff(from_ref text, to_ref text DEFAULT 'WORKING', table_name text DEFAULT NULL)
+RETURNS TABLE(table_name text, diff_type text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._diff($1, $2, $3) $$;
+
+CREATE FUNCTION vc.reset(ref text DEFAULT 'HEAD') RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._reset($1) $$;
+
+CREATE FUNCTION vc.as_of(tbl anyelement, ref text) RETURNS SETOF anyelement
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT (r).* FROM (SELECT x::%s AS r FROM vc._as_of_rows(%s::regtype::oid, $1) x OFFSET 0) s',
+        pg_typeof(tbl), quote_literal(pg_typeof(tbl)::text))
+        USING ref;
+END $$;
+
+CREATE FUNCTION vc.hashof(ref text) RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._hashof($1) $$;
+
+CREATE FUNCTION vc.root_hash(ref text DEFAULT 'HEAD') RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._root_hash($1) $$;
+
+-- Nothing is callable by PUBLIC: history holds every row ever committed, and the
+-- state-changing functions rewrite tables. Grant per role (see README, Security).
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

@@ -1,0 +1,127 @@
+//! `vc.commit()`: turn the working set into a commit on the current branch.
+//!
+//! Committers serialize on the row lock of `vc.head`. For each tracked table we read
+//! only the keys its log recorded since the last commit (consuming exactly those log
+//! rows in one statement), fetch the live rows for them and apply the changes to the
+//! parent's tree. A table's first commit, a TRUNCATE or a schema change rebuild the
+//! table's tree from a sorted full scan instead. Everything happens in the caller's
+//! transaction: a rollback leaves no commit, no ref move and no chunk.
+
+use crate::codec::store_value;
+use crate::commit::{Commit, RootValue, TableEntry};
+use crate::pg::catalog::{owned_sequences, table_schema, tracked_tables, Plan, Tracked};
+use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash, set_branch};
+use crate::pg::rows::{working_changes, Scan};
+use crate::pg::spi::{exec, one_text, with_spi, Arg};
+use crate::pg::store::PgStore;
+use crate::prolly::{apply_edits, Builder};
+use crate::store::Hash;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+/// Builds a table's tree from a full scan, streaming (flat memory).
+pub fn build_from_scan(store: &PgStore, plan: &Plan) -> VcResult<Hash> {
+    let mut tree_store = store;
+    let mut blob_store = store;
+    let mut b = Builder::new(&mut tree_store);
+    for row in Scan::open(plan)? {
+        let (k, row) = row?;
+        b.push(k, store_value(&mut blob_store, row)?)?;
+    }
+    Ok(b.finish()?)
+}
+
+/// The table's entry for the new root: its tree after the working changes.
+fn commit_table(store: &PgStore, t: &Tracked, old: Option<&TableEntry>) -> VcResult<TableEntry> {
+    let schema = table_schema(t.relid)?;
+    let plan = Plan::new(&t.name, &schema);
+    let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
+    let tree = if full {
+        exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+        exec(
+            "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
+            vec![Arg::Oid(t.relid)],
+        )?;
+        build_from_scan(store, &plan)?
+    } else {
+        let old_tree = old.expect("not full").tree;
+        let changes = working_changes(store, t, &plan, Some(old_tree), false, true)?;
+        let mut blobs = store;
+        let mut edits = Vec::with_capacity(changes.len());
+        for c in changes {
+            let v = match c.after {
+                Some(row) => Some(store_value(&mut blobs, row)?),
+                None => None,
+            };
+            edits.push((c.key, v));
+        }
+        let mut s = store;
+        apply_edits(&mut s, old_tree, edits)?
+    };
+    Ok(TableEntry {
+        schema,
+        tree,
+        sequences: owned_sequences(t.relid)?,
+    })
+}
+
+pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResult<String> {
+    if message.trim().is_empty() {
+        return Err(invalid("commit message must not be empty")
+            .hint("say what changed, e.g. SELECT vc.commit('add spring prices')"));
+    }
+    let author = match author {
+        Some(a) if !a.trim().is_empty() => a.to_string(),
+        Some(_) => return Err(invalid("author must not be empty").hint("omit it to use current_user")),
+        None => one_text("SELECT current_user::text", vec![])?.unwrap_or_default(),
+    };
+    let store = PgStore::new();
+    let branch = current_branch(true)?;
+    let parent = ref_hash(&branch)?;
+    let parent_root = match parent {
+        Some(p) => RootValue::read(&store, &Commit::read(&store, &p)?.root)?,
+        None => RootValue::default(),
+    };
+    let mut root = RootValue::default();
+    for t in tracked_tables()? {
+        let entry = commit_table(&store, &t, parent_root.tables.get(&t.name))?;
+        root.tables.insert(t.name.clone(), entry);
+    }
+    let unchanged = match parent {
+        Some(_) => root.same_data(&parent_root),
+        None => root.tables.is_empty(),
+    };
+    if unchanged && !allow_empty {
+        return Err(VcError::new(Code::ERRCODE_NO_DATA, "nothing to commit: no tracked table changed")
+            .hint("change rows of a tracked table, vc.track() a table, or pass allow_empty => true"));
+    }
+    let mut s = &store;
+    let root_hash = root.write(&mut s)?;
+    let commit = Commit {
+        root: root_hash,
+        parents: parent.into_iter().collect(),
+        author,
+        message: message.to_string(),
+        timestamp_us: now_us(),
+    };
+    let hash = commit.write(&mut s)?;
+    store.flush()?;
+    set_branch(&branch, parent, hash)?;
+    Ok(hash.to_hex())
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[pg_extern(name = "_commit", volatile)]
+fn vc_commit(message: Option<&str>, author: Option<&str>, allow_empty: Option<bool>) -> String {
+    run(|| {
+        let message = message.ok_or_else(|| null_arg("message"))?;
+        with_spi(|| commit(message, author, allow_empty.unwrap_or(false)))
+    })
+}

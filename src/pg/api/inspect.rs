@@ -1,0 +1,410 @@
+//! Read-only views of history and the working set: log, status, diff, hashof,
+//! root_hash and the rows behind `vc.as_of()`.
+
+use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
+use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
+use crate::pg::catalog::{relation_name, table_schema, tracked_tables, Plan};
+use crate::pg::error::{null_arg, run, VcError, VcResult};
+use crate::pg::refs::{head_commit, resolve};
+use crate::pg::rows::working_changes;
+use crate::pg::spi::{query, with_spi, Arg};
+use crate::pg::store::PgStore;
+use crate::prolly::{self, diff};
+use crate::store::{ChunkStore, Hash};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use pgrx::PgSqlErrorCode as Code;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn root_of(store: &PgStore, commit: &Hash) -> VcResult<RootValue> {
+    Ok(RootValue::read(store, &Commit::read(store, commit)?.root)?)
+}
+
+#[pg_extern(name = "_log", volatile)]
+fn vc_log(
+    r#ref: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(commit_hash, String),
+        name!(parents, Vec<String>),
+        name!(author, String),
+        name!(message, String),
+        name!(committed_us, i64),
+    ),
+> {
+    let rows = run(|| {
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| {
+            let store = PgStore::new();
+            let head = resolve(&store, spec)?;
+            Ok(log(&store, &head)?
+                .into_iter()
+                .map(|(h, c)| {
+                    (
+                        h.to_hex(),
+                        c.parents.iter().map(|p| p.to_hex()).collect(),
+                        c.author,
+                        c.message,
+                        c.timestamp_us,
+                    )
+                })
+                .collect::<Vec<_>>())
+        })
+    });
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "_hashof", volatile)]
+fn vc_hashof(r#ref: Option<&str>) -> String {
+    run(|| {
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| Ok(resolve(&PgStore::new(), spec)?.to_hex()))
+    })
+}
+
+#[pg_extern(name = "_root_hash", volatile)]
+fn vc_root_hash(r#ref: Option<&str>) -> String {
+    run(|| {
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| {
+            let store = PgStore::new();
+            let c = resolve(&store, spec)?;
+            Ok(Commit::read(&store, &c)?.root.to_hex())
+        })
+    })
+}
+
+/// HEAD's root value, or an empty one before the first commit.
+fn head_root(store: &PgStore) -> VcResult<RootValue> {
+    match head_commit()? {
+        Some(h) => root_of(store, &h),
+        None => Ok(RootValue::default()),
+    }
+}
+
+#[pg_extern(name = "_status", volatile)]
+fn vc_status() -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(inserted, i64),
+        name!(updated, i64),
+        name!(deleted, i64),
+    ),
+> {
+    let rows = run(|| {
+        with_spi(|| {
+            let store = PgStore::new();
+            let head = head_root(&store)?;
+            let mut out = Vec::new();
+            let tracked = tracked_tables()?;
+            for t in &tracked {
+                let schema = table_schema(t.relid)?;
+                let plan = Plan::new(&t.name, &schema);
+                let old = head.tables.get(&t.name);
+                let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
+                let changes = working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
+                let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
+                for c in &changes {
+                    match (&c.before, &c.after) {
+                        (None, Some(_)) => i += 1,
+                        (Some(_), Some(_)) => u += 1,
+                        (Some(_), None) => d += 1,
+                        (None, None) => {}
+                    }
+                }
+                if i + u + d > 0 {
+                    out.push((t.name.clone(), i, u, d));
+                }
+            }
+            // Tables in HEAD that are no longer tracked: all their rows leave.
+            for (name, e) in &head.tables {
+                if !tracked.iter().any(|t| &t.name == name) {
+                    let n = prolly::count(&store, e.tree)? as i64;
+                    out.push((name.clone(), 0, 0, n));
+                }
+            }
+            Ok(out)
+        })
+    });
+    TableIterator::new(rows)
+}
+
+/// One side of a diff: per table, schema and a way to get its rows.
+struct Side {
+    tables: BTreeMap<String, (TableSchema, Hash)>,
+}
+
+fn side_of_root(root: &RootValue) -> Side {
+    Side {
+        tables: root
+            .tables
+            .iter()
+            .map(|(n, e): (&String, &TableEntry)| (n.clone(), (e.schema.clone(), e.tree)))
+            .collect(),
+    }
+}
+
+fn row_json(store: &dyn ChunkStore, schema: &TableSchema, name: &str, key: &[u8], value: Option<&[u8]>, encoded: bool) -> VcResult<(Value, Option<Value>)> {
+    let plan = Plan::new(name, schema);
+    let key_texts = decode_key(&plan.key_kinds, key)?;
+    let mut key_obj = Map::new();
+    for ((c, t), k) in plan.key_cols.iter().zip(&key_texts).zip(&plan.key_json) {
+        key_obj.insert(c.clone(), cell_to_json(&Cell::Text(t.clone()), *k));
+    }
+    let Some(v) = value else {
+        return Ok((Value::Object(key_obj), None));
+    };
+    let row = if encoded { v.to_vec() } else { load_value(store, v)? };
+    let cells = decode_row(&row)?;
+    let mut full = Map::new();
+    for col in &schema.columns {
+        if let Some(i) = plan.key_cols.iter().position(|k| k == &col.name) {
+            full.insert(col.name.clone(), key_obj[&plan.key_cols[i]].clone());
+        } else if let Some(i) = plan.value_cols.iter().position(|k| k == &col.name) {
+            let cell = cells.get(i).cloned().unwrap_or(Cell::Null);
+            full.insert(col.name.clone(), cell_to_json(&cell, plan.value_json[i]));
+        }
+    }
+    Ok((Value::Object(key_obj), Some(Value::Object(full))))
+}
+
+type DiffRow = (String, String, JsonB, Option<JsonB>, Option<JsonB>);
+
+/// Entry of one table's diff: key, before (tree value), after (tree value or, for
+/// the working set, an encoded row).
+struct RawDiff {
+    key: Vec<u8>,
+    before: Option<Vec<u8>>,
+    after: Option<Vec<u8>>,
+}
+
+fn diff_rows(store: &PgStore, from: &RootValue, to: Option<&RootValue>, only: Option<&str>) -> VcResult<Vec<DiffRow>> {
+    let from_side = side_of_root(from);
+    let head;
+    let (to_side, working) = match to {
+        Some(r) => (side_of_root(r), None),
+        None => {
+            head = head_root(store)?;
+            let mut tables = BTreeMap::new();
+            let mut changes = BTreeMap::new();
+            for t in tracked_tables()? {
+                let schema = table_schema(t.relid)?;
+                let plan = Plan::new(&t.name, &schema);
+                let old = head.tables.get(&t.name);
+                let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
+                let ch = working_changes(store, &t, &plan, old.map(|o| o.tree), full, false)?;
+                let tree = old.map(|o| o.tree).unwrap_or_else(prolly::empty_root);
+                tables.insert(t.name.clone(), (schema, tree));
+                changes.insert(t.name.clone(), ch);
+            }
+            (Side { tables }, Some(changes))
+        }
+    };
+    let names: BTreeSet<&String> = from_side.tables.keys().chain(to_side.tables.keys()).collect();
+    let mut out = Vec::new();
+    for name in names {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let empty = prolly::empty_root();
+        let (fs, ft) = from_side.tables.get(name).map(|(s, t)| (Some(s), *t)).unwrap_or((None, empty));
+        let (ts, tt) = to_side.tables.get(name).map(|(s, t)| (Some(s), *t)).unwrap_or((None, empty));
+        // The tree-level difference, then (for the working set) the live changes on top.
+        let mut raw: BTreeMap<Vec<u8>, RawDiff> = BTreeMap::new();
+        let mut after_encoded: BTreeSet<Vec<u8>> = BTreeSet::new();
+        if ft != tt {
+            for e in diff(store, ft, tt) {
+                let e = e?;
+                raw.insert(e.key.clone(), RawDiff { key: e.key, before: e.before, after: e.after });
+            }
+        }
+        if let Some(ch) = working.as_ref().and_then(|w| w.get(name)) {
+            for c in ch {
+                let before = match raw.get(&c.key) {
+                    Some(r) => r.before.clone(),
+                    None if fs.is_some() => prolly::get(store, ft, &c.key)?,
+                    None => None,
+                };
+                after_encoded.insert(c.key.clone());
+                raw.insert(c.key.clone(), RawDiff { key: c.key.clone(), before, after: c.after.clone() });
+            }
+        }
+        for r in raw.into_values() {
+            let enc = after_encoded.contains(&r.key);
+            let before_row = match &r.before {
+                Some(b) => Some(load_value(store, b)?),
+                None => None,
+            };
+            let after_row = match &r.after {
+                Some(a) if enc => Some(a.clone()),
+                Some(a) => Some(load_value(store, a)?),
+                None => None,
+            };
+            if before_row == after_row {
+                continue;
+            }
+            let (kind, key_schema) = match (&before_row, &after_row) {
+                (None, _) => ("added", ts.or(fs)),
+                (_, None) => ("removed", fs.or(ts)),
+                _ => ("modified", ts.or(fs)),
+            };
+            let key_schema = key_schema.expect("a side has the table");
+            let (key, _) = row_json(store, key_schema, name, &r.key, None, true)?;
+            let before = match (&before_row, fs) {
+                (Some(b), Some(s)) => row_json(store, s, name, &r.key, Some(b), true)?.1,
+                _ => None,
+            };
+            let after = match (&after_row, ts) {
+                (Some(a), Some(s)) => row_json(store, s, name, &r.key, Some(a), true)?.1,
+                _ => None,
+            };
+            out.push((name.clone(), kind.to_string(), JsonB(key), before.map(JsonB), after.map(JsonB)));
+        }
+    }
+    Ok(out)
+}
+
+fn is_working(s: &str) -> bool {
+    s == "WORKING"
+}
+
+#[pg_extern(name = "_diff", volatile)]
+fn vc_diff(
+    from_ref: Option<&str>,
+    to_ref: Option<&str>,
+    table_name: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(diff_type, String),
+        name!(key, JsonB),
+        name!(before, Option<JsonB>),
+        name!(after, Option<JsonB>),
+    ),
+> {
+    let rows = run(|| {
+        let from = from_ref.ok_or_else(|| null_arg("from_ref"))?;
+        let to = to_ref.ok_or_else(|| null_arg("to_ref"))?;
+        with_spi(|| {
+            let store = PgStore::new();
+            if let Some(t) = table_name {
+                let known = tracked_tables()?.iter().any(|x| x.name == t);
+                let in_head = head_root(&store)?.tables.contains_key(t);
+                if !known && !in_head {
+                    return Err(VcError::new(
+                        Code::ERRCODE_UNDEFINED_TABLE,
+                        format!("table \"{t}\" is not tracked"),
+                    )
+                    .hint("use the schema-qualified name, e.g. 'public.items'"));
+                }
+            }
+            let root = |s: &str| -> VcResult<RootValue> { root_of(&store, &resolve(&store, s)?) };
+            match (is_working(from), is_working(to)) {
+                (true, true) => Ok(Vec::new()),
+                (false, true) => diff_rows(&store, &root(from)?, None, table_name),
+                (false, false) => diff_rows(&store, &root(from)?, Some(&root(to)?), table_name),
+                (true, false) => {
+                    let rows = diff_rows(&store, &root(to)?, None, table_name)?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(t, k, key, b, a)| {
+                            let k = match k.as_str() {
+                                "added" => "removed",
+                                "removed" => "added",
+                                _ => "modified",
+                            };
+                            (t, k.to_string(), key, a, b)
+                        })
+                        .collect())
+                }
+            }
+        })
+    });
+    TableIterator::new(rows)
+}
+
+/// Composite-literal text of one row, in the live table's column order.
+fn record_literal(values: &[Option<String>]) -> String {
+    let mut s = String::from("(");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        if let Some(v) = v {
+            s.push('"');
+            for ch in v.chars() {
+                if ch == '"' || ch == '\\' {
+                    s.push('\\');
+                }
+                s.push(ch);
+            }
+            s.push('"');
+        }
+    }
+    s.push(')');
+    s
+}
+
+fn cell_text(c: Cell) -> Option<String> {
+    match c {
+        Cell::Null => None,
+        Cell::Text(t) => Some(t),
+        Cell::Bytes(b) => Some(cell_to_json(&Cell::Bytes(b), crate::codec::JsonKind::Text).as_str().unwrap_or("").to_string()),
+    }
+}
+
+#[pg_extern(name = "_as_of_rows", volatile)]
+fn vc_as_of_rows(typ: Option<pgrx::pg_sys::Oid>, r#ref: Option<&str>) -> SetOfIterator<'static, String> {
+    let rows = run(|| {
+        let typ = typ.ok_or_else(|| null_arg("tbl"))?;
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| {
+            let rel = query("SELECT typrelid::int8::text FROM pg_type WHERE oid = $1", vec![Arg::Oid(typ)], &[])?;
+            let relid: u32 = match rel.first().and_then(|r| r.first()) {
+                Some(Cell::Text(t)) => t.parse().unwrap_or(0),
+                _ => 0,
+            };
+            if relid == 0 {
+                return Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, "vc.as_of needs a table's row type")
+                    .hint("call it as SELECT * FROM vc.as_of(NULL::schema.table, 'HEAD~1')"));
+            }
+            let relid = pgrx::pg_sys::Oid::from(relid);
+            let name = relation_name(relid)?;
+            let store = PgStore::new();
+            let commit = resolve(&store, spec)?;
+            let root = root_of(&store, &commit)?;
+            let entry = root.tables.get(&name).ok_or_else(|| {
+                VcError::new(Code::ERRCODE_UNDEFINED_TABLE, format!("table {name} is not in commit {commit} ({spec})"))
+                    .hint("it was not tracked at that commit; see SELECT * FROM vc.log()")
+            })?;
+            let live = table_schema(relid)?;
+            let plan = Plan::new(&name, &entry.schema);
+            let mut out = Vec::new();
+            for e in prolly::iter(&store, entry.tree) {
+                let (k, v) = e?;
+                let keys = decode_key(&plan.key_kinds, &k)?;
+                let cells = decode_row(&load_value(&store, &v)?)?;
+                let values: Vec<Option<String>> = live
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        if let Some(i) = plan.key_cols.iter().position(|x| x == &c.name) {
+                            Some(keys[i].clone())
+                        } else if let Some(i) = plan.value_cols.iter().position(|x| x == &c.name) {
+                            cell_text(cells.get(i).cloned().unwrap_or(Cell::Null))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                out.push(record_literal(&values));
+            }
+            Ok(out)
+        })
+    });
+    SetOfIterator::new(rows)
+}

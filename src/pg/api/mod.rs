@@ -1,0 +1,7 @@
+//! The SQL functions, one file per feature. Each `#[pg_extern]` here is an internal
+//! `vc._name` function; the public `vc.name` wrapper is declared in `../api.sql`.
+
+mod commit;
+mod inspect;
+mod reset;
+mod track;

@@ -1,0 +1,103 @@
+//! `vc.reset(ref)`: hard reset. The tracked tables become exactly their state at
+//! `ref` and the current branch points there; uncommitted changes are discarded.
+//!
+//! All checks run before the first row is touched, writers are locked out for the
+//! duration (EXCLUSIVE lock: readers go on), and it is one transaction: a failure
+//! leaves everything as it was. Only the rows that differ are rewritten: the tree diff
+//! HEAD -> target plus the keys changed in the working set, so the cost follows the
+//! size of the change, not of the table.
+
+use crate::commit::{Commit, RootValue};
+use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
+use crate::pg::error::{null_arg, run, VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
+use crate::pg::rows::{working_changes, write_rows};
+use crate::pg::spi::{exec, with_spi, Arg};
+use crate::pg::store::PgStore;
+use crate::prolly::{self, diff};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use std::collections::BTreeMap;
+
+pub fn reset(spec: &str) -> VcResult<()> {
+    let store = PgStore::new();
+    let branch = current_branch(true)?;
+    let head = ref_hash(&branch)?;
+    let target = resolve(&store, spec)?;
+    let target_root = RootValue::read(&store, &Commit::read(&store, &target)?.root)?;
+    let head_root = match head {
+        Some(h) => RootValue::read(&store, &Commit::read(&store, &h)?.root)?,
+        None => RootValue::default(),
+    };
+    let tracked = tracked_tables()?;
+    for name in target_root.tables.keys() {
+        if !tracked.iter().any(|t| &t.name == name) {
+            return Err(VcError::new(
+                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{spec} contains table {name}, which is not tracked here"),
+            )
+            .hint("create the table and SELECT vc.track() it, then reset again"));
+        }
+    }
+    // Check every schema before changing anything.
+    let mut plans = Vec::new();
+    for t in &tracked {
+        let Some(entry) = target_root.tables.get(&t.name) else {
+            pgrx::notice!("pgvc: {} is not in {spec}; left as it is", t.name);
+            continue;
+        };
+        let live = table_schema(t.relid)?;
+        if live != entry.schema {
+            return Err(VcError::new(
+                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("the columns or primary key of {} differ from {spec}", t.name),
+            )
+            .hint("ALTER the table back to the committed definition first; see the schema with vc.diff"));
+        }
+        exec(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", t.name), vec![])?;
+        plans.push((t.clone(), Plan::new(&t.name, &live), entry.clone()));
+    }
+    // Writes below must not fire user triggers (a "last_updated" trigger would alter
+    // restored rows), FK checks (rows arrive in key order, not dependency order) or our
+    // own key log. The function's SET clause scope restores the setting on return.
+    exec("SET LOCAL session_replication_role = replica", vec![])?;
+    for (t, plan, entry) in &plans {
+        let old = head_root.tables.get(&t.name);
+        let full = t.full_scan || old.is_none_or(|o| o.schema != entry.schema);
+        let head_tree = old.map(|o| o.tree);
+        let mut rewrite: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for c in working_changes(&store, t, plan, head_tree, full, false)? {
+            rewrite.insert(c.key, None);
+        }
+        let base = head_tree.unwrap_or_else(prolly::empty_root);
+        if base != entry.tree {
+            for d in diff(&store, base, entry.tree) {
+                rewrite.insert(d?.key, None);
+            }
+        }
+        let mut rows = Vec::with_capacity(rewrite.len());
+        for k in rewrite.into_keys() {
+            let v = match prolly::get(&store, entry.tree, &k)? {
+                Some(v) => Some(crate::codec::load_value(&store, &v)?),
+                None => None,
+            };
+            rows.push((k, v));
+        }
+        write_rows(plan, &rows)?;
+        exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+        exec("UPDATE vc.tracked SET full_scan = false WHERE relid = $1", vec![Arg::Oid(t.relid)])?;
+        restore_sequences(&entry.sequences)?;
+    }
+    if head != Some(target) {
+        set_branch(&branch, head, target)?;
+    }
+    Ok(())
+}
+
+#[pg_extern(name = "_reset", volatile)]
+fn vc_reset(r#ref: Option<&str>) {
+    run(|| {
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| reset(spec))
+    })
+}

@@ -1,0 +1,172 @@
+//! `vc.track(regclass)` / `vc.untrack(regclass)`: start and stop recording changes.
+//!
+//! Tracking installs, per table: a key log `vc.log_<oid>` (the primary-key columns
+//! only, no index: appends are cheap and `vc.commit()` de-duplicates), a trigger
+//! function and statement-level AFTER triggers with transition tables, so a
+//! multi-row statement costs one INSERT ... SELECT into the log, not a round trip
+//! per row; and a TRUNCATE trigger that marks the table for a full comparison.
+
+use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid};
+use crate::pg::error::{null_arg, run, VcError, VcResult};
+use crate::pg::spi::{exec, ident, query, with_spi, Arg};
+use crate::codec::Cell;
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+/// Column types whose values are cluster-specific identifiers: their text would not
+/// mean the same thing on another cluster, so versioning them would corrupt data.
+const REFUSED_TYPES: &[&str] = &[
+    "tid", "xid", "xid8", "cid", "regproc", "regprocedure", "regoper", "regoperator",
+    "regclass", "regtype", "regrole", "regnamespace", "regconfig", "regdictionary",
+    "regcollation", "pg_lsn", "txid_snapshot", "pg_snapshot",
+];
+
+fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
+    let rows = query(
+        "SELECT c.relkind::text, c.relpersistence::text, c.relispartition::text, n.nspname \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    let t = |c: &Cell| match c {
+        Cell::Text(s) => s.clone(),
+        _ => String::new(),
+    };
+    let row = rows.first().ok_or_else(|| {
+        VcError::new(Code::ERRCODE_UNDEFINED_TABLE, format!("table {name} does not exist"))
+    })?;
+    let (kind, persistence, partition, nsp) = (t(&row[0]), t(&row[1]), t(&row[2]), t(&row[3]));
+    let refuse = |msg: String, hint: &str| {
+        Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, msg).hint(hint.to_string()))
+    };
+    if kind != "r" && kind != "p" {
+        return refuse(format!("{name} is not a table"), "only ordinary and partitioned tables can be tracked");
+    }
+    if persistence == "t" {
+        return refuse(format!("{name} is a temporary table"), "temporary tables vanish with the session; track a permanent table");
+    }
+    if partition == "true" {
+        return refuse(format!("{name} is a partition"), "track the partitioned parent table instead");
+    }
+    if nsp == "vc" || nsp.starts_with("pg_") || nsp == "information_schema" {
+        return refuse(format!("{name} belongs to a system or pgvc schema"), "track user tables only");
+    }
+    if tracked_by_relid(relid)?.is_some() {
+        return Err(VcError::new(Code::ERRCODE_DUPLICATE_OBJECT, format!("table {name} is already tracked"))
+            .hint("SELECT vc.untrack(...) first to start over"));
+    }
+    let schema = table_schema(relid)?;
+    if schema.primary_key.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("table {name} has no primary key"),
+        )
+        .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...) first"));
+    }
+    let bad = query(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+         JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+           AND (b.typname = ANY($2) OR e.typname = ANY($2) OR t.typtype = 'p') LIMIT 1",
+        vec![
+            Arg::Oid(relid),
+            Arg::TextArray(REFUSED_TYPES.iter().map(|s| Some(s.to_string())).collect()),
+        ],
+        &[],
+    )?;
+    if let Some(r) = bad.first() {
+        return Err(VcError::new(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("column {} of {name} has type {} which pgvc cannot version", t(&r[0]), t(&r[1])),
+        )
+        .hint("its values are identifiers local to this cluster; store them as text or bigint instead"));
+    }
+    Ok(())
+}
+
+pub fn track(relid: Oid) -> VcResult<()> {
+    let name = relation_name(relid)?;
+    check_trackable(relid, &name)?;
+    let schema = table_schema(relid)?;
+    let oid = u32::from(relid);
+    let log = format!("log_{oid}");
+    let func = format!("trg_{oid}");
+    let pk: Vec<String> = schema.primary_key.iter().map(|c| ident(c)).collect();
+    let pk = pk.join(", ");
+    exec(&format!("CREATE TABLE vc.{log} AS SELECT {pk} FROM {name} WITH NO DATA"), vec![])?;
+    exec(&format!("REVOKE ALL ON vc.{log} FROM PUBLIC"), vec![])?;
+    exec(
+        &format!(
+            "CREATE FUNCTION vc.{func}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+             SET search_path = pg_catalog, pg_temp AS $f$ \
+             BEGIN \
+               IF TG_OP = 'INSERT' THEN \
+                 INSERT INTO vc.{log} SELECT {pk} FROM vc_new; \
+               ELSIF TG_OP = 'DELETE' THEN \
+                 INSERT INTO vc.{log} SELECT {pk} FROM vc_old; \
+               ELSE \
+                 INSERT INTO vc.{log} SELECT {pk} FROM vc_new; \
+                 INSERT INTO vc.{log} SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new; \
+               END IF; \
+               RETURN NULL; \
+             END $f$"
+        ),
+        vec![],
+    )?;
+    exec(&format!("REVOKE ALL ON FUNCTION vc.{func}() FROM PUBLIC"), vec![])?;
+    for (event, refs) in [
+        ("INSERT", "NEW TABLE AS vc_new"),
+        ("UPDATE", "OLD TABLE AS vc_old NEW TABLE AS vc_new"),
+        ("DELETE", "OLD TABLE AS vc_old"),
+    ] {
+        exec(
+            &format!(
+                "CREATE TRIGGER vc_track_{} AFTER {event} ON {name} REFERENCING {refs} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION vc.{func}()",
+                event.to_lowercase()
+            ),
+            vec![],
+        )?;
+    }
+    exec(
+        &format!(
+            "CREATE TRIGGER vc_track_truncate AFTER TRUNCATE ON {name} \
+             FOR EACH STATEMENT EXECUTE FUNCTION vc._on_truncate()"
+        ),
+        vec![],
+    )?;
+    exec(
+        "INSERT INTO vc.tracked (relid, log_table, full_scan) VALUES ($1, $2, true)",
+        vec![Arg::Oid(relid), Arg::Text(Some(log))],
+    )?;
+    Ok(())
+}
+
+pub fn untrack(relid: Oid) -> VcResult<()> {
+    let name = relation_name(relid)?;
+    let Some(t) = tracked_by_relid(relid)? else {
+        return Err(VcError::new(Code::ERRCODE_UNDEFINED_OBJECT, format!("table {name} is not tracked"))
+            .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
+    };
+    for event in ["insert", "update", "delete", "truncate"] {
+        exec(&format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {name}"), vec![])?;
+    }
+    let oid = u32::from(relid);
+    exec(&format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"), vec![])?;
+    exec(&format!("DROP TABLE IF EXISTS vc.{}", t.log_table), vec![])?;
+    exec("DELETE FROM vc.tracked WHERE relid = $1", vec![Arg::Oid(relid)])?;
+    Ok(())
+}
+
+#[pg_extern(name = "_track", volatile)]
+fn vc_track(tbl: Option<Oid>) {
+    run(|| with_spi(|| track(tbl.ok_or_else(|| null_arg("tbl"))?)))
+}
+
+#[pg_extern(name = "_untrack", volatile)]
+fn vc_untrack(tbl: Option<Oid>) {
+    run(|| with_spi(|| untrack(tbl.ok_or_else(|| null_arg("tbl"))?)))
+}

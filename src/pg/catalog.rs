@@ -1,0 +1,268 @@
+//! Reading the live catalog: tracked tables, their schema, owned sequences, and the
+//! column plan (how to read, encode and write a table's rows).
+//!
+//! All names and types are rendered with `search_path = pg_catalog` (set on every pgvc
+//! function), so they are schema-qualified and the same on every cluster.
+
+use super::error::{invalid, VcError, VcResult};
+use super::spi::{ident, query, Arg};
+use crate::codec::{Cell, JsonKind, KeyKind};
+use crate::commit::{Column, SequenceState, TableSchema};
+use pgrx::pg_sys::Oid;
+use pgrx::PgSqlErrorCode as Code;
+
+fn text(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn text_req(c: &Cell) -> String {
+    text(c).unwrap_or_default()
+}
+
+/// A tracked table as recorded in `vc.tracked`.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    pub relid: Oid,
+    /// Schema-qualified, quoted where needed: usable in SQL and as the root-value key.
+    pub name: String,
+    pub log_table: String,
+    pub full_scan: bool,
+}
+
+/// Every tracked table that still exists, ordered by name.
+pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
+    let rows = query(
+        "SELECT t.relid::int8::text, format('%I.%I', n.nspname, c.relname), t.log_table, t.full_scan::text \
+         FROM vc.tracked t JOIN pg_class c ON c.oid = t.relid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2",
+        vec![],
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Tracked {
+            relid: Oid::from(text_req(&r[0]).parse::<u32>().unwrap_or(0)),
+            name: text_req(&r[1]),
+            log_table: text_req(&r[2]),
+            full_scan: text_req(&r[3]) == "true",
+        })
+        .collect())
+}
+
+pub fn tracked_by_relid(relid: Oid) -> VcResult<Option<Tracked>> {
+    Ok(tracked_tables()?.into_iter().find(|t| t.relid == relid))
+}
+
+/// Schema-qualified name of a relation, or an error naming the OID.
+pub fn relation_name(relid: Oid) -> VcResult<String> {
+    let rows = query(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    rows.first().and_then(|r| text(&r[0])).ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", u32::from(relid)),
+        )
+    })
+}
+
+/// The live schema of a table: columns in attribute order and primary key.
+pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
+    let cols = query(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text, \
+                CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+                CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+                NULLIF(a.attidentity, '') \
+         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    let columns = cols
+        .iter()
+        .map(|r| Column {
+            name: text_req(&r[0]),
+            type_name: text_req(&r[1]),
+            not_null: text_req(&r[2]) == "true",
+            default: text(&r[3]),
+            generated: text(&r[4]),
+            identity: text(&r[5]),
+        })
+        .collect();
+    let pk = query(
+        "SELECT a.attname FROM pg_index i \
+         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord) \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+         WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    Ok(TableSchema {
+        columns,
+        primary_key: pk.iter().map(|r| text_req(&r[0])).collect(),
+    })
+}
+
+/// Owned sequences (serial and identity) of a table and their current state.
+pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
+    let names = query(
+        "SELECT format('%I.%I', n.nspname, s.relname) FROM pg_depend d \
+         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+         JOIN pg_namespace n ON n.oid = s.relnamespace \
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+           AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    let mut out = Vec::new();
+    for r in names {
+        let name = text_req(&r[0]);
+        let v = query(
+            &format!("SELECT last_value::text, is_called::text FROM {name}"),
+            vec![],
+            &[],
+        )?;
+        let row = v.first().ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
+        out.push(SequenceState {
+            name,
+            last_value: text_req(&row[0]).parse().unwrap_or(0),
+            is_called: text_req(&row[1]) == "true",
+        });
+    }
+    Ok(out)
+}
+
+/// Sets sequences to recorded states (those that still exist).
+pub fn restore_sequences(seqs: &[SequenceState]) -> VcResult<()> {
+    for s in seqs {
+        query(
+            "SELECT pg_catalog.setval($1::regclass, $2, $3)",
+            vec![
+                Arg::Text(Some(s.name.clone())),
+                Arg::Int8(s.last_value),
+                Arg::Bool(s.is_called),
+            ],
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// How to read, encode and write the rows of a table with a given schema.
+pub struct Plan {
+    pub table: String,
+    pub key_cols: Vec<String>,
+    pub key_types: Vec<String>,
+    pub key_kinds: Vec<KeyKind>,
+    pub key_json: Vec<JsonKind>,
+    pub value_cols: Vec<String>,
+    pub value_types: Vec<String>,
+    pub value_json: Vec<JsonKind>,
+    /// bytea value columns, read and written as raw bytes.
+    pub value_raw: Vec<bool>,
+    /// Generated columns cannot be written; identity ALWAYS needs OVERRIDING.
+    pub value_generated: Vec<bool>,
+}
+
+pub fn json_kind(type_name: &str) -> JsonKind {
+    let base = type_name.split('(').next().unwrap_or("");
+    match base {
+        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" | "oid" => {
+            JsonKind::Number
+        }
+        "boolean" => JsonKind::Bool,
+        "json" | "jsonb" => JsonKind::Json,
+        _ => JsonKind::Text,
+    }
+}
+
+pub fn key_kind(type_name: &str) -> KeyKind {
+    match type_name {
+        "smallint" | "integer" | "bigint" => KeyKind::Int,
+        _ => KeyKind::Text,
+    }
+}
+
+impl Plan {
+    pub fn new(table: &str, schema: &TableSchema) -> Plan {
+        let keys = schema.key_columns();
+        let vals: Vec<&Column> = schema.value_columns().collect();
+        Plan {
+            table: table.to_string(),
+            key_cols: keys.iter().map(|c| c.name.clone()).collect(),
+            key_types: keys.iter().map(|c| c.type_name.clone()).collect(),
+            key_kinds: keys.iter().map(|c| key_kind(&c.type_name)).collect(),
+            key_json: keys.iter().map(|c| json_kind(&c.type_name)).collect(),
+            value_cols: vals.iter().map(|c| c.name.clone()).collect(),
+            value_types: vals.iter().map(|c| c.type_name.clone()).collect(),
+            value_json: vals.iter().map(|c| json_kind(&c.type_name)).collect(),
+            value_raw: vals.iter().map(|c| c.type_name == "bytea").collect(),
+            value_generated: vals.iter().map(|c| c.generated.is_some()).collect(),
+        }
+    }
+
+    /// `SELECT` list: key columns then value columns.
+    pub fn select_list(&self, alias: &str) -> String {
+        self.key_cols
+            .iter()
+            .chain(&self.value_cols)
+            .map(|c| format!("{alias}.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Which selected columns are read raw: key columns never (keys are text).
+    pub fn raw_mask(&self) -> Vec<bool> {
+        std::iter::repeat_n(false, self.key_cols.len())
+            .chain(self.value_raw.iter().copied())
+            .collect()
+    }
+
+    /// `ORDER BY` matching the byte order of encoded keys, so a full scan streams
+    /// entries already sorted: integers numerically, everything else by its text
+    /// output in C collation.
+    pub fn key_order(&self, alias: &str) -> String {
+        self.key_cols
+            .iter()
+            .zip(&self.key_kinds)
+            .map(|(c, k)| match k {
+                KeyKind::Int => format!("{alias}.{}", ident(c)),
+                KeyKind::Text => format!("({alias}.{}::pg_catalog.text) COLLATE \"C\"", ident(c)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A relation of the given key texts, typed: `(SELECT u.c0::t0 AS k0, ... FROM
+    /// unnest($1::text[], ...) u(c0, ...))`, with parameters starting at `$first`.
+    pub fn keys_relation(&self, first: usize) -> String {
+        let n = self.key_cols.len();
+        let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", first + i)).collect();
+        let cols: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let casts: Vec<String> = (0..n)
+            .map(|i| format!("u.c{i}::{} AS k{i}", self.key_types[i]))
+            .collect();
+        format!(
+            "(SELECT {} FROM unnest({}) u({}))",
+            casts.join(", "),
+            arrays.join(", "),
+            cols.join(", ")
+        )
+    }
+
+    /// `t.a = k.k0 AND t.b = k.k1`
+    pub fn key_join(&self, t: &str, k: &str) -> String {
+        self.key_cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{t}.{} = {k}.k{i}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}

@@ -1,0 +1,104 @@
+//! One error type for the glue, converted once at the SQL boundary into an ERROR with a
+//! SQLSTATE, a message that names the problem and a hint that says what to do.
+
+use crate::codec::CodecError;
+use crate::commit::CommitError;
+use crate::prolly::ProllyError;
+use crate::store::StoreError;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+#[derive(Debug)]
+pub struct VcError {
+    pub code: Code,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+pub type VcResult<T> = Result<T, VcError>;
+
+impl VcError {
+    pub fn new(code: Code, message: impl Into<String>) -> VcError {
+        VcError {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> VcError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Raises the error as a PostgreSQL ERROR (aborting the statement).
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.code, self.message, "pgvc");
+        if let Some(h) = self.hint {
+            report = report.set_hint(h);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+/// Runs the body of a SQL function, turning a `VcError` into a PostgreSQL ERROR.
+pub fn run<T>(body: impl FnOnce() -> VcResult<T>) -> T {
+    match body() {
+        Ok(v) => v,
+        Err(e) => e.raise(),
+    }
+}
+
+pub fn invalid(message: impl Into<String>) -> VcError {
+    VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, message)
+}
+
+pub fn null_arg(name: &str) -> VcError {
+    VcError::new(
+        Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        format!("argument \"{name}\" must not be NULL"),
+    )
+}
+
+impl From<StoreError> for VcError {
+    fn from(e: StoreError) -> VcError {
+        VcError::new(Code::ERRCODE_DATA_CORRUPTED, format!("pgvc storage: {e}"))
+            .hint("the chunk store is damaged; restore from a backup or re-clone")
+    }
+}
+
+impl From<ProllyError> for VcError {
+    fn from(e: ProllyError) -> VcError {
+        VcError::new(Code::ERRCODE_DATA_CORRUPTED, format!("pgvc tree: {e}"))
+    }
+}
+
+impl From<CodecError> for VcError {
+    fn from(e: CodecError) -> VcError {
+        match e {
+            CodecError::Store(s) => s.into(),
+            other => VcError::new(Code::ERRCODE_DATA_CORRUPTED, format!("pgvc row: {other}")),
+        }
+    }
+}
+
+impl From<CommitError> for VcError {
+    fn from(e: CommitError) -> VcError {
+        match e {
+            CommitError::Store(s) => s.into(),
+            CommitError::BadRef(..) | CommitError::NoAncestor(..) => {
+                VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string())
+                    .hint("name a branch, HEAD, HEAD~N, HEAD^ or at least 7 hex digits of a commit hash")
+            }
+            other => VcError::new(Code::ERRCODE_DATA_CORRUPTED, other.to_string()),
+        }
+    }
+}
+
+impl From<pgrx::spi::SpiError> for VcError {
+    fn from(e: pgrx::spi::SpiError) -> VcError {
+        VcError::new(Code::ERRCODE_INTERNAL_ERROR, format!("pgvc SPI: {e}"))
+    }
+}

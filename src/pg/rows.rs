@@ -1,0 +1,288 @@
+//! Moving rows between live tables and trees: reading the changed rows of a tracked
+//! table (from its key log, or by a full sorted scan), and writing rows back.
+
+use super::catalog::{Plan, Tracked};
+use super::error::VcResult;
+use super::spi::{exec, query, Arg, Cursor};
+use crate::codec::{decode_key, decode_row, encode_key, encode_row, load_value, Cell};
+use crate::prolly;
+use crate::store::{ChunkStore, Hash};
+use std::collections::{HashSet, VecDeque};
+
+/// Rows fetched per round trip: big enough to amortise SPI, small enough for flat memory.
+const BATCH: i64 = 5000;
+
+/// One row's change between HEAD and the working set. Rows are encoded values.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub key: Vec<u8>,
+    pub before: Option<Vec<u8>>,
+    pub after: Option<Vec<u8>>,
+}
+
+/// Splits a fetched row (key columns then value columns) into encoded key and row.
+pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec<u8>)> {
+    let values = row.split_off(plan.key_cols.len());
+    let texts: Vec<&str> = row
+        .iter()
+        .map(|c| match c {
+            Cell::Text(t) => t.as_str(),
+            _ => "",
+        })
+        .collect();
+    Ok((encode_key(&plan.key_kinds, &texts)?, encode_row(&values)))
+}
+
+/// A full scan of a table in encoded-key order, streamed in batches.
+pub struct Scan<'p> {
+    plan: &'p Plan,
+    cursor: Cursor,
+    buf: VecDeque<Vec<Cell>>,
+    done: bool,
+}
+
+impl<'p> Scan<'p> {
+    pub fn open(plan: &'p Plan) -> VcResult<Scan<'p>> {
+        let sql = format!(
+            "SELECT {} FROM {} t ORDER BY {}",
+            plan.select_list("t"),
+            plan.table,
+            plan.key_order("t")
+        );
+        Ok(Scan {
+            plan,
+            cursor: Cursor::open(&sql, vec![], plan.raw_mask())?,
+            buf: VecDeque::new(),
+            done: false,
+        })
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = VcResult<(Vec<u8>, Vec<u8>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() && !self.done {
+            self.buf.extend(self.cursor.fetch(BATCH));
+            self.done = self.buf.is_empty();
+        }
+        let row = self.buf.pop_front()?;
+        Some(encode_fetched(self.plan, row))
+    }
+}
+
+/// Distinct primary keys (as output text) recorded in a table's key log. With
+/// `consume`, the log rows read are deleted in the same statement, so exactly the
+/// keys we process leave the log; rows logged by transactions still in flight are
+/// invisible to that statement and stay for a later commit.
+pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<String>>> {
+    let sql = if consume {
+        format!("DELETE FROM vc.{} RETURNING *", t.log_table)
+    } else {
+        format!("SELECT DISTINCT * FROM vc.{}", t.log_table)
+    };
+    let rows = query(&sql, vec![], &[])?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let k: Vec<String> = r
+            .into_iter()
+            .map(|c| match c {
+                Cell::Text(t) => t,
+                _ => String::new(),
+            })
+            .collect();
+        if k.len() == plan.key_cols.len() && seen.insert(k.clone()) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// The live rows for the given keys: `(encoded key, Some(encoded row))` for rows that
+/// exist, `(encoded key, None)` for keys with no row. Sorted by key.
+pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let sql = format!(
+        "SELECT {} FROM {} t JOIN {} k ON {}",
+        plan.select_list("t"),
+        plan.table,
+        plan.keys_relation(1),
+        plan.key_join("t", "k")
+    );
+    let mut out = Vec::with_capacity(keys.len());
+    for batch in keys.chunks(BATCH as usize) {
+        let args = (0..plan.key_cols.len())
+            .map(|i| Arg::TextArray(batch.iter().map(|k| Some(k[i].clone())).collect()))
+            .collect();
+        let mut found = HashSet::new();
+        for row in query(&sql, args, &plan.raw_mask())? {
+            let (k, v) = encode_fetched(plan, row)?;
+            found.insert(k.clone());
+            out.push((k, Some(v)));
+        }
+        for k in batch {
+            let refs: Vec<&str> = k.iter().map(|s| s.as_str()).collect();
+            let enc = encode_key(&plan.key_kinds, &refs)?;
+            if !found.contains(&enc) {
+                out.push((enc, None));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
+fn tree_row(store: &dyn ChunkStore, v: Option<Vec<u8>>) -> VcResult<Option<Vec<u8>>> {
+    Ok(match v {
+        Some(v) => Some(load_value(store, &v)?),
+        None => None,
+    })
+}
+
+/// The working set's changes against the tree `head` (None: table not in HEAD).
+/// `full` compares a full scan with the tree (after TRUNCATE, a schema change, or
+/// before the first commit); otherwise only the logged keys are read.
+pub fn working_changes(
+    store: &dyn ChunkStore,
+    t: &Tracked,
+    plan: &Plan,
+    head: Option<Hash>,
+    full: bool,
+    consume: bool,
+) -> VcResult<Vec<Change>> {
+    let mut out = Vec::new();
+    if full || head.is_none() {
+        if consume {
+            exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+        }
+        let root = head.unwrap_or_else(prolly::empty_root);
+        let mut old = prolly::iter(store, root).peekable();
+        let empty = head.is_none();
+        for live in Scan::open(plan)? {
+            let (k, v) = live?;
+            // Tree entries below the live key were removed.
+            while !empty {
+                match old.peek() {
+                    Some(Ok((ok, _))) if *ok < k => {
+                        let (ok, ov) = old.next().expect("peeked")?;
+                        out.push(Change { key: ok, before: tree_row(store, Some(ov))?, after: None });
+                    }
+                    Some(Err(_)) => {
+                        old.next().expect("peeked")?;
+                    }
+                    _ => break,
+                }
+            }
+            let before = match old.peek() {
+                Some(Ok((ok, _))) if *ok == k && !empty => {
+                    tree_row(store, Some(old.next().expect("peeked")?.1))?
+                }
+                _ => None,
+            };
+            if before.as_ref() != Some(&v) {
+                out.push(Change { key: k, before, after: Some(v) });
+            }
+        }
+        if !empty {
+            for rest in old {
+                let (ok, ov) = rest?;
+                out.push(Change { key: ok, before: tree_row(store, Some(ov))?, after: None });
+            }
+        }
+        return Ok(out);
+    }
+    let keys = logged_keys(t, plan, consume)?;
+    let head = head.expect("checked above");
+    for (k, live) in live_rows(plan, &keys)? {
+        let before = tree_row(store, prolly::get(store, head, &k)?)?;
+        if before != live {
+            out.push(Change { key: k, before, after: live });
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,
+/// None to leave deleted). Triggers are expected to be disabled by the caller
+/// (`session_replication_role = replica`).
+pub fn write_rows(plan: &Plan, rows: &[(Vec<u8>, Option<Vec<u8>>)]) -> VcResult<()> {
+    let del = format!(
+        "DELETE FROM {} t USING {} k WHERE {}",
+        plan.table,
+        plan.keys_relation(1),
+        plan.key_join("t", "k")
+    );
+    let nk = plan.key_cols.len();
+    let writable: Vec<usize> = (0..plan.value_cols.len())
+        .filter(|&i| !plan.value_generated[i])
+        .collect();
+    let mut cols: Vec<String> = plan.key_cols.iter().map(|c| super::spi::ident(c)).collect();
+    let mut arrays: Vec<String> = (0..nk).map(|i| format!("${}::text[]", i + 1)).collect();
+    let mut names: Vec<String> = (0..nk).map(|i| format!("c{i}")).collect();
+    let mut casts: Vec<String> = (0..nk)
+        .map(|i| format!("u.c{i}::{}", plan.key_types[i]))
+        .collect();
+    for (j, &i) in writable.iter().enumerate() {
+        let p = nk + j + 1;
+        cols.push(super::spi::ident(&plan.value_cols[i]));
+        names.push(format!("v{j}"));
+        if plan.value_raw[i] {
+            arrays.push(format!("${p}::bytea[]"));
+            casts.push(format!("u.v{j}"));
+        } else {
+            arrays.push(format!("${p}::text[]"));
+            casts.push(format!("u.v{j}::{}", plan.value_types[i]));
+        }
+    }
+    let ins = format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM unnest({}) u({})",
+        plan.table,
+        cols.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    );
+    for batch in rows.chunks(BATCH as usize) {
+        let mut key_texts: Vec<Vec<String>> = Vec::with_capacity(batch.len());
+        for (k, _) in batch {
+            key_texts.push(decode_key(&plan.key_kinds, k)?);
+        }
+        let args = (0..nk)
+            .map(|i| Arg::TextArray(key_texts.iter().map(|k| Some(k[i].clone())).collect()))
+            .collect();
+        exec(&del, args)?;
+        let mut key_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); nk];
+        let mut val_text: Vec<Vec<Option<String>>> = vec![Vec::new(); writable.len()];
+        let mut val_raw: Vec<Vec<Option<Vec<u8>>>> = vec![Vec::new(); writable.len()];
+        for ((_, row), kt) in batch.iter().zip(&key_texts) {
+            let Some(row) = row else { continue };
+            let cells = decode_row(row)?;
+            for (i, k) in kt.iter().enumerate() {
+                key_cols[i].push(Some(k.clone()));
+            }
+            for (j, &i) in writable.iter().enumerate() {
+                match cells.get(i).cloned().unwrap_or(Cell::Null) {
+                    Cell::Null => {
+                        val_text[j].push(None);
+                        val_raw[j].push(None);
+                    }
+                    Cell::Text(t) => val_text[j].push(Some(t)),
+                    Cell::Bytes(b) => val_raw[j].push(Some(b)),
+                }
+            }
+        }
+        if key_cols.first().is_none_or(|c| c.is_empty()) {
+            continue;
+        }
+        let mut args: Vec<Arg> = key_cols.into_iter().map(Arg::TextArray).collect();
+        for (j, &i) in writable.iter().enumerate() {
+            args.push(if plan.value_raw[i] {
+                Arg::ByteaArray(std::mem::take(&mut val_raw[j]))
+            } else {
+                Arg::TextArray(std::mem::take(&mut val_text[j]))
+            });
+        }
+        exec(&ins, args)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+-- pgvc's own tables (schema vc). Written only through the extension's functions:
+-- PUBLIC has no privileges on them.
+
+-- Content-addressed chunks: prolly nodes, row blobs, root values, commits.
+CREATE TABLE vc.chunks (
+    hash bytea PRIMARY KEY CHECK (length(hash) = 32),
+    data bytea NOT NULL
+);
+-- Nodes are ~4 KiB and compress well; lz4 is far cheaper than pglz on the hot path.
+ALTER TABLE vc.chunks ALTER COLUMN data SET COMPRESSION lz4;
+
+-- Branches (kind 'branch'), tags ('tag') and remote-tracking refs ('remote').
+CREATE TABLE vc.refs (
+    name text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('branch', 'tag', 'remote')),
+    hash bytea NOT NULL CHECK (length(hash) = 32)
+);
+
+-- The current branch. One row; its row lock serializes committers.
+CREATE TABLE vc.head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    branch text NOT NULL
+);
+INSERT INTO vc.head VALUES (true, 'main');
+
+-- Tracked tables. log_table holds the primary keys changed since the last commit
+-- (written by statement-level triggers); full_scan is set by TRUNCATE and DDL-like
+-- events that make the key log insufficient.
+CREATE TABLE vc.tracked (
+    relid oid PRIMARY KEY,
+    log_table text NOT NULL,
+    full_scan boolean NOT NULL DEFAULT true
+);
+
+
+REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

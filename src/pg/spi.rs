@@ -1,0 +1,206 @@
+//! Thin SPI layer: run a statement or stream a cursor, reading every column as the
+//! type's *output function* text (`SPI_getvalue`), or raw bytes for `bytea` columns.
+//!
+//! We read text through the output function rather than `::text` casts because some
+//! casts differ from output (`bool::text` is `true`, output is `t`; `char(n)::text`
+//! trims) and keys must encode identically on every path. Result tables are freed
+//! batch by batch, so a cursor over a big table runs in flat memory.
+//!
+//! Every function here must run inside an SPI connection (`Spi::connect*`).
+
+use super::error::{VcError, VcResult};
+use crate::codec::Cell;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::IntoDatum;
+use std::ffi::{CStr, CString};
+
+/// A statement argument.
+pub enum Arg {
+    Text(Option<String>),
+    Bytea(Option<Vec<u8>>),
+    TextArray(Vec<Option<String>>),
+    ByteaArray(Vec<Option<Vec<u8>>>),
+    Int8(i64),
+    Oid(pg_sys::Oid),
+    Bool(bool),
+}
+
+struct Params {
+    types: Vec<pg_sys::Oid>,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<std::ffi::c_char>,
+}
+
+fn params(args: Vec<Arg>) -> Params {
+    let mut p = Params {
+        types: Vec::new(),
+        values: Vec::new(),
+        nulls: Vec::new(),
+    };
+    for a in args {
+        let (ty, d) = match a {
+            Arg::Text(v) => (pg_sys::TEXTOID, v.into_datum()),
+            Arg::Bytea(v) => (pg_sys::BYTEAOID, v.into_datum()),
+            Arg::TextArray(v) => (pg_sys::TEXTARRAYOID, v.into_datum()),
+            Arg::ByteaArray(v) => (pg_sys::BYTEAARRAYOID, v.into_datum()),
+            Arg::Int8(v) => (pg_sys::INT8OID, v.into_datum()),
+            Arg::Oid(v) => (pg_sys::OIDOID, v.into_datum()),
+            Arg::Bool(v) => (pg_sys::BOOLOID, v.into_datum()),
+        };
+        p.types.push(ty);
+        p.nulls.push(if d.is_some() { b' ' as _ } else { b'n' as _ });
+        p.values.push(d.unwrap_or(pg_sys::Datum::from(0usize)));
+    }
+    p
+}
+
+fn sql_error(sql: &str, code: i32) -> VcError {
+    VcError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pgvc internal statement failed (SPI code {code}): {sql}"),
+    )
+}
+
+/// Copies the rows of the current `SPI_tuptable` into Rust and frees it. Columns whose
+/// `raw` flag is set are read as bytea bytes, the others as output-function text.
+fn take_tuptable(raw: &[bool]) -> Vec<Vec<Cell>> {
+    // SAFETY: called right after a successful SPI execute/fetch, so SPI_tuptable is
+    // either null or a valid table owned by the current SPI connection; we copy every
+    // value out before freeing it and never touch it afterwards.
+    unsafe {
+        let tt = pg_sys::SPI_tuptable;
+        if tt.is_null() {
+            return Vec::new();
+        }
+        let n = (*tt).numvals as usize;
+        let desc = (*tt).tupdesc;
+        let natts = (*desc).natts as usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let tuple = *(*tt).vals.add(i);
+            let mut row = Vec::with_capacity(natts);
+            for col in 0..natts {
+                let fnum = (col + 1) as i32;
+                if raw.get(col).copied().unwrap_or(false) {
+                    let mut isnull = false;
+                    let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
+                    row.push(match Vec::<u8>::from_datum(d, isnull) {
+                        Some(b) => Cell::Bytes(b),
+                        None => Cell::Null,
+                    });
+                } else {
+                    let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
+                    if p.is_null() {
+                        row.push(Cell::Null);
+                    } else {
+                        row.push(Cell::Text(CStr::from_ptr(p).to_string_lossy().into_owned()));
+                        pg_sys::pfree(p.cast());
+                    }
+                }
+            }
+            out.push(row);
+        }
+        pg_sys::SPI_freetuptable(tt);
+        out
+    }
+}
+
+/// Runs a statement (any kind), returning its rows (if any) read as described above.
+pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    let mut p = params(args);
+    let c = CString::new(sql).expect("no NUL in internal SQL");
+    // SAFETY: the arrays live until the call returns and have `nargs` entries each.
+    let rc = unsafe {
+        pg_sys::SPI_execute_with_args(
+            c.as_ptr(),
+            p.types.len() as i32,
+            p.types.as_mut_ptr(),
+            p.values.as_mut_ptr(),
+            p.nulls.as_ptr(),
+            false,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(sql_error(sql, rc));
+    }
+    Ok(take_tuptable(raw))
+}
+
+/// Runs a statement for its effect; returns the number of rows processed.
+pub fn exec(sql: &str, args: Vec<Arg>) -> VcResult<u64> {
+    query(sql, args, &[])?;
+    // SAFETY: plain read of a global set by the statement above.
+    Ok(unsafe { pg_sys::SPI_processed })
+}
+
+/// First column of the first row as text, if any.
+pub fn one_text(sql: &str, args: Vec<Arg>) -> VcResult<Option<String>> {
+    Ok(query(sql, args, &[])?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .and_then(|c| match c {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }))
+}
+
+/// A server-side cursor, fetched in batches; closed on drop.
+pub struct Cursor {
+    portal: pg_sys::Portal,
+    raw: Vec<bool>,
+}
+
+impl Cursor {
+    pub fn open(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
+        let mut p = params(args);
+        let c = CString::new(sql).expect("no NUL in internal SQL");
+        // SAFETY: as in `query`; the portal is owned by the transaction and closed in Drop.
+        let portal = unsafe {
+            pg_sys::SPI_cursor_open_with_args(
+                std::ptr::null(),
+                c.as_ptr(),
+                p.types.len() as i32,
+                p.types.as_mut_ptr(),
+                p.values.as_mut_ptr(),
+                p.nulls.as_ptr(),
+                false,
+                0,
+            )
+        };
+        if portal.is_null() {
+            return Err(sql_error(sql, -1));
+        }
+        Ok(Cursor { portal, raw })
+    }
+
+    /// The next up to `n` rows; empty when done.
+    pub fn fetch(&mut self, n: i64) -> Vec<Vec<Cell>> {
+        // SAFETY: the portal is open (closed only in Drop).
+        unsafe { pg_sys::SPI_cursor_fetch(self.portal, true, n as _) };
+        take_tuptable(&self.raw)
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        // During an ERROR unwind the transaction abort closes portals itself, and
+        // calling back into PostgreSQL there is not allowed.
+        if !std::thread::panicking() {
+            // SAFETY: the portal is still open: nothing else closes it.
+            unsafe { pg_sys::SPI_cursor_close(self.portal) };
+        }
+    }
+}
+
+/// Quotes an identifier for SQL.
+pub fn ident(s: &str) -> String {
+    pgrx::spi::quote_identifier(s)
+}
+
+/// Runs `f` inside an SPI connection.
+pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    Spi::connect_mut(|_client| f())
+}

@@ -1,0 +1,167 @@
+//! `PgStore`: the chunk store in the extension table `vc.chunks`.
+//!
+//! Writes are buffered and flushed as one multi-row `INSERT ... ON CONFLICT DO
+//! NOTHING` per few MB, inside the caller's transaction: a rolled back commit leaves
+//! no chunk behind. Reads go through a per-backend cache; caching across transactions
+//! is safe because a chunk's bytes are fixed by its hash, and writes never trust the
+//! cache (a cached chunk may come from a rolled back transaction), they always INSERT.
+//! Every chunk read from the table is verified against its hash.
+
+use super::spi::{query, Arg};
+use crate::codec::Cell;
+use crate::store::{hash_of, verify, Chunk, ChunkStore, Hash, Result, StoreError};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Flush threshold for buffered writes: large enough to amortise the INSERT, small
+/// enough to keep a big commit's memory flat.
+const FLUSH_BYTES: usize = 8 << 20;
+/// Bound of the per-backend read cache.
+const CACHE_BYTES: usize = 64 << 20;
+
+thread_local! {
+    static CACHE: RefCell<(HashMap<Hash, Chunk>, usize)> = RefCell::new((HashMap::new(), 0));
+}
+
+fn cache_get(h: &Hash) -> Option<Chunk> {
+    CACHE.with(|c| c.borrow().0.get(h).cloned())
+}
+
+fn cache_put(h: Hash, data: Chunk) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.1 + data.len() > CACHE_BYTES {
+            c.0.clear();
+            c.1 = 0;
+        }
+        c.1 += data.len();
+        c.0.insert(h, data);
+    })
+}
+
+#[derive(Default)]
+struct Pending {
+    chunks: HashMap<Hash, Chunk>,
+    bytes: usize,
+}
+
+/// Interior mutability lets several writers (a tree builder and the blob writer that
+/// feeds it) share one store through `&PgStore`.
+#[derive(Default)]
+pub struct PgStore {
+    pending: RefCell<Pending>,
+}
+
+impl PgStore {
+    pub fn new() -> PgStore {
+        PgStore::default()
+    }
+
+    /// Writes the buffered chunks to `vc.chunks`. Must be called before the data is
+    /// referenced from a ref or returned to the user.
+    pub fn flush(&self) -> Result<()> {
+        let drained: Vec<(Hash, Chunk)> = {
+            let mut p = self.pending.borrow_mut();
+            p.bytes = 0;
+            p.chunks.drain().collect()
+        };
+        if drained.is_empty() {
+            return Ok(());
+        }
+        let (hashes, datas): (Vec<_>, Vec<_>) = drained
+            .into_iter()
+            .map(|(h, d)| (Some(h.as_bytes().to_vec()), Some(d.to_vec())))
+            .unzip();
+        query(
+            "INSERT INTO vc.chunks (hash, data) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT (hash) DO NOTHING",
+            vec![Arg::ByteaArray(hashes), Arg::ByteaArray(datas)],
+            &[],
+        )
+        .map_err(|e| StoreError::Backend(e.message))?;
+        Ok(())
+    }
+
+    fn fetch(h: &Hash) -> Result<Option<Chunk>> {
+        let rows = query(
+            "SELECT data FROM vc.chunks WHERE hash = $1",
+            vec![Arg::Bytea(Some(h.as_bytes().to_vec()))],
+            &[true],
+        )
+        .map_err(|e| StoreError::Backend(e.message))?;
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some(Cell::Bytes(b)) => {
+                verify(h, &b)?;
+                Ok(Some(Chunk::from(b)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl PgStore {
+    fn get_chunk(&self, h: &Hash) -> Result<Chunk> {
+        let pending = self.pending.borrow().chunks.get(h).cloned();
+        if let Some(c) = pending.or_else(|| cache_get(h)) {
+            return Ok(c);
+        }
+        let c = PgStore::fetch(h)?.ok_or(StoreError::Missing(*h))?;
+        cache_put(*h, c.clone());
+        Ok(c)
+    }
+
+    fn has_chunk(&self, h: &Hash) -> Result<bool> {
+        if self.pending.borrow().chunks.contains_key(h) {
+            return Ok(true);
+        }
+        let rows = query(
+            "SELECT 1 FROM vc.chunks WHERE hash = $1",
+            vec![Arg::Bytea(Some(h.as_bytes().to_vec()))],
+            &[],
+        )
+        .map_err(|e| StoreError::Backend(e.message))?;
+        Ok(!rows.is_empty())
+    }
+
+    fn put_chunk(&self, data: Vec<u8>) -> Result<Hash> {
+        let h = hash_of(&data);
+        let full = {
+            let mut p = self.pending.borrow_mut();
+            if !p.chunks.contains_key(&h) {
+                p.bytes += data.len();
+                let chunk = Chunk::from(data);
+                cache_put(h, chunk.clone());
+                p.chunks.insert(h, chunk);
+            }
+            p.bytes >= FLUSH_BYTES
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(h)
+    }
+}
+
+impl ChunkStore for PgStore {
+    fn get(&self, h: &Hash) -> Result<Chunk> {
+        self.get_chunk(h)
+    }
+    fn has(&self, h: &Hash) -> Result<bool> {
+        self.has_chunk(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
+        self.put_chunk(data)
+    }
+}
+
+impl ChunkStore for &PgStore {
+    fn get(&self, h: &Hash) -> Result<Chunk> {
+        self.get_chunk(h)
+    }
+    fn has(&self, h: &Hash) -> Result<bool> {
+        self.has_chunk(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
+        self.put_chunk(data)
+    }
+}

@@ -1,0 +1,138 @@
+//! `apply_edits`: produce the tree for (old contents + sorted edits),
+//! reusing every untouched subtree that still lines up with the chunker.
+//!
+//! The old tree is walked top-down, left to right, feeding a `Builder`.
+//! Child `i` of a node covers `(key[i-1], key[i]]`; the last child on the
+//! rightmost path covers everything above too, so edits past the last key
+//! land in the last leaf. A child with no edit in its range is pushed whole
+//! (no read) when the builder's levels up to the child's level are all at a
+//! cut; then the chunkers would have reproduced it byte for byte. Otherwise an
+//! internal child is descended and a leaf is merged entry by entry with the
+//! edits. The result is exactly `build` of the new entry set, whatever the
+//! batching of edits, and a point edit costs O(depth) reads and writes.
+
+use super::build::Builder;
+use super::node::{load, load_at, Node};
+use super::ProllyError;
+use crate::store::{ChunkStore, Hash};
+
+/// An edit: `Some(value)` upserts, `None` deletes (absent keys are ignored).
+pub type Edit = (Vec<u8>, Option<Vec<u8>>);
+
+/// Apply edits, strictly ascending by key, to the tree at `root`.
+/// Returns `ProllyError::Unsorted` if the edits are not strictly ascending.
+pub fn apply_edits<S, I>(store: &mut S, root: Hash, edits: I) -> Result<Hash, ProllyError>
+where
+    S: ChunkStore + ?Sized,
+    I: IntoIterator<Item = Edit>,
+{
+    let mut edits = Edits::new(edits.into_iter());
+    if edits.peek_key(None)?.is_none() {
+        return Ok(root);
+    }
+    let root_node = load(&*store, root)?;
+    let mut b = Builder::new(store);
+    walk(&mut b, &root_node, None, &mut edits)?;
+    b.finish()
+}
+
+/// Feed the part of `node`'s subtree at keys `<= hi` (`None`: no bound)
+/// merged with the edits in that range into the builder.
+fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
+    b: &mut Builder<'_, S>,
+    node: &Node,
+    hi: Option<&[u8]>,
+    edits: &mut Edits<I>,
+) -> Result<(), ProllyError> {
+    if node.is_leaf() {
+        return merge_leaf(b, node, hi, edits);
+    }
+    let child_level = node.level() - 1;
+    let last = node.len() - 1;
+    for i in 0..node.len() {
+        let key = node.key(i);
+        let child_hi = if i == last && hi.is_none() { None } else { Some(key) };
+        let touched = edits.peek_key(child_hi)?.is_some();
+        if !touched && b.at_cut(child_level) {
+            b.push_subtree(child_level, key.to_vec(), node.child(i))?;
+            continue;
+        }
+        let child = load_at(b.store(), node.child(i), child_level)?;
+        walk(b, &child, child_hi, edits)?;
+    }
+    Ok(())
+}
+
+fn merge_leaf<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
+    b: &mut Builder<'_, S>,
+    leaf: &Node,
+    hi: Option<&[u8]>,
+    edits: &mut Edits<I>,
+) -> Result<(), ProllyError> {
+    let mut i = 0;
+    loop {
+        let take_edit = match edits.peek_key(hi)? {
+            None if i == leaf.len() => return Ok(()),
+            None => false,
+            Some(_) if i == leaf.len() => true,
+            Some(ek) => {
+                let ord = leaf.key(i).cmp(ek);
+                if ord.is_eq() {
+                    i += 1; // the edit replaces (or deletes) this entry
+                }
+                ord.is_ge()
+            }
+        };
+        if take_edit {
+            if let (key, Some(value)) = edits.next_unchecked() {
+                b.push(key, value)?;
+            }
+        } else {
+            b.push(leaf.key(i).to_vec(), leaf.value(i).to_vec())?;
+            i += 1;
+        }
+    }
+}
+
+/// The edit stream with one edit of lookahead and an order check.
+struct Edits<I> {
+    inner: I,
+    peeked: Option<Edit>,
+    prev: Option<Vec<u8>>,
+    index: usize,
+}
+
+impl<I: Iterator<Item = Edit>> Edits<I> {
+    fn new(inner: I) -> Self {
+        Edits {
+            inner,
+            peeked: None,
+            prev: None,
+            index: 0,
+        }
+    }
+
+    /// Key of the next edit if it is `<= hi` (any key when `hi` is `None`).
+    fn peek_key(&mut self, hi: Option<&[u8]>) -> Result<Option<&[u8]>, ProllyError> {
+        if self.peeked.is_none() {
+            if let Some(e) = self.inner.next() {
+                if self.prev.as_deref().is_some_and(|p| p >= e.0.as_slice()) {
+                    return Err(ProllyError::Unsorted { index: self.index });
+                }
+                self.index += 1;
+                self.peeked = Some(e);
+            }
+        }
+        Ok(match &self.peeked {
+            Some((k, _)) if hi.is_none_or(|h| k.as_slice() <= h) => Some(k.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// Take the edit last reported by `peek_key`.
+    fn next_unchecked(&mut self) -> Edit {
+        let e = self.peeked.take().expect("next_unchecked after a successful peek");
+        self.prev = Some(e.0.clone());
+        e
+    }
+}

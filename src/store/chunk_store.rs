@@ -1,0 +1,107 @@
+//! The `ChunkStore` trait: put/get of immutable chunks by content hash.
+//!
+//! Contract every implementation must keep (checked by `testsuite`):
+//! `put(data)` returns `hash_of(&data)` and is idempotent; `get(h)` returns
+//! exactly the bytes put under `h` or `StoreError::Missing(h)`; `has_many`
+//! answers in input order. Chunks are `Arc<[u8]>` so stores may cache and
+//! hand out clones cheaply.
+
+use super::{hash_of, Hash, Result, StoreError};
+use std::sync::Arc;
+
+/// An immutable chunk's bytes; cloning is a reference-count bump.
+pub type Chunk = Arc<[u8]>;
+
+pub trait ChunkStore {
+    fn get(&self, h: &Hash) -> Result<Chunk>;
+    fn has(&self, h: &Hash) -> Result<bool>;
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash>;
+    fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        hs.iter().map(|h| self.has(h)).collect()
+    }
+}
+
+/// `Corrupt` unless `data` hashes to `h`. Stores reading from untrusted media
+/// call this before handing bytes out.
+pub fn verify(h: &Hash, data: &[u8]) -> Result<()> {
+    let actual = hash_of(data);
+    if actual == *h {
+        Ok(())
+    } else {
+        Err(StoreError::corrupt(
+            *h,
+            format!("content hashes to {actual}"),
+        ))
+    }
+}
+
+impl<S: ChunkStore + ?Sized> ChunkStore for &mut S {
+    fn get(&self, h: &Hash) -> Result<Chunk> {
+        (**self).get(h)
+    }
+    fn has(&self, h: &Hash) -> Result<bool> {
+        (**self).has(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
+        (**self).put(data)
+    }
+    fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        (**self).has_many(hs)
+    }
+}
+
+impl<S: ChunkStore + ?Sized> ChunkStore for Box<S> {
+    fn get(&self, h: &Hash) -> Result<Chunk> {
+        (**self).get(h)
+    }
+    fn has(&self, h: &Hash) -> Result<bool> {
+        (**self).has(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
+        (**self).put(data)
+    }
+    fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        (**self).has_many(hs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    #[test]
+    fn verify_detects_mismatch() {
+        let h = hash_of(b"abc");
+        assert!(verify(&h, b"abc").is_ok());
+        match verify(&h, b"abd") {
+            Err(StoreError::Corrupt { hash, .. }) => assert_eq!(hash, h),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forwarding_impls() {
+        let mut boxed: Box<dyn ChunkStore> = Box::new(MemStore::new());
+        let h = boxed.put(b"x".to_vec()).unwrap();
+        assert!(boxed.has(&h).unwrap());
+        let mut m = MemStore::new();
+        let mut r: &mut MemStore = &mut m;
+        let h2 = ChunkStore::put(&mut r, b"y".to_vec()).unwrap();
+        assert_eq!(&*r.get(&h2).unwrap(), b"y");
+        assert_eq!(m.puts, 1);
+    }
+
+    #[test]
+    fn error_messages() {
+        let h = hash_of(b"");
+        assert_eq!(
+            StoreError::Missing(h).to_string(),
+            format!("chunk {h} is missing")
+        );
+        assert_eq!(
+            StoreError::corrupt(h, "bad").to_string(),
+            format!("chunk {h} is corrupt: bad")
+        );
+    }
+}
