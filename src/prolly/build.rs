@@ -134,8 +134,8 @@ impl<'s, S: ChunkStore + ?Sized> Builder<'s, S> {
                 // The level below produced one node in total: it is the root,
                 // unless it too has a single child (possible for reused
                 // subtrees), so walk down the single-child chain.
-                let child = Hash::from_slice(&entries[0].1)
-                    .expect("internal entries hold 32-byte hashes");
+                let child =
+                    Hash::from_slice(&entries[0].1).expect("internal entries hold 32-byte hashes");
                 return Ok(self.collapse(child, level - 1)?);
             }
             return Ok(self.store.put(encode_node(level as u8, &entries))?);

@@ -75,9 +75,16 @@ mod tests {
             .filter(|i| boundary_fires(0, &i.to_be_bytes(), 64))
             .count();
         assert!((1200..1950).contains(&fired), "fired {fired}");
-        assert!(boundary_fires(0, b"k", TARGET_NODE), "entry >= TARGET always fires");
-        let lvl0: Vec<bool> = (0..200u32).map(|i| boundary_fires(0, &i.to_be_bytes(), 400)).collect();
-        let lvl1: Vec<bool> = (0..200u32).map(|i| boundary_fires(1, &i.to_be_bytes(), 400)).collect();
+        assert!(
+            boundary_fires(0, b"k", TARGET_NODE),
+            "entry >= TARGET always fires"
+        );
+        let lvl0: Vec<bool> = (0..200u32)
+            .map(|i| boundary_fires(0, &i.to_be_bytes(), 400))
+            .collect();
+        let lvl1: Vec<bool> = (0..200u32)
+            .map(|i| boundary_fires(1, &i.to_be_bytes(), 400))
+            .collect();
         assert_ne!(lvl0, lvl1, "levels cut independently");
     }
 

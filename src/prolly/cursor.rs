@@ -18,8 +18,13 @@ struct Frame {
 pub(crate) enum Pos<'a> {
     Done,
     /// At the start of the unloaded subtree rooted at `hash`, at `level`.
-    Head { level: u8 },
-    Entry { key: &'a [u8], value: &'a [u8] },
+    Head {
+        level: u8,
+    },
+    Entry {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
 }
 
 pub(crate) struct Cursor<'s, S: ?Sized> {
@@ -31,14 +36,20 @@ impl<'s, S: ChunkStore + ?Sized> Cursor<'s, S> {
     /// Positioned at the first entry (or head) of the tree at `root`.
     pub fn new(store: &'s S, root: Hash) -> Result<Self> {
         let node = load(store, root)?;
-        let mut c = Cursor { store, stack: vec![Frame { node, idx: 0 }] };
+        let mut c = Cursor {
+            store,
+            stack: vec![Frame { node, idx: 0 }],
+        };
         c.normalize();
         Ok(c)
     }
 
     /// Positioned at the first entry with key >= `start`.
     pub fn seek(store: &'s S, root: Hash, start: &[u8]) -> Result<Self> {
-        let mut c = Cursor { store, stack: Vec::new() };
+        let mut c = Cursor {
+            store,
+            stack: Vec::new(),
+        };
         let mut node = load(store, root)?;
         loop {
             let idx = node.search(start);
@@ -61,7 +72,9 @@ impl<'s, S: ChunkStore + ?Sized> Cursor<'s, S> {
                 key: f.node.key(f.idx),
                 value: f.node.value(f.idx),
             },
-            Some(f) => Pos::Head { level: f.node.level() - 1 },
+            Some(f) => Pos::Head {
+                level: f.node.level() - 1,
+            },
         }
     }
 
@@ -99,7 +112,9 @@ impl<'s, S: ChunkStore + ?Sized> Cursor<'s, S> {
     /// from it down all sit at index 0.
     pub fn starts(&self, out: &mut Vec<(u8, Hash)>) {
         out.clear();
-        let Some(last) = self.stack.last() else { return };
+        let Some(last) = self.stack.last() else {
+            return;
+        };
         if !last.node.is_leaf() {
             out.push((last.node.level() - 1, last.node.child(last.idx)));
         }
@@ -131,7 +146,11 @@ pub struct Iter<'s, S: ?Sized> {
 }
 
 enum IterState<'s, S: ?Sized> {
-    Start { store: &'s S, root: Hash, from: Option<Vec<u8>> },
+    Start {
+        store: &'s S,
+        root: Hash,
+        from: Option<Vec<u8>>,
+    },
     Running(Cursor<'s, S>),
     Done,
 }
@@ -160,7 +179,9 @@ impl<S: ChunkStore + ?Sized> Iter<'_, S> {
                 Err(e) => return Some(Err(e)),
             }
         }
-        let IterState::Running(c) = &mut self.state else { return None };
+        let IterState::Running(c) = &mut self.state else {
+            return None;
+        };
         loop {
             let entry = match c.pos() {
                 Pos::Done => return None,
@@ -184,12 +205,28 @@ impl<S: ChunkStore + ?Sized> Iter<'_, S> {
 
 /// All entries of the tree at `root`, in key order, one path in memory.
 pub fn iter<S: ChunkStore + ?Sized>(store: &S, root: Hash) -> Iter<'_, S> {
-    Iter { state: IterState::Start { store, root, from: None } }
+    Iter {
+        state: IterState::Start {
+            store,
+            root,
+            from: None,
+        },
+    }
 }
 
 /// Entries with key >= `start`, in key order.
-pub fn iter_from<'s, S: ChunkStore + ?Sized>(store: &'s S, root: Hash, start: &[u8]) -> Iter<'s, S> {
-    Iter { state: IterState::Start { store, root, from: Some(start.to_vec()) } }
+pub fn iter_from<'s, S: ChunkStore + ?Sized>(
+    store: &'s S,
+    root: Hash,
+    start: &[u8],
+) -> Iter<'s, S> {
+    Iter {
+        state: IterState::Start {
+            store,
+            root,
+            from: Some(start.to_vec()),
+        },
+    }
 }
 
 /// Value stored under `key`, reading one node per level.

@@ -37,7 +37,11 @@ enum State<'s, S: ?Sized> {
 pub fn diff<S: ChunkStore + ?Sized>(store: &S, from: Hash, to: Hash) -> Diff<'_, S> {
     Diff {
         store,
-        state: if from == to { State::Done } else { State::Start(from, to) },
+        state: if from == to {
+            State::Done
+        } else {
+            State::Start(from, to)
+        },
         starts_a: Vec::new(),
         starts_b: Vec::new(),
     }
@@ -77,7 +81,9 @@ impl<S: ChunkStore + ?Sized> Diff<'_, S> {
             let b = Cursor::new(self.store, to)?;
             self.state = State::Running(a, b);
         }
-        let State::Running(a, b) = &mut self.state else { return Ok(None) };
+        let State::Running(a, b) = &mut self.state else {
+            return Ok(None);
+        };
         loop {
             a.starts(&mut self.starts_a);
             b.starts(&mut self.starts_b);
@@ -98,7 +104,11 @@ impl<S: ChunkStore + ?Sized> Diff<'_, S> {
                         b.descend()?;
                     }
                 }
-                Act::Emit { entry, a: aa, b: ab } => {
+                Act::Emit {
+                    entry,
+                    a: aa,
+                    b: ab,
+                } => {
                     if aa {
                         a.advance();
                     }
@@ -156,8 +166,16 @@ fn decide(a: Pos<'_>, b: Pos<'_>) -> Act {
         },
         (Pos::Entry { key: ka, value: va }, Pos::Entry { key: kb, value: vb }) => {
             match ka.cmp(kb) {
-                Ordering::Less => Act::Emit { entry: removed(ka, va), a: true, b: false },
-                Ordering::Greater => Act::Emit { entry: added(kb, vb), a: false, b: true },
+                Ordering::Less => Act::Emit {
+                    entry: removed(ka, va),
+                    a: true,
+                    b: false,
+                },
+                Ordering::Greater => Act::Emit {
+                    entry: added(kb, vb),
+                    a: false,
+                    b: true,
+                },
                 Ordering::Equal if va == vb => Act::Advance,
                 Ordering::Equal => Act::Emit {
                     entry: DiffEntry {

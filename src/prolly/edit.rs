@@ -51,7 +51,11 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
     let last = node.len() - 1;
     for i in 0..node.len() {
         let key = node.key(i);
-        let child_hi = if i == last && hi.is_none() { None } else { Some(key) };
+        let child_hi = if i == last && hi.is_none() {
+            None
+        } else {
+            Some(key)
+        };
         let touched = edits.peek_key(child_hi)?.is_some();
         if !touched && b.at_cut(child_level) {
             b.push_subtree(child_level, key.to_vec(), node.child(i))?;
@@ -131,7 +135,10 @@ impl<I: Iterator<Item = Edit>> Edits<I> {
 
     /// Take the edit last reported by `peek_key`.
     fn next_unchecked(&mut self) -> Edit {
-        let e = self.peeked.take().expect("next_unchecked after a successful peek");
+        let e = self
+            .peeked
+            .take()
+            .expect("next_unchecked after a successful peek");
         self.prev = Some(e.0.clone());
         e
     }

@@ -22,6 +22,8 @@ mod node;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod reuse_tests;
+#[cfg(test)]
 mod tests;
 
 pub use build::{build, Builder};

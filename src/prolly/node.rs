@@ -57,7 +57,10 @@ pub fn entry_size(key_len: usize, value_len: usize) -> usize {
 /// Encode a node. Callers guarantee keys are strictly ascending and, for
 /// `level > 0`, values are 32-byte child hashes.
 pub fn encode_node(level: u8, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let body: usize = entries.iter().map(|(k, v)| entry_size(k.len(), v.len())).sum();
+    let body: usize = entries
+        .iter()
+        .map(|(k, v)| entry_size(k.len(), v.len()))
+        .sum();
     let mut out = Vec::with_capacity(2 + varint_len(entries.len() as u64) + body);
     out.push(kind::NODE);
     out.push(level);
@@ -168,7 +171,7 @@ impl Node {
     }
 
     /// Child hash of entry `i` of an internal node.
-    pub fn child(&self, i: usize) -> Hash {
+    pub(crate) fn child(&self, i: usize) -> Hash {
         // decode() guarantees internal values are exactly 32 bytes.
         Hash::from_slice(self.value(i)).expect("internal node values are 32 bytes")
     }
@@ -176,7 +179,8 @@ impl Node {
     /// Index of the first entry whose key is >= `key` (`len()` if none). For
     /// an internal node this is the child whose range may contain `key`.
     pub fn search(&self, key: &[u8]) -> usize {
-        self.spans.partition_point(|s| &self.data[s.key.0..s.key.1] < key)
+        self.spans
+            .partition_point(|s| &self.data[s.key.0..s.key.1] < key)
     }
 
     /// Encoded size of entry `i` (chunker units).
@@ -270,7 +274,13 @@ mod tests {
 
     #[test]
     fn malformed_is_corrupt() {
-        let good = encode_node(0, &[(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        let good = encode_node(
+            0,
+            &[
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+            ],
+        );
         for cut in 0..good.len() {
             assert_corrupt(good[..cut].to_vec(), &format!("truncated at {cut}"));
         }
@@ -280,18 +290,34 @@ mod tests {
         let mut tag = good.clone();
         tag[0] = kind::BLOB;
         assert_corrupt(tag, "wrong kind");
-        assert_corrupt(encode_node(0, &[(b"b".to_vec(), vec![]), (b"a".to_vec(), vec![])]), "unsorted");
-        assert_corrupt(encode_node(0, &[(b"a".to_vec(), vec![]), (b"a".to_vec(), vec![])]), "dup");
-        assert_corrupt(encode_node(1, &[(b"a".to_vec(), vec![1; 31])]), "short child hash");
+        assert_corrupt(
+            encode_node(0, &[(b"b".to_vec(), vec![]), (b"a".to_vec(), vec![])]),
+            "unsorted",
+        );
+        assert_corrupt(
+            encode_node(0, &[(b"a".to_vec(), vec![]), (b"a".to_vec(), vec![])]),
+            "dup",
+        );
+        assert_corrupt(
+            encode_node(1, &[(b"a".to_vec(), vec![1; 31])]),
+            "short child hash",
+        );
         assert_corrupt(encode_node(1, &[]), "empty internal");
-        assert_corrupt(vec![kind::NODE, 0, 0xff, 0xff, 0xff, 0xff, 0x0f], "huge count");
+        assert_corrupt(
+            vec![kind::NODE, 0, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            "huge count",
+        );
         // Garbage of every small shape must never panic.
         let mut x = 12345u32;
         for len in 0..400 {
             let bytes: Vec<u8> = (0..len)
                 .map(|i| {
                     x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    if i == 0 { kind::NODE } else { (x >> 16) as u8 }
+                    if i == 0 {
+                        kind::NODE
+                    } else {
+                        (x >> 16) as u8
+                    }
                 })
                 .collect();
             let _ = dec(bytes);

@@ -13,7 +13,11 @@ use std::collections::BTreeMap;
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
-    let prefix = prop_oneof![Just(vec![]), Just(vec![b'a'; 40]), Just(b"tenant/0001/".repeat(20))];
+    let prefix = prop_oneof![
+        Just(vec![]),
+        Just(vec![b'a'; 40]),
+        Just(b"tenant/0001/".repeat(20))
+    ];
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..4),
         (prefix, prop::collection::vec(any::<u8>(), 0..6)).prop_map(|(mut p, s)| {
@@ -36,13 +40,21 @@ fn map_strategy(max: usize) -> impl Strategy<Value = Map> {
 }
 
 fn edits_strategy(max: usize) -> impl Strategy<Value = BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
-    prop::collection::btree_map(key_strategy(), prop::option::weighted(0.7, value_strategy()), 0..max)
+    prop::collection::btree_map(
+        key_strategy(),
+        prop::option::weighted(0.7, value_strategy()),
+        0..max,
+    )
 }
 
 /// Edits derived from the current contents: contiguous range deletes
 /// (which shrink or merge nodes at every level), rewrites of existing keys,
 /// and fresh keys. `seed` drives the choices so proptest can replay them.
-fn derived_edits(m: &Map, seed: u64, fresh: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+fn derived_edits(
+    m: &Map,
+    seed: u64,
+    fresh: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     let mut rng = Rng(seed);
     let mut edits = fresh.clone();
     let keys: Vec<_> = m.keys().collect();
@@ -89,7 +101,11 @@ fn model_diff(a: &Map, b: &Map) -> Vec<DiffEntry> {
     let keys: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
     keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| DiffEntry { key: k.clone(), before: a.get(k).cloned(), after: b.get(k).cloned() })
+        .map(|k| DiffEntry {
+            key: k.clone(),
+            before: a.get(k).cloned(),
+            after: b.get(k).cloned(),
+        })
         .collect()
 }
 
@@ -98,7 +114,10 @@ fn tree_diff(s: &MemStore, a: Hash, b: Hash) -> Vec<DiffEntry> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 64, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 128,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -186,7 +205,9 @@ proptest! {
 #[test]
 fn random_batches_on_a_deep_tree() {
     let mut rng = Rng(2024);
-    let mut model: Map = (0..60_000u64).map(|i| (key(i * 3), vec![b'a'; rng.below(40) as usize])).collect();
+    let mut model: Map = (0..60_000u64)
+        .map(|i| (key(i * 3), vec![b'a'; rng.below(40) as usize]))
+        .collect();
     let mut s = MemStore::new();
     let mut root = build(&mut s, entries(&model)).unwrap();
     assert!(depth(&s, root).unwrap() >= 3);
@@ -205,8 +226,16 @@ fn random_batches_on_a_deep_tree() {
         let before = model.clone();
         apply_model(&mut model, &edits);
         let new = apply_edits(&mut s, root, edits).unwrap();
-        assert_eq!(new, build(&mut s, entries(&model)).unwrap(), "round {round}");
-        assert_eq!(tree_diff(&s, root, new), model_diff(&before, &model), "round {round}");
+        assert_eq!(
+            new,
+            build(&mut s, entries(&model)).unwrap(),
+            "round {round}"
+        );
+        assert_eq!(
+            tree_diff(&s, root, new),
+            model_diff(&before, &model),
+            "round {round}"
+        );
         root = new;
     }
 }

@@ -33,7 +33,11 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 fn round_trip<S: ChunkStore>(s: &mut S) {
     let data = b"pgvc chunk round trip".to_vec();
     let h = s.put(data.clone()).expect("put failed");
-    assert_eq!(h, hash_of(&data), "put must return the BLAKE3 hash of the data");
+    assert_eq!(
+        h,
+        hash_of(&data),
+        "put must return the BLAKE3 hash of the data"
+    );
     let got = s.get(&h).expect("get after put failed");
     assert_eq!(&*got, &data[..], "get must return exactly the bytes put");
 }
@@ -41,7 +45,9 @@ fn round_trip<S: ChunkStore>(s: &mut S) {
 fn idempotent_put<S: ChunkStore>(s: &mut S) {
     let data = pseudo_random(1000, 1);
     let a = s.put(data.clone()).expect("first put failed");
-    let b = s.put(data.clone()).expect("second put of the same data failed");
+    let b = s
+        .put(data.clone())
+        .expect("second put of the same data failed");
     assert_eq!(a, b, "putting the same bytes twice must give the same hash");
     assert_eq!(&*s.get(&a).expect("get failed"), &data[..]);
 }
@@ -54,16 +60,26 @@ fn missing_chunk<S: ChunkStore>(s: &mut S) {
         Err(e) => panic!("get of an absent chunk must be Missing, got error {e}"),
         Ok(_) => panic!("get of an absent chunk must fail"),
     }
-    assert!(!s.has(&absent).expect("has failed"), "has(absent) must be false");
+    assert!(
+        !s.has(&absent).expect("has failed"),
+        "has(absent) must be false"
+    );
 }
 
 fn has_and_has_many<S: ChunkStore>(s: &mut S) {
     let a = s.put(b"a".to_vec()).expect("put failed");
     let b = s.put(b"b".to_vec()).expect("put failed");
     let x = hash_of(b"x");
-    assert!(s.has(&a).expect("has failed"), "has must see a stored chunk");
+    assert!(
+        s.has(&a).expect("has failed"),
+        "has must see a stored chunk"
+    );
     let got = s.has_many(&[a, x, b, x, a]).expect("has_many failed");
-    assert_eq!(got, vec![true, false, true, false, true], "has_many keeps input order");
+    assert_eq!(
+        got,
+        vec![true, false, true, false, true],
+        "has_many keeps input order"
+    );
     assert!(s.has_many(&[]).expect("has_many failed").is_empty());
 }
 
@@ -77,7 +93,7 @@ fn large_chunk<S: ChunkStore>(s: &mut S) {
     let data = pseudo_random(5 << 20, 2);
     let h = s.put(data.clone()).expect("put of a 5 MB chunk failed");
     let got = s.get(&h).expect("get of a 5 MB chunk failed");
-    assert!(&*got == &data[..], "5 MB chunk must round trip byte for byte");
+    assert!(*got == data[..], "5 MB chunk must round trip byte for byte");
 }
 
 fn many_chunks<S: ChunkStore>(s: &mut S) {
@@ -91,10 +107,17 @@ fn many_chunks<S: ChunkStore>(s: &mut S) {
     let mut distinct = hashes.clone();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), datas.len(), "distinct data must get distinct hashes");
+    assert_eq!(
+        distinct.len(),
+        datas.len(),
+        "distinct data must get distinct hashes"
+    );
     for (h, d) in hashes.iter().zip(&datas) {
         assert_eq!(&*s.get(h).expect("get failed"), &d[..], "chunk {h} changed");
     }
     let all = s.has_many(&hashes).expect("has_many failed");
-    assert!(all.iter().all(|&b| b), "has_many must see every stored chunk");
+    assert!(
+        all.iter().all(|&b| b),
+        "has_many must see every stored chunk"
+    );
 }

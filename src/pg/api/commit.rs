@@ -93,7 +93,7 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
         None => root.tables.is_empty(),
     };
     if unchanged && !allow_empty {
-        return Err(VcError::new(Code::ERRCODE_NO_DATA, "nothing to commit: no tracked table changed")
+        return Err(VcError::new(Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "nothing to commit: no tracked table changed")
             .hint("change rows of a tracked table, vc.track() a table, or pass allow_empty => true"));
     }
     let mut s = &store;
