@@ -57,6 +57,23 @@ else
 fi
 
 # 5. Where `cargo pgrx test --runas postgres` puts its cluster: it must be writable
-#    by postgres, who creates a per-run data dir in it.
+#    by postgres, who creates a per-run data dir in it. Nothing under target/ needs
+#    to be readable by postgres (checked from a checkout in /root, mode 0700): the
+#    test extension is installed into the system PostgreSQL dirs, and the server
+#    runs in this pgdata dir.
 install -d -o postgres -g postgres -m 0755 "$PGRX_TEST_PGDATA"
 step "test pgdata dir $PGRX_TEST_PGDATA ready"
+
+# 6. Test servers whose test process is gone (killed run, or pgrx's exit hook not
+#    run): stop them and free their dirs. Both kinds of dir are named after the pid
+#    of the test process that made them: <pgdata>/15-<pid>, /tmp/pgvc-test-<pid>-<n>.
+for d in "$PGRX_TEST_PGDATA"/15-* /tmp/pgvc-test-*-*; do
+    [ -d "$d" ] || continue
+    pid=${d##*/}; pid=${pid#15-}; pid=${pid#pgvc-test-}; pid=${pid%%-*}
+    [ -d "/proc/$pid" ] && continue
+    data=$d; [ -d "$d/data" ] && data=$d/data
+    step "removing stale test cluster $d"
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$data" -m immediate stop \
+        >/dev/null 2>&1 || true
+    rm -rf "$d"
+done

@@ -43,9 +43,18 @@ mod tests {
     #[test]
     fn kinds() {
         let t = |s: &str| Cell::Text(s.into());
-        assert_eq!(cell_to_json(&t("42"), JsonKind::Number), serde_json::json!(42));
-        assert_eq!(cell_to_json(&t("NaN"), JsonKind::Number), serde_json::json!("NaN"));
-        assert_eq!(cell_to_json(&t("t"), JsonKind::Bool), serde_json::json!(true));
+        assert_eq!(
+            cell_to_json(&t("42"), JsonKind::Number),
+            serde_json::json!(42)
+        );
+        assert_eq!(
+            cell_to_json(&t("NaN"), JsonKind::Number),
+            serde_json::json!("NaN")
+        );
+        assert_eq!(
+            cell_to_json(&t("t"), JsonKind::Bool),
+            serde_json::json!(true)
+        );
         assert_eq!(
             cell_to_json(&t("{\"a\": [1]}"), JsonKind::Json),
             serde_json::json!({"a": [1]})

@@ -42,7 +42,12 @@ pub fn log(store: &dyn ChunkStore, head: &Hash) -> Result<Vec<(Hash, Commit)>> {
 }
 
 /// Applies `~N` / `^N` steps to `start`. `spec` is only used in error messages.
-pub fn nth_ancestor(store: &dyn ChunkStore, start: Hash, steps: &[Step], spec: &str) -> Result<Hash> {
+pub fn nth_ancestor(
+    store: &dyn ChunkStore,
+    start: Hash,
+    steps: &[Step],
+    spec: &str,
+) -> Result<Hash> {
     let mut at = start;
     for step in steps {
         let (times, index) = match *step {

@@ -89,10 +89,7 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         assert_eq!(parse_ref("HEAD").unwrap().steps, vec![]);
-        assert_eq!(
-            parse_ref("HEAD~2").unwrap().steps,
-            vec![Step::Ancestor(2)]
-        );
+        assert_eq!(parse_ref("HEAD~2").unwrap().steps, vec![Step::Ancestor(2)]);
         assert_eq!(
             parse_ref("main^").unwrap(),
             RefSpec {
@@ -120,7 +117,10 @@ mod tests {
     #[test]
     fn prefix_ranges() {
         let (lo, hi) = refspec_hash_prefix("abc");
-        assert_eq!((lo[0], lo[1], hi[0], hi[1], hi[2]), (0xab, 0xc0, 0xab, 0xcf, 0xff));
+        assert_eq!(
+            (lo[0], lo[1], hi[0], hi[1], hi[2]),
+            (0xab, 0xc0, 0xab, 0xcf, 0xff)
+        );
         let (lo, hi) = refspec_hash_prefix("ab12");
         assert_eq!((lo[1], hi[1], lo[2], hi[2]), (0x12, 0x12, 0x00, 0xff));
     }

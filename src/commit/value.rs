@@ -93,9 +93,11 @@ impl RootValue {
     /// back INSERT advances a sequence without changing any row).
     pub fn same_data(&self, other: &RootValue) -> bool {
         self.tables.len() == other.tables.len()
-            && self.tables.iter().zip(other.tables.iter()).all(|(a, b)| {
-                a.0 == b.0 && a.1.schema == b.1.schema && a.1.tree == b.1.tree
-            })
+            && self
+                .tables
+                .iter()
+                .zip(other.tables.iter())
+                .all(|(a, b)| a.0 == b.0 && a.1.schema == b.1.schema && a.1.tree == b.1.tree)
     }
 }
 

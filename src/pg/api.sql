@@ -82,6 +82,12 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid
+                   WHERE t.oid = pg_typeof(tbl) AND c.relkind IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'vc.as_of needs a table''s row type, not %', pg_typeof(tbl)
+            USING ERRCODE = '42809',
+                  HINT = 'call it as SELECT * FROM vc.as_of(NULL::schema.table, ''HEAD~1'')';
+    END IF;
     RETURN QUERY EXECUTE format(
         'SELECT (r).* FROM (SELECT x::%s AS r FROM vc._as_of_rows(%s::regtype::oid, $1) x OFFSET 0) s',
         pg_typeof(tbl), quote_literal(pg_typeof(tbl)::text))

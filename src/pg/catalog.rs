@@ -128,7 +128,9 @@ pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
             vec![],
             &[],
         )?;
-        let row = v.first().ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
+        let row = v
+            .first()
+            .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
         out.push(SequenceState {
             name,
             last_value: text_req(&row[0]).parse().unwrap_or(0),

@@ -89,8 +89,9 @@ impl From<CommitError> for VcError {
         match e {
             CommitError::Store(s) => s.into(),
             CommitError::BadRef(..) | CommitError::NoAncestor(..) => {
-                VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string())
-                    .hint("name a branch, HEAD, HEAD~N, HEAD^ or at least 7 hex digits of a commit hash")
+                VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string()).hint(
+                    "name a branch, HEAD, HEAD~N, HEAD^ or at least 7 hex digits of a commit hash",
+                )
             }
             other => VcError::new(Code::ERRCODE_DATA_CORRUPTED, other.to_string()),
         }

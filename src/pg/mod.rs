@@ -14,3 +14,4 @@ pub mod store;
 
 pgrx::extension_sql_file!("schema.sql", name = "vc_schema", bootstrap);
 pgrx::extension_sql_file!("api.sql", name = "vc_api", finalize);
+mod tests;

@@ -24,10 +24,12 @@ pub fn ref_hash(name: &str) -> VcResult<Option<Hash>> {
         vec![Arg::Text(Some(name.to_string()))],
         &[true],
     )?;
-    Ok(match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-        Some(Cell::Bytes(b)) => Hash::from_slice(&b),
-        _ => None,
-    })
+    Ok(
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some(Cell::Bytes(b)) => Hash::from_slice(&b),
+            _ => None,
+        },
+    )
 }
 
 /// Moves branch `name` from `old` to `new` (compare-and-swap); creates it when `old`
@@ -120,7 +122,8 @@ pub fn resolve(store: &dyn ChunkStore, spec: &str) -> VcResult<Hash> {
     } else if let Some(h) = ref_hash(&parsed.base)? {
         h
     } else if crate::commit::looks_like_hash_prefix(&parsed.base) {
-        by_prefix(store, spec, &parsed.base.to_ascii_lowercase())?.ok_or_else(|| unknown_ref(spec))?
+        by_prefix(store, spec, &parsed.base.to_ascii_lowercase())?
+            .ok_or_else(|| unknown_ref(spec))?
     } else {
         return Err(unknown_ref(spec));
     };

@@ -165,7 +165,11 @@ pub fn working_changes(
                 match old.peek() {
                     Some(Ok((ok, _))) if *ok < k => {
                         let (ok, ov) = old.next().expect("peeked")?;
-                        out.push(Change { key: ok, before: tree_row(store, Some(ov))?, after: None });
+                        out.push(Change {
+                            key: ok,
+                            before: tree_row(store, Some(ov))?,
+                            after: None,
+                        });
                     }
                     Some(Err(_)) => {
                         old.next().expect("peeked")?;
@@ -180,13 +184,21 @@ pub fn working_changes(
                 _ => None,
             };
             if before.as_ref() != Some(&v) {
-                out.push(Change { key: k, before, after: Some(v) });
+                out.push(Change {
+                    key: k,
+                    before,
+                    after: Some(v),
+                });
             }
         }
         if !empty {
             for rest in old {
                 let (ok, ov) = rest?;
-                out.push(Change { key: ok, before: tree_row(store, Some(ov))?, after: None });
+                out.push(Change {
+                    key: ok,
+                    before: tree_row(store, Some(ov))?,
+                    after: None,
+                });
             }
         }
         return Ok(out);
@@ -196,7 +208,11 @@ pub fn working_changes(
     for (k, live) in live_rows(plan, &keys)? {
         let before = tree_row(store, prolly::get(store, head, &k)?)?;
         if before != live {
-            out.push(Change { key: k, before, after: live });
+            out.push(Change {
+                key: k,
+                before,
+                after: live,
+            });
         }
     }
     Ok(out)

@@ -49,7 +49,8 @@ fn params(args: Vec<Arg>) -> Params {
             Arg::Bool(v) => (pg_sys::BOOLOID, v.into_datum()),
         };
         p.types.push(ty);
-        p.nulls.push(if d.is_some() { b' ' as _ } else { b'n' as _ });
+        p.nulls
+            .push(if d.is_some() { b' ' as _ } else { b'n' as _ });
         p.values.push(d.unwrap_or(pg_sys::Datum::from(0usize)));
     }
     p
@@ -203,4 +204,22 @@ pub fn ident(s: &str) -> String {
 /// Runs `f` inside an SPI connection.
 pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     Spi::connect_mut(|_client| f())
+}
+
+/// Runs `f` with `session_replication_role = replica` (user triggers, FK checks and
+/// pgvc's own key logging off), then puts the previous value back. On error the
+/// transaction (or subtransaction) abort restores it.
+pub fn with_replica_role<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    let saved = one_text("SELECT current_setting('session_replication_role')", vec![])?
+        .unwrap_or_else(|| "origin".into());
+    exec(
+        "SELECT set_config('session_replication_role', 'replica', true)",
+        vec![],
+    )?;
+    let out = f()?;
+    exec(
+        "SELECT set_config('session_replication_role', $1, true)",
+        vec![Arg::Text(Some(saved))],
+    )?;
+    Ok(out)
 }

@@ -73,7 +73,9 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
     }
     let author = match author {
         Some(a) if !a.trim().is_empty() => a.to_string(),
-        Some(_) => return Err(invalid("author must not be empty").hint("omit it to use current_user")),
+        Some(_) => {
+            return Err(invalid("author must not be empty").hint("omit it to use current_user"))
+        }
         None => one_text("SELECT current_user::text", vec![])?.unwrap_or_default(),
     };
     let store = PgStore::new();
@@ -93,8 +95,11 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
         None => root.tables.is_empty(),
     };
     if unchanged && !allow_empty {
-        return Err(VcError::new(Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "nothing to commit: no tracked table changed")
-            .hint("change rows of a tracked table, vc.track() a table, or pass allow_empty => true"));
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "nothing to commit: no tracked table changed",
+        )
+        .hint("change rows of a tracked table, vc.track() a table, or pass allow_empty => true"));
     }
     let mut s = &store;
     let root_hash = root.write(&mut s)?;

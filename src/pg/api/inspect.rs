@@ -147,7 +147,14 @@ fn side_of_root(root: &RootValue) -> Side {
     }
 }
 
-fn row_json(store: &dyn ChunkStore, schema: &TableSchema, name: &str, key: &[u8], value: Option<&[u8]>, encoded: bool) -> VcResult<(Value, Option<Value>)> {
+fn row_json(
+    store: &dyn ChunkStore,
+    schema: &TableSchema,
+    name: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+    encoded: bool,
+) -> VcResult<(Value, Option<Value>)> {
     let plan = Plan::new(name, schema);
     let key_texts = decode_key(&plan.key_kinds, key)?;
     let mut key_obj = Map::new();
@@ -157,7 +164,11 @@ fn row_json(store: &dyn ChunkStore, schema: &TableSchema, name: &str, key: &[u8]
     let Some(v) = value else {
         return Ok((Value::Object(key_obj), None));
     };
-    let row = if encoded { v.to_vec() } else { load_value(store, v)? };
+    let row = if encoded {
+        v.to_vec()
+    } else {
+        load_value(store, v)?
+    };
     let cells = decode_row(&row)?;
     let mut full = Map::new();
     for col in &schema.columns {
@@ -181,7 +192,12 @@ struct RawDiff {
     after: Option<Vec<u8>>,
 }
 
-fn diff_rows(store: &PgStore, from: &RootValue, to: Option<&RootValue>, only: Option<&str>) -> VcResult<Vec<DiffRow>> {
+fn diff_rows(
+    store: &PgStore,
+    from: &RootValue,
+    to: Option<&RootValue>,
+    only: Option<&str>,
+) -> VcResult<Vec<DiffRow>> {
     let from_side = side_of_root(from);
     let head;
     let (to_side, working) = match to {
@@ -203,22 +219,41 @@ fn diff_rows(store: &PgStore, from: &RootValue, to: Option<&RootValue>, only: Op
             (Side { tables }, Some(changes))
         }
     };
-    let names: BTreeSet<&String> = from_side.tables.keys().chain(to_side.tables.keys()).collect();
+    let names: BTreeSet<&String> = from_side
+        .tables
+        .keys()
+        .chain(to_side.tables.keys())
+        .collect();
     let mut out = Vec::new();
     for name in names {
         if only.is_some_and(|o| o != name) {
             continue;
         }
         let empty = prolly::empty_root();
-        let (fs, ft) = from_side.tables.get(name).map(|(s, t)| (Some(s), *t)).unwrap_or((None, empty));
-        let (ts, tt) = to_side.tables.get(name).map(|(s, t)| (Some(s), *t)).unwrap_or((None, empty));
+        let (fs, ft) = from_side
+            .tables
+            .get(name)
+            .map(|(s, t)| (Some(s), *t))
+            .unwrap_or((None, empty));
+        let (ts, tt) = to_side
+            .tables
+            .get(name)
+            .map(|(s, t)| (Some(s), *t))
+            .unwrap_or((None, empty));
         // The tree-level difference, then (for the working set) the live changes on top.
         let mut raw: BTreeMap<Vec<u8>, RawDiff> = BTreeMap::new();
         let mut after_encoded: BTreeSet<Vec<u8>> = BTreeSet::new();
         if ft != tt {
             for e in diff(store, ft, tt) {
                 let e = e?;
-                raw.insert(e.key.clone(), RawDiff { key: e.key, before: e.before, after: e.after });
+                raw.insert(
+                    e.key.clone(),
+                    RawDiff {
+                        key: e.key,
+                        before: e.before,
+                        after: e.after,
+                    },
+                );
             }
         }
         if let Some(ch) = working.as_ref().and_then(|w| w.get(name)) {
@@ -229,7 +264,14 @@ fn diff_rows(store: &PgStore, from: &RootValue, to: Option<&RootValue>, only: Op
                     None => None,
                 };
                 after_encoded.insert(c.key.clone());
-                raw.insert(c.key.clone(), RawDiff { key: c.key.clone(), before, after: c.after.clone() });
+                raw.insert(
+                    c.key.clone(),
+                    RawDiff {
+                        key: c.key.clone(),
+                        before,
+                        after: c.after.clone(),
+                    },
+                );
             }
         }
         for r in raw.into_values() {
@@ -261,7 +303,13 @@ fn diff_rows(store: &PgStore, from: &RootValue, to: Option<&RootValue>, only: Op
                 (Some(a), Some(s)) => row_json(store, s, name, &r.key, Some(a), true)?.1,
                 _ => None,
             };
-            out.push((name.clone(), kind.to_string(), JsonB(key), before.map(JsonB), after.map(JsonB)));
+            out.push((
+                name.clone(),
+                kind.to_string(),
+                JsonB(key),
+                before.map(JsonB),
+                after.map(JsonB),
+            ));
         }
     }
     Ok(out)
@@ -353,24 +401,39 @@ fn cell_text(c: Cell) -> Option<String> {
     match c {
         Cell::Null => None,
         Cell::Text(t) => Some(t),
-        Cell::Bytes(b) => Some(cell_to_json(&Cell::Bytes(b), crate::codec::JsonKind::Text).as_str().unwrap_or("").to_string()),
+        Cell::Bytes(b) => Some(
+            cell_to_json(&Cell::Bytes(b), crate::codec::JsonKind::Text)
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        ),
     }
 }
 
 #[pg_extern(name = "_as_of_rows", volatile)]
-fn vc_as_of_rows(typ: Option<pgrx::pg_sys::Oid>, r#ref: Option<&str>) -> SetOfIterator<'static, String> {
+fn vc_as_of_rows(
+    typ: Option<pgrx::pg_sys::Oid>,
+    r#ref: Option<&str>,
+) -> SetOfIterator<'static, String> {
     let rows = run(|| {
         let typ = typ.ok_or_else(|| null_arg("tbl"))?;
         let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
         with_spi(|| {
-            let rel = query("SELECT typrelid::int8::text FROM pg_type WHERE oid = $1", vec![Arg::Oid(typ)], &[])?;
+            let rel = query(
+                "SELECT typrelid::int8::text FROM pg_type WHERE oid = $1",
+                vec![Arg::Oid(typ)],
+                &[],
+            )?;
             let relid: u32 = match rel.first().and_then(|r| r.first()) {
                 Some(Cell::Text(t)) => t.parse().unwrap_or(0),
                 _ => 0,
             };
             if relid == 0 {
-                return Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, "vc.as_of needs a table's row type")
-                    .hint("call it as SELECT * FROM vc.as_of(NULL::schema.table, 'HEAD~1')"));
+                return Err(VcError::new(
+                    Code::ERRCODE_WRONG_OBJECT_TYPE,
+                    "vc.as_of needs a table's row type",
+                )
+                .hint("call it as SELECT * FROM vc.as_of(NULL::schema.table, 'HEAD~1')"));
             }
             let relid = pgrx::pg_sys::Oid::from(relid);
             let name = relation_name(relid)?;
@@ -378,8 +441,11 @@ fn vc_as_of_rows(typ: Option<pgrx::pg_sys::Oid>, r#ref: Option<&str>) -> SetOfIt
             let commit = resolve(&store, spec)?;
             let root = root_of(&store, &commit)?;
             let entry = root.tables.get(&name).ok_or_else(|| {
-                VcError::new(Code::ERRCODE_UNDEFINED_TABLE, format!("table {name} is not in commit {commit} ({spec})"))
-                    .hint("it was not tracked at that commit; see SELECT * FROM vc.log()")
+                VcError::new(
+                    Code::ERRCODE_UNDEFINED_TABLE,
+                    format!("table {name} is not in commit {commit} ({spec})"),
+                )
+                .hint("it was not tracked at that commit; see SELECT * FROM vc.log()")
             })?;
             let live = table_schema(relid)?;
             let plan = Plan::new(&name, &entry.schema);

@@ -12,7 +12,7 @@ use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
 use crate::pg::rows::{working_changes, write_rows};
-use crate::pg::spi::{exec, with_spi, Arg};
+use crate::pg::spi::{exec, with_replica_role, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
 use pgrx::prelude::*;
@@ -59,37 +59,46 @@ pub fn reset(spec: &str) -> VcResult<()> {
     }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
-    // own key log. The function's SET clause scope restores the setting on return.
-    exec("SET LOCAL session_replication_role = replica", vec![])?;
-    for (t, plan, entry) in &plans {
+    // own key log.
+    with_replica_role(|| apply_all(&store, &plans, &head_root))?;
+    if head != Some(target) {
+        set_branch(&branch, head, target)?;
+    }
+    Ok(())
+}
+
+type TablePlan = (crate::pg::catalog::Tracked, Plan, crate::commit::TableEntry);
+
+fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcResult<()> {
+    for (t, plan, entry) in plans {
         let old = head_root.tables.get(&t.name);
         let full = t.full_scan || old.is_none_or(|o| o.schema != entry.schema);
         let head_tree = old.map(|o| o.tree);
         let mut rewrite: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for c in working_changes(&store, t, plan, head_tree, full, false)? {
+        for c in working_changes(store, t, plan, head_tree, full, false)? {
             rewrite.insert(c.key, None);
         }
         let base = head_tree.unwrap_or_else(prolly::empty_root);
         if base != entry.tree {
-            for d in diff(&store, base, entry.tree) {
+            for d in diff(store, base, entry.tree) {
                 rewrite.insert(d?.key, None);
             }
         }
         let mut rows = Vec::with_capacity(rewrite.len());
         for k in rewrite.into_keys() {
-            let v = match prolly::get(&store, entry.tree, &k)? {
-                Some(v) => Some(crate::codec::load_value(&store, &v)?),
+            let v = match prolly::get(store, entry.tree, &k)? {
+                Some(v) => Some(crate::codec::load_value(store, &v)?),
                 None => None,
             };
             rows.push((k, v));
         }
         write_rows(plan, &rows)?;
         exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
-        exec("UPDATE vc.tracked SET full_scan = false WHERE relid = $1", vec![Arg::Oid(t.relid)])?;
+        exec(
+            "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
+            vec![Arg::Oid(t.relid)],
+        )?;
         restore_sequences(&entry.sequences)?;
-    }
-    if head != Some(target) {
-        set_branch(&branch, head, target)?;
     }
     Ok(())
 }

@@ -6,10 +6,10 @@
 //! multi-row statement costs one INSERT ... SELECT into the log, not a round trip
 //! per row; and a TRUNCATE trigger that marks the table for a full comparison.
 
+use crate::codec::Cell;
 use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::spi::{exec, ident, query, with_spi, Arg};
-use crate::codec::Cell;
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -17,9 +17,24 @@ use pgrx::PgSqlErrorCode as Code;
 /// Column types whose values are cluster-specific identifiers: their text would not
 /// mean the same thing on another cluster, so versioning them would corrupt data.
 const REFUSED_TYPES: &[&str] = &[
-    "tid", "xid", "xid8", "cid", "regproc", "regprocedure", "regoper", "regoperator",
-    "regclass", "regtype", "regrole", "regnamespace", "regconfig", "regdictionary",
-    "regcollation", "pg_lsn", "txid_snapshot", "pg_snapshot",
+    "tid",
+    "xid",
+    "xid8",
+    "cid",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regclass",
+    "regtype",
+    "regrole",
+    "regnamespace",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+    "pg_lsn",
+    "txid_snapshot",
+    "pg_snapshot",
 ];
 
 fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
@@ -34,27 +49,45 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
         _ => String::new(),
     };
     let row = rows.first().ok_or_else(|| {
-        VcError::new(Code::ERRCODE_UNDEFINED_TABLE, format!("table {name} does not exist"))
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("table {name} does not exist"),
+        )
     })?;
     let (kind, persistence, partition, nsp) = (t(&row[0]), t(&row[1]), t(&row[2]), t(&row[3]));
     let refuse = |msg: String, hint: &str| {
         Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, msg).hint(hint.to_string()))
     };
     if kind != "r" && kind != "p" {
-        return refuse(format!("{name} is not a table"), "only ordinary and partitioned tables can be tracked");
+        return refuse(
+            format!("{name} is not a table"),
+            "only ordinary and partitioned tables can be tracked",
+        );
     }
     if persistence == "t" {
-        return refuse(format!("{name} is a temporary table"), "temporary tables vanish with the session; track a permanent table");
+        return refuse(
+            format!("{name} is a temporary table"),
+            "temporary tables vanish with the session; track a permanent table",
+        );
     }
     if partition == "true" {
-        return refuse(format!("{name} is a partition"), "track the partitioned parent table instead");
+        return refuse(
+            format!("{name} is a partition"),
+            "track the partitioned parent table instead",
+        );
     }
     if nsp == "vc" || nsp.starts_with("pg_") || nsp == "information_schema" {
-        return refuse(format!("{name} belongs to a system or pgvc schema"), "track user tables only");
+        return refuse(
+            format!("{name} belongs to a system or pgvc schema"),
+            "track user tables only",
+        );
     }
     if tracked_by_relid(relid)?.is_some() {
-        return Err(VcError::new(Code::ERRCODE_DUPLICATE_OBJECT, format!("table {name} is already tracked"))
-            .hint("SELECT vc.untrack(...) first to start over"));
+        return Err(VcError::new(
+            Code::ERRCODE_DUPLICATE_OBJECT,
+            format!("table {name} is already tracked"),
+        )
+        .hint("SELECT vc.untrack(...) first to start over"));
     }
     let schema = table_schema(relid)?;
     if schema.primary_key.is_empty() {
@@ -96,7 +129,10 @@ pub fn track(relid: Oid) -> VcResult<()> {
     let func = format!("trg_{oid}");
     let pk: Vec<String> = schema.primary_key.iter().map(|c| ident(c)).collect();
     let pk = pk.join(", ");
-    exec(&format!("CREATE TABLE vc.{log} AS SELECT {pk} FROM {name} WITH NO DATA"), vec![])?;
+    exec(
+        &format!("CREATE TABLE vc.{log} AS SELECT {pk} FROM {name} WITH NO DATA"),
+        vec![],
+    )?;
     exec(&format!("REVOKE ALL ON vc.{log} FROM PUBLIC"), vec![])?;
     exec(
         &format!(
@@ -116,7 +152,10 @@ pub fn track(relid: Oid) -> VcResult<()> {
         ),
         vec![],
     )?;
-    exec(&format!("REVOKE ALL ON FUNCTION vc.{func}() FROM PUBLIC"), vec![])?;
+    exec(
+        &format!("REVOKE ALL ON FUNCTION vc.{func}() FROM PUBLIC"),
+        vec![],
+    )?;
     for (event, refs) in [
         ("INSERT", "NEW TABLE AS vc_new"),
         ("UPDATE", "OLD TABLE AS vc_old NEW TABLE AS vc_new"),
@@ -148,16 +187,25 @@ pub fn track(relid: Oid) -> VcResult<()> {
 pub fn untrack(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
     let Some(t) = tracked_by_relid(relid)? else {
-        return Err(VcError::new(Code::ERRCODE_UNDEFINED_OBJECT, format!("table {name} is not tracked"))
-            .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("table {name} is not tracked"),
+        )
+        .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
     };
     for event in ["insert", "update", "delete", "truncate"] {
-        exec(&format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {name}"), vec![])?;
+        exec(
+            &format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {name}"),
+            vec![],
+        )?;
     }
     let oid = u32::from(relid);
     exec(&format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"), vec![])?;
     exec(&format!("DROP TABLE IF EXISTS vc.{}", t.log_table), vec![])?;
-    exec("DELETE FROM vc.tracked WHERE relid = $1", vec![Arg::Oid(relid)])?;
+    exec(
+        "DELETE FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
     Ok(())
 }
 
