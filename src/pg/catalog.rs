@@ -226,6 +226,22 @@ impl Plan {
             .collect()
     }
 
+    /// True when `ORDER BY key_order()` yields rows in encoded-key order: integer
+    /// keys, and text-encoded keys whose `::text` cast equals their output function.
+    /// Other key types (char(n) trims, boolean, inet, ...) must be sorted in memory.
+    pub fn sql_order_matches(&self) -> bool {
+        self.key_kinds.iter().zip(&self.key_types).all(|(k, t)| {
+            let base = t.split('(').next().unwrap_or("");
+            *k == KeyKind::Int
+                || matches!(
+                    base,
+                    "text" | "character varying" | "uuid" | "date" | "numeric"
+                        | "timestamp without time zone" | "timestamp with time zone"
+                        | "time without time zone" | "interval"
+                )
+        })
+    }
+
     /// `ORDER BY` matching the byte order of encoded keys, so a full scan streams
     /// entries already sorted: integers numerically, everything else by its text
     /// output in C collation.

@@ -34,11 +34,14 @@ pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec
 }
 
 /// A full scan of a table in encoded-key order, streamed in batches.
+/// When the SQL order of the key cannot match the encoded order (see
+/// `Plan::sql_order_matches`), the scan is read whole and sorted in memory.
 pub struct Scan<'p> {
     plan: &'p Plan,
     cursor: Cursor,
     buf: VecDeque<Vec<Cell>>,
     done: bool,
+    sorted: Option<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl<'p> Scan<'p> {
@@ -49,18 +52,31 @@ impl<'p> Scan<'p> {
             plan.table,
             plan.key_order("t")
         );
-        Ok(Scan {
+        let mut scan = Scan {
             plan,
             cursor: Cursor::open(&sql, vec![], plan.raw_mask())?,
             buf: VecDeque::new(),
             done: false,
-        })
+            sorted: None,
+        };
+        if !plan.sql_order_matches() {
+            let mut all = Vec::new();
+            for e in scan.by_ref() {
+                all.push(e?);
+            }
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            scan.sorted = Some(all.into_iter());
+        }
+        Ok(scan)
     }
 }
 
 impl Iterator for Scan<'_> {
     type Item = VcResult<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(sorted) = &mut self.sorted {
+            return sorted.next().map(Ok);
+        }
         if self.buf.is_empty() && !self.done {
             self.buf.extend(self.cursor.fetch(BATCH));
             self.done = self.buf.is_empty();

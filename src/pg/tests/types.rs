@@ -101,11 +101,13 @@ mod tests {
              CREATE TABLE k_uuid (k uuid PRIMARY KEY, v int);
              CREATE TABLE k_ts (k timestamptz PRIMARY KEY, v int);
              CREATE TABLE k_comp (a text, b int8, c date, v int, PRIMARY KEY (a, b, c));
+             CREATE TABLE k_odd (a char(3), b inet, c boolean, v int, PRIMARY KEY (a, b, c));
+             INSERT INTO k_odd SELECT chr(97 + g % 5), ('10.0.' || g || '.1')::inet, g % 2 = 0, g FROM generate_series(1, 50) g;
              INSERT INTO k_text VALUES ('', 1), ('a\"b', 2), (E'\\u00e9', 3), ('z', 4);
              INSERT INTO k_uuid SELECT md5(g::text)::uuid, g FROM generate_series(1, 50) g;
              INSERT INTO k_ts SELECT '2024-01-01'::timestamptz + g * interval '1.5 second', g FROM generate_series(1, 50) g;
              INSERT INTO k_comp SELECT 'k' || (g % 3), -g, '2024-01-01'::date + g, g FROM generate_series(1, 50) g;");
-        for t in ["k_text", "k_uuid", "k_ts", "k_comp"] {
+        for t in ["k_text", "k_uuid", "k_ts", "k_comp", "k_odd"] {
             run(&format!("SELECT vc.track('{t}')"));
         }
         run("SELECT vc.commit('keys')");
@@ -120,6 +122,12 @@ mod tests {
         assert_eq!(int("SELECT sum(v)::int8 FROM k_uuid"), 1275);
         assert_eq!(int("SELECT count(*) FROM k_ts"), 50);
         assert_eq!(int("SELECT sum(v)::int8 FROM k_comp"), 1275);
+        run("UPDATE k_odd SET v = 0");
+        run("TRUNCATE k_odd");
+        run("INSERT INTO k_odd VALUES ('zz', '1.2.3.4', true, 1)");
+        assert_eq!(text("SELECT format('%s/%s/%s', inserted, updated, deleted) FROM vc.status() WHERE table_name = 'public.k_odd'").unwrap(), "1/0/50");
+        run("SELECT vc.reset()");
+        assert_eq!(int("SELECT sum(v)::int8 FROM k_odd"), 1275);
         assert_eq!(
             int("SELECT count(*) FROM vc.diff('HEAD', 'WORKING', 'public.k_comp')"),
             0
