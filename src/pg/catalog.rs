@@ -235,9 +235,15 @@ impl Plan {
             *k == KeyKind::Int
                 || matches!(
                     base,
-                    "text" | "character varying" | "uuid" | "date" | "numeric"
-                        | "timestamp without time zone" | "timestamp with time zone"
-                        | "time without time zone" | "interval"
+                    "text"
+                        | "character varying"
+                        | "uuid"
+                        | "date"
+                        | "numeric"
+                        | "timestamp without time zone"
+                        | "timestamp with time zone"
+                        | "time without time zone"
+                        | "interval"
                 )
         })
     }

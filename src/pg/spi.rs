@@ -107,21 +107,77 @@ fn take_tuptable(raw: &[bool]) -> Vec<Vec<Cell>> {
     }
 }
 
+thread_local! {
+    /// The snapshot every statement uses inside `with_snapshot`, if any.
+    static PINNED: std::cell::Cell<Option<pg_sys::Snapshot>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every statement (and cursor) reading one snapshot, taken now.
+///
+/// Under READ COMMITTED each SPI statement would otherwise see a newer snapshot, so a
+/// commit that claims keys in one statement and reads their rows in the next could
+/// include half of a transaction that committed in between. With one snapshot, a
+/// commit holds exactly the transactions that committed before it started; later ones
+/// stay in the key log for the next commit. Our own writes stay visible (each
+/// statement still advances the command id).
+pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            // On an ERROR unwind the transaction abort releases the snapshot; we only
+            // forget it.
+            PINNED.with(|p| p.set(None));
+        }
+    }
+    // SAFETY: inside a transaction; the registered copy outlives its uses below and is
+    // unregistered on the normal path (abort cleans up on the error path).
+    let snap = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot()) };
+    PINNED.with(|p| p.set(Some(snap)));
+    let guard = Reset;
+    let out = f();
+    drop(guard);
+    // SAFETY: registered above, not yet unregistered.
+    unsafe { pg_sys::UnregisterSnapshot(snap) };
+    out
+}
+
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
 pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
     let mut p = params(args);
     let c = CString::new(sql).expect("no NUL in internal SQL");
-    // SAFETY: the arrays live until the call returns and have `nargs` entries each.
-    let rc = unsafe {
-        pg_sys::SPI_execute_with_args(
-            c.as_ptr(),
-            p.types.len() as i32,
-            p.types.as_mut_ptr(),
-            p.values.as_mut_ptr(),
-            p.nulls.as_ptr(),
-            false,
-            0,
-        )
+    let rc = match PINNED.with(|p| p.get()) {
+        // SAFETY: the arrays live until the call returns and have `nargs` entries each;
+        // the plan is freed right after use.
+        Some(snap) => unsafe {
+            let plan = pg_sys::SPI_prepare(c.as_ptr(), p.types.len() as i32, p.types.as_mut_ptr());
+            if plan.is_null() {
+                return Err(sql_error(sql, pg_sys::SPI_result));
+            }
+            let rc = pg_sys::SPI_execute_snapshot(
+                plan,
+                p.values.as_mut_ptr(),
+                p.nulls.as_ptr(),
+                snap,
+                std::ptr::null_mut(),
+                false,
+                true,
+                0,
+            );
+            pg_sys::SPI_freeplan(plan);
+            rc
+        },
+        // SAFETY: as above.
+        None => unsafe {
+            pg_sys::SPI_execute_with_args(
+                c.as_ptr(),
+                p.types.len() as i32,
+                p.types.as_mut_ptr(),
+                p.values.as_mut_ptr(),
+                p.nulls.as_ptr(),
+                false,
+                0,
+            )
+        },
     };
     if rc < 0 {
         return Err(sql_error(sql, rc));
@@ -158,18 +214,28 @@ impl Cursor {
     pub fn open(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
         let mut p = params(args);
         let c = CString::new(sql).expect("no NUL in internal SQL");
-        // SAFETY: as in `query`; the portal is owned by the transaction and closed in Drop.
+        let pinned = PINNED.with(|p| p.get());
+        // SAFETY: as in `query`; the portal is owned by the transaction and closed in
+        // Drop. A read-only cursor runs on the active snapshot, which we set to the
+        // pinned one for the duration of the open (the portal keeps its own copy).
         let portal = unsafe {
-            pg_sys::SPI_cursor_open_with_args(
+            if let Some(snap) = pinned {
+                pg_sys::PushActiveSnapshot(snap);
+            }
+            let portal = pg_sys::SPI_cursor_open_with_args(
                 std::ptr::null(),
                 c.as_ptr(),
                 p.types.len() as i32,
                 p.types.as_mut_ptr(),
                 p.values.as_mut_ptr(),
                 p.nulls.as_ptr(),
-                false,
+                pinned.is_some(),
                 0,
-            )
+            );
+            if pinned.is_some() {
+                pg_sys::PopActiveSnapshot();
+            }
+            portal
         };
         if portal.is_null() {
             return Err(sql_error(sql, -1));

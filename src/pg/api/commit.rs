@@ -13,7 +13,7 @@ use crate::pg::catalog::{owned_sequences, table_schema, tracked_tables, Plan, Tr
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::rows::{working_changes, Scan};
-use crate::pg::spi::{exec, one_text, with_spi, Arg};
+use crate::pg::spi::{exec, one_text, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{apply_edits, Builder};
 use crate::store::Hash;
@@ -78,9 +78,19 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
         }
         None => one_text("SELECT current_user::text", vec![])?.unwrap_or_default(),
     };
-    let store = PgStore::new();
     let branch = current_branch(true)?;
-    let parent = ref_hash(&branch)?;
+    // Taken after the HEAD lock, so it sees the previous committer's ref move.
+    with_snapshot(|| commit_locked(&branch, message, author, allow_empty))
+}
+
+fn commit_locked(
+    branch: &str,
+    message: &str,
+    author: String,
+    allow_empty: bool,
+) -> VcResult<String> {
+    let store = PgStore::new();
+    let parent = ref_hash(branch)?;
     let parent_root = match parent {
         Some(p) => RootValue::read(&store, &Commit::read(&store, &p)?.root)?,
         None => RootValue::default(),
@@ -112,7 +122,7 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
     };
     let hash = commit.write(&mut s)?;
     store.flush()?;
-    set_branch(&branch, parent, hash)?;
+    set_branch(branch, parent, hash)?;
     Ok(hash.to_hex())
 }
 

@@ -7,7 +7,7 @@ use crate::pg::catalog::{relation_name, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
 use crate::pg::rows::working_changes;
-use crate::pg::spi::{query, with_spi, Arg};
+use crate::pg::spi::{query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
 use crate::store::{ChunkStore, Hash};
@@ -96,37 +96,40 @@ fn vc_status() -> TableIterator<
 > {
     let rows = run(|| {
         with_spi(|| {
-            let store = PgStore::new();
-            let head = head_root(&store)?;
-            let mut out = Vec::new();
-            let tracked = tracked_tables()?;
-            for t in &tracked {
-                let schema = table_schema(t.relid)?;
-                let plan = Plan::new(&t.name, &schema);
-                let old = head.tables.get(&t.name);
-                let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
-                let changes = working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
-                let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
-                for c in &changes {
-                    match (&c.before, &c.after) {
-                        (None, Some(_)) => i += 1,
-                        (Some(_), Some(_)) => u += 1,
-                        (Some(_), None) => d += 1,
-                        (None, None) => {}
+            with_snapshot(|| {
+                let store = PgStore::new();
+                let head = head_root(&store)?;
+                let mut out = Vec::new();
+                let tracked = tracked_tables()?;
+                for t in &tracked {
+                    let schema = table_schema(t.relid)?;
+                    let plan = Plan::new(&t.name, &schema);
+                    let old = head.tables.get(&t.name);
+                    let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
+                    let changes =
+                        working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
+                    let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
+                    for c in &changes {
+                        match (&c.before, &c.after) {
+                            (None, Some(_)) => i += 1,
+                            (Some(_), Some(_)) => u += 1,
+                            (Some(_), None) => d += 1,
+                            (None, None) => {}
+                        }
+                    }
+                    if i + u + d > 0 {
+                        out.push((t.name.clone(), i, u, d));
                     }
                 }
-                if i + u + d > 0 {
-                    out.push((t.name.clone(), i, u, d));
+                // Tables in HEAD that are no longer tracked: all their rows leave.
+                for (name, e) in &head.tables {
+                    if !tracked.iter().any(|t| &t.name == name) {
+                        let n = prolly::count(&store, e.tree)? as i64;
+                        out.push((name.clone(), 0, 0, n));
+                    }
                 }
-            }
-            // Tables in HEAD that are no longer tracked: all their rows leave.
-            for (name, e) in &head.tables {
-                if !tracked.iter().any(|t| &t.name == name) {
-                    let n = prolly::count(&store, e.tree)? as i64;
-                    out.push((name.clone(), 0, 0, n));
-                }
-            }
-            Ok(out)
+                Ok(out)
+            })
         })
     });
     TableIterator::new(rows)
@@ -338,38 +341,41 @@ fn vc_diff(
         let from = from_ref.ok_or_else(|| null_arg("from_ref"))?;
         let to = to_ref.ok_or_else(|| null_arg("to_ref"))?;
         with_spi(|| {
-            let store = PgStore::new();
-            if let Some(t) = table_name {
-                let known = tracked_tables()?.iter().any(|x| x.name == t);
-                let in_head = head_root(&store)?.tables.contains_key(t);
-                if !known && !in_head {
-                    return Err(VcError::new(
-                        Code::ERRCODE_UNDEFINED_TABLE,
-                        format!("table \"{t}\" is not tracked"),
-                    )
-                    .hint("use the schema-qualified name, e.g. 'public.items'"));
+            with_snapshot(|| {
+                let store = PgStore::new();
+                if let Some(t) = table_name {
+                    let known = tracked_tables()?.iter().any(|x| x.name == t);
+                    let in_head = head_root(&store)?.tables.contains_key(t);
+                    if !known && !in_head {
+                        return Err(VcError::new(
+                            Code::ERRCODE_UNDEFINED_TABLE,
+                            format!("table \"{t}\" is not tracked"),
+                        )
+                        .hint("use the schema-qualified name, e.g. 'public.items'"));
+                    }
                 }
-            }
-            let root = |s: &str| -> VcResult<RootValue> { root_of(&store, &resolve(&store, s)?) };
-            match (is_working(from), is_working(to)) {
-                (true, true) => Ok(Vec::new()),
-                (false, true) => diff_rows(&store, &root(from)?, None, table_name),
-                (false, false) => diff_rows(&store, &root(from)?, Some(&root(to)?), table_name),
-                (true, false) => {
-                    let rows = diff_rows(&store, &root(to)?, None, table_name)?;
-                    Ok(rows
-                        .into_iter()
-                        .map(|(t, k, key, b, a)| {
-                            let k = match k.as_str() {
-                                "added" => "removed",
-                                "removed" => "added",
-                                _ => "modified",
-                            };
-                            (t, k.to_string(), key, a, b)
-                        })
-                        .collect())
+                let root =
+                    |s: &str| -> VcResult<RootValue> { root_of(&store, &resolve(&store, s)?) };
+                match (is_working(from), is_working(to)) {
+                    (true, true) => Ok(Vec::new()),
+                    (false, true) => diff_rows(&store, &root(from)?, None, table_name),
+                    (false, false) => diff_rows(&store, &root(from)?, Some(&root(to)?), table_name),
+                    (true, false) => {
+                        let rows = diff_rows(&store, &root(to)?, None, table_name)?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|(t, k, key, b, a)| {
+                                let k = match k.as_str() {
+                                    "added" => "removed",
+                                    "removed" => "added",
+                                    _ => "modified",
+                                };
+                                (t, k.to_string(), key, a, b)
+                            })
+                            .collect())
+                    }
                 }
-            }
+            })
         })
     });
     TableIterator::new(rows)
