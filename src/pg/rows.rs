@@ -221,8 +221,10 @@ pub fn working_changes(
     }
     let keys = logged_keys(t, plan, consume)?;
     let head = head.expect("checked above");
-    for (k, live) in live_rows(plan, &keys)? {
-        let before = tree_row(store, prolly::get(store, head, &k)?)?;
+    let live = live_rows(plan, &keys)?;
+    let mut committed = prolly::Lookup::new(store, head);
+    for (k, live) in live {
+        let before = tree_row(store, committed.get(&k)?)?;
         if before != live {
             out.push(Change {
                 key: k,

@@ -141,20 +141,90 @@ pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     out
 }
 
+/// Plans kept for the backend's life, by statement text and parameter types: pgvc runs
+/// the same few statements (fetch a chunk, insert chunks, read a key log...) thousands
+/// of times per call, and planning each time cost more than running them. PostgreSQL's
+/// plan cache re-plans a kept plan when a table it uses changes.
+const MAX_KEPT_PLANS: usize = 1000;
+
+thread_local! {
+    static PLANS: std::cell::RefCell<std::collections::HashMap<(String, Vec<pg_sys::Oid>), usize>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+struct Plan {
+    ptr: pg_sys::SPIPlanPtr,
+    kept: bool,
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        if !self.kept && !std::thread::panicking() {
+            // SAFETY: an unkept plan prepared by us and used only by the caller.
+            unsafe { pg_sys::SPI_freeplan(self.ptr) };
+        }
+    }
+}
+
+/// Utility statements (DDL) are planned once and not kept: they run once per table.
+fn is_utility(sql: &str) -> bool {
+    let head = sql
+        .trim_start()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        head.as_str(),
+        "CREATE" | "DROP" | "ALTER" | "REVOKE" | "GRANT" | "LOCK" | "SET"
+    )
+}
+
+fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan> {
+    let key = (sql.to_string(), types.to_vec());
+    if let Some(ptr) = PLANS.with(|p| p.borrow().get(&key).copied()) {
+        return Ok(Plan {
+            ptr: ptr as pg_sys::SPIPlanPtr,
+            kept: true,
+        });
+    }
+    // SAFETY: plain SPI calls on a NUL-terminated statement and a types array of the
+    // declared length.
+    let ptr = unsafe { pg_sys::SPI_prepare(c.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+    if ptr.is_null() {
+        // SAFETY: plain read of a global set by SPI_prepare.
+        return Err(sql_error(sql, unsafe { pg_sys::SPI_result }));
+    }
+    if is_utility(sql) {
+        return Ok(Plan { ptr, kept: false });
+    }
+    // SAFETY: moves the plan to a long-lived context; it is never freed after that
+    // except when the cache is full.
+    unsafe { pg_sys::SPI_keepplan(ptr) };
+    PLANS.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() >= MAX_KEPT_PLANS {
+            for (_, old) in p.drain() {
+                // SAFETY: kept plans are only referenced from this cache.
+                unsafe { pg_sys::SPI_freeplan(old as pg_sys::SPIPlanPtr) };
+            }
+        }
+        p.insert(key, ptr as usize);
+    });
+    Ok(Plan { ptr, kept: true })
+}
+
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
 pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
     let mut p = params(args);
     let c = CString::new(sql).expect("no NUL in internal SQL");
+    let plan = prepared(sql, &c, &mut p.types)?;
     let rc = match PINNED.with(|p| p.get()) {
-        // SAFETY: the arrays live until the call returns and have `nargs` entries each;
-        // the plan is freed right after use.
+        // SAFETY: the plan is valid (kept for the backend's life, or freshly prepared
+        // and freed below); the arrays have one entry per parameter.
         Some(snap) => unsafe {
-            let plan = pg_sys::SPI_prepare(c.as_ptr(), p.types.len() as i32, p.types.as_mut_ptr());
-            if plan.is_null() {
-                return Err(sql_error(sql, pg_sys::SPI_result));
-            }
-            let rc = pg_sys::SPI_execute_snapshot(
-                plan,
+            pg_sys::SPI_execute_snapshot(
+                plan.ptr,
                 p.values.as_mut_ptr(),
                 p.nulls.as_ptr(),
                 snap,
@@ -162,21 +232,11 @@ pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>
                 false,
                 true,
                 0,
-            );
-            pg_sys::SPI_freeplan(plan);
-            rc
+            )
         },
         // SAFETY: as above.
         None => unsafe {
-            pg_sys::SPI_execute_with_args(
-                c.as_ptr(),
-                p.types.len() as i32,
-                p.types.as_mut_ptr(),
-                p.values.as_mut_ptr(),
-                p.nulls.as_ptr(),
-                false,
-                0,
-            )
+            pg_sys::SPI_execute_plan(plan.ptr, p.values.as_mut_ptr(), p.nulls.as_ptr(), false, 0)
         },
     };
     if rc < 0 {

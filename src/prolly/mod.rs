@@ -17,6 +17,7 @@ mod chunker;
 mod cursor;
 mod diff;
 mod edit;
+mod lookup;
 mod node;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use chunker::{MAX_NODE, MIN_NODE, TARGET_NODE};
 pub use cursor::{count, depth, get, iter, iter_from, Iter};
 pub use diff::{diff, Diff, DiffEntry};
 pub use edit::{apply_edits, Edit};
+pub use lookup::Lookup;
 pub use node::{encode_node, entry_size, load, Node};
 
 use crate::store::{hash_of, Hash, StoreError};

@@ -85,8 +85,9 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             }
         }
         let mut rows = Vec::with_capacity(rewrite.len());
+        let mut target = prolly::Lookup::new(store, entry.tree);
         for k in rewrite.into_keys() {
-            let v = match prolly::get(store, entry.tree, &k)? {
+            let v = match target.get(&k)? {
                 Some(v) => Some(crate::codec::load_value(store, &v)?),
                 None => None,
             };
