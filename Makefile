@@ -4,8 +4,8 @@
 SHELL := /bin/bash
 PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 PGRX_TEST_PGDATA := /tmp/pgrx-test-pgdata
-# Installs into the system PostgreSQL 15's lib and share dirs (we run as root).
-PGRX_INSTALL := cargo pgrx install --release --pg-config $(PG_CONFIG)
+# Installs the release build into the system PostgreSQL 15 (we run as root).
+PGRX_INSTALL := scripts/install.sh
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: setup build install test demo
