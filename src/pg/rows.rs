@@ -12,6 +12,9 @@ use std::collections::{HashSet, VecDeque};
 /// Rows fetched per round trip: big enough to amortise SPI, small enough for flat memory.
 const BATCH: i64 = 5000;
 
+/// A tree entry: encoded key and tree value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// One row's change between HEAD and the working set. Rows are encoded values.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -116,7 +119,10 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
 
 /// The live rows for the given keys: `(encoded key, Some(encoded row))` for rows that
 /// exist, `(encoded key, None)` for keys with no row. Sorted by key.
-pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+/// `(encoded key, encoded row or None)`, sorted by key.
+pub type KeyedRows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<KeyedRows> {
     let sql = format!(
         "SELECT {} FROM {} t JOIN {} k ON {}",
         plan.select_list("t"),
@@ -171,13 +177,16 @@ pub fn working_changes(
         if consume {
             exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
         }
-        let root = head.unwrap_or_else(prolly::empty_root);
-        let mut old = prolly::iter(store, root).peekable();
-        let empty = head.is_none();
+        // Before the table's first commit there is no tree (not even an empty one).
+        let committed: Box<dyn Iterator<Item = crate::store::Result<Entry>>> = match head {
+            Some(root) => Box::new(prolly::iter(store, root)),
+            None => Box::new(std::iter::empty()),
+        };
+        let mut old = committed.peekable();
         for live in Scan::open(plan)? {
             let (k, v) = live?;
             // Tree entries below the live key were removed.
-            while !empty {
+            loop {
                 match old.peek() {
                     Some(Ok((ok, _))) if *ok < k => {
                         let (ok, ov) = old.next().expect("peeked")?;
@@ -194,7 +203,7 @@ pub fn working_changes(
                 }
             }
             let before = match old.peek() {
-                Some(Ok((ok, _))) if *ok == k && !empty => {
+                Some(Ok((ok, _))) if *ok == k => {
                     tree_row(store, Some(old.next().expect("peeked")?.1))?
                 }
                 _ => None,
@@ -207,15 +216,13 @@ pub fn working_changes(
                 });
             }
         }
-        if !empty {
-            for rest in old {
-                let (ok, ov) = rest?;
-                out.push(Change {
-                    key: ok,
-                    before: tree_row(store, Some(ov))?,
-                    after: None,
-                });
-            }
+        for rest in old {
+            let (ok, ov) = rest?;
+            out.push(Change {
+                key: ok,
+                before: tree_row(store, Some(ov))?,
+                after: None,
+            });
         }
         return Ok(out);
     }
@@ -239,7 +246,7 @@ pub fn working_changes(
 /// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,
 /// None to leave deleted). Triggers are expected to be disabled by the caller
 /// (`session_replication_role = replica`).
-pub fn write_rows(plan: &Plan, rows: &[(Vec<u8>, Option<Vec<u8>>)]) -> VcResult<()> {
+pub fn write_rows(plan: &Plan, rows: &KeyedRows) -> VcResult<()> {
     let del = format!(
         "DELETE FROM {} t USING {} k WHERE {}",
         plan.table,

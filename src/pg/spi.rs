@@ -169,7 +169,6 @@ impl Drop for Plan {
 /// Utility statements (DDL) are planned once and not kept: they run once per table.
 fn is_utility(sql: &str) -> bool {
     let head = sql
-        .trim_start()
         .split_whitespace()
         .next()
         .unwrap_or("")

@@ -322,6 +322,8 @@ fn is_working(s: &str) -> bool {
     s == "WORKING"
 }
 
+// pgrx reads the column names from this signature, so it cannot be a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "_diff", volatile)]
 fn vc_diff(
     from_ref: Option<&str>,
