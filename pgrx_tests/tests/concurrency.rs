@@ -164,3 +164,20 @@ fn commits_during_a_stream_of_transfers_lose_nothing() {
     );
     assert_eq!(diff, "0");
 }
+
+#[test]
+fn non_utf8_databases_are_refused() {
+    let c = Cluster::start();
+    let mut db = c.connect();
+    db.batch_execute(
+        "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    )
+    .unwrap();
+    let mut l = c.connect_db("latin");
+    l.batch_execute("CREATE EXTENSION pgvc; CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let e = l.batch_execute("SELECT vc.track('t')").unwrap_err();
+    let e = e.as_db_error().expect("a server error");
+    assert_eq!(e.code().code(), "0A000");
+    assert!(e.message().contains("UTF8"), "{}", e.message());
+}

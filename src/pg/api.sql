@@ -7,7 +7,9 @@
 CREATE FUNCTION vc._on_truncate() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE vc.tracked SET full_scan = true WHERE relid = TG_RELID;
+    -- Also when a partition of a tracked table is truncated directly.
+    UPDATE vc.tracked SET full_scan = true
+    WHERE relid = TG_RELID OR relid IN (SELECT pg_partition_ancestors(TG_RELID));
     RETURN NULL;
 END $$;
 

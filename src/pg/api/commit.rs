@@ -9,6 +9,7 @@
 
 use crate::codec::store_value;
 use crate::commit::{Commit, RootValue, TableEntry};
+use crate::pg::api::track::untracked_partitions;
 use crate::pg::catalog::{owned_sequences, table_schema, tracked_tables, Plan, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
@@ -36,7 +37,8 @@ pub fn build_from_scan(store: &PgStore, plan: &Plan) -> VcResult<Hash> {
 fn commit_table(store: &PgStore, t: &Tracked, old: Option<&TableEntry>) -> VcResult<TableEntry> {
     let schema = table_schema(t.relid)?;
     let plan = Plan::new(&t.name, &schema);
-    let full = t.full_scan || old.is_none_or(|o| o.schema != schema);
+    let full =
+        untracked_partitions(t, true)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
     let tree = if full {
         exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
         exec(

@@ -4,4 +4,4 @@
 mod commit;
 mod inspect;
 mod reset;
-mod track;
+pub mod track;

@@ -8,6 +8,7 @@
 //! size of the change, not of the table.
 
 use crate::commit::{Commit, RootValue};
+use crate::pg::api::track::untracked_partitions;
 use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
@@ -72,7 +73,9 @@ type TablePlan = (crate::pg::catalog::Tracked, Plan, crate::commit::TableEntry);
 fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcResult<()> {
     for (t, plan, entry) in plans {
         let old = head_root.tables.get(&t.name);
-        let full = t.full_scan || old.is_none_or(|o| o.schema != entry.schema);
+        let full = t.full_scan
+            || old.is_none_or(|o| o.schema != entry.schema)
+            || untracked_partitions(t, true)?;
         let head_tree = old.map(|o| o.tree);
         let mut rewrite: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for c in working_changes(store, t, plan, head_tree, full, false)? {

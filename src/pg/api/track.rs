@@ -7,7 +7,7 @@
 //! per row; and a TRUNCATE trigger that marks the table for a full comparison.
 
 use crate::codec::Cell;
-use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid};
+use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid, Tracked};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::spi::{exec, ident, query, with_spi, Arg};
 use pgrx::pg_sys::Oid;
@@ -38,6 +38,16 @@ const REFUSED_TYPES: &[&str] = &[
 ];
 
 fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
+    // Rows are encoded from their text output; only UTF-8 text is the same bytes on
+    // every cluster (and only UTF-8 is valid MessagePack str).
+    let enc = query("SELECT pg_catalog.getdatabaseencoding()", vec![], &[])?;
+    if !matches!(enc.first().and_then(|r| r.first()), Some(Cell::Text(e)) if e == "UTF8") {
+        return Err(VcError::new(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "pgvc needs a database with encoding UTF8",
+        )
+        .hint("create the database with ENCODING 'UTF8' and load the data there"));
+    }
     let rows = query(
         "SELECT c.relkind::text, c.relpersistence::text, c.relispartition::text, n.nspname \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
@@ -156,6 +166,22 @@ pub fn track(relid: Oid) -> VcResult<()> {
         &format!("REVOKE ALL ON FUNCTION vc.{func}() FROM PUBLIC"),
         vec![],
     )?;
+    install_triggers(&name, oid)?;
+    for part in partitions(relid)? {
+        install_triggers(&part, oid)?;
+    }
+    exec(
+        "INSERT INTO vc.tracked (relid, log_table, full_scan) VALUES ($1, $2, true)",
+        vec![Arg::Oid(relid), Arg::Text(Some(log))],
+    )?;
+    Ok(())
+}
+
+/// The tracking triggers of table `oid`, on `table` (the table itself or one of its
+/// partitions: a statement that names a partition fires only that partition's
+/// statement triggers, so each partition logs its own direct writes into the
+/// parent's key log).
+fn install_triggers(table: &str, oid: u32) -> VcResult<()> {
     for (event, refs) in [
         ("INSERT", "NEW TABLE AS vc_new"),
         ("UPDATE", "OLD TABLE AS vc_old NEW TABLE AS vc_new"),
@@ -163,8 +189,8 @@ pub fn track(relid: Oid) -> VcResult<()> {
     ] {
         exec(
             &format!(
-                "CREATE TRIGGER vc_track_{} AFTER {event} ON {name} REFERENCING {refs} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION vc.{func}()",
+                "CREATE TRIGGER vc_track_{} AFTER {event} ON {table} REFERENCING {refs} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION vc.trg_{oid}()",
                 event.to_lowercase()
             ),
             vec![],
@@ -172,16 +198,53 @@ pub fn track(relid: Oid) -> VcResult<()> {
     }
     exec(
         &format!(
-            "CREATE TRIGGER vc_track_truncate AFTER TRUNCATE ON {name} \
+            "CREATE TRIGGER vc_track_truncate AFTER TRUNCATE ON {table} \
              FOR EACH STATEMENT EXECUTE FUNCTION vc._on_truncate()"
         ),
         vec![],
     )?;
-    exec(
-        "INSERT INTO vc.tracked (relid, log_table, full_scan) VALUES ($1, $2, true)",
-        vec![Arg::Oid(relid), Arg::Text(Some(log))],
-    )?;
     Ok(())
+}
+
+/// Every partition below a partitioned table, at any depth (empty for a plain table).
+fn partitions(relid: Oid) -> VcResult<Vec<String>> {
+    let rows = query(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_partition_tree($1) p \
+         JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE p.relid <> $1 ORDER BY 1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r.into_iter().next() {
+            Some(Cell::Text(t)) => Some(t),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Partitions attached or created after `vc.track()` have no tracking triggers, so
+/// their direct writes were not logged. With `install`, adds the triggers. Returns
+/// whether any were missing: the caller must then compare the whole table.
+pub fn untracked_partitions(t: &Tracked, install: bool) -> VcResult<bool> {
+    let mut missing = Vec::new();
+    for p in partitions(t.relid)? {
+        let has = query(
+            "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'vc_track_insert'",
+            vec![Arg::Text(Some(p.clone()))],
+            &[],
+        )?;
+        if has.is_empty() {
+            missing.push(p);
+        }
+    }
+    if install {
+        for p in &missing {
+            install_triggers(p, u32::from(t.relid))?;
+        }
+    }
+    Ok(!missing.is_empty())
 }
 
 pub fn untrack(relid: Oid) -> VcResult<()> {
@@ -193,11 +256,15 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
         )
         .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
     };
-    for event in ["insert", "update", "delete", "truncate"] {
-        exec(
-            &format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {name}"),
-            vec![],
-        )?;
+    let mut tables = partitions(relid)?;
+    tables.push(name.clone());
+    for table in &tables {
+        for event in ["insert", "update", "delete", "truncate"] {
+            exec(
+                &format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {table}"),
+                vec![],
+            )?;
+        }
     }
     let oid = u32::from(relid);
     exec(&format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"), vec![])?;

@@ -9,6 +9,8 @@ mod errors;
 #[cfg(any(test, feature = "pg_test"))]
 mod history;
 #[cfg(any(test, feature = "pg_test"))]
+mod partitions;
+#[cfg(any(test, feature = "pg_test"))]
 mod store;
 #[cfg(any(test, feature = "pg_test"))]
 mod types;

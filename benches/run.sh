@@ -1,0 +1,754 @@
+#!/usr/bin/env bash
+# pgvc benchmark suite: `make bench` (installs the release build first), or
+#
+#   benches/run.sh [--quick] [--only 1,2,...] [--out FILE] [--keep]
+#
+#   --quick   small sizes and short pgbench runs: a smoke test of the suite (~2 min);
+#             writes its report to /tmp/pgvc-bench-quick.md unless --out is given
+#   --only    run only these benchmarks (numbers as in the list below)
+#   --out     where to write the Markdown report (default docs/BENCHMARKS.md)
+#   --keep    keep the throwaway cluster's directory (data, server log) after exit
+#
+# Benchmarks (the goals come from the project's issue):
+#   1 commit scaling          vc.commit() of k changed rows, N = 10^4 vs 10^6
+#   2 first commit            first vc.commit() of 10^6 rows vs COPY of the same rows
+#   3 tracking overhead       pgbench single-row INSERT/UPDATE TPS, bulk INSERT/UPDATE time
+#   4 storage                 bytes of new chunks per commit of k changed rows
+#   5 memory                  peak backend memory of a first commit and of vc.reset
+#   6 status and diff         vc.status() / vc.diff('HEAD') with 1000 pending changes
+#
+# The machine is shared and noisy, so every figure that has a goal is a RATIO against
+# a baseline measured in the same run, and times are taken inside the server
+# (clock_timestamp() around the statement, in bench.ms()), not by the client.
+#
+# The suite runs on a private copy of the installed PostgreSQL 15 + pgvc (taken at
+# start), in a throwaway cluster (initdb into a mktemp dir, Unix socket only), so a
+# concurrent reinstall of pgvc.so (e.g. another engineer's `cargo pgrx test`, which
+# installs a debug build in place) can neither crash it nor change what is measured.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SYS_BIN=/usr/lib/postgresql/15/bin
+
+QUICK=0
+ONLY="1,2,3,4,5,6"
+OUT=""
+KEEP=0
+while (($#)); do
+    case $1 in
+    --quick) QUICK=1 ;;
+    --only) ONLY=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# ---------------------------------------------------------------------------------------
+# Sizes. Default: the issue's sizes. --quick: about 10x smaller, same shapes.
+# ---------------------------------------------------------------------------------------
+RUNS=3                       # runs per figure; the median is reported
+if ((QUICK)); then
+    N_SMALL=1000 N_LARGE=100000 COMMIT_KS="1 100 10000"
+    FIRST_N=100000
+    TPS_PREFILL=10000 TPS_SECONDS=2 BULK_INSERT=100000 BULK_UPDATE=10000
+    STORE_N=100000 STORE_KS="1 1000"
+    MEM_NS="20000 100000" MEM_CHANGED=10000
+    STATUS_CHANGES=100
+    OUT=${OUT:-/tmp/pgvc-bench-quick.md}
+else
+    N_SMALL=10000 N_LARGE=1000000 COMMIT_KS="1 1000 100000"
+    FIRST_N=1000000
+    TPS_PREFILL=100000 TPS_SECONDS=15 BULK_INSERT=1000000 BULK_UPDATE=100000
+    STORE_N=1000000 STORE_KS="1 1000"
+    MEM_NS="200000 1000000" MEM_CHANGED=100000
+    STATUS_CHANGES=1000
+    OUT=${OUT:-$ROOT/docs/BENCHMARKS.md}
+fi
+
+# ---------------------------------------------------------------------------------------
+# Known causes of MISSes, found by profiling (perf record -g -p <backend pid>, and
+# pg_log_backend_memory_contexts). Printed next to a MISS with the same id. Update
+# them when pgvc changes; a MISS without an entry is reported as unexplained.
+# ---------------------------------------------------------------------------------------
+declare -A WHY=()
+WHY[3.tps.insert.async]="With synchronous_commit=off nothing hides CPU cost: each single-row INSERT on a tracked table runs the statement-level AFTER trigger, i.e. a SECURITY DEFINER plpgsql function with a SET search_path clause (fmgr_security_definer saves/restores GUCs on every call), whose INSERT ... SELECT FROM the transition table is re-parsed and re-planned on every statement (perf: parse_analyze/raw_parser/standard_planner under plpgsql_exec_trigger), plus the heap insert and WAL of the key-log row."
+WHY[3.tps.update.async]="As for INSERT, and an UPDATE fires two INSERTs in the trigger (new keys, then old keys EXCEPT new keys), each re-planned per statement because plpgsql does not cache plans of statements that read transition tables."
+WHY[3.tps.insert.sync]="See the asynchronous figure: the trigger's per-statement parse/plan cost is larger than the fsync latency it hides behind here."
+WHY[3.tps.update.sync]="See the asynchronous figure: the trigger's per-statement parse/plan cost is larger than the fsync latency it hides behind here."
+WHY[3.bulk.insert]="The trigger copies every new key from the transition table (a tuplestore filled during the INSERT) into the unindexed, WAL-logged key log: a second heap insert and its WAL per row."
+WHY[3.bulk.update]="The UPDATE trigger runs two statements over the transition tables (new keys; old keys EXCEPT new keys, a hash set operation over all rows) and writes every key to the WAL-logged key log."
+WHY[4.k1000]="The budget is one root-to-leaf path: k=1000 changes spread over the table touch about 1000 different leaves (~4 KiB each), and a prolly tree, like a B-tree, rewrites every touched node whole; clustered changes (the contiguous row) share leaves and stay close to the budget."
+
+# ---------------------------------------------------------------------------------------
+# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc.
+# ---------------------------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/pgvc-bench.XXXXXX)
+chown postgres: "$WORK"
+PGBIN=$WORK/usr/lib/postgresql/15/bin
+PORT=""
+SAMPLER_PID=""
+
+cleanup() {
+    local rc=$?
+    [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null || true
+    if [[ -f $WORK/data/postmaster.pid ]]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if ((rc != 0)) && [[ -f $WORK/server.log ]]; then
+        echo "run.sh: failed; last lines of the server log ($WORK/server.log):" >&2
+        tail -n 20 "$WORK/server.log" >&2
+        grep -q 'Segmentation fault' "$WORK/server.log" && echo "run.sh: the server crashed (see above)" >&2
+        KEEP=1
+    fi
+    if ((KEEP)); then echo "run.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK. PostgreSQL
+# finds lib/ and share/ relative to its binary, so the copy is self-contained. pgvc
+# itself is taken from the release package scripts/install.sh just built (make bench
+# runs it first), when present: the system copy may meanwhile have been replaced by
+# the debug build `cargo pgrx test` installs.
+snapshot_install() {
+    local lib share so pkg=$ROOT/target/pgvc-package
+    lib=$("$SYS_BIN/pg_config" --pkglibdir)
+    share=$("$SYS_BIN/pg_config" --sharedir)
+    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
+    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
+    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
+    cp -a "$share" "$WORK/usr/share/postgresql/"
+    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
+        cp "$pkg$lib/pgvc.so" "$WORK$lib/"
+        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
+    fi
+    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
+    [[ -f $so ]] || { echo "run.sh: pgvc is not installed: run make install" >&2; exit 1; }
+    if readelf -S "$so" | grep -q '\.debug_info'; then
+        echo "run.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
+            "run scripts/install.sh (or make bench) for the release build" >&2
+        exit 1
+    fi
+    SO_SHA=$(sha256sum "$so" | cut -c1-12)
+}
+
+# The cluster listens on a Unix socket in $WORK only, so no port can clash; we still
+# pick one that no local server uses.
+free_port() {
+    local p
+    for ((p = 55000 + RANDOM % 5000; ; p++)); do
+        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [[ ! -e /tmp/.s.PGSQL.$p ]] \
+            && [[ ! -e /var/run/postgresql/.s.PGSQL.$p ]]; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+start_cluster() {
+    PORT=$(free_port)
+    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
+        --no-sync >"$WORK/initdb.log"
+    cat >>"$WORK/data/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'pgvc'
+shared_buffers = 1GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+wal_level = logical
+EOF
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+    # Helpers every benchmark database inherits from template1.
+    sqlf template1 <<'EOF'
+CREATE SCHEMA bench;
+-- Milliseconds one statement takes, measured inside the server: no client round trip,
+-- and not the transaction's commit (WAL flush), the same for baseline and pgvc.
+CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE stmt;
+    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+END $$;
+-- Rows of the benchmark table shape, ids lo..hi, realistic values.
+CREATE FUNCTION bench.rows(lo int, hi int)
+RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
+    SELECT g, md5(g::text), ((g * 7919) % 1000000) / 100.0,
+           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
+    FROM generate_series(lo, hi) g
+$$;
+-- Totals of the chunk store: count, encoded bytes (length), stored bytes (after lz4).
+-- (vc.chunks exists only where pgvc is created: do not check the body here.)
+SET check_function_bodies = off;
+CREATE FUNCTION bench.chunks() RETURNS TABLE (n bigint, bytes bigint, stored bigint)
+LANGUAGE sql AS $$
+    SELECT count(*), coalesce(sum(length(data)), 0), coalesce(sum(pg_column_size(data)), 0)
+    FROM vc.chunks
+$$;
+EOF
+}
+
+# ---------------------------------------------------------------------------------------
+# SQL helpers. Each call is a new session (a fresh backend: cold plan and chunk caches).
+# ---------------------------------------------------------------------------------------
+psql_() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres "$@"; }
+sql() { psql_ -d "$1" -c "$2"; }     # one statement; prints its rows
+sqlf() { psql_ -d "$1"; }            # statements on stdin
+# Milliseconds of one statement, inside the server.
+ms() { sql "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"; }
+
+new_db() {
+    sql postgres "DROP DATABASE IF EXISTS $1"
+    sql postgres "CREATE DATABASE $1"
+    sql "$1" "CREATE EXTENSION pgvc"
+}
+
+# new_table DB TABLE N: the benchmark table shape with ids 1..N, vacuumed.
+new_table() {
+    sqlf "$1" <<EOF
+CREATE TABLE $2 (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
+INSERT INTO $2 SELECT * FROM bench.rows(1, $3);
+VACUUM ANALYZE $2;
+EOF
+}
+
+# new_tracked DB TABLE N: as new_table, tracked, with its first commit done.
+new_tracked() {
+    new_table "$1" "$2" "$3"
+    sql "$1" "SELECT vc.track('$2')" >/dev/null
+    sql "$1" "SELECT vc.commit('load $2')" >/dev/null
+}
+
+# The UPDATE used everywhere: changes price and ts of the rows matching a condition.
+touch_rows() { sql "$1" "UPDATE $2 SET price = price + 1, ts = ts + interval '1 hour' WHERE $3" >/dev/null; }
+
+# Condition selecting k rows spread evenly over ids 1..n.
+spread() { echo "id % $(($1 / $2)) = 0"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+# verdict VALUE OP GOAL: PASS when VALUE OP GOAL holds (OP is <= or >=).
+verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
+human() { awk -v b="$1" 'BEGIN {
+    if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024;
+    else printf "%d B", b }'; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------
+# Results: one summary row per goal, plus a Markdown section per benchmark.
+# ---------------------------------------------------------------------------------------
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+# result ID BENCHMARK GOAL BASELINE MEASURED RATIO VERDICT
+result() {
+    local IFS=$'\t'
+    echo "$*" >>"$RESULTS"
+    printf '  %-44s %-10s %s\n' "$2" "$6" "$7" >&2
+}
+# Lines of the current benchmark's section of the report.
+SECTION=""
+section() { SECTION=$WORK/section.$1.md; : >"$SECTION"; }
+md() { printf '%s\n' "$@" >>"$SECTION"; }
+# why ID VERDICT: the known cause of a MISS, as a Markdown line.
+why() {
+    [[ $2 == MISS ]] || return 0
+    md "- **MISS \`$1\`**: ${WHY[$1]:-not yet explained: profile it (see How to investigate below).}"
+}
+
+# ---------------------------------------------------------------------------------------
+# 1. Commit scaling: vc.commit() of k changed rows must cost what changed, not N.
+# ---------------------------------------------------------------------------------------
+bench_commit_scaling() {
+    log "1. commit scaling (N = $N_SMALL, $N_LARGE; k = $COMMIT_KS)"
+    section 1
+    md "## 1. Commit scaling" ""
+    md "UPDATE of k rows spread over an N-row tracked table (\`WHERE id % (N/k) = 0\`), then" \
+        "\`SELECT vc.commit(...)\`; only the commit is timed (fresh session each time: includes" \
+        "preparing pgvc's statements and reading tree nodes cold). Median of $RUNS runs." \
+        "**Goal**: time depends on k, not N: time(N=$N_LARGE) / time(N=$N_SMALL) <= 1.5 at equal k." ""
+    md "| k | N = $N_SMALL (ms) | N = $N_LARGE (ms) | ratio | result |" "|---:|---:|---:|---:|---|"
+    local n k r cond t
+    declare -A med=()
+    for n in $N_SMALL $N_LARGE; do
+        new_db commit_$n
+        new_tracked commit_$n t "$n"
+        for k in $COMMIT_KS; do
+            ((k > n)) && continue
+            cond=$(spread "$n" "$k")
+            local times=()
+            for ((r = 1; r <= RUNS; r++)); do
+                touch_rows commit_$n t "$cond"
+                sql commit_$n "VACUUM t"
+                times+=("$(ms commit_$n "SELECT vc.commit('k=$k run $r')")")
+            done
+            med[$n.$k]=$(median "${times[@]}")
+            log "   N=$n k=$k: ${times[*]} ms"
+        done
+        sql postgres "DROP DATABASE commit_$n"
+    done
+    for k in $COMMIT_KS; do
+        local small=${med[$N_SMALL.$k]:-} large=${med[$N_LARGE.$k]} ratio v
+        if [[ -z $small ]]; then
+            md "| $k | (k > N) | $large | - | absolute only |"
+            result "1.k$k" "commit k=$k, N=$N_LARGE" "k > N for N=$N_SMALL" "-" "$large ms" "-" "info"
+            continue
+        fi
+        ratio=$(calc "$large / $small")
+        v=$(verdict "$ratio" "<=" 1.5)
+        md "| $k | $small | $large | $ratio | $v |"
+        result "1.k$k" "commit k=$k: N=$N_LARGE vs $N_SMALL" "<= 1.5" "$small ms" "$large ms" "$ratio" "$v"
+    done
+    md ""
+    for k in $COMMIT_KS; do
+        [[ -n ${med[$N_SMALL.$k]:-} ]] && why "1.k$k" "$(verdict "$(calc "${med[$N_LARGE.$k]} / ${med[$N_SMALL.$k]}")" "<=" 1.5)"
+    done
+    md ""
+}
+
+# ---------------------------------------------------------------------------------------
+# 2. First commit of a big table vs COPY of the same rows into a plain table.
+# ---------------------------------------------------------------------------------------
+bench_first_commit() {
+    log "2. first commit of $FIRST_N rows vs COPY"
+    section 2
+    local file=$WORK/rows.copy r copy commit
+    new_db first_src
+    new_table first_src src "$FIRST_N"
+    sql first_src "COPY src TO '$file'"
+    sql postgres "DROP DATABASE first_src"
+    local copies=() commits=()
+    for ((r = 1; r <= RUNS; r++)); do
+        # A fresh database per run: an existing chunk store would turn the first
+        # commit's chunk writes into ON CONFLICT no-ops.
+        new_db first_$r
+        sqlf first_$r <<EOF
+CREATE TABLE plain (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
+CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
+COPY t FROM '$file';
+VACUUM ANALYZE t;
+SELECT vc.track('t');
+CHECKPOINT;
+EOF
+        copy=$(ms first_$r "COPY plain FROM '$file'")
+        sql first_$r "CHECKPOINT"
+        commit=$(ms first_$r "SELECT vc.commit('first')")
+        copies+=("$copy") commits+=("$commit")
+        log "   run $r: COPY $copy ms, first commit $commit ms"
+        sql postgres "DROP DATABASE first_$r"
+    done
+    copy=$(median "${copies[@]}") commit=$(median "${commits[@]}")
+    local ratio v
+    ratio=$(calc "$commit / $copy")
+    v=$(verdict "$ratio" "<=" 1.5)
+    md "## 2. First commit" "" \
+        "A table of $FIRST_N rows (loaded, vacuumed, then \`vc.track\`ed) gets its first" \
+        "\`vc.commit()\` (a full scan into a new prolly tree); baseline: \`COPY\` of the same rows," \
+        "from a file written by \`COPY TO\`, into an empty plain table with the same primary key." \
+        "CHECKPOINT before each timed statement. Median of $RUNS runs, each in a fresh database." \
+        "**Goal**: first commit / COPY <= 1.5." "" \
+        "| COPY (ms) | first commit (ms) | ratio | result |" "|---:|---:|---:|---|" \
+        "| $copy | $commit | $ratio | $v |" "" \
+        "Runs: COPY ${copies[*]} ms; first commit ${commits[*]} ms." ""
+    why 2 "$v"
+    md ""
+    result 2 "first commit $FIRST_N rows vs COPY" "<= 1.5" "$copy ms" "$commit ms" "$ratio" "$v"
+}
+
+# ---------------------------------------------------------------------------------------
+# 3. Tracking overhead on writes: pgbench TPS and bulk statements, tracked vs not.
+# ---------------------------------------------------------------------------------------
+# tps DB SCRIPT [PGOPTIONS]: pgbench's TPS (2 clients, 2 threads).
+tps() {
+    PGOPTIONS=${3:-} "$PGBIN/pgbench" -n -c 2 -j 2 -T "$TPS_SECONDS" -f "$2" \
+        -h "$WORK" -p "$PORT" -U postgres "$1" 2>&1 | awk '/^tps = / {printf "%.0f", $3}'
+}
+
+bench_tracking_overhead() {
+    log "3. tracking overhead (pgbench ${TPS_SECONDS}s x $RUNS rounds; bulk $BULK_INSERT / $BULK_UPDATE rows)"
+    section 3
+    local db=overhead r mode op tab
+    new_db $db
+    for tab in un tr; do
+        new_table $db $tab "$TPS_PREFILL"
+        sql $db "CREATE SEQUENCE ${tab}_ids START $((TPS_PREFILL * 100))"
+        cat >"$WORK/insert_$tab.sql" <<EOF
+INSERT INTO $tab VALUES (nextval('${tab}_ids'), md5(random()::text), (random() * 1000)::numeric(10,2), now());
+EOF
+        cat >"$WORK/update_$tab.sql" <<EOF
+\set id random(1, $TPS_PREFILL)
+UPDATE $tab SET price = price + 0.01, ts = now() WHERE id = :id;
+EOF
+    done
+    sql $db "SELECT vc.track('tr')" >/dev/null
+    sql $db "SELECT vc.commit('prefill')" >/dev/null
+    declare -A runs=()
+    for ((r = 1; r <= RUNS; r++)); do
+        for mode in sync async; do
+            local opts=""
+            [[ $mode == async ]] && opts="-c synchronous_commit=off"
+            for op in insert update; do
+                for tab in un tr; do
+                    sql $db "CHECKPOINT"
+                    runs[$mode.$op.$tab]+=" $(tps $db "$WORK/${op}_$tab.sql" "$opts")"
+                done
+                log "   round $r $mode $op: untracked ${runs[$mode.$op.un]##* } tps, tracked ${runs[$mode.$op.tr]##* } tps"
+            done
+        done
+    done
+    md "## 3. Tracking overhead" "" \
+        "**Single-row statements**: \`pgbench -n -c 2 -j 2 -T $TPS_SECONDS -f script\`, one INSERT" \
+        "(ids from a sequence) or one UPDATE (random id) per transaction, on a tracked and an" \
+        "untracked table of the same shape pre-filled with $TPS_PREFILL rows; $RUNS interleaved" \
+        "rounds, CHECKPOINT before each run, median TPS. Run twice: with the default" \
+        "\`synchronous_commit = on\` (each transaction waits for a WAL fsync, ~0.13 ms on this disk," \
+        "which hides part of the CPU cost) and with \`synchronous_commit = off\` (pure CPU cost)." \
+        "**Goal**: tracked / untracked TPS >= 0.9." "" \
+        "| statement | synchronous_commit | untracked TPS | tracked TPS | ratio | result |" \
+        "|---|---|---:|---:|---:|---|"
+    local ids=()
+    for mode in sync async; do
+        for op in insert update; do
+            # shellcheck disable=SC2086
+            local un tr ratio v setting=on
+            un=$(median ${runs[$mode.$op.un]}) tr=$(median ${runs[$mode.$op.tr]})
+            [[ $mode == async ]] && setting=off
+            ratio=$(calc "$tr / $un")
+            v=$(verdict "$ratio" ">=" 0.9)
+            md "| single-row $op | $setting | $un | $tr | $ratio | $v |"
+            result "3.tps.$op.$mode" "single-row $op TPS (sync commit $setting)" ">= 0.9" "$un tps" "$tr tps" "$ratio" "$v"
+            ids+=("3.tps.$op.$mode:$v")
+        done
+    done
+    md "" "Runs (TPS, untracked / tracked):"
+    for mode in sync async; do
+        for op in insert update; do
+            md "- $op, $mode:${runs[$mode.$op.un]} /${runs[$mode.$op.tr]}"
+        done
+    done
+    md ""
+    sql postgres "DROP DATABASE $db"
+
+    # Bulk statements: a fresh pair of tables per round.
+    local ins=() upd=()
+    declare -A bulk=()
+    for ((r = 1; r <= RUNS; r++)); do
+        db=bulk_$r
+        new_db $db
+        for tab in un tr; do
+            new_table $db $tab "$TPS_PREFILL"
+        done
+        sql $db "SELECT vc.track('tr')" >/dev/null
+        sql $db "SELECT vc.commit('prefill')" >/dev/null
+        local order="un tr"
+        ((r % 2 == 0)) && order="tr un"
+        for tab in $order; do
+            sql $db "CHECKPOINT"
+            bulk[ins.$tab]+=" $(ms $db "INSERT INTO $tab SELECT * FROM bench.rows($((TPS_PREFILL + 1)), $((TPS_PREFILL + BULK_INSERT)))")"
+            sql $db "VACUUM ANALYZE $tab"
+            sql $db "CHECKPOINT"
+            bulk[upd.$tab]+=" $(ms $db "UPDATE $tab SET price = price + 1, ts = ts + interval '1 hour' WHERE $(spread $((TPS_PREFILL + BULK_INSERT)) "$BULK_UPDATE")")"
+        done
+        log "   bulk round $r: INSERT un/tr ${bulk[ins.un]##* } / ${bulk[ins.tr]##* } ms, UPDATE un/tr ${bulk[upd.un]##* } / ${bulk[upd.tr]##* } ms"
+        sql postgres "DROP DATABASE $db"
+    done
+    md "**Bulk statements**: one \`INSERT ... SELECT\` of $BULK_INSERT rows into the table pre-filled" \
+        "with $TPS_PREFILL rows, then one \`UPDATE\` of $BULK_UPDATE rows spread over it, on a tracked" \
+        "and an untracked table (fresh pair per round, alternating which goes first; CHECKPOINT" \
+        "before each statement). Median of $RUNS. **Goal**: tracked / untracked time <= 1.3." "" \
+        "| statement | untracked (ms) | tracked (ms) | ratio | result |" "|---|---:|---:|---:|---|"
+    for op in ins upd; do
+        local un tr ratio v label
+        # shellcheck disable=SC2086
+        un=$(median ${bulk[$op.un]}) tr=$(median ${bulk[$op.tr]})
+        ratio=$(calc "$tr / $un")
+        v=$(verdict "$ratio" "<=" 1.3)
+        if [[ $op == ins ]]; then label="INSERT ... SELECT of $BULK_INSERT rows"; else label="UPDATE of $BULK_UPDATE rows"; fi
+        md "| $label | $un | $tr | $ratio | $v |"
+        local id=3.bulk.insert
+        [[ $op == upd ]] && id=3.bulk.update
+        result "$id" "bulk $label" "<= 1.3" "$un ms" "$tr ms" "$ratio" "$v"
+        ids+=("$id:$v")
+    done
+    md "" "Runs (ms, untracked / tracked): INSERT${bulk[ins.un]} /${bulk[ins.tr]}; UPDATE${bulk[upd.un]} /${bulk[upd.tr]}." ""
+    local e
+    for e in "${ids[@]}"; do why "${e%%:*}" "${e##*:}"; done
+    md ""
+}
+
+# ---------------------------------------------------------------------------------------
+# 4. Storage: bytes of the chunks a commit adds.
+# ---------------------------------------------------------------------------------------
+bench_storage() {
+    log "4. storage (N = $STORE_N)"
+    section 4
+    local db=storage n=$STORE_N depth
+    new_db $db
+    new_tracked $db t "$n"
+    # Node chunks are [kind 1][level]...: the root's level + 1 is the tree depth.
+    depth=$(sql $db "SELECT max(get_byte(data, 1)) + 1 FROM vc.chunks WHERE get_byte(data, 0) = 1")
+    md "## 4. Storage" "" \
+        "A tracked table of $n rows (tree depth $depth: the highest node level + 1, read from the" \
+        "node chunks); per case, an UPDATE of k rows and a commit. New bytes are exact:" \
+        "\`sum(length(data))\` of \`vc.chunks\` after minus before (encoded bytes; on disk, lz4 column" \
+        "compression makes them smaller: the stored column). The changed rows' encoded size is" \
+        "estimated as \`sum(pg_column_size(t.*))\` of the changed rows (PostgreSQL's own row size, a" \
+        "little above pgvc's MessagePack encoding). New chunks include the commit's root value and" \
+        "commit object (2 chunks). **Goal**: new bytes <= 4 KiB x depth + 1.5 x changed rows' bytes." "" \
+        "| case | new chunks | new bytes | stored | changed rows' bytes (est.) | budget | ratio | result |" \
+        "|---|---:|---:|---:|---:|---:|---:|---|"
+    local case id cond k before after est budget ratio v ids=() k1_note="" spread_bytes=0
+    for case in "k1:1:id = $((n / 2))" "k1000:1000:$(spread "$n" 1000)" \
+        "k1000c:1000:id BETWEEN $((n / 2 + 1)) AND $((n / 2 + 1000))"; do
+        IFS=: read -r id k cond <<<"$case"
+        before=$(sql $db "SELECT n || ' ' || bytes || ' ' || stored FROM bench.chunks()")
+        touch_rows $db t "$cond"
+        est=$(sql $db "SELECT sum(pg_column_size(t.*)) FROM t WHERE $cond")
+        sql $db "SELECT vc.commit('$id')" >/dev/null
+        after=$(sql $db "SELECT n || ' ' || bytes || ' ' || stored FROM bench.chunks()")
+        local b=($before) a=($after)
+        local dn=$((a[0] - b[0])) db_=$((a[1] - b[1])) ds=$((a[2] - b[2]))
+        budget=$(calc "4096 * $depth + 1.5 * $est" 0)
+        ratio=$(calc "$db_ / $budget")
+        v=$(verdict "$ratio" "<=" 1)
+        local label="k=$k spread"
+        [[ $id == k1 ]] && label="k=1"
+        [[ $id == k1000c ]] && label="k=1000 contiguous (extra)"
+        md "| $label | $dn | $db_ ($(human $db_)) | $ds | $est | $budget | $ratio | $v |"
+        if [[ $id == k1000c ]]; then
+            result "4.$id" "storage $label" "info" "$budget B" "$db_ B" "$ratio" "($v)"
+        else
+            result "4.$id" "storage $label, N=$n" "<= budget" "$budget B" "$db_ B" "$ratio" "$v"
+            ids+=("4.$id:$v")
+        fi
+        [[ $id == k1 ]] && k1_note="For k=1: $dn new chunks = depth $depth (one node per level) + root value + commit."
+        [[ $id == k1000 ]] && spread_bytes=$db_
+    done
+    md "" "$k1_note" "Per changed row, the spread k=1000 commit adds $(calc "$spread_bytes / 1000" 0) B;" \
+        "clustered changes share leaves (last row)." ""
+    local e
+    for e in "${ids[@]}"; do why "${e%%:*}" "${e##*:}"; done
+    md ""
+    sql postgres "DROP DATABASE $db"
+}
+
+# ---------------------------------------------------------------------------------------
+# 5. Memory: peak backend memory while one statement runs.
+# ---------------------------------------------------------------------------------------
+# measure_memory DB STATEMENT: runs STATEMENT in a fresh session while sampling the
+# backend's /proc/<pid>/status every 50 ms. Prints "ms peak_RssAnon_kB VmHWM_kB
+# idle_RssAnon_kB". VmHWM counts the shared_buffers pages the backend touched, so
+# RssAnon (private memory) is the figure that matters.
+measure_memory() {
+    local db=$1 stmt=$2 pidfile=$WORK/mem.pid out=$WORK/mem.out client pid
+    rm -f "$pidfile"
+    psql_ -d "$db" >"$out" <<EOF &
+\o $pidfile
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(0.3);
+SELECT bench.ms(\$bq\$ $stmt \$bq\$);
+SELECT pg_sleep(0.3);
+EOF
+    client=$!
+    while [[ ! -s $pidfile ]] && kill -0 "$client" 2>/dev/null; do sleep 0.01; done
+    pid=$(<"$pidfile")
+    local key val _ anon hwm idle="" peak=0 maxhwm=0
+    while kill -0 "$client" 2>/dev/null && [[ -r /proc/$pid/status ]]; do
+        anon="" hwm=""
+        while read -r key val _; do
+            case $key in
+            RssAnon:) anon=$val ;;
+            VmHWM:) hwm=$val ;;
+            esac
+        done </proc/"$pid"/status 2>/dev/null || true
+        if [[ -n $anon ]]; then
+            [[ -z $idle ]] && idle=$anon
+            ((anon > peak)) && peak=$anon
+            ((hwm > maxhwm)) && maxhwm=$hwm
+        fi
+        sleep 0.05
+    done
+    wait "$client"
+    echo "$(grep -E '^[0-9.]+$' "$out" | head -1) $peak $maxhwm $idle"
+}
+
+bench_memory() {
+    log "5. memory (N = $MEM_NS; reset across $MEM_CHANGED changed rows)"
+    section 5
+    md "## 5. Memory" "" \
+        "Peak memory of the backend while one statement runs, sampled every 50 ms from" \
+        "\`/proc/<pg_backend_pid()>/status\` by a loop beside the session: \`RssAnon\` (private" \
+        "memory: palloc and Rust heap) and \`VmHWM\` (the kernel's peak resident set, which also" \
+        "counts the pages of the 1 GB shared_buffers the backend touched). (a) the first" \
+        "\`vc.commit()\` of an N-row table; (b) \`vc.reset('HEAD~1')\` where HEAD changed $MEM_CHANGED rows" \
+        "spread over the table. Fresh session each, one run each (large). **Goal**: peak RssAnon" \
+        "<= 256 MB, independent of table size (we require ratio largest/smallest N <= 1.5)." "" \
+        "| operation | N | time (ms) | idle RssAnon | peak RssAnon | peak VmHWM | result |" \
+        "|---|---:|---:|---:|---:|---:|---|"
+    local n op m ids=()
+    declare -A peak=()
+    for n in $MEM_NS; do
+        local db=mem_$n
+        new_db $db
+        new_table $db t "$n"
+        sql $db "SELECT vc.track('t')" >/dev/null
+        for op in commit reset; do
+            if [[ $op == commit ]]; then
+                m=($(measure_memory $db "SELECT vc.commit('first')"))
+            else
+                touch_rows $db t "$(spread "$n" "$MEM_CHANGED")"
+                sql $db "SELECT vc.commit('change $MEM_CHANGED rows')" >/dev/null
+                m=($(measure_memory $db "SELECT vc.reset('HEAD~1')"))
+            fi
+            peak[$op.$n]=${m[1]}
+            local v label
+            v=$(verdict "${m[1]}" "<=" $((256 * 1024)))
+            if [[ $op == commit ]]; then label="first commit"; else label="reset across $MEM_CHANGED changed rows"; fi
+            md "| $label | $n | ${m[0]} | $(human $((m[3] * 1024))) | $(human $((m[1] * 1024))) | $(human $((m[2] * 1024))) | $v |"
+            log "   $label N=$n: ${m[0]} ms, peak RssAnon $((m[1] / 1024)) MB, VmHWM $((m[2] / 1024)) MB"
+            result "5.$op.$n" "memory $label, N=$n" "<= 256 MB" "-" "$((m[1] / 1024)) MB" "-" "$v"
+            ids+=("5.$op.$n:$v")
+        done
+        sql postgres "DROP DATABASE $db"
+    done
+    local ns=($MEM_NS)
+    local lo=${ns[0]} hi=${ns[-1]}
+    md "" "| operation | peak RssAnon N=$lo | peak RssAnon N=$hi | ratio | result |" "|---|---:|---:|---:|---|"
+    for op in commit reset; do
+        local ratio v label
+        ratio=$(calc "${peak[$op.$hi]} / ${peak[$op.$lo]}")
+        v=$(verdict "$ratio" "<=" 1.5)
+        if [[ $op == commit ]]; then label="first commit"; else label="reset"; fi
+        md "| $label | $(human $((peak[$op.$lo] * 1024))) | $(human $((peak[$op.$hi] * 1024))) | $ratio | $v |"
+        result "5.$op.flat" "memory $label: N=$hi vs $lo" "<= 1.5" "$((peak[$op.$lo] / 1024)) MB" "$((peak[$op.$hi] / 1024)) MB" "$ratio" "$v"
+        ids+=("5.$op.flat:$v")
+    done
+    md ""
+    local e
+    for e in "${ids[@]}"; do why "${e%%:*}" "${e##*:}"; done
+    md ""
+}
+
+# ---------------------------------------------------------------------------------------
+# 6. vc.status() and vc.diff('HEAD') with pending changes: cost of the changes, not N.
+# ---------------------------------------------------------------------------------------
+bench_status_diff() {
+    log "6. status and diff ($STATUS_CHANGES pending changes; N = $N_SMALL, $N_LARGE)"
+    section 6
+    local n f r ids=()
+    declare -A med=()
+    for n in $N_SMALL $N_LARGE; do
+        local db=status_$n
+        new_db $db
+        new_tracked $db t "$n"
+        touch_rows $db t "$(spread "$n" "$STATUS_CHANGES")"
+        sql $db "VACUUM t"
+        for f in status diff; do
+            local stmt="SELECT count(*) FROM vc.status()" times=()
+            [[ $f == diff ]] && stmt="SELECT count(*) FROM vc.diff('HEAD')"
+            for ((r = 1; r <= RUNS; r++)); do times+=("$(ms $db "$stmt")"); done
+            med[$f.$n]=$(median "${times[@]}")
+            log "   $f N=$n: ${times[*]} ms"
+        done
+        sql postgres "DROP DATABASE $db"
+    done
+    md "## 6. Status and diff" "" \
+        "$STATUS_CHANGES rows changed (spread, uncommitted) in an N-row tracked table; time of" \
+        "\`SELECT count(*) FROM vc.status()\` and \`SELECT count(*) FROM vc.diff('HEAD')\`, fresh" \
+        "session each, median of $RUNS. **Goal** (as for commits): time(N=$N_LARGE) / time(N=$N_SMALL) <= 1.5." "" \
+        "| function | N = $N_SMALL (ms) | N = $N_LARGE (ms) | ratio | result |" "|---|---:|---:|---:|---|"
+    for f in status diff; do
+        local ratio v
+        ratio=$(calc "${med[$f.$N_LARGE]} / ${med[$f.$N_SMALL]}")
+        v=$(verdict "$ratio" "<=" 1.5)
+        md "| vc.$f | ${med[$f.$N_SMALL]} | ${med[$f.$N_LARGE]} | $ratio | $v |"
+        result "6.$f" "vc.$f(), $STATUS_CHANGES changes: N=$N_LARGE vs $N_SMALL" "<= 1.5" "${med[$f.$N_SMALL]} ms" "${med[$f.$N_LARGE]} ms" "$ratio" "$v"
+        ids+=("6.$f:$v")
+    done
+    md ""
+    local e
+    for e in "${ids[@]}"; do why "${e%%:*}" "${e##*:}"; done
+    md ""
+}
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+write_report() {
+    local mode="full run" rev dirty
+    ((QUICK)) && mode="QUICK SMOKE RUN (--quick: small sizes, not the figures of record)"
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
+    ((dirty)) && rev="$rev + uncommitted changes in src/"
+    {
+        echo "# pgvc benchmarks"
+        echo
+        echo "Written by \`benches/run.sh\`; do not edit by hand. Reproduce with \`make bench\`"
+        echo "(\`benches/run.sh --quick\` for a smoke run)."
+        echo
+        echo "- **Run**: $mode, \`make bench\`, $START_DATE, took $(((SECONDS + 59) / 60)) min"
+        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        echo "- **PostgreSQL**: $PG_VERSION; \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, other settings default (fsync on, \`synchronous_commit = on\`)"
+        echo "- **pgvc**: commit $rev, release build (pgvc.so sha256 $SO_SHA...)"
+        echo "- **Method**: a throwaway cluster on a private copy of the installed PostgreSQL + pgvc." \
+            "Times are measured inside the server (\`clock_timestamp()\` around the statement, in" \
+            "\`bench.ms()\`): no client round trip, no transaction commit. Every goal is a ratio against a" \
+            "baseline measured in the same run, because the machine is shared and absolute times drift."
+        echo
+        echo "## Summary"
+        echo
+        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
+        echo "|---|---|---|---:|---:|---:|---|"
+        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
+        echo
+        local s
+        for s in 1 2 3 4 5 6; do
+            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
+        done
+        cat <<'EOF'
+## How to investigate a MISS
+
+- CPU: start the statement in one session, find its backend
+  (`SELECT pid FROM pg_stat_activity WHERE ...`), then `perf record -g -p <pid> -- sleep 10`
+  and `perf report --children --sort symbol`.
+- Memory: `SELECT pg_log_backend_memory_contexts(<pid>)` while it runs writes the backend's
+  memory contexts to the server log; `benches/run.sh --keep` keeps the log.
+EOF
+    } >"$OUT"
+}
+
+print_summary() {
+    echo
+    awk -F'\t' 'BEGIN {printf "%-9s %-52s %-11s %14s %14s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
+        {printf "%-9s %-52s %-11s %14s %14s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
+    echo
+    echo "report: $OUT"
+}
+
+main() {
+    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    snapshot_install
+    PG_VERSION=$("$PGBIN/postgres" --version)
+    start_cluster
+    log "cluster on $WORK, port $PORT ($PG_VERSION, pgvc.so $SO_SHA)"
+    local b
+    for b in ${ONLY//,/ }; do
+        case $b in
+        1) bench_commit_scaling ;;
+        2) bench_first_commit ;;
+        3) bench_tracking_overhead ;;
+        4) bench_storage ;;
+        5) bench_memory ;;
+        6) bench_status_diff ;;
+        *) echo "run.sh: no benchmark $b" >&2; exit 2 ;;
+        esac
+    done
+    write_report
+    print_summary
+}
+
+main
