@@ -15,3 +15,15 @@ pub mod store;
 pgrx::extension_sql_file!("schema.sql", name = "vc_schema", bootstrap);
 pgrx::extension_sql_file!("api.sql", name = "vc_api", finalize);
 mod tests;
+
+/// Runs when the library is loaded (at server start with `shared_preload_libraries`).
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // pgrx appends a Rust backtrace to the DETAIL of every error that crosses our code
+    // when RUST_BACKTRACE is set in the server's environment. Users should see the
+    // error, not our stack: backtraces of library code are off (panics still print
+    // theirs to the server log when RUST_BACKTRACE asks for it).
+    // SAFETY: PostgreSQL backends are single-threaded; nothing reads the environment
+    // concurrently.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+}
