@@ -28,6 +28,21 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER vc_on_drop ON sql_drop EXECUTE FUNCTION vc._on_drop();
 
+-- ALTER TABLE of a tracked table may change its primary key: rebuild its key log so
+-- writes keep working and the next commit compares the table in full.
+CREATE FUNCTION vc._on_alter() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT DISTINCT t.relid FROM pg_event_trigger_ddl_commands() c
+             JOIN vc.tracked t ON t.relid = c.objid
+             WHERE c.classid = 'pg_class'::regclass LOOP
+        PERFORM vc._retrack(r.relid);
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER vc_on_alter ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION vc._on_alter();
+
 CREATE FUNCTION vc.track(tbl regclass) RETURNS void LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'

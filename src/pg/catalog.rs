@@ -156,6 +156,21 @@ pub fn restore_sequences(seqs: &[SequenceState]) -> VcResult<()> {
     Ok(())
 }
 
+/// The live schema of a tracked table and its plan; a table that lost its primary
+/// key (ALTER TABLE after tracking) is an error that says what to do.
+pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
+    let schema = table_schema(t.relid)?;
+    if schema.primary_key.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("tracked table {} has no primary key", t.name),
+        )
+        .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or vc.untrack() it"));
+    }
+    let plan = Plan::new(&t.name, &schema);
+    Ok((schema, plan))
+}
+
 /// How to read, encode and write the rows of a table with a given schema.
 pub struct Plan {
     pub table: String,

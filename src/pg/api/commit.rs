@@ -10,7 +10,7 @@
 use crate::codec::store_value;
 use crate::commit::{Commit, RootValue, TableEntry};
 use crate::pg::api::track::untracked_partitions;
-use crate::pg::catalog::{owned_sequences, table_schema, tracked_tables, Plan, Tracked};
+use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Plan, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::rows::{working_changes, Scan};
@@ -35,8 +35,7 @@ pub fn build_from_scan(store: &PgStore, plan: &Plan) -> VcResult<Hash> {
 
 /// The table's entry for the new root: its tree after the working changes.
 fn commit_table(store: &PgStore, t: &Tracked, old: Option<&TableEntry>) -> VcResult<TableEntry> {
-    let schema = table_schema(t.relid)?;
-    let plan = Plan::new(&t.name, &schema);
+    let (schema, plan) = live_plan(t)?;
     let full =
         untracked_partitions(t, true)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
     let tree = if full {

@@ -4,7 +4,7 @@
 use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
 use crate::pg::api::track::untracked_partitions;
-use crate::pg::catalog::{relation_name, table_schema, tracked_tables, Plan};
+use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
 use crate::pg::rows::working_changes;
@@ -103,8 +103,7 @@ fn vc_status() -> TableIterator<
                 let mut out = Vec::new();
                 let tracked = tracked_tables()?;
                 for t in &tracked {
-                    let schema = table_schema(t.relid)?;
-                    let plan = Plan::new(&t.name, &schema);
+                    let (schema, plan) = live_plan(t)?;
                     let old = head.tables.get(&t.name);
                     let full = t.full_scan
                         || old.is_none_or(|o| o.schema != schema)
@@ -213,8 +212,7 @@ fn diff_rows(
             let mut tables = BTreeMap::new();
             let mut changes = BTreeMap::new();
             for t in tracked_tables()? {
-                let schema = table_schema(t.relid)?;
-                let plan = Plan::new(&t.name, &schema);
+                let (schema, plan) = live_plan(&t)?;
                 let old = head.tables.get(&t.name);
                 let full = t.full_scan
                     || old.is_none_or(|o| o.schema != schema)

@@ -130,42 +130,74 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
     Ok(())
 }
 
-pub fn track(relid: Oid) -> VcResult<()> {
-    let name = relation_name(relid)?;
-    check_trackable(relid, &name)?;
+/// (Re)creates the key log `vc.log_<oid>` for the table's current primary key and the
+/// trigger function that fills it. Without a primary key the function logs nothing:
+/// the table is then compared in full, and `vc.commit()` says what is missing.
+fn create_log(relid: Oid, name: &str) -> VcResult<()> {
     let schema = table_schema(relid)?;
     let oid = u32::from(relid);
-    let log = format!("log_{oid}");
-    let func = format!("trg_{oid}");
     let pk: Vec<String> = schema.primary_key.iter().map(|c| ident(c)).collect();
     let pk = pk.join(", ");
-    exec(
-        &format!("CREATE TABLE vc.{log} AS SELECT {pk} FROM {name} WITH NO DATA"),
-        vec![],
-    )?;
-    exec(&format!("REVOKE ALL ON vc.{log} FROM PUBLIC"), vec![])?;
+    exec(&format!("DROP TABLE IF EXISTS vc.log_{oid}"), vec![])?;
+    if schema.primary_key.is_empty() {
+        exec(&format!("CREATE TABLE vc.log_{oid} ()"), vec![])?;
+    } else {
+        exec(
+            &format!("CREATE TABLE vc.log_{oid} AS SELECT {pk} FROM {name} WITH NO DATA"),
+            vec![],
+        )?;
+    }
+    exec(&format!("REVOKE ALL ON vc.log_{oid} FROM PUBLIC"), vec![])?;
+    let body = if schema.primary_key.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "IF TG_OP = 'INSERT' THEN \
+               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new; \
+             ELSIF TG_OP = 'DELETE' THEN \
+               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_old; \
+             ELSE \
+               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new; \
+               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new; \
+             END IF;"
+        )
+    };
     exec(
         &format!(
-            "CREATE FUNCTION vc.{func}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
-             SET search_path = pg_catalog, pg_temp AS $f$ \
-             BEGIN \
-               IF TG_OP = 'INSERT' THEN \
-                 INSERT INTO vc.{log} SELECT {pk} FROM vc_new; \
-               ELSIF TG_OP = 'DELETE' THEN \
-                 INSERT INTO vc.{log} SELECT {pk} FROM vc_old; \
-               ELSE \
-                 INSERT INTO vc.{log} SELECT {pk} FROM vc_new; \
-                 INSERT INTO vc.{log} SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new; \
-               END IF; \
-               RETURN NULL; \
-             END $f$"
+            "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$ \
+             BEGIN {body} RETURN NULL; END $f$"
         ),
         vec![],
     )?;
     exec(
-        &format!("REVOKE ALL ON FUNCTION vc.{func}() FROM PUBLIC"),
+        &format!("REVOKE ALL ON FUNCTION vc.trg_{oid}() FROM PUBLIC"),
         vec![],
     )?;
+    Ok(())
+}
+
+/// After `ALTER TABLE` of a tracked table (called by the `vc_on_alter` event trigger):
+/// the primary key may have changed, so the key log is rebuilt for it, and the next
+/// commit compares the whole table.
+pub fn retrack(relid: Oid) -> VcResult<()> {
+    let Some(t) = tracked_by_relid(relid)? else {
+        return Ok(());
+    };
+    create_log(relid, &t.name)?;
+    exec(
+        "UPDATE vc.tracked SET full_scan = true WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    Ok(())
+}
+
+pub fn track(relid: Oid) -> VcResult<()> {
+    let name = relation_name(relid)?;
+    check_trackable(relid, &name)?;
+    let oid = u32::from(relid);
+    let log = format!("log_{oid}");
+    create_log(relid, &name)?;
     install_triggers(&name, oid)?;
     for part in partitions(relid)? {
         install_triggers(&part, oid)?;
@@ -279,6 +311,11 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
 #[pg_extern(name = "_track", volatile)]
 fn vc_track(tbl: Option<Oid>) {
     run(|| with_spi(|| track(tbl.ok_or_else(|| null_arg("tbl"))?)))
+}
+
+#[pg_extern(name = "_retrack", volatile)]
+fn vc_retrack(tbl: Option<Oid>) {
+    run(|| with_spi(|| retrack(tbl.ok_or_else(|| null_arg("tbl"))?)))
 }
 
 #[pg_extern(name = "_untrack", volatile)]

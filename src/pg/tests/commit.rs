@@ -150,4 +150,37 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM vc.tracked"), 0);
         assert_eq!(int("SELECT count(*) FROM pg_class WHERE relname LIKE 'log\\_%' AND relnamespace = 'vc'::regnamespace"), 0);
     }
+
+    #[pg_test]
+    fn primary_key_changes_keep_tracking_right() {
+        run(
+            "CREATE TABLE c7 (id int PRIMARY KEY, code text NOT NULL, v int);
+             INSERT INTO c7 VALUES (1, 'a', 1), (2, 'b', 2);
+             SELECT vc.track('c7');
+             SELECT vc.commit('one');",
+        );
+        run("ALTER TABLE c7 DROP CONSTRAINT c7_pkey");
+        // Writes keep working without a primary key; pgvc says what is missing.
+        run("INSERT INTO c7 VALUES (3, 'c', 3)");
+        expect_error("SELECT * FROM vc.status()", "42P16", "no primary key");
+        expect_error("SELECT vc.commit('x')", "42P16", "no primary key");
+        run("ALTER TABLE c7 ADD PRIMARY KEY (code)");
+        run("UPDATE c7 SET v = 20 WHERE code = 'b'");
+        run("SELECT vc.commit('keyed by code')");
+        assert_eq!(
+            text("SELECT string_agg(key::text, ' ' ORDER BY key::text) FROM vc.diff('HEAD~1', 'HEAD') WHERE diff_type = 'added'").unwrap(),
+            "{\"code\": \"a\"} {\"code\": \"b\"} {\"code\": \"c\"}"
+        );
+        // Incremental tracking follows the new key.
+        run("UPDATE c7 SET v = 30 WHERE code = 'c'");
+        assert_eq!(
+            text("SELECT key::text FROM vc.diff('HEAD')").unwrap(),
+            "{\"code\": \"c\"}"
+        );
+        run("SELECT vc.commit('three')");
+        assert_eq!(
+            int("SELECT v::int8 FROM vc.as_of(NULL::c7, 'HEAD') WHERE code = 'c'"),
+            30
+        );
+    }
 }
