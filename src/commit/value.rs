@@ -50,6 +50,9 @@ pub struct Column {
 pub struct SequenceState {
     /// Schema-qualified sequence name.
     pub name: String,
+    /// The column that owns it (serial default or identity), so a clone can recreate
+    /// the ownership.
+    pub column: Option<String>,
     pub last_value: i64,
     pub is_called: bool,
 }
@@ -132,6 +135,7 @@ mod tests {
             tree,
             sequences: vec![SequenceState {
                 name: "public.t_id_seq".into(),
+                column: Some("id".into()),
                 last_value: seq,
                 is_called: true,
             }],

@@ -112,9 +112,10 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
 /// Owned sequences (serial and identity) of a table and their current state.
 pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
     let names = query(
-        "SELECT format('%I.%I', n.nspname, s.relname) FROM pg_depend d \
+        "SELECT format('%I.%I', n.nspname, s.relname), a.attname FROM pg_depend d \
          JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
          JOIN pg_namespace n ON n.oid = s.relnamespace \
+         LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
            AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
         vec![Arg::Oid(relid)],
@@ -133,6 +134,7 @@ pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
             .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
         out.push(SequenceState {
             name,
+            column: text(&r[1]),
             last_value: text_req(&row[0]).parse().unwrap_or(0),
             is_called: text_req(&row[1]) == "true",
         });

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod checkout;
 pub mod error;
 pub mod refs;
 pub mod rows;
