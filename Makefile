@@ -30,3 +30,9 @@ test: setup
 
 demo: install
 	scripts/demo.sh
+
+# Benchmarks on a throwaway cluster; rewrites docs/BENCHMARKS.md (about 15 minutes).
+# benches/run.sh --quick is a 2-minute smoke run that leaves the docs alone.
+.PHONY: bench
+bench: install
+	benches/run.sh

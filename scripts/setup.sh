@@ -7,7 +7,7 @@ set -euo pipefail
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PGRX_VERSION=0.18.1
 PGRX_TEST_PGDATA=/tmp/pgrx-test-pgdata
-PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo)
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo pkg-config libssl-dev)
 
 export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 step() { echo "setup: $*"; }
 
 # 1. System packages: PostgreSQL 15 server and headers, libclang for pgrx's bindgen,
-#    sudo because `cargo pgrx test --runas` runs the test server through it.
+#    sudo because `cargo pgrx test --runas` runs the test server through it,
+#    pkg-config + libssl-dev for building cargo-pgrx (its TLS pulls in openssl-sys).
 missing=()
 for p in "${PACKAGES[@]}"; do
     # `dpkg -s` alone also succeeds for removed packages whose config files remain.

@@ -39,7 +39,10 @@ pub fn split_name(qualified: &str) -> VcResult<(String, String)> {
 /// are not part of a commit).
 pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
     let (schema, table) = split_name(name)?;
-    let exists = one_text("SELECT to_regclass($1)::text", vec![Arg::Text(Some(name.to_string()))])?;
+    let exists = one_text(
+        "SELECT to_regclass($1)::text",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?;
     if exists.is_some() {
         return Err(VcError::new(
             Code::ERRCODE_DUPLICATE_TABLE,
@@ -47,7 +50,10 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
         )
         .hint("drop or rename it first, or use a database without it"));
     }
-    exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&schema)), vec![])?;
+    exec(
+        &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&schema)),
+        vec![],
+    )?;
     let identity_cols: Vec<&str> = entry
         .schema
         .columns
@@ -57,7 +63,10 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
         .collect();
     // Serial sequences must exist before the defaults that call nextval() on them.
     for s in &entry.sequences {
-        if s.column.as_deref().is_none_or(|c| !identity_cols.contains(&c)) {
+        if s.column
+            .as_deref()
+            .is_none_or(|c| !identity_cols.contains(&c))
+        {
             exec(&format!("CREATE SEQUENCE IF NOT EXISTS {}", s.name), vec![])?;
         }
     }
@@ -82,18 +91,27 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
     }
     let pk: Vec<String> = entry.schema.primary_key.iter().map(|c| ident(c)).collect();
     defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-    exec(&format!("CREATE TABLE {name} ({})", defs.join(", ")), vec![])?;
+    exec(
+        &format!("CREATE TABLE {name} ({})", defs.join(", ")),
+        vec![],
+    )?;
     for s in &entry.sequences {
         let Some(col) = &s.column else { continue };
         if identity_cols.contains(&col.as_str()) {
             // The identity column made its own sequence; give it the recorded name.
             let made = one_text(
                 "SELECT pg_get_serial_sequence($1, $2)",
-                vec![Arg::Text(Some(name.to_string())), Arg::Text(Some(col.clone()))],
+                vec![
+                    Arg::Text(Some(name.to_string())),
+                    Arg::Text(Some(col.clone())),
+                ],
             )?;
             if let Some(made) = made.filter(|m| m != &s.name) {
                 let (_, seq) = split_name(&s.name)?;
-                exec(&format!("ALTER SEQUENCE {made} RENAME TO {}", ident(&seq)), vec![])?;
+                exec(
+                    &format!("ALTER SEQUENCE {made} RENAME TO {}", ident(&seq)),
+                    vec![],
+                )?;
             }
         } else {
             exec(

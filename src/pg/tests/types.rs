@@ -147,13 +147,22 @@ mod tests {
              SELECT vc.track('\"My Schema\".\"Odd \"\"Name\"\"\"');
              SELECT vc.commit('odd');
              UPDATE \"My Schema\".\"Odd \"\"Name\"\"\" SET \"select\" = 'y';");
-        assert_eq!(text("SELECT table_name FROM vc.status()").unwrap(), "\"My Schema\".\"Odd \"\"Name\"\"\"");
+        assert_eq!(
+            text("SELECT table_name FROM vc.status()").unwrap(),
+            "\"My Schema\".\"Odd \"\"Name\"\"\""
+        );
         assert_eq!(
             text("SELECT after::text FROM vc.diff('HEAD')").unwrap(),
             "{\"a,b\": 2, \"select\": \"y\", \"Key Col\": 1}"
         );
         run("SELECT vc.reset()");
-        assert_eq!(text("SELECT \"select\" FROM \"My Schema\".\"Odd \"\"Name\"\"\"").unwrap(), "x");
-        assert_eq!(int("SELECT count(*) FROM vc.as_of(NULL::\"My Schema\".\"Odd \"\"Name\"\"\", 'HEAD')"), 1);
+        assert_eq!(
+            text("SELECT \"select\" FROM \"My Schema\".\"Odd \"\"Name\"\"\"").unwrap(),
+            "x"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::\"My Schema\".\"Odd \"\"Name\"\"\", 'HEAD')"),
+            1
+        );
     }
 }

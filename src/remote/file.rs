@@ -1,0 +1,287 @@
+//! `FileStore`: an `ObjectStore` in a local (or network-mounted) directory, used
+//! for `file:///absolute/path` remotes.
+//!
+//! Atomic visibility comes from rename: every object is written to a temporary
+//! file whose name starts with `.` (so `list` never shows it), fsynced, renamed to
+//! its final name, and the directory fsynced so the rename survives a power loss.
+//! A crash at any point leaves either the old object or the complete new one under
+//! the final name, plus at worst a stray `.tmp-*` file.
+//!
+//! Compare-and-swap (`put_if`) holds an exclusive `flock` on `<root>/.lock` while it
+//! reads the current object, compares versions and renames the new one in. The
+//! kernel releases the lock when the process dies, even by SIGKILL, so a crashed
+//! writer never wedges the remote. Readers take no lock: rename is atomic. A
+//! version is the BLAKE3 of the object's bytes.
+
+use super::object::{valid_key, ObjectStore, ObjectWriter, Version};
+use super::{RemoteError, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes temporary files of concurrent writers in one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    root: PathBuf,
+    url: String,
+}
+
+impl FileStore {
+    /// A store rooted at `root` (an absolute path). Nothing is touched on disk
+    /// until the first write, which creates the directory if needed.
+    pub fn new(root: impl Into<PathBuf>) -> FileStore {
+        let root = root.into();
+        let url = format!("file://{}", root.display());
+        FileStore { root, url }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        if !valid_key(key) {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "invalid object key");
+            return Err(RemoteError::io(&self.url, key, "address", e));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn temp_path(dir: &Path, hint: &str) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        dir.join(format!(".tmp-{hint}-{}-{n}", std::process::id()))
+    }
+
+    /// Creates `dir` and any missing ancestors, fsyncing each new directory's
+    /// parent so the new entries are durable too.
+    fn ensure_dir(&self, dir: &Path, key: &str) -> Result<()> {
+        let io_err = |e| RemoteError::io(&self.url, key, "create the directory for", e);
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while !d.is_dir() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(io_err)?;
+        for m in missing.iter().rev() {
+            if let Some(p) = m.parent() {
+                sync_dir(p).map_err(io_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to a temporary file next to `path`, fsyncs and renames it.
+    fn write_atomic(&self, key: &str, path: &Path, data: &[u8]) -> Result<()> {
+        let dir = path.parent().expect("object paths have a parent");
+        self.ensure_dir(dir, key)?;
+        let temp = Self::temp_path(dir, "put");
+        let res = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            fs::rename(&temp, path)?;
+            sync_dir(dir)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        res.map_err(|e| RemoteError::io(&self.url, key, "write", e))
+    }
+
+    fn lock(&self, key: &str) -> Result<File> {
+        self.ensure_dir(&self.root, key)?;
+        let io_err = |e| RemoteError::io(&self.url, key, "lock the remote to update", e);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join(".lock"))
+            .map_err(io_err)?;
+        // flock(LOCK_EX): released by the kernel when `f` is closed or the process dies.
+        f.lock().map_err(io_err)?;
+        Ok(f)
+    }
+
+    fn walk(&self, dir: &Path, rel: &str, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if entry.file_type()?.is_dir() {
+                if prefix.starts_with(&key) || key.starts_with(prefix) {
+                    self.walk(&entry.path(), &key, prefix, out)?;
+                }
+            } else if key.starts_with(prefix) {
+                out.push(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn version_of(data: &[u8]) -> Version {
+    Version(blake3::hash(data).to_hex().to_string())
+}
+
+impl ObjectStore for FileStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        match fs::read(self.path(key)?) {
+            Ok(data) => {
+                let v = version_of(&data);
+                Ok(Some((data, v)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RemoteError::io(&self.url, key, "read", e)),
+        }
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut f = match File::open(self.path(key)?) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RemoteError::NotFound {
+                    url: self.url.clone(),
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => return Err(RemoteError::io(&self.url, key, "open", e)),
+        };
+        let mut out = Vec::new();
+        f.seek(SeekFrom::Start(offset))
+            .and_then(|_| f.take(len).read_to_end(&mut out))
+            .map_err(|e| RemoteError::io(&self.url, key, "read", e))?;
+        Ok(out)
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(key)?;
+        self.write_atomic(key, &path, data)
+    }
+
+    fn put_stream(&self) -> Result<Box<dyn ObjectWriter>> {
+        self.ensure_dir(&self.root, "(a new object)")?;
+        let temp = Self::temp_path(&self.root, "stream");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| RemoteError::io(&self.url, "(a new object)", "create", e))?;
+        Ok(Box::new(FileWriter {
+            store: self.clone(),
+            temp,
+            file: io::BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+            done: false,
+        }))
+    }
+
+    fn put_if(&self, key: &str, data: &[u8], expected: Option<&Version>) -> Result<bool> {
+        let path = self.path(key)?;
+        let _lock = self.lock(key)?;
+        let current = self.get(key)?.map(|(_, v)| v);
+        if current.as_ref() != expected {
+            return Ok(false);
+        }
+        self.write_atomic(key, &path, data)?;
+        Ok(true)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk(&self.root, "", prefix, &mut out)
+            .map_err(|e| RemoteError::io(&self.url, prefix, "list", e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RemoteError::io(&self.url, key, "delete", e)),
+        }
+        let dir = path.parent().expect("object paths have a parent");
+        sync_dir(dir).map_err(|e| RemoteError::io(&self.url, key, "delete", e))
+    }
+}
+
+/// A streamed write into a temporary file in the store's root; `finish` renames
+/// it into place (same filesystem, so the rename is atomic).
+struct FileWriter {
+    store: FileStore,
+    temp: PathBuf,
+    file: io::BufWriter<File>,
+    written: u64,
+    done: bool,
+}
+
+impl ObjectWriter for FileWriter {
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all(data)
+            .map_err(|e| RemoteError::io(&self.store.url, "(a new object)", "write", e))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn finish(mut self: Box<Self>, key: &str) -> Result<()> {
+        let path = self.store.path(key)?;
+        let dir = path.parent().expect("object paths have a parent").to_path_buf();
+        self.store.ensure_dir(&dir, key)?;
+        let res = (|| {
+            self.file.flush()?;
+            self.file.get_ref().sync_all()?;
+            fs::rename(&self.temp, &path)?;
+            sync_dir(&dir)
+        })();
+        res.map_err(|e| RemoteError::io(&self.store.url, key, "write", e))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            // Abandoned (error or caller gave up): leave nothing behind.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}

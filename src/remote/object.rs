@@ -1,0 +1,107 @@
+//! `ObjectStore`: the few operations a remote needs from its storage, with
+//! object-store semantics so that a directory and an S3 bucket fit the same trait.
+//!
+//! Object stores have no rename and no locks, only whole-object writes that become
+//! visible atomically and two conditional writes: create-if-absent (S3
+//! `If-None-Match: *`) and replace-if-unchanged (S3 `If-Match: <etag>`). The remote
+//! layer is written against exactly that: immutable content-named objects written
+//! once with `put`/`put_stream`, and one mutable object (the manifest) replaced
+//! only through `put_if`.
+//!
+//! Keys are `/`-separated paths of segments made of `[A-Za-z0-9._-]`, none empty
+//! and none starting with `.` (names starting with `.` are reserved for a backend's
+//! own temporary and lock files, which `list` never shows).
+
+use super::Result;
+
+/// An opaque version of a mutable object, returned by `get` and checked by
+/// `put_if`: a content hash for files, the ETag on S3. Equal content may give
+/// equal versions; that is fine because CAS only needs "unchanged since read".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub String);
+
+pub trait ObjectStore: Send + Sync {
+    /// The remote's URL, for error messages.
+    fn url(&self) -> &str;
+
+    /// The whole object and its version, `None` if absent.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>>;
+
+    /// Bytes `offset .. offset + len` of an object; shorter if the object ends
+    /// first (callers check the length). A missing object is `NotFound`.
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// Durably writes an immutable object. Idempotent: writing the same bytes
+    /// under the same key again is harmless. Never leaves a partial object
+    /// visible under `key`.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+
+    /// Starts a streamed write of a large object whose key is only known at the
+    /// end (packs are named by their content). Nothing is visible until
+    /// `ObjectWriter::finish`; dropping the writer abandons the data.
+    fn put_stream(&self) -> Result<Box<dyn ObjectWriter>>;
+
+    /// Compare-and-swap: writes `data` under `key` if the object's current
+    /// version is `expected` (`None`: only if the object is absent). Returns
+    /// `false`, writing nothing, when the condition does not hold.
+    fn put_if(&self, key: &str, data: &[u8], expected: Option<&Version>) -> Result<bool>;
+
+    /// Keys starting with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes an object; removing an absent object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// A streamed object write in progress.
+pub trait ObjectWriter: Send {
+    fn write_all(&mut self, data: &[u8]) -> Result<()>;
+
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+
+    /// Makes the object durable and visible under `key`, atomically: readers
+    /// see either no object or all of it. Files: fsync the temporary file,
+    /// rename it, fsync the directory. S3: complete a multipart upload (to a
+    /// staging key, then copy) or upload a locally spooled file.
+    fn finish(self: Box<Self>, key: &str) -> Result<()>;
+}
+
+impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {
+    fn url(&self) -> &str {
+        (**self).url()
+    }
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        (**self).get_range(key, offset, len)
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        (**self).put(key, data)
+    }
+    fn put_stream(&self) -> Result<Box<dyn ObjectWriter>> {
+        (**self).put_stream()
+    }
+    fn put_if(&self, key: &str, data: &[u8], expected: Option<&Version>) -> Result<bool> {
+        (**self).put_if(key, data, expected)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        (**self).delete(key)
+    }
+}
+
+/// `true` if `key` is a valid object key (see the module comment).
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        })
+}
