@@ -2,12 +2,14 @@
 //!
 //! Layers, dependencies pointing down only (see docs/ARCHITECTURE.md):
 //! `pg` (pgrx glue: SQL functions, SPI, triggers) -> `codec` (row encoding) ->
-//! `commit` (commits, root values, refs) -> `prolly` (trees) -> `store` (chunks).
+//! `commit` (commits, root values, refs) -> `prolly` (trees) -> `store` (chunks);
+//! `remote` (file:// remotes: packs, manifest, push/fetch) sits beside `commit`.
 //! Everything but `pg` is pure Rust, testable without a server.
 
 pub mod codec;
 pub mod commit;
 pub mod prolly;
+pub mod remote;
 pub mod store;
 
 mod pg;

@@ -86,7 +86,10 @@ impl FileStore {
         self.ensure_dir(dir, key)?;
         let temp = Self::temp_path(dir, "put");
         let res = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&temp, path)?;
@@ -263,7 +266,10 @@ impl ObjectWriter for FileWriter {
 
     fn finish(mut self: Box<Self>, key: &str) -> Result<()> {
         let path = self.store.path(key)?;
-        let dir = path.parent().expect("object paths have a parent").to_path_buf();
+        let dir = path
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
         self.store.ensure_dir(&dir, key)?;
         let res = (|| {
             self.file.flush()?;

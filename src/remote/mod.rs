@@ -1,1 +1,196 @@
-//! x
+//! Remotes: the middlemen through which databases exchange history.
+//!
+//! A remote is an object store (a directory for `file:///path`, later a bucket for
+//! `s3://bucket/prefix`) holding a `manifest` (refs, live packs, fencing epoch) and
+//! content-named packs of chunks with their indexes. See `docs/REMOTE_FORMAT.md`.
+//! Push writes one pack with the chunks the remote lacks, then swaps the manifest by
+//! compare-and-swap; fetch walks from a remote head, reads each chunk the local store
+//! lacks from its pack, verifies its hash and stores it. The only mutable object is
+//! the manifest and the only write to it is a CAS, which is why the same code works
+//! on a filesystem (flock + rename) and on an object store (conditional PUT).
+//!
+//! Invariant relied on by both directions: the chunks of the packs listed in the
+//! manifest are closed under references, so "the remote has X" means it has
+//! everything X reaches, and walks stop there. Local stores keep the same invariant.
+
+mod error;
+mod fetch;
+mod file;
+mod manifest;
+mod object;
+mod pack;
+mod push;
+pub mod testsuite;
+mod url;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{RemoteError, Result};
+pub use fetch::FetchOutcome;
+pub use file::FileStore;
+pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
+pub use object::{valid_key, ObjectStore, ObjectWriter, Version};
+pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
+pub use push::PushOutcome;
+pub use url::{open, parse_url, RemoteUrl};
+pub use walk::chunk_refs;
+
+use crate::store::Hash;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// How many chunks at most pass between two progress reports.
+pub const PROGRESS_EVERY: u64 = 1000;
+
+/// Gives up after this many lost manifest CASes in one operation: each loss means
+/// another writer made progress, so this is only reached under heavy contention.
+const MAX_CAS_ATTEMPTS: u32 = 50;
+
+/// Progress of a push or fetch. Totals are unknown (`None`) while walking: the
+/// walk discovers the chunks to transfer as it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub chunks_done: u64,
+    pub bytes_done: u64,
+    pub chunks_total: Option<u64>,
+    pub bytes_total: Option<u64>,
+}
+
+/// Which listed pack holds which chunk: the idx entries of every pack in a manifest.
+#[derive(Debug, Default)]
+pub struct Index {
+    packs: Vec<(PackRef, Arc<PackIndex>)>,
+}
+
+impl Index {
+    /// The pack and entry holding `h`, if any listed pack does.
+    pub fn locate(&self, h: &Hash) -> Option<(&PackRef, IdxEntry)> {
+        // Newest packs first: recent history is what walks ask about most.
+        self.packs
+            .iter()
+            .rev()
+            .find_map(|(p, idx)| idx.get(h).map(|e| (p, *e)))
+    }
+
+    pub fn contains(&self, h: &Hash) -> bool {
+        self.locate(h).is_some()
+    }
+
+    /// Number of chunk entries over all packs (a chunk in two packs counts twice).
+    pub fn entries(&self) -> usize {
+        self.packs.iter().map(|(_, i)| i.len()).sum()
+    }
+}
+
+/// A remote: an object store plus the operations on its manifest and packs.
+pub struct Remote<O: ObjectStore> {
+    store: O,
+    /// Loaded pack indexes by pack name. Packs are immutable, so entries never
+    /// go stale; a pack that disappears is noticed when a chunk read fails.
+    idx_cache: Mutex<HashMap<String, Arc<PackIndex>>>,
+}
+
+impl<O: ObjectStore> Remote<O> {
+    pub fn new(store: O) -> Remote<O> {
+        Remote {
+            store,
+            idx_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        self.store.url()
+    }
+
+    pub fn store(&self) -> &O {
+        &self.store
+    }
+
+    /// The current manifest (an empty one if the remote has never been pushed to).
+    pub fn read_manifest(&self) -> Result<Manifest> {
+        Ok(Manifest::read(&self.store)?.0)
+    }
+
+    /// The indexes of every pack `manifest` lists, loaded (and verified) once per
+    /// pack name and then served from the cache.
+    pub fn index(&self, manifest: &Manifest) -> Result<Index> {
+        let mut packs = Vec::with_capacity(manifest.packs.len());
+        for p in &manifest.packs {
+            let cached = self.cache().get(&p.name).cloned();
+            let idx = match cached {
+                Some(idx) => idx,
+                None => {
+                    let key = idx_key(&p.name);
+                    let (data, _) = self.store.get(&key)?.ok_or(RemoteError::NotFound {
+                        url: self.url().to_string(),
+                        key,
+                    })?;
+                    let idx = Arc::new(PackIndex::decode(self.url(), p, &data)?);
+                    self.cache().insert(p.name.clone(), idx.clone());
+                    idx
+                }
+            };
+            packs.push((p.clone(), idx));
+        }
+        Ok(Index { packs })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PackIndex>>> {
+        // The map is valid even if a holder panicked: inserts are single calls.
+        self.idx_cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn list_refs(&self) -> Result<BTreeMap<String, Hash>> {
+        Ok(self.read_manifest()?.refs)
+    }
+
+    pub fn epoch(&self) -> Result<u64> {
+        Ok(self.read_manifest()?.epoch)
+    }
+
+    /// Raises the epoch from `expected` to `expected + 1` by CAS and returns the new
+    /// epoch; `Fenced` if the remote is not at `expected` (someone else bumped it).
+    /// Pushes that expect the old epoch are refused from then on.
+    pub fn bump_epoch(&self, expected: u64) -> Result<u64> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (mut m, version) = Manifest::read(&self.store)?;
+            self.check_epoch(&m, Some(expected))?;
+            m.epoch = expected + 1;
+            if m.write_if(&self.store, version.as_ref())? {
+                return Ok(m.epoch);
+            }
+            // Lost to a concurrent write (a push, or another bump): look again.
+        }
+        Err(self.contended())
+    }
+
+    fn check_epoch(&self, m: &Manifest, expected: Option<u64>) -> Result<()> {
+        match expected {
+            Some(e) if e != m.epoch => Err(RemoteError::Fenced {
+                url: self.url().to_string(),
+                expected: e,
+                actual: m.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn contended(&self) -> RemoteError {
+        RemoteError::Contended {
+            url: self.url().to_string(),
+            attempts: MAX_CAS_ATTEMPTS,
+        }
+    }
+
+    fn check_branch(&self, branch: &str) -> Result<()> {
+        if branch.is_empty() || branch.len() > 255 || branch.chars().any(char::is_control) {
+            return Err(RemoteError::BadBranch {
+                url: self.url().to_string(),
+                branch: branch.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

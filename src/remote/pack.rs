@@ -156,7 +156,7 @@ impl PackIndex {
         let body = &data[h..data.len() - TRAILER_LEN];
         let trailer = &data[data.len() - TRAILER_LEN..];
         let count = u64::from_be_bytes(trailer[..8].try_into().expect("8 bytes"));
-        if body.len() % ENTRY_LEN != 0 || (body.len() / ENTRY_LEN) as u64 != count {
+        if !body.len().is_multiple_of(ENTRY_LEN) || (body.len() / ENTRY_LEN) as u64 != count {
             return Err(bad("entry count does not match the trailer"));
         }
         if count != pack.chunks {

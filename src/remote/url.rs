@@ -62,9 +62,9 @@ pub fn parse_url(url: &str) -> Result<RemoteUrl> {
         "s3" => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let valid = (3..=63).contains(&bucket.len())
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
             if !valid {
                 return Err(bad(
                     "an S3 bucket name has 3 to 63 lowercase letters, digits, dots or hyphens",

@@ -31,7 +31,10 @@ pub fn chunk_refs(hash: &Hash, data: &[u8]) -> Result<Vec<Hash>> {
         }
         Some(&kind::NODE) => node_refs(hash, data),
         Some(&kind::BLOB) => Ok(Vec::new()),
-        Some(k) => Err(StoreError::corrupt(*hash, format!("unknown chunk kind {k}"))),
+        Some(k) => Err(StoreError::corrupt(
+            *hash,
+            format!("unknown chunk kind {k}"),
+        )),
         None => Err(StoreError::corrupt(*hash, "empty chunk")),
     }
 }
@@ -77,12 +80,21 @@ mod tests {
         };
         assert_eq!(refs(&commit.encode()).unwrap(), vec![a, b, c]);
 
-        let internal = encode_node(1, &[(b"k1".to_vec(), b.0.to_vec()), (b"k2".to_vec(), c.0.to_vec())]);
+        let internal = encode_node(
+            1,
+            &[
+                (b"k1".to_vec(), b.0.to_vec()),
+                (b"k2".to_vec(), c.0.to_vec()),
+            ],
+        );
         assert_eq!(refs(&internal).unwrap(), vec![b, c]);
 
         let mut blob_ref = vec![OUT_OF_LINE];
         blob_ref.extend_from_slice(&a.0);
-        let leaf = encode_node(0, &[(b"1".to_vec(), vec![0x00, 0x90]), (b"2".to_vec(), blob_ref)]);
+        let leaf = encode_node(
+            0,
+            &[(b"1".to_vec(), vec![0x00, 0x90]), (b"2".to_vec(), blob_ref)],
+        );
         assert_eq!(refs(&leaf).unwrap(), vec![a]);
         assert_eq!(refs(&[kind::BLOB, 1, 2]).unwrap(), vec![]);
 

@@ -1,0 +1,230 @@
+//! Push: send a branch head and every chunk it reaches that the remote lacks.
+//!
+//! Order of writes, which is what makes a crash at any point harmless:
+//! 1. the pack, streamed, made durable under its final name;
+//! 2. its idx, durable;
+//! 3. the manifest, by compare-and-swap, listing the pack and moving the ref.
+//!
+//! Until step 3 nothing refers to the new objects and readers ignore them; after
+//! it, every chunk the new manifest reaches is durable. A lost CAS is retried with
+//! the same pack as long as the push is still a fast-forward: the pack holds the
+//! chunks missing from the manifest it was walked against, and packs are only
+//! appended, so it is still complete against any later manifest. If a later
+//! manifest dropped one of those packs (a future repack/GC), the push starts over.
+
+use super::manifest::Manifest;
+use super::object::{ObjectStore, Version};
+use super::pack::{PackRef, PackWriter};
+use super::walk::chunk_refs;
+use super::{Progress, Remote, RemoteError, Result, MAX_CAS_ATTEMPTS, PROGRESS_EVERY};
+use crate::commit::{Commit, CommitError};
+use crate::store::{verify, ChunkStore, Hash, StoreError};
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// Chunks written to the remote (in the new pack).
+    pub chunks: u64,
+    /// Bytes of chunk data written.
+    pub bytes: u64,
+    /// The new pack, if any chunk had to be sent.
+    pub pack: Option<String>,
+    /// The remote's branch already pointed at the pushed head: nothing was done.
+    pub up_to_date: bool,
+}
+
+/// What `prepare` wrote: a durable pack that no manifest lists yet.
+pub(crate) struct Prepared {
+    pub base: Manifest,
+    pub version: Option<Version>,
+    pub pack: Option<PackRef>,
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+pub(crate) enum Published {
+    Done(PushOutcome),
+    /// The manifest lost a pack our walk relied on: walk again.
+    Restart,
+}
+
+impl<O: ObjectStore> Remote<O> {
+    /// Makes the remote's `branch` point at `new_head`, sending the chunks it lacks.
+    ///
+    /// Refused with `NonFastForward` unless the remote's current head is an
+    /// ancestor of `new_head` in `local` (a head `local` does not have is not), or
+    /// `force`. With `expected_epoch`, refused with `Fenced` if the remote's epoch
+    /// differs, checked again at every manifest swap.
+    pub fn push(
+        &self,
+        local: &dyn ChunkStore,
+        branch: &str,
+        new_head: Hash,
+        force: bool,
+        expected_epoch: Option<u64>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PushOutcome> {
+        self.check_branch(branch)?;
+        commit_of(local, &new_head)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(prep) =
+                self.prepare(local, branch, new_head, force, expected_epoch, progress)?
+            else {
+                return Ok(PushOutcome {
+                    up_to_date: true,
+                    ..PushOutcome::default()
+                });
+            };
+            match self.publish(local, branch, new_head, force, expected_epoch, prep)? {
+                Published::Done(outcome) => return Ok(outcome),
+                Published::Restart => continue,
+            }
+        }
+        Err(self.contended())
+    }
+
+    /// Steps 1 and 2: checks, then writes the pack of missing chunks. `None` when
+    /// the remote's branch is already at `new_head`.
+    pub(crate) fn prepare(
+        &self,
+        local: &dyn ChunkStore,
+        branch: &str,
+        new_head: Hash,
+        force: bool,
+        expected_epoch: Option<u64>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Option<Prepared>> {
+        let (base, version) = Manifest::read(&self.store)?;
+        self.check_epoch(&base, expected_epoch)?;
+        let old = base.refs.get(branch).copied();
+        if old == Some(new_head) {
+            return Ok(None);
+        }
+        if !force {
+            self.check_fast_forward(local, branch, old, new_head)?;
+        }
+        let index = self.index(&base)?;
+        let mut writer: Option<PackWriter> = None;
+        let mut seen = HashSet::new();
+        let mut stack = vec![new_head];
+        let mut report = Progress::default();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) || index.contains(&h) {
+                // Closure: what the remote has, it has with everything below.
+                continue;
+            }
+            let data = local.get(&h)?;
+            verify(&h, &data)?;
+            let refs = chunk_refs(&h, &data)?;
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(PackWriter::new(&self.store)?),
+            };
+            w.add(h, &data)?;
+            report.chunks_done += 1;
+            report.bytes_done += data.len() as u64;
+            if report.chunks_done % PROGRESS_EVERY == 0 {
+                progress(report);
+            }
+            // Reversed so the walk visits references in their natural order.
+            stack.extend(refs.into_iter().rev());
+        }
+        progress(report);
+        let pack = writer.map(|w| w.finish(&self.store)).transpose()?;
+        Ok(Some(Prepared {
+            base,
+            version,
+            pack,
+            chunks: report.chunks_done,
+            bytes: report.bytes_done,
+        }))
+    }
+
+    /// Step 3: the manifest CAS, retried while the push stays valid.
+    pub(crate) fn publish(
+        &self,
+        local: &dyn ChunkStore,
+        branch: &str,
+        new_head: Hash,
+        force: bool,
+        expected_epoch: Option<u64>,
+        prep: Prepared,
+    ) -> Result<Published> {
+        let outcome = PushOutcome {
+            chunks: prep.chunks,
+            bytes: prep.bytes,
+            pack: prep.pack.as_ref().map(|p| p.name.clone()),
+            up_to_date: false,
+        };
+        let (mut current, mut version) = (prep.base.clone(), prep.version);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let mut next = current.clone();
+            next.refs.insert(branch.to_string(), new_head);
+            if let Some(p) = &prep.pack {
+                if !next.has_pack(&p.name) {
+                    next.packs.push(p.clone());
+                }
+            }
+            if next.write_if(&self.store, version.as_ref())? {
+                return Ok(Published::Done(outcome));
+            }
+            let (fresh, v) = Manifest::read(&self.store)?;
+            self.check_epoch(&fresh, expected_epoch)?;
+            if !prep.base.packs.iter().all(|p| fresh.has_pack(&p.name)) {
+                return Ok(Published::Restart);
+            }
+            let head = fresh.refs.get(branch).copied();
+            if head == Some(new_head) {
+                // Someone pushed the same head; our pack is an unlisted orphan.
+                return Ok(Published::Done(outcome));
+            }
+            if !force {
+                self.check_fast_forward(local, branch, head, new_head)?;
+            }
+            (current, version) = (fresh, v);
+        }
+        Err(self.contended())
+    }
+
+    fn check_fast_forward(
+        &self,
+        local: &dyn ChunkStore,
+        branch: &str,
+        old: Option<Hash>,
+        new_head: Hash,
+    ) -> Result<()> {
+        match old {
+            Some(old) if !is_ancestor(local, old, new_head)? => Err(RemoteError::NonFastForward {
+                url: self.url().to_string(),
+                branch: branch.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn commit_of(local: &dyn ChunkStore, h: &Hash) -> Result<Commit> {
+    Commit::read(local, h).map_err(|e| match e {
+        CommitError::Store(s) => RemoteError::Local(s),
+        other => RemoteError::Local(StoreError::corrupt(*h, other.to_string())),
+    })
+}
+
+/// Is `old` `new` or one of its ancestors in `local`? A commit `local` lacks
+/// cannot be one (local stores are closed under references).
+pub(crate) fn is_ancestor(local: &dyn ChunkStore, old: Hash, new: Hash) -> Result<bool> {
+    if !local.has(&old)? {
+        return Ok(false);
+    }
+    let mut seen = HashSet::new();
+    let mut todo = vec![new];
+    while let Some(h) = todo.pop() {
+        if h == old {
+            return Ok(true);
+        }
+        if seen.insert(h) {
+            todo.extend(commit_of(local, &h)?.parents);
+        }
+    }
+    Ok(false)
+}

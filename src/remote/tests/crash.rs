@@ -1,0 +1,206 @@
+//! Crash safety: a push that dies at any step leaves the remote serving its previous
+//! state, readers ignore unlisted packs, and no object appears half-written under
+//! its final name. Failures are injected with `Failing`, a `FileStore` wrapper.
+
+use super::*;
+use crate::remote::{ObjectWriter, RemoteError, Result, Version, MANIFEST_KEY};
+use std::io;
+
+/// Where the injected failure strikes.
+#[derive(Clone, Copy, PartialEq)]
+enum Fail {
+    /// The streamed pack write fails once this many bytes were written.
+    StreamAfter(u64),
+    /// Writing the idx fails (after the pack was finished).
+    Idx,
+    /// The manifest CAS fails (after pack and idx were written).
+    Manifest,
+}
+
+struct Failing {
+    inner: FileStore,
+    fail: Fail,
+}
+
+fn injected(url: &str, key: &str) -> RemoteError {
+    RemoteError::io(url, key, "write", io::Error::other("injected failure"))
+}
+
+impl ObjectStore for Failing {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        if self.fail == Fail::Idx && key.ends_with(".idx") {
+            return Err(injected(self.url(), key));
+        }
+        self.inner.put(key, data)
+    }
+    fn put_stream(&self) -> Result<Box<dyn ObjectWriter>> {
+        let inner = self.inner.put_stream()?;
+        match self.fail {
+            Fail::StreamAfter(limit) => Ok(Box::new(FailingWriter { inner, limit })),
+            _ => Ok(inner),
+        }
+    }
+    fn put_if(&self, key: &str, data: &[u8], expected: Option<&Version>) -> Result<bool> {
+        if self.fail == Fail::Manifest {
+            return Err(injected(self.url(), key));
+        }
+        self.inner.put_if(key, data, expected)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+}
+
+struct FailingWriter {
+    inner: Box<dyn ObjectWriter>,
+    limit: u64,
+}
+
+impl ObjectWriter for FailingWriter {
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        if self.inner.written() + data.len() as u64 > self.limit {
+            return Err(injected("(test)", "(a new object)"));
+        }
+        self.inner.write_all(data)
+    }
+    fn written(&self) -> u64 {
+        self.inner.written()
+    }
+    fn finish(self: Box<Self>, key: &str) -> Result<()> {
+        self.inner.finish(key)
+    }
+}
+
+/// A remote at c1, plus c2 (one row changed) in the local store.
+fn setup() -> (tempfile::TempDir, Remote<FileStore>, MemStore, Hash, Hash) {
+    let (d, remote) = temp_remote();
+    let mut s = MemStore::new();
+    let c1 = commit(&mut s, &rows(2000), vec![], "c1");
+    let c2 = commit(&mut s, &rows(2100), vec![c1], "c2");
+    remote
+        .push(&s, "main", c1, false, None, &mut quiet())
+        .unwrap();
+    (d, remote, s, c1, c2)
+}
+
+/// The remote still serves exactly c1, as a fresh reader sees it.
+fn serves(remote: &Remote<FileStore>, head: Hash, s: &MemStore) {
+    let fresh = Remote::new(remote.store().clone());
+    assert_eq!(fresh.list_refs().unwrap()["main"], head);
+    let mut got = MemStore::new();
+    let f = fresh.fetch(&mut got, "main", &mut quiet()).unwrap();
+    assert_eq!(f.head, head);
+    assert_eq!(closure(&got, head), closure(s, head));
+    assert_closed(&fresh);
+}
+
+#[test]
+fn died_after_the_pack_before_the_manifest() {
+    let (_d, remote, s, c1, c2) = setup();
+    let manifest = remote.store().get(MANIFEST_KEY).unwrap().unwrap().0;
+    // Steps 1 and 2 only: the process "dies" before the manifest CAS.
+    let prep = remote
+        .prepare(&s, "main", c2, false, None, &mut quiet())
+        .unwrap()
+        .unwrap();
+    let orphan = prep.pack.unwrap().name;
+    assert!(
+        remote.store().get(&pack_key(&orphan)).unwrap().is_some(),
+        "pack written"
+    );
+    assert!(
+        remote.store().get(&idx_key(&orphan)).unwrap().is_some(),
+        "idx written"
+    );
+    assert_eq!(
+        remote.store().get(MANIFEST_KEY).unwrap().unwrap().0,
+        manifest,
+        "manifest untouched"
+    );
+    serves(&remote, c1, &s);
+    let m = remote.read_manifest().unwrap();
+    assert!(!m.has_pack(&orphan), "readers ignore the unlisted pack");
+    assert_eq!(remote.index(&m).unwrap().entries(), closure(&s, c1).len());
+    // Retrying the push writes the same content-named pack and lists it.
+    let out = remote
+        .push(&s, "main", c2, false, None, &mut quiet())
+        .unwrap();
+    assert_eq!(out.pack, Some(orphan));
+    serves(&remote, c2, &s);
+}
+
+#[test]
+fn died_while_writing_the_pack_leaves_no_final_object() {
+    for fail in [
+        Fail::StreamAfter(4000),
+        Fail::StreamAfter(5),
+        Fail::Idx,
+        Fail::Manifest,
+    ] {
+        let (_d, remote, s, c1, c2) = setup();
+        let before = remote.store().list("").unwrap();
+        let failing = Remote::new(Failing {
+            inner: remote.store().clone(),
+            fail,
+        });
+        let err = failing
+            .push(&s, "main", c2, false, None, &mut quiet())
+            .unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        let after = remote.store().list("").unwrap();
+        match fail {
+            // The pack never reached its final name; the temp file was removed.
+            Fail::StreamAfter(_) => {
+                assert_eq!(after, before);
+                assert_eq!(hidden_files(&remote), 1, "only the lock file remains");
+            }
+            // The pack is durable but nothing lists it.
+            Fail::Idx => assert_eq!(after.len(), before.len() + 1),
+            Fail::Manifest => assert_eq!(after.len(), before.len() + 2),
+        }
+        serves(&remote, c1, &s);
+    }
+}
+
+#[test]
+fn killed_writer_leaves_only_a_hidden_temp_file() {
+    let (_d, remote, s, c1, _) = setup();
+    let before = remote.store().list("").unwrap();
+    let mut w = remote.store().put_stream().unwrap();
+    w.write_all(b"PGVCPACK half a pack").unwrap();
+    // SIGKILL runs no destructors: forget the writer instead of dropping it.
+    std::mem::forget(w);
+    assert_eq!(remote.store().list("").unwrap(), before);
+    assert_eq!(
+        hidden_files(&remote),
+        2,
+        "the lock file and the stray temp file"
+    );
+    serves(&remote, c1, &s);
+}
+
+/// Files whose names start with a dot under the remote's root (never objects).
+fn hidden_files(remote: &Remote<FileStore>) -> usize {
+    std::fs::read_dir(remote.store().root())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
+}
