@@ -119,6 +119,44 @@ CREATE FUNCTION vc.root_hash(ref text DEFAULT 'HEAD') RETURNS text LANGUAGE sql 
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT vc._root_hash($1) $$;
 
+-- Remotes ------------------------------------------------------------------------
+
+CREATE FUNCTION vc.remote_add(name text, url text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._remote_add($1, $2) $$;
+
+CREATE FUNCTION vc.remote_remove(name text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._remote_remove($1) $$;
+
+CREATE FUNCTION vc.remotes() RETURNS TABLE(name text, url text) LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT r.name, r.url FROM vc.remotes r ORDER BY r.name $$;
+
+CREATE FUNCTION vc.push(remote text DEFAULT 'origin', branch text DEFAULT NULL, force boolean DEFAULT false)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._push($1, $2, $3) $$;
+
+CREATE FUNCTION vc.fetch(remote text DEFAULT 'origin', branch text DEFAULT NULL)
+RETURNS TABLE(branch text, commit_hash text) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._fetch($1, $2) $$;
+
+CREATE FUNCTION vc.pull(remote text DEFAULT 'origin', branch text DEFAULT NULL)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._pull($1, $2) $$;
+
+CREATE FUNCTION vc.clone(url text, branch text DEFAULT 'main')
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._clone($1, $2) $$;
+
 -- Nothing is callable by PUBLIC: history holds every row ever committed, and the
 -- state-changing functions rewrite tables. Grant per role (see README, Security).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;

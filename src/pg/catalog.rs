@@ -72,6 +72,22 @@ pub fn relation_name(relid: Oid) -> VcResult<String> {
     })
 }
 
+/// The OID of a table named `schema.table`.
+pub fn relid_of(name: &str) -> VcResult<Oid> {
+    let rows = query(
+        "SELECT to_regclass($1)::oid::int8::text",
+        vec![Arg::Text(Some(name.to_string()))],
+        &[],
+    )?;
+    match rows.first().and_then(|r| text(&r[0])) {
+        Some(t) => Ok(Oid::from(t.parse::<u32>().unwrap_or(0))),
+        None => Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("table {name} does not exist"),
+        )),
+    }
+}
+
 /// The live schema of a table: columns in attribute order and primary key.
 pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
     let cols = query(

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // used by vc.clone / vc.pull (remotes issue), wired in next
 //! Materialising committed tables: creating a table from a commit's schema (with its
 //! owned sequences) and loading its rows from the tree. Used by `vc.clone()` and by
 //! pulls that bring new tables.

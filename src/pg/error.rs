@@ -98,6 +98,32 @@ impl From<CommitError> for VcError {
     }
 }
 
+impl From<crate::remote::RemoteError> for VcError {
+    fn from(e: crate::remote::RemoteError) -> VcError {
+        use crate::remote::RemoteError as R;
+        let msg = e.to_string();
+        match e {
+            R::BadUrl { .. } => VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
+                .hint("write file:///absolute/path"),
+            R::Unsupported { .. } => VcError::new(Code::ERRCODE_FEATURE_NOT_SUPPORTED, msg),
+            R::Io { .. } => VcError::new(Code::ERRCODE_IO_ERROR, msg)
+                .hint("check that the remote's directory exists, is writable by the server's OS user, and has free space"),
+            R::NotFound { .. } | R::CorruptObject { .. } | R::CorruptChunk { .. } | R::MissingChunk { .. } => {
+                VcError::new(Code::ERRCODE_DATA_CORRUPTED, msg)
+                    .hint("nothing was applied here; repair the remote from a good copy or push to a new one")
+            }
+            R::NoSuchBranch { .. } => VcError::new(Code::ERRCODE_UNDEFINED_OBJECT, msg)
+                .hint("SELECT vc.fetch('origin') brings every branch; then SELECT name FROM vc.refs WHERE kind = 'remote' lists them"),
+            R::BadBranch { .. } => VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg),
+            R::NonFastForward { .. } => VcError::new(Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, msg),
+            R::Fenced { .. } => VcError::new(Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, msg),
+            R::Contended { .. } => VcError::new(Code::ERRCODE_T_R_SERIALIZATION_FAILURE, msg)
+                .hint("retry"),
+            R::Local(s) => s.into(),
+        }
+    }
+}
+
 impl From<pgrx::spi::SpiError> for VcError {
     fn from(e: pgrx::spi::SpiError) -> VcError {
         VcError::new(Code::ERRCODE_INTERNAL_ERROR, format!("pgvc SPI: {e}"))

@@ -33,4 +33,10 @@ CREATE TABLE vc.tracked (
 );
 
 
+-- Remotes: where push, fetch, pull and clone exchange history (file:// for now).
+CREATE TABLE vc.remotes (
+    name text PRIMARY KEY,
+    url text NOT NULL
+);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

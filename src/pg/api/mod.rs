@@ -3,5 +3,6 @@
 
 mod commit;
 mod inspect;
-mod reset;
+mod remote;
+pub mod reset;
 pub mod track;

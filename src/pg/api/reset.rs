@@ -10,10 +10,11 @@
 use crate::commit::{Commit, RootValue};
 use crate::pg::api::track::untracked_partitions;
 use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
+use crate::pg::checkout::{create_table, load_rows};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
 use crate::pg::rows::{working_changes, write_rows};
-use crate::pg::spi::{exec, with_replica_role, with_spi, Arg};
+use crate::pg::spi::{exec, one_text, with_replica_role, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
 use pgrx::prelude::*;
@@ -26,34 +27,67 @@ pub fn reset(spec: &str) -> VcResult<()> {
     let head = ref_hash(&branch)?;
     let target = resolve(&store, spec)?;
     let target_root = RootValue::read(&store, &Commit::read(&store, &target)?.root)?;
+    checkout_root(&store, head, &target_root, spec)?;
+    if head != Some(target) {
+        set_branch(&branch, head, target)?;
+    }
+    Ok(())
+}
+
+/// Makes the live tracked tables exactly `target` (rows, sequences), given that the
+/// current branch is at `head`: rewrites only the rows that differ from the target
+/// (the tree diff head -> target plus uncommitted changes), creates and tracks the
+/// target's tables that do not exist here, and leaves tracked tables that the target
+/// lacks as they are. All checks run before the first change. `what` names the
+/// target in messages. Does not move any ref.
+pub fn checkout_root(
+    store: &PgStore,
+    head: Option<crate::store::Hash>,
+    target: &RootValue,
+    what: &str,
+) -> VcResult<()> {
     let head_root = match head {
-        Some(h) => RootValue::read(&store, &Commit::read(&store, &h)?.root)?,
+        Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
         None => RootValue::default(),
     };
     let tracked = tracked_tables()?;
-    for name in target_root.tables.keys() {
+    let mut create = Vec::new();
+    for (name, entry) in &target.tables {
         if !tracked.iter().any(|t| &t.name == name) {
-            return Err(VcError::new(
-                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("{spec} contains table {name}, which is not tracked here"),
-            )
-            .hint("create the table and SELECT vc.track() it, then reset again"));
+            if one_text(
+                "SELECT to_regclass($1)::text",
+                vec![Arg::Text(Some(name.clone()))],
+            )?
+            .is_some()
+            {
+                return Err(VcError::new(
+                    Code::ERRCODE_DUPLICATE_TABLE,
+                    format!("{what} contains table {name}, which exists here but is not tracked"),
+                )
+                .hint("vc.track() it (then commit or reset), or drop or rename it"));
+            }
+            create.push((name.clone(), entry.clone()));
         }
     }
     // Check every schema before changing anything.
     let mut plans = Vec::new();
     for t in &tracked {
-        let Some(entry) = target_root.tables.get(&t.name) else {
-            pgrx::notice!("pgvc: {} is not in {spec}; left as it is", t.name);
+        let Some(entry) = target.tables.get(&t.name) else {
+            pgrx::notice!("pgvc: {} is not in {what}; left as it is", t.name);
             continue;
         };
         let live = table_schema(t.relid)?;
         if live != entry.schema {
             return Err(VcError::new(
                 Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("the columns or primary key of {} differ from {spec}", t.name),
+                format!(
+                    "the columns or primary key of {} differ from {what}",
+                    t.name
+                ),
             )
-            .hint("ALTER the table back to the committed definition first; see the schema with vc.diff"));
+            .hint(
+                "ALTER the table to the committed definition first (compare with \\d and vc.log)",
+            ));
         }
         exec(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", t.name), vec![])?;
         plans.push((t.clone(), Plan::new(&t.name, &live), entry.clone()));
@@ -61,11 +95,21 @@ pub fn reset(spec: &str) -> VcResult<()> {
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
     // own key log.
-    with_replica_role(|| apply_all(&store, &plans, &head_root))?;
-    if head != Some(target) {
-        set_branch(&branch, head, target)?;
-    }
-    Ok(())
+    with_replica_role(|| {
+        apply_all(store, &plans, &head_root)?;
+        for (name, entry) in &create {
+            create_table(name, entry)?;
+            let relid = crate::pg::catalog::relid_of(name)?;
+            crate::pg::api::track::track(relid)?;
+            load_rows(store, &Plan::new(name, &entry.schema), entry.tree)?;
+            restore_sequences(&entry.sequences)?;
+            exec(
+                "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
+                vec![Arg::Oid(relid)],
+            )?;
+        }
+        Ok(())
+    })
 }
 
 type TablePlan = (crate::pg::catalog::Tracked, Plan, crate::commit::TableEntry);

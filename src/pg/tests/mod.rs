@@ -11,6 +11,8 @@ mod history;
 #[cfg(any(test, feature = "pg_test"))]
 mod partitions;
 #[cfg(any(test, feature = "pg_test"))]
+mod remotes;
+#[cfg(any(test, feature = "pg_test"))]
 mod store;
 #[cfg(any(test, feature = "pg_test"))]
 mod types;

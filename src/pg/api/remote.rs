@@ -1,0 +1,363 @@
+//! Remotes from SQL: `vc.remote_add/remove/remotes`, `vc.push`, `vc.fetch`, `vc.pull`,
+//! `vc.clone`. The transfer itself is `crate::remote`; here are names, permissions,
+//! remote-tracking refs (`origin/main`, kind 'remote') and applying pulled commits to
+//! the live tables.
+//!
+//! A `file://` URL gives server file access: adding one needs superuser or
+//! `pg_write_server_files`, reading from one (fetch, pull, clone) superuser or
+//! `pg_read_server_files`, pushing to one superuser or `pg_write_server_files`,
+//! checked here whatever EXECUTE grants say.
+
+use crate::commit::{Commit, RootValue};
+use crate::pg::api::reset::checkout_root;
+use crate::pg::catalog::tracked_tables;
+use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash, set_branch};
+use crate::pg::spi::{exec, one_text, query, with_spi, Arg};
+use crate::pg::store::PgStore;
+use crate::remote::{open, parse_url, Progress, Remote, RemoteUrl};
+use crate::store::{ChunkStore, Hash};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use std::time::{Duration, Instant};
+
+/// NOTICEs about a long transfer come at most this often.
+const NOTICE_EVERY: Duration = Duration::from_secs(3);
+
+fn check_name(name: &str) -> VcResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("invalid remote name \"{name}\""))
+            .hint("use letters, digits, '_', '-' or '.', at most 63 characters, e.g. 'origin'"))
+    }
+}
+
+/// Superuser, or member of the predefined role that grants this kind of file access.
+fn require_file_access(role: &str, url: &str) -> VcResult<()> {
+    let ok = one_text(
+        "SELECT (pg_has_role(current_user, $1, 'MEMBER') \
+                 OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text",
+        vec![Arg::Text(Some(role.to_string()))],
+    )?;
+    if ok.as_deref() == Some("true") {
+        return Ok(());
+    }
+    Err(VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for remote {url}: file:// remotes need superuser or {role}"),
+    )
+    .hint(format!("GRANT {role} TO <role>, as a superuser")))
+}
+
+fn remote_url(name: &str) -> VcResult<String> {
+    one_text(
+        "SELECT url FROM vc.remotes WHERE name = $1",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?
+    .ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("remote \"{name}\" does not exist"),
+        )
+        .hint("add it with SELECT vc.remote_add('origin', 'file:///path')")
+    })
+}
+
+fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::ObjectStore>>> {
+    if let RemoteUrl::File(_) = parse_url(url)? {
+        require_file_access(role, url)?;
+    }
+    Ok(open(url)?)
+}
+
+/// A progress callback that raises a NOTICE at most every few seconds.
+fn notifier(what: &'static str) -> impl FnMut(Progress) {
+    let mut last = Instant::now();
+    move |p: Progress| {
+        if last.elapsed() >= NOTICE_EVERY {
+            last = Instant::now();
+            let total = match (p.chunks_total, p.bytes_total) {
+                (Some(c), Some(b)) => format!(" of {c} chunks, {:.1} MB", b as f64 / 1e6),
+                _ => String::new(),
+            };
+            pgrx::notice!(
+                "pgvc {what}: {} chunks, {:.1} MB done{total}",
+                p.chunks_done,
+                p.bytes_done as f64 / 1e6
+            );
+        }
+    }
+}
+
+pub fn remote_add(name: &str, url: &str) -> VcResult<()> {
+    check_name(name)?;
+    let parsed = parse_url(url)?;
+    if let RemoteUrl::File(_) = parsed {
+        require_file_access("pg_write_server_files", url)?;
+    }
+    // Refuse what cannot be used now rather than at the first push.
+    open(url)?;
+    let n = exec(
+        "INSERT INTO vc.remotes (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        vec![
+            Arg::Text(Some(name.to_string())),
+            Arg::Text(Some(parsed.to_string())),
+        ],
+    )?;
+    if n == 0 {
+        return Err(VcError::new(
+            Code::ERRCODE_DUPLICATE_OBJECT,
+            format!("remote \"{name}\" already exists"),
+        )
+        .hint("remove it first with SELECT vc.remote_remove(...)"));
+    }
+    Ok(())
+}
+
+pub fn remote_remove(name: &str) -> VcResult<()> {
+    remote_url(name)?;
+    exec(
+        "DELETE FROM vc.remotes WHERE name = $1",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?;
+    exec(
+        "DELETE FROM vc.refs WHERE kind = 'remote' AND starts_with(name, $1 || '/')",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?;
+    Ok(())
+}
+
+fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
+    exec(
+        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
+         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
+        vec![
+            Arg::Text(Some(format!("{remote}/{branch}"))),
+            Arg::Bytea(Some(h.as_bytes().to_vec())),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String> {
+    let url = remote_url(remote)?;
+    let r = open_remote(&url, "pg_write_server_files")?;
+    let branch = match branch {
+        Some(b) => b.to_string(),
+        None => current_branch(false)?,
+    };
+    let head = ref_hash(&branch)?.ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("branch \"{branch}\" has no commits to push"),
+        )
+        .hint("commit first with SELECT vc.commit('message')")
+    })?;
+    let store = PgStore::new();
+    let out = r.push(&store, &branch, head, force, None, &mut notifier("push"))?;
+    if !out.up_to_date {
+        pgrx::notice!(
+            "pgvc push: {} chunks, {:.1} MB sent to {url}",
+            out.chunks,
+            out.bytes as f64 / 1e6
+        );
+    }
+    set_tracking_ref(remote, &branch, head)?;
+    Ok(head.to_hex())
+}
+
+/// Fetches one branch (or all) of a remote into the local store and the
+/// remote-tracking refs; returns the (branch, head) pairs fetched.
+pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>> {
+    let url = remote_url(remote)?;
+    let r = open_remote(&url, "pg_read_server_files")?;
+    let branches: Vec<String> = match branch {
+        Some(b) => vec![b.to_string()],
+        None => r.list_refs()?.into_keys().collect(),
+    };
+    let mut store = PgStore::new();
+    let mut out = Vec::new();
+    for b in branches {
+        let f = r.fetch(&mut store, &b, &mut notifier("fetch"))?;
+        out.push((b, f.head));
+    }
+    store.flush()?;
+    for (b, h) in &out {
+        set_tracking_ref(remote, b, *h)?;
+    }
+    Ok(out)
+}
+
+fn is_ancestor(store: &dyn ChunkStore, ancestor: Hash, of: Hash) -> VcResult<bool> {
+    let mut todo = vec![of];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(h) = todo.pop() {
+        if h == ancestor {
+            return Ok(true);
+        }
+        if seen.insert(h) {
+            todo.extend(Commit::read(store, &h)?.parents);
+        }
+    }
+    Ok(false)
+}
+
+/// True when the working set has uncommitted changes.
+fn has_uncommitted() -> VcResult<bool> {
+    Ok(!query("SELECT 1 FROM vc.status() LIMIT 1", vec![], &[])?.is_empty())
+}
+
+pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
+    let local_branch = current_branch(true)?;
+    let branch = branch
+        .map(str::to_string)
+        .unwrap_or_else(|| local_branch.clone());
+    if has_uncommitted()? {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pull refused: there are uncommitted changes (see vc.status())",
+        )
+        .hint("commit them with vc.commit(), or discard them with vc.reset()"));
+    }
+    let fetched = fetch(remote, Some(&branch))?;
+    let (_, theirs) = fetched[0];
+    let store = PgStore::new();
+    let ours = ref_hash(&local_branch)?;
+    if ours == Some(theirs) {
+        return Ok(theirs.to_hex());
+    }
+    if let Some(o) = ours {
+        if is_ancestor(&store, theirs, o)? {
+            pgrx::notice!(
+                "pgvc pull: {local_branch} is ahead of {remote}/{branch}; nothing to pull"
+            );
+            return Ok(o.to_hex());
+        }
+        if !is_ancestor(&store, o, theirs)? {
+            return Err(VcError::new(
+                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("pull refused: {local_branch} and {remote}/{branch} have diverged"),
+            )
+            .hint("merging is not supported yet: reset to the remote with SELECT vc.reset('origin/main') (your commits stay reachable by hash), or push yours with force => true"));
+        }
+    }
+    let target = RootValue::read(&store, &Commit::read(&store, &theirs)?.root)?;
+    checkout_root(&store, ours, &target, &format!("{remote}/{branch}"))?;
+    set_branch(&local_branch, ours, theirs)?;
+    Ok(theirs.to_hex())
+}
+
+pub fn clone(url: &str, branch: &str) -> VcResult<String> {
+    if !tracked_tables()?.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "clone refused: this database already tracks tables",
+        )
+        .hint("clone into a database where pgvc is installed and nothing is tracked"));
+    }
+    let existing = query(
+        "SELECT 1 FROM vc.refs WHERE kind <> 'remote' LIMIT 1",
+        vec![],
+        &[],
+    )?;
+    if !existing.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "clone refused: this database already has commits",
+        )
+        .hint("clone into a fresh database (CREATE DATABASE ...; CREATE EXTENSION pgvc)"));
+    }
+    let origin_exists = one_text("SELECT url FROM vc.remotes WHERE name = 'origin'", vec![])?;
+    if origin_exists.is_none() {
+        remote_add("origin", url)?;
+    }
+    let fetched = fetch("origin", None)?;
+    let Some((_, head)) = fetched.iter().find(|(b, _)| b == branch) else {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("the remote {url} has no branch \"{branch}\""),
+        )
+        .hint(format!(
+            "its branches: {}",
+            fetched
+                .iter()
+                .map(|(b, _)| b.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let store = PgStore::new();
+    let target = RootValue::read(&store, &Commit::read(&store, head)?.root)?;
+    checkout_root(&store, None, &target, &format!("origin/{branch}"))?;
+    exec(
+        "UPDATE vc.head SET branch = $1",
+        vec![Arg::Text(Some(branch.to_string()))],
+    )?;
+    set_branch(branch, None, *head)?;
+    Ok(head.to_hex())
+}
+
+#[pg_extern(name = "_remote_add", volatile)]
+fn vc_remote_add(name: Option<&str>, url: Option<&str>) {
+    run(|| {
+        let name = name.ok_or_else(|| null_arg("name"))?;
+        let url = url.ok_or_else(|| null_arg("url"))?;
+        with_spi(|| remote_add(name, url))
+    })
+}
+
+#[pg_extern(name = "_remote_remove", volatile)]
+fn vc_remote_remove(name: Option<&str>) {
+    run(|| {
+        let name = name.ok_or_else(|| null_arg("name"))?;
+        with_spi(|| remote_remove(name))
+    })
+}
+
+#[pg_extern(name = "_push", volatile)]
+fn vc_push(remote: Option<&str>, branch: Option<&str>, force: Option<bool>) -> String {
+    run(|| {
+        let remote = remote.ok_or_else(|| null_arg("remote"))?;
+        with_spi(|| push(remote, branch, force.unwrap_or(false)))
+    })
+}
+
+#[pg_extern(name = "_fetch", volatile)]
+fn vc_fetch(
+    remote: Option<&str>,
+    branch: Option<&str>,
+) -> TableIterator<'static, (name!(branch, String), name!(commit_hash, String))> {
+    let rows = run(|| {
+        let remote = remote.ok_or_else(|| null_arg("remote"))?;
+        with_spi(|| {
+            Ok(fetch(remote, branch)?
+                .into_iter()
+                .map(|(b, h)| (b, h.to_hex()))
+                .collect::<Vec<_>>())
+        })
+    });
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "_pull", volatile)]
+fn vc_pull(remote: Option<&str>, branch: Option<&str>) -> String {
+    run(|| {
+        let remote = remote.ok_or_else(|| null_arg("remote"))?;
+        with_spi(|| pull(remote, branch))
+    })
+}
+
+#[pg_extern(name = "_clone", volatile)]
+fn vc_clone(url: Option<&str>, branch: Option<&str>) -> String {
+    run(|| {
+        let url = url.ok_or_else(|| null_arg("url"))?;
+        let branch = branch.ok_or_else(|| null_arg("branch"))?;
+        with_spi(|| clone(url, branch))
+    })
+}
