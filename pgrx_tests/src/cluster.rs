@@ -98,10 +98,44 @@ impl Cluster {
     }
 
     pub fn connect_db(&self, db: &str) -> Client {
+        self.connect_to(db, "postgres")
+    }
+
+    /// Connects once the server accepts connections again (after a crash of one of its
+    /// backends the postmaster reinitialises and refuses connections for a while).
+    pub fn connect_when_ready(&self, timeout: Duration) -> Client {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = Config::new()
+                .host("127.0.0.1")
+                .port(self.port)
+                .user("postgres")
+                .dbname("postgres")
+                .connect(NoTls);
+            match r {
+                Ok(c) => return c,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!(
+                    "server on port {} not ready: {e}\n{}",
+                    self.port,
+                    self.log_tail()
+                ),
+            }
+        }
+    }
+
+    /// Connects to database `postgres` as `user` (trust authentication).
+    pub fn connect_as(&self, user: &str) -> Client {
+        self.connect_to("postgres", user)
+    }
+
+    fn connect_to(&self, db: &str, user: &str) -> Client {
         Config::new()
             .host("127.0.0.1")
             .port(self.port)
-            .user("postgres")
+            .user(user)
             .dbname(db)
             .connect_timeout(Duration::from_secs(30))
             .connect(NoTls)
