@@ -443,3 +443,46 @@ fn file_remotes_need_server_file_privileges() {
     let e = bob.batch_execute("SELECT * FROM vc.fetch()").unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
 }
+
+#[test]
+fn progress_of_a_long_push_is_visible_from_another_session() {
+    let remote = RemoteDir::new("progress");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    da.batch_execute(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, md5(g::text) || md5((g + 1)::text) FROM generate_series(1, 200000) g;
+         SELECT vc.track('big'); SELECT vc.commit('big'); SELECT vc.remote_add('origin', '{}');",
+        remote.url()
+    ))
+    .unwrap();
+    let pid = query_scalar(&mut da, "SELECT pg_backend_pid()::text");
+    let pusher = thread::spawn(move || da.batch_execute("SELECT vc.push()").map(|_| da));
+    let mut watcher = a.connect();
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.is_none() && !pusher.is_finished() && Instant::now() < deadline {
+        let r = watcher
+            .query(
+                "SELECT operation, chunks_done FROM vc.progress() WHERE pid::text = $1",
+                &[&pid],
+            )
+            .unwrap();
+        if let Some(row) = r.first() {
+            let done: i64 = row.get(1);
+            if done > 0 {
+                seen = Some((row.get::<_, String>(0), done));
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    pusher.join().unwrap().unwrap();
+    let (op, done) = seen.expect("vc.progress() showed the running push");
+    assert_eq!(op, "push");
+    assert!(done >= 1000, "{done}");
+    // Finished transfers leave no slot behind.
+    assert_eq!(
+        query_scalar(&mut watcher, "SELECT count(*)::text FROM vc.progress()"),
+        "0"
+    );
+}

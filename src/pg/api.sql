@@ -157,6 +157,18 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._clone($1, $2) $$;
 
+CREATE FUNCTION vc.progress()
+RETURNS TABLE(pid int, operation text, chunks_done bigint, bytes_done bigint,
+              chunks_total bigint, bytes_total bigint, started_at timestamptz, updated_at timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.pid, p.operation, p.chunks_done, p.bytes_done, p.chunks_total, p.bytes_total,
+           'epoch'::timestamptz + p.started_us * interval '1 microsecond',
+           'epoch'::timestamptz + p.updated_us * interval '1 microsecond'
+    FROM vc._progress() p
+$$;
+
 -- Nothing is callable by PUBLIC: history holds every row ever committed, and the
 -- state-changing functions rewrite tables. Grant per role (see README, Security).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;

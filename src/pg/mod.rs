@@ -8,6 +8,7 @@ pub mod api;
 pub mod catalog;
 pub mod checkout;
 pub mod error;
+pub mod progress;
 pub mod refs;
 pub mod rows;
 pub mod spi;
@@ -27,4 +28,5 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: PostgreSQL backends are single-threaded; nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    progress::init();
 }

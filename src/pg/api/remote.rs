@@ -12,6 +12,7 @@ use crate::commit::{Commit, RootValue};
 use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
+use crate::pg::progress::Tracker;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::spi::{exec, one_text, query, with_spi, Arg};
 use crate::pg::store::PgStore;
@@ -76,10 +77,12 @@ fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::
     Ok(open(url)?)
 }
 
-/// A progress callback that raises a NOTICE at most every few seconds.
-fn notifier(what: &'static str) -> impl FnMut(Progress) {
+/// A progress callback that publishes to `vc.progress()` and raises a NOTICE at most
+/// every few seconds.
+fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Progress) + 'a {
     let mut last = Instant::now();
     move |p: Progress| {
+        tracker.update(&p);
         if last.elapsed() >= NOTICE_EVERY {
             last = Instant::now();
             let total = match (p.chunks_total, p.bytes_total) {
@@ -160,7 +163,15 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         .hint("commit first with SELECT vc.commit('message')")
     })?;
     let store = PgStore::new();
-    let out = r.push(&store, &branch, head, force, None, &mut notifier("push"))?;
+    let tracker = Tracker::start("push");
+    let out = r.push(
+        &store,
+        &branch,
+        head,
+        force,
+        None,
+        &mut notifier("push", &tracker),
+    )?;
     if !out.up_to_date {
         pgrx::notice!(
             "pgvc push: {} chunks, {:.1} MB sent to {url}",
@@ -183,8 +194,9 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     };
     let mut store = PgStore::new();
     let mut out = Vec::new();
+    let tracker = Tracker::start("fetch");
     for b in branches {
-        let f = r.fetch(&mut store, &b, &mut notifier("fetch"))?;
+        let f = r.fetch(&mut store, &b, &mut notifier("fetch", &tracker))?;
         out.push((b, f.head));
     }
     store.flush()?;
