@@ -47,4 +47,7 @@ CONF
 
 echo "demo: server up on port $port; playing $SQL"
 echo
-psql -X -v ON_ERROR_STOP=1 -e -P pager=off -h "$dir" -p "$port" -U postgres -d postgres -f "$SQL"
+# The remote is a directory the server (running as postgres) can write.
+install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
+psql -X -v ON_ERROR_STOP=1 -v remote="file://$dir/remote" -e -P pager=off \
+    -h "$dir" -p "$port" -U postgres -d postgres -f "$SQL"

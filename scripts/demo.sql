@@ -64,3 +64,31 @@ SELECT * FROM items ORDER BY id;
 \echo '== The root hash names the content of all tracked tables: equal content on'
 \echo '== any server gives an equal hash, whatever the history that led to it.'
 SELECT vc.root_hash();
+
+\echo
+\echo '== Share it: add a file:// remote and push the branch to it.'
+SELECT vc.remote_add('origin', :'remote');
+SELECT vc.push();
+
+\echo
+\echo '== A second database clones it: same rows, same history, same root hash.'
+CREATE DATABASE copy;
+\c copy
+CREATE EXTENSION pgvc;
+SELECT vc.clone(:'remote');
+SELECT * FROM items ORDER BY id;
+SELECT commit_hash, message FROM vc.log();
+SELECT vc.root_hash();
+
+\echo
+\echo '== The copy commits a change and pushes it back...'
+UPDATE items SET price = 22.00 WHERE id = 1;
+SELECT vc.commit('teapot on sale', author => 'copy');
+SELECT vc.push();
+
+\echo
+\echo '== ...and the first database pulls it (a fast-forward).'
+\c postgres
+SELECT vc.pull();
+SELECT * FROM items ORDER BY id;
+SELECT commit_hash, author, message FROM vc.log();
