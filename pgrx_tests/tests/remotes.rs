@@ -254,11 +254,21 @@ fn push_race_has_one_winner_and_the_remote_stays_intact() {
         "exactly one push wins: {:?}",
         results.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
-    let (loser, _) = results.iter().find(|(r, _)| r.is_err()).unwrap();
-    let (code, msg) = loser.clone().unwrap_err().unwrap();
+    let (won, lost): (Vec<_>, Vec<_>) = results.into_iter().partition(|(r, _)| r.is_ok());
+    let (mut winner, (loss, mut loser)) = (
+        won.into_iter().next().unwrap().1,
+        lost.into_iter().next().unwrap(),
+    );
+    let (code, msg) = loss.unwrap_err().unwrap();
     assert_eq!(code, "55000");
     assert!(msg.contains("pull first"), "{msg}");
-    let (_, mut winner) = results.into_iter().find(|(r, _)| r.is_ok()).unwrap();
+    // The loser's history has diverged from the remote: pull says so and changes nothing.
+    let before = rows(&mut loser, "t");
+    let e = loser.batch_execute("SELECT vc.pull()").unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "0A000");
+    assert!(e.message().contains("diverged"), "{}", e.message());
+    assert_eq!(rows(&mut loser, "t"), before);
     // A fresh clone gets exactly the winner's state.
     let c = Cluster::start();
     let mut dc = db(&c);
