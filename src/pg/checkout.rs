@@ -133,11 +133,11 @@ pub fn load_rows(store: &dyn ChunkStore, plan: &Plan, tree: crate::store::Hash) 
         batch.push((k, Some(load_value(store, &v)?)));
         if batch.len() == LOAD_BATCH {
             n += batch.len() as u64;
-            write_rows(plan, &batch)?;
+            write_rows(plan, &batch, true)?;
             batch.clear();
         }
     }
     n += batch.len() as u64;
-    write_rows(plan, &batch)?;
+    write_rows(plan, &batch, true)?;
     Ok(n)
 }

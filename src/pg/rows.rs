@@ -246,7 +246,10 @@ pub fn working_changes(
 /// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,
 /// None to leave deleted). Triggers are expected to be disabled by the caller
 /// (`session_replication_role = replica`).
-pub fn write_rows(plan: &Plan, rows: &KeyedRows) -> VcResult<()> {
+///
+/// With `fresh`, the table is known not to hold these keys (a table being loaded), and
+/// the DELETE is skipped.
+pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
     let del = format!(
         "DELETE FROM {} t USING {} k WHERE {}",
         plan.table,
@@ -288,10 +291,12 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows) -> VcResult<()> {
         for (k, _) in batch {
             key_texts.push(decode_key(&plan.key_kinds, k)?);
         }
-        let args = (0..nk)
-            .map(|i| Arg::TextArray(key_texts.iter().map(|k| Some(k[i].clone())).collect()))
-            .collect();
-        exec(&del, args)?;
+        if !fresh {
+            let args = (0..nk)
+                .map(|i| Arg::TextArray(key_texts.iter().map(|k| Some(k[i].clone())).collect()))
+                .collect();
+            exec(&del, args)?;
+        }
         let mut key_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); nk];
         let mut val_text: Vec<Vec<Option<String>>> = vec![Vec::new(); writable.len()];
         let mut val_raw: Vec<Vec<Option<Vec<u8>>>> = vec![Vec::new(); writable.len()];

@@ -140,7 +140,7 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             };
             rows.push((k, v));
         }
-        write_rows(plan, &rows)?;
+        write_rows(plan, &rows, false)?;
         exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
         exec(
             "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
