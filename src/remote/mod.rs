@@ -13,6 +13,7 @@
 //! manifest are closed under references, so "the remote has X" means it has
 //! everything X reaches, and walks stop there. Local stores keep the same invariant.
 
+mod chunks;
 mod error;
 mod fetch;
 mod file;
@@ -27,6 +28,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+pub use chunks::{RemoteChunkStore, DEFAULT_FLUSH_THRESHOLD};
 pub use error::{RemoteError, Result};
 pub use fetch::FetchOutcome;
 pub use file::FileStore;

@@ -2,6 +2,7 @@
 //! table histories built in a `MemStore` (real prolly trees, root values and
 //! commits) and remotes in temporary directories.
 
+mod chunks;
 mod crash;
 mod integrity;
 mod props;
