@@ -182,6 +182,19 @@ fn push_clone_commit_pull() {
     ))
     .unwrap();
     let mut dbb = db(&b);
+    // A table in the way: clone refuses, and leaves nothing behind.
+    dbb.batch_execute("CREATE TABLE items (x int)").unwrap();
+    let e = dbb
+        .batch_execute(&format!("SELECT vc.clone('{}')", remote.url()))
+        .unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "42P07", "{}", e.message());
+    assert!(e.message().contains("public.items"), "{}", e.message());
+    assert_eq!(
+        query_scalar(&mut dbb, "SELECT count(*)::text FROM vc.remotes()"),
+        "0"
+    );
+    dbb.batch_execute("DROP TABLE items").unwrap();
     query_scalar(&mut dbb, &format!("SELECT vc.clone('{}')", remote.url()));
     // A moves on, including a new table; B pulls it all.
     da.batch_execute(
