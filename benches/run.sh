@@ -50,6 +50,7 @@ done
 # Sizes. Default: the issue's sizes. --quick: about 10x smaller, same shapes.
 # ---------------------------------------------------------------------------------------
 RUNS=3                       # runs per figure; the median is reported
+CHEAP_RUNS=5                 # for figures of a few ms, where one noisy run weighs more
 if ((QUICK)); then
     N_SMALL=1000 N_LARGE=100000 COMMIT_KS="1 100 10000" CONTIG_K=100
     FIRST_N=100000
@@ -83,6 +84,8 @@ cause() {
         echo "Spread changes touch min(k, number of leaves) leaves: at the small N the k rows share the table's few leaves, at the large N nearly every changed row has a leaf of its own (see the new chunks columns). A commit reads, re-encodes, hashes and writes every touched node (~4-16 KiB each, stored through TOAST in vc.chunks), so its time follows the nodes touched, not k alone. Contiguous changes touch the same number of nodes at both sizes and meet the goal: the cost per node is flat." ;;
     6.*)
         echo "As for commits of spread changes: vc.status()/vc.diff() look up the committed value of each changed key (prolly::Lookup), reading every leaf that holds one: min(k, number of leaves) leaves, each fetched by SPI from vc.chunks (index scan + TOAST fetch + lz4 decompression + BLAKE3 verification) in a fresh session. The contiguous variant touches few leaves at both sizes." ;;
+    2)
+        echo "perf of the first commit of 10^6 rows (flat profile): the work is CPU-bound and per row: every column is turned into text by its output function (SPI_getvalue) and copied into a Rust String (UTF-8 checked), MessagePack-encoded, then every ~4.6 KiB node is BLAKE3-hashed (~5%), lz4-compressed (~4%) and written through TOAST into vc.chunks; malloc/free churn is ~15% of samples, and ~14% goes to first-touch page faults of fresh memory because the SPI procedure context keeps growing (see 5. Memory). That last part grows with the table, which is why the ratio rises from ~1.25 at 10^5 rows (--quick) to ~1.75 at 10^6." ;;
     3.tps.*)
         echo "perf (single client, synchronous_commit=off): the backend spends ~+35% (INSERT) / ~+50% (UPDATE) CPU per transaction on a tracked table. The statement-level AFTER trigger (AfterTriggerEndQuery) is 13% / 17% of backend CPU: plpgsql runs the cached INSERT INTO vc.log_<oid> SELECT ... FROM the transition table (executor start/run/end for a one-row statement, heap insert + WAL of the log row); fmgr_security_definer saves and restores GUCs for the function's SET search_path on every call (set_config_option, AtEOXact_GUC, ProcessGUCArray: about a fifth of the trigger); an UPDATE runs a second statement (old keys EXCEPT new keys) whose plan start-up is the largest single part. The rest is transition-table capture and a larger commit. With synchronous_commit=on the WAL fsync wait (~0.13 ms here) hides part of this." ;;
     3.bulk.insert)
@@ -94,7 +97,7 @@ cause() {
     4.k1000)
         echo "The budget is one root-to-leaf path, but k=1000 changes spread over the table touch about 1000 different leaves (and most level-1 nodes), and a prolly tree, like a B-tree, rewrites every touched node whole: ~8 KiB per changed row. Clustered changes (the contiguous row) share leaves and stay within the budget." ;;
     5.*)
-        echo "Memory grows with the data a call writes or reads: pgvc builds statement parameters (PgStore::flush's bytea[] of up to 8 MB of chunks, key and row text[] batches) with pgrx into_datum, and reads values with SPI_getvalue/SPI_getbinval (detoasted chunk copies, numeric_out's detoast copy), all palloc'd in the SPI procedure context (\"SPI Proc\"), which is freed only at SPI_finish when the call returns. gdb at SPI_finish of the first commit of 10^6 rows: SPI Proc = 306 MB (the chunks written total 77 MB); pg_log_backend_memory_contexts halfway: 200 MB. The per-backend chunk cache (64 MB) and write buffer (8 MB) are bounded and come on top." ;;
+        echo "Memory grows with the data a call writes or reads: pgvc builds statement parameters (PgStore::flush's bytea[] of up to 8 MB of chunks, key and row text[] batches) with pgrx into_datum, and reads values with SPI_getvalue/SPI_getbinval (detoasted chunk copies, numeric_out's detoast copy), all palloc'd in the SPI procedure context (\"SPI Proc\"), which is freed only at SPI_finish when the call returns. gdb at SPI_finish of the first commit of 10^6 rows: SPI Proc = 306 MB (the chunks written total 77 MB; pg_log_backend_memory_contexts halfway: 200 MB); at SPI_finish of vc.status() with 10^5 spread changes in 10^6 rows, which writes nothing but reads ~18,000 leaves: 109 MB. The per-backend chunk cache (64 MB) and write buffer (8 MB) are bounded and come on top." ;;
     esac
 }
 
@@ -241,6 +244,15 @@ new_tracked() {
     sql "$1" "SELECT vc.commit('load $2')" >/dev/null
 }
 
+# vacuum_tracked DB: VACUUM the table t and pgvc's key logs, so that dead rows left by
+# earlier steps (a commit empties the key log with a DELETE) do not weigh on the next.
+vacuum_tracked() {
+    sqlf "$1" >/dev/null <<'EOF'
+VACUUM t;
+SELECT format('VACUUM vc.%I', log_table) FROM vc.tracked \gexec
+EOF
+}
+
 # The UPDATE used everywhere: changes price and ts of the rows matching a condition.
 touch_rows() { sql "$1" "UPDATE $2 SET price = price + 1, ts = ts + interval '1 hour' WHERE $3" >/dev/null; }
 
@@ -298,37 +310,48 @@ bench_commit_scaling() {
     for k in $COMMIT_KS; do cases+=("k$k:$k:spread"); done
     cases+=("k${CONTIG_K}c:$CONTIG_K:contiguous")
     declare -A med=() chunks=()
+    # Both tables exist side by side and runs alternate between them, so that a change
+    # in the machine's load weighs on both sides of a ratio alike.
     for n in $N_SMALL $N_LARGE; do
         new_db commit_$n
         new_tracked commit_$n t "$n"
-        local c
-        for c in "${cases[@]}"; do
-            IFS=: read -r id k pattern <<<"$c"
-            ((k > n)) && continue
-            if [[ $pattern == spread ]]; then
-                cond=$(spread "$n" "$k")
-            else
-                cond="id BETWEEN $((n / 2 + 1)) AND $((n / 2 + k))"
-            fi
-            local times=()
-            for ((r = 1; r <= RUNS; r++)); do
-                touch_rows commit_$n t "$cond"
-                sql commit_$n "VACUUM t"
-                before=$(sql commit_$n "SELECT n FROM bench.chunks()")
-                times+=("$(ms commit_$n "SELECT vc.commit('$id run $r')")")
-                after=$(sql commit_$n "SELECT n FROM bench.chunks()")
-            done
-            med[$n.$id]=$(median "${times[@]}")
-            chunks[$n.$id]=$((after - before))
-            log "   N=$n k=$k $pattern: ${times[*]} ms, ${chunks[$n.$id]} new chunks"
-        done
-        sql postgres "DROP DATABASE commit_$n"
     done
+    local c
+    for c in "${cases[@]}"; do
+        IFS=: read -r id k pattern <<<"$c"
+        declare -A times=()
+        for ((r = 1; r <= CHEAP_RUNS; r++)); do
+            for n in $N_SMALL $N_LARGE; do
+                ((k > n)) && continue
+                if [[ $pattern == spread ]]; then
+                    cond=$(spread "$n" "$k")
+                else
+                    cond="id BETWEEN $((n / 2 + 1)) AND $((n / 2 + k))"
+                fi
+                touch_rows commit_$n t "$cond"
+                vacuum_tracked commit_$n
+                before=$(sql commit_$n "SELECT n FROM bench.chunks()")
+                times[$n]+=" $(ms commit_$n "SELECT vc.commit('$id run $r')")"
+                after=$(sql commit_$n "SELECT n FROM bench.chunks()")
+                chunks[$n.$id]=$((after - before))
+            done
+        done
+        for n in $N_SMALL $N_LARGE; do
+            [[ -n ${times[$n]:-} ]] || continue
+            # shellcheck disable=SC2086
+            med[$n.$id]=$(median ${times[$n]})
+            log "   N=$n k=$k $pattern:${times[$n]} ms, ${chunks[$n.$id]} new chunks"
+        done
+        unset times
+    done
+    for n in $N_SMALL $N_LARGE; do sql postgres "DROP DATABASE commit_$n"; done
     md "## 1. Commit scaling" "" \
         "UPDATE of k rows of an N-row tracked table, spread evenly (\`WHERE id % (N/k) = 0\`) or" \
         "contiguous (k consecutive ids, an extra case), then \`SELECT vc.commit(...)\`; only the" \
         "commit is timed, each in a fresh session (so it includes preparing pgvc's statements and" \
-        "reading tree nodes cold). Median of $RUNS runs. New chunks: chunks the commit added to" \
+        "reading tree nodes cold; table and key log vacuumed before). Median of $CHEAP_RUNS runs," \
+        "alternating between the two tables." \
+        "New chunks: chunks the commit added to" \
         "\`vc.chunks\` (tree nodes + root value + commit), i.e. the nodes it rewrote." \
         "**Goal**: time depends on k, not N: time(N=$N_LARGE) / time(N=$N_SMALL) <= 1.5 at equal k." "" \
         "| k | changed rows | N = $N_SMALL (ms) | new chunks | N = $N_LARGE (ms) | new chunks | ratio | result |" \
@@ -368,7 +391,7 @@ bench_first_commit() {
         # A fresh database per run: an existing chunk store would turn the first
         # commit's chunk writes into ON CONFLICT no-ops.
         new_db first_$r
-        sqlf first_$r <<EOF
+        sqlf first_$r >/dev/null <<EOF
 CREATE TABLE plain (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
 CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
 COPY t FROM '$file';
@@ -530,6 +553,11 @@ bench_storage() {
     new_tracked $db t "$n"
     # Node chunks are [kind 1][level]...: the root's level + 1 is the tree depth.
     depth=$(sql $db "SELECT max(get_byte(data, 1)) + 1 FROM vc.chunks WHERE get_byte(data, 0) = 1")
+    local sizes
+    sizes=$(sql $db "SELECT '| ' || get_byte(data, 1) || ' | ' || count(*) || ' | ' || round(avg(length(data)))
+                            || ' | ' || round(sum(length(data)::numeric ^ 2) / sum(length(data)))
+                            || ' | ' || max(length(data)) || ' |'
+                     FROM vc.chunks WHERE get_byte(data, 0) = 1 GROUP BY get_byte(data, 1) ORDER BY 1")
     md "## 4. Storage" "" \
         "A tracked table of $n rows (tree depth $depth: the highest node level + 1, read from the" \
         "node chunks); per case, an UPDATE of k rows and a commit. New bytes are exact:" \
@@ -569,13 +597,10 @@ bench_storage() {
     done
     md "" "$k1_note" "Per changed row, the spread k=1000 commit adds $(calc "$spread_bytes / 1000" 0) B;" \
         "clustered changes share leaves (last row)." "" \
-        "Node sizes of the tree (all node chunks; size-biased mean = sum(size^2) / sum(size), the" \
-        "expected size of the node that holds a randomly chosen entry):" "" \
-        "| level | nodes | mean bytes | size-biased mean | max bytes |" "|---:|---:|---:|---:|---:|"
-    sql $db "SELECT '| ' || get_byte(data, 1) || ' | ' || count(*) || ' | ' || round(avg(length(data))) || ' | '
-                    || round(sum(length(data)::numeric ^ 2) / sum(length(data))) || ' | ' || max(length(data)) || ' |'
-             FROM vc.chunks WHERE get_byte(data, 0) = 1 GROUP BY get_byte(data, 1) ORDER BY 1" >>"$SECTION"
-    md ""
+        "Node sizes of the tree after its first commit (size-biased mean = sum(size^2) / sum(size)," \
+        "the expected size of the node that holds a randomly chosen entry):" "" \
+        "| level | nodes | mean bytes | size-biased mean | max bytes |" "|---:|---:|---:|---:|---:|" \
+        "$sizes" ""
     explain "${ids[@]}"
     sql postgres "DROP DATABASE $db"
 }
@@ -682,35 +707,44 @@ bench_memory() {
 bench_status_diff() {
     log "6. status and diff ($STATUS_CHANGES pending changes; N = $N_SMALL, $N_LARGE)"
     section 6
-    local n f r pattern cond ids=()
+    local n f r pattern cond stmt ids=()
     declare -A med=()
     for n in $N_SMALL $N_LARGE; do
-        local db=status_$n
-        new_db $db
-        new_tracked $db t "$n"
-        for pattern in spread contiguous; do
+        new_db status_$n
+        new_tracked status_$n t "$n"
+    done
+    for pattern in spread contiguous; do
+        for n in $N_SMALL $N_LARGE; do
             if [[ $pattern == spread ]]; then
                 cond=$(spread "$n" "$STATUS_CHANGES")
             else
                 cond="id BETWEEN $((n / 2 + 1)) AND $((n / 2 + STATUS_CHANGES))"
             fi
-            touch_rows $db t "$cond"
-            sql $db "VACUUM t"
-            for f in status diff; do
-                local stmt="SELECT count(*) FROM vc.status()" times=()
-                [[ $f == diff ]] && stmt="SELECT count(*) FROM vc.diff('HEAD')"
-                for ((r = 1; r <= RUNS; r++)); do times+=("$(ms $db "$stmt")"); done
-                med[$f.$pattern.$n]=$(median "${times[@]}")
-                log "   $f $pattern N=$n: ${times[*]} ms"
-            done
-            sql $db "SELECT vc.reset()" >/dev/null
+            touch_rows status_$n t "$cond"
+            vacuum_tracked status_$n
         done
-        sql postgres "DROP DATABASE $db"
+        for f in status diff; do
+            stmt="SELECT count(*) FROM vc.status()"
+            [[ $f == diff ]] && stmt="SELECT count(*) FROM vc.diff('HEAD')"
+            declare -A times=()
+            for ((r = 1; r <= CHEAP_RUNS; r++)); do
+                for n in $N_SMALL $N_LARGE; do times[$n]+=" $(ms status_$n "$stmt")"; done
+            done
+            for n in $N_SMALL $N_LARGE; do
+                # shellcheck disable=SC2086
+                med[$f.$pattern.$n]=$(median ${times[$n]})
+                log "   $f $pattern N=$n:${times[$n]} ms"
+            done
+            unset times
+        done
+        for n in $N_SMALL $N_LARGE; do sql status_$n "SELECT vc.reset()" >/dev/null; done
     done
+    for n in $N_SMALL $N_LARGE; do sql postgres "DROP DATABASE status_$n"; done
     md "## 6. Status and diff" "" \
         "$STATUS_CHANGES rows changed and not committed in an N-row tracked table, spread evenly over" \
         "it or contiguous (extra case); time of \`SELECT count(*) FROM vc.status()\` and" \
-        "\`SELECT count(*) FROM vc.diff('HEAD')\`, fresh session each, median of $RUNS." \
+        "\`SELECT count(*) FROM vc.diff('HEAD')\`, fresh session each, median of $CHEAP_RUNS runs" \
+        "alternating between the two tables." \
         "**Goal** (as for commits): time(N=$N_LARGE) / time(N=$N_SMALL) <= 1.5." "" \
         "| function | changed rows | N = $N_SMALL (ms) | N = $N_LARGE (ms) | ratio | result |" \
         "|---|---|---:|---:|---:|---|"

@@ -117,6 +117,18 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
     Ok(out)
 }
 
+/// The encoded keys recorded in a table's key log (read only), sorted, distinct.
+pub fn logged_key_bytes(t: &Tracked, plan: &Plan) -> VcResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for k in logged_keys(t, plan, false)? {
+        let refs: Vec<&str> = k.iter().map(|s| s.as_str()).collect();
+        out.push(encode_key(&plan.key_kinds, &refs)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// The live rows for the given keys: `(encoded key, Some(encoded row))` for rows that
 /// exist, `(encoded key, None)` for keys with no row. Sorted by key.
 /// `(encoded key, encoded row or None)`, sorted by key.

@@ -213,8 +213,23 @@ fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan>
     Ok(Plan { ptr, kept: true })
 }
 
+/// Runs `f` in a memory context deleted right after: parameter arrays (megabytes for a
+/// chunk flush) and detoasted values would otherwise pile up in the SPI procedure
+/// context until the SQL function returns, and a big commit runs thousands of
+/// statements. Results are copied into Rust memory before the context goes.
+fn in_temp_context<T>(f: impl FnOnce() -> T) -> T {
+    let mut ctx = pgrx::PgMemoryContexts::new("pgvc statement");
+    // SAFETY: a context we just created; nothing allocated in it escapes `f` (every
+    // result is copied into Rust-owned memory), and dropping `ctx` deletes it.
+    unsafe { ctx.switch_to(|_| f()) }
+}
+
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
 pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    in_temp_context(|| query_here(sql, args, raw))
+}
+
+fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
     let mut p = params(args);
     let c = CString::new(sql).expect("no NUL in internal SQL");
     let plan = prepared(sql, &c, &mut p.types)?;
@@ -271,6 +286,11 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn open(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
+        // The portal copies the parameters it needs.
+        in_temp_context(|| Cursor::open_here(sql, args, raw))
+    }
+
+    fn open_here(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
         let mut p = params(args);
         let c = CString::new(sql).expect("no NUL in internal SQL");
         let pinned = PINNED.with(|p| p.get());
@@ -304,9 +324,11 @@ impl Cursor {
 
     /// The next up to `n` rows; empty when done.
     pub fn fetch(&mut self, n: i64) -> Vec<Vec<Cell>> {
-        // SAFETY: the portal is open (closed only in Drop).
-        unsafe { pg_sys::SPI_cursor_fetch(self.portal, true, n as _) };
-        take_tuptable(&self.raw)
+        in_temp_context(|| {
+            // SAFETY: the portal is open (closed only in Drop).
+            unsafe { pg_sys::SPI_cursor_fetch(self.portal, true, n as _) };
+            take_tuptable(&self.raw)
+        })
     }
 }
 

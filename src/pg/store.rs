@@ -17,7 +17,7 @@ use std::collections::HashMap;
 /// enough to keep a big commit's memory flat.
 const FLUSH_BYTES: usize = 8 << 20;
 /// Bound of the per-backend read cache.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 32 << 20;
 
 thread_local! {
     static CACHE: RefCell<(HashMap<Hash, Chunk>, usize)> = RefCell::new((HashMap::new(), 0));

@@ -13,13 +13,16 @@ use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
 use crate::pg::checkout::{create_table, load_rows};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
-use crate::pg::rows::{working_changes, write_rows};
+use crate::pg::rows::{logged_key_bytes, working_changes, write_rows};
 use crate::pg::spi::{exec, one_text, with_replica_role, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+/// Rows rewritten per batch by a reset.
+const REWRITE_BATCH: usize = 5000;
 
 pub fn reset(spec: &str) -> VcResult<()> {
     let store = PgStore::new();
@@ -121,24 +124,36 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             || old.is_none_or(|o| o.schema != entry.schema)
             || untracked_partitions(t, true)?;
         let head_tree = old.map(|o| o.tree);
-        let mut rewrite: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for c in working_changes(store, t, plan, head_tree, full, false)? {
-            rewrite.insert(c.key, None);
-        }
+        // The keys to rewrite: those changed since HEAD (just the logged keys, no need
+        // to compare values: rewriting an unchanged row is harmless) and those that
+        // differ between HEAD and the target.
+        let mut rewrite: BTreeSet<Vec<u8>> = if full {
+            working_changes(store, t, plan, head_tree, true, false)?
+                .into_iter()
+                .map(|c| c.key)
+                .collect()
+        } else {
+            logged_key_bytes(t, plan)?.into_iter().collect()
+        };
         let base = head_tree.unwrap_or_else(prolly::empty_root);
         if base != entry.tree {
             for d in diff(store, base, entry.tree) {
-                rewrite.insert(d?.key, None);
+                rewrite.insert(d?.key);
             }
         }
-        let mut rows = Vec::with_capacity(rewrite.len());
+        // Rewrite in batches, reading the target rows as we go: memory stays flat.
         let mut target = prolly::Lookup::new(store, entry.tree);
-        for k in rewrite.into_keys() {
+        let mut rows = Vec::with_capacity(REWRITE_BATCH);
+        for k in rewrite {
             let v = match target.get(&k)? {
                 Some(v) => Some(crate::codec::load_value(store, &v)?),
                 None => None,
             };
             rows.push((k, v));
+            if rows.len() == REWRITE_BATCH {
+                write_rows(plan, &rows, false)?;
+                rows.clear();
+            }
         }
         write_rows(plan, &rows, false)?;
         exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
