@@ -173,3 +173,5 @@ $$;
 -- state-changing functions rewrite tables. Grant per role (see README, Security).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
+-- Writers of tracked tables append to the key logs in vc (INSERT only, granted per log).
+GRANT USAGE ON SCHEMA vc TO PUBLIC;

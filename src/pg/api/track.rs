@@ -147,7 +147,12 @@ fn create_log(relid: Oid, name: &str) -> VcResult<()> {
             vec![],
         )?;
     }
+    // Writers of the table append to its key log as themselves: INSERT only (a
+    // spurious key costs a lookup at the next commit, never a wrong result; reading or
+    // deleting the log stays with pgvc's owner). A SECURITY DEFINER function with a
+    // pinned search_path instead cost ~20% of single-row write throughput.
     exec(&format!("REVOKE ALL ON vc.log_{oid} FROM PUBLIC"), vec![])?;
+    exec(&format!("GRANT INSERT ON vc.log_{oid} TO PUBLIC"), vec![])?;
     let body = if schema.primary_key.is_empty() {
         String::new()
     } else {
@@ -157,15 +162,14 @@ fn create_log(relid: Oid, name: &str) -> VcResult<()> {
              ELSIF TG_OP = 'DELETE' THEN \
                INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_old; \
              ELSE \
-               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new; \
-               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new; \
+               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new \
+                 UNION ALL (SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new); \
              END IF;"
         )
     };
     exec(
         &format!(
-            "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE plpgsql \
-             SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$ \
+            "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
              BEGIN {body} RETURN NULL; END $f$"
         ),
         vec![],
