@@ -157,6 +157,41 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._clone($1, $2) $$;
 
+-- Backups ------------------------------------------------------------------------
+
+CREATE FUNCTION vc.backup_add(name text, url text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._backup_add($1, $2) $$;
+
+CREATE FUNCTION vc.backup_remove(name text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT vc._backup_remove($1) $$;
+
+CREATE FUNCTION vc.backups()
+RETURNS TABLE(name text, url text, last_sync_at timestamptz, last_sync_commit text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT b.name, b.url, b.last_sync_at, b.last_sync_commit FROM vc.backups b ORDER BY b.name $$;
+
+CREATE FUNCTION vc.backup_sync(name text)
+RETURNS TABLE(chunks_written bigint, bytes_written bigint) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._backup_sync($1) $$;
+
+CREATE FUNCTION vc.backup_restore(url text, force boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._backup_restore($1, $2) $$;
+
+CREATE FUNCTION vc.backup_verify(name_or_url text)
+RETURNS TABLE(ok boolean, chunks_checked bigint, problems text[]) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._backup_verify($1) $$;
+
 CREATE FUNCTION vc.progress()
 RETURNS TABLE(pid int, operation text, chunks_done bigint, bytes_done bigint,
               chunks_total bigint, bytes_total bigint, started_at timestamptz, updated_at timestamptz)

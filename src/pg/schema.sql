@@ -39,4 +39,12 @@ CREATE TABLE vc.remotes (
     url text NOT NULL
 );
 
+-- Backups: remotes that receive every branch, tag and the working set.
+CREATE TABLE vc.backups (
+    name text PRIMARY KEY,
+    url text NOT NULL,
+    last_sync_at timestamptz,
+    last_sync_commit text
+);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

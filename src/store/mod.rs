@@ -11,12 +11,14 @@ mod chunk_store;
 mod error;
 mod hash;
 mod mem;
+mod overlay;
 pub mod testsuite;
 
 pub use chunk_store::{verify, Chunk, ChunkStore};
 pub use error::{Result, StoreError};
 pub use hash::{hash_of, Hash};
 pub use mem::MemStore;
+pub use overlay::Overlay;
 
 /// The first byte of every chunk says what it is, so a chunk can be
 /// interpreted (or rejected) without outside context.

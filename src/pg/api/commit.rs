@@ -17,12 +17,15 @@ use crate::pg::rows::{working_changes, Scan};
 use crate::pg::spi::{exec, one_text, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{apply_edits, Builder};
-use crate::store::Hash;
+use crate::store::{ChunkStore, Hash};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
 /// Builds a table's tree from a full scan, streaming (flat memory).
-pub fn build_from_scan(store: &PgStore, plan: &Plan) -> VcResult<Hash> {
+pub fn build_from_scan<S>(store: &S, plan: &Plan) -> VcResult<Hash>
+where
+    for<'a> &'a S: ChunkStore,
+{
     let mut tree_store = store;
     let mut blob_store = store;
     let mut b = Builder::new(&mut tree_store);
@@ -33,21 +36,34 @@ pub fn build_from_scan(store: &PgStore, plan: &Plan) -> VcResult<Hash> {
     Ok(b.finish()?)
 }
 
-/// The table's entry for the new root: its tree after the working changes.
-fn commit_table(store: &PgStore, t: &Tracked, old: Option<&TableEntry>) -> VcResult<TableEntry> {
+/// The table's entry for a new root: its tree after the working changes, written to
+/// `store`. With `consume` (a commit) the key log is emptied of the keys read; without
+/// (a backup of the working set) nothing but `store` changes.
+pub fn table_entry<S>(
+    store: &S,
+    t: &Tracked,
+    old: Option<&TableEntry>,
+    consume: bool,
+) -> VcResult<TableEntry>
+where
+    for<'a> &'a S: ChunkStore,
+{
     let (schema, plan) = live_plan(t)?;
     let full =
-        untracked_partitions(t, true)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
+        untracked_partitions(t, consume)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
     let tree = if full {
-        exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
-        exec(
-            "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
-            vec![Arg::Oid(t.relid)],
-        )?;
+        if consume {
+            exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+            exec(
+                "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
+                vec![Arg::Oid(t.relid)],
+            )?;
+        }
         build_from_scan(store, &plan)?
     } else {
         let old_tree = old.expect("not full").tree;
-        let changes = working_changes(store, t, &plan, Some(old_tree), false, true)?;
+        let reader: &dyn ChunkStore = &store;
+        let changes = working_changes(reader, t, &plan, Some(old_tree), false, consume)?;
         let mut blobs = store;
         let mut edits = Vec::with_capacity(changes.len());
         for c in changes {
@@ -98,7 +114,7 @@ fn commit_locked(
     };
     let mut root = RootValue::default();
     for t in tracked_tables()? {
-        let entry = commit_table(&store, &t, parent_root.tables.get(&t.name))?;
+        let entry = table_entry(&store, &t, parent_root.tables.get(&t.name), true)?;
         root.tables.insert(t.name.clone(), entry);
     }
     let unchanged = match parent {

@@ -1,8 +1,9 @@
 //! The SQL functions, one file per feature. Each `#[pg_extern]` here is an internal
 //! `vc._name` function; the public `vc.name` wrapper is declared in `../api.sql`.
 
-mod commit;
+mod backup;
+pub mod commit;
 mod inspect;
-mod remote;
+pub mod remote;
 pub mod reset;
 pub mod track;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// NOTICEs about a long transfer come at most this often.
 const NOTICE_EVERY: Duration = Duration::from_secs(3);
 
-fn check_name(name: &str) -> VcResult<()> {
+pub fn check_name(name: &str) -> VcResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -70,7 +70,7 @@ fn remote_url(name: &str) -> VcResult<String> {
     })
 }
 
-fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::ObjectStore>>> {
+pub fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::ObjectStore>>> {
     if let RemoteUrl::File(_) = parse_url(url)? {
         require_file_access(role, url)?;
     }

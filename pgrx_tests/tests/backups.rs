@@ -1,0 +1,231 @@
+//! Backups between real clusters: everything (branches, tags, uncommitted changes,
+//! sequences) comes back; incremental syncs; verify finds damage; restore refuses a
+//! damaged backup before touching anything.
+
+use pgvc_cluster_tests::{query_scalar, Cluster};
+use postgres::Client;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = PathBuf::from(format!("/tmp/pgvc-backup-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        assert!(Command::new("chown")
+            .args(["postgres:postgres", p.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
+        Dir(p)
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.0.display())
+    }
+    fn files(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out)
+                } else {
+                    out.push(e.path())
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.0, &mut v);
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn db(c: &Cluster) -> Client {
+    let mut d = c.connect();
+    d.batch_execute("CREATE EXTENSION pgvc").unwrap();
+    d
+}
+
+fn state(d: &mut Client) -> String {
+    d.batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'")
+        .unwrap();
+    query_scalar(
+        d,
+        "SELECT concat_ws(E'\\n',
+           (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM acct x),
+           (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM notes x),
+           (SELECT string_agg(format('%s %s/%s/%s', table_name, inserted, updated, deleted), ',' ORDER BY table_name) FROM vc.status()),
+           (SELECT string_agg(commit_hash || message, ',') FROM vc.log()),
+           (SELECT string_agg(kind || ':' || name || '=' || encode(hash, 'hex'), ',' ORDER BY name) FROM vc.refs),
+           (SELECT branch FROM vc.head),
+           (SELECT last_value::text FROM notes_id_seq))",
+    )
+}
+
+#[test]
+fn restore_gives_back_everything_including_uncommitted_changes() {
+    let dir = Dir::new("full");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO acct SELECT g, 100 FROM generate_series(1, 1000) g;
+         CREATE TABLE notes (id serial PRIMARY KEY, body text);
+         INSERT INTO notes (body) VALUES ('first'), ('second');
+         SELECT vc.track('acct'); SELECT vc.track('notes'); SELECT vc.commit('open');
+         INSERT INTO vc.refs SELECT 'v1', 'tag', hash FROM vc.refs WHERE name = 'main';
+         UPDATE acct SET balance = 50 WHERE id <= 10; SELECT vc.commit('fees');
+         INSERT INTO vc.refs SELECT 'feature', 'branch', hash FROM vc.refs WHERE name = 'main';
+         -- uncommitted work:
+         UPDATE acct SET balance = 0 WHERE id = 1000; DELETE FROM acct WHERE id = 999;
+         INSERT INTO notes (body) VALUES ('draft');
+         SELECT vc.backup_add('nightly', '{}');",
+        dir.url()
+    ))
+    .unwrap();
+    let synced = query_scalar(
+        &mut da,
+        "SELECT chunks_written::text FROM vc.backup_sync('nightly')",
+    );
+    assert_ne!(synced, "0");
+    assert_eq!(
+        query_scalar(
+            &mut da,
+            "SELECT (last_sync_commit = vc.hashof('HEAD'))::text FROM vc.backups()"
+        ),
+        "true"
+    );
+    let b = Cluster::start();
+    let mut dbb = db(&b);
+    dbb.batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
+        .unwrap();
+    assert_eq!(state(&mut dbb), state(&mut da));
+    assert!(
+        state(&mut dbb).contains("public.acct 0/1/1"),
+        "{}",
+        state(&mut dbb)
+    );
+    // A restored database is a normal one: commit the restored working set.
+    query_scalar(&mut dbb, "SELECT vc.commit('after restore')");
+    assert_eq!(
+        query_scalar(&mut dbb, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
+    // Restore refuses a database with versioned tables unless forced.
+    let e = dbb
+        .batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "55000");
+    dbb.batch_execute(&format!(
+        "SELECT vc.backup_restore('{}', force => true)",
+        dir.url()
+    ))
+    .unwrap();
+    assert_eq!(state(&mut dbb), state(&mut da));
+}
+
+#[test]
+fn syncs_are_incremental_and_verify_finds_damage() {
+    let dir = Dir::new("incr");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO acct SELECT g, g FROM generate_series(1, 20000) g;
+         SELECT vc.track('acct'); SELECT vc.commit('open');
+         SELECT vc.backup_add('b', '{}');",
+        dir.url()
+    ))
+    .unwrap();
+    da.batch_execute("SELECT * FROM vc.backup_sync('b')")
+        .unwrap();
+    let files = dir.files();
+    // Nothing changed: nothing written, not even a file.
+    assert_eq!(
+        query_scalar(
+            &mut da,
+            "SELECT format('%s/%s', chunks_written, bytes_written) FROM vc.backup_sync('b')"
+        ),
+        "0/0"
+    );
+    assert_eq!(dir.files(), files);
+    // A small uncommitted change writes a few chunks only.
+    da.batch_execute("UPDATE acct SET balance = -1 WHERE id = 777")
+        .unwrap();
+    let n: i64 = query_scalar(
+        &mut da,
+        "SELECT chunks_written::text FROM vc.backup_sync('b')",
+    )
+    .parse()
+    .unwrap();
+    assert!((1..=10).contains(&n), "{n} chunks for a one-row change");
+    assert_eq!(
+        query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('b')"),
+        "true"
+    );
+    let checked: i64 = query_scalar(
+        &mut da,
+        "SELECT chunks_checked::text FROM vc.backup_verify('b')",
+    )
+    .parse()
+    .unwrap();
+    assert!(checked > 10, "{checked}");
+    // Damage: flip a byte in the big pack of the first sync, delete the newest pack
+    // (it holds the current working set).
+    let mut packs: Vec<PathBuf> = dir
+        .files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .collect();
+    assert!(packs.len() >= 2);
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let big = packs.last().unwrap().clone();
+    let newest = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap()
+        .clone();
+    assert_ne!(newest, big);
+    let mut data = std::fs::read(&big).unwrap();
+    let i = data.len() / 2;
+    data[i] ^= 1;
+    std::fs::write(&big, data).unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let row = da
+        .query_one("SELECT ok, problems FROM vc.backup_verify('b')", &[])
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+    let problems: Vec<String> = row.get(1);
+    assert!(
+        problems.iter().any(|p| p.contains("corrupt")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("missing")),
+        "{problems:?}"
+    );
+    // Restore from the damaged backup fails before creating any table.
+    let b = Cluster::start();
+    let mut dbb = db(&b);
+    assert!(dbb
+        .batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
+        .is_err());
+    assert_eq!(
+        query_scalar(
+            &mut dbb,
+            "SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_scalar(&mut dbb, "SELECT count(*)::text FROM vc.refs"),
+        "0"
+    );
+}

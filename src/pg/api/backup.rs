@@ -1,0 +1,329 @@
+//! Backups: a remote that receives everything, so that a restore gives back exactly
+//! the database's versioned state at the moment of the sync, uncommitted changes
+//! included.
+//!
+//! Layout in the backup's manifest refs: `heads/<branch>` and `tags/<tag>` for every
+//! branch and tag, and `working/<current branch>` for the working set: a commit whose
+//! parent is HEAD and whose root holds the live tables (HEAD's trees plus the
+//! uncommitted changes, built in an in-memory overlay so the local store is untouched)
+//! with their sequences. Its timestamp is HEAD's, so a sync with nothing changed makes
+//! exactly the same chunks and writes nothing. The whole sync reads one snapshot.
+
+use crate::codec::Cell;
+use crate::commit::{Commit, RootValue};
+use crate::pg::api::commit::table_entry;
+use crate::pg::api::remote::{check_name, open_remote};
+use crate::pg::api::reset::checkout_root;
+use crate::pg::catalog::tracked_tables;
+use crate::pg::error::{null_arg, run, VcError, VcResult};
+use crate::pg::refs::current_branch;
+use crate::pg::spi::{exec, one_text, query, with_snapshot, with_spi, Arg};
+use crate::pg::store::PgStore;
+use crate::remote::{chunk_refs, parse_url, RemoteChunkStore};
+use crate::store::{ChunkStore, Hash, Overlay};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use std::collections::{BTreeMap, HashSet};
+
+fn backup_url(name: &str) -> VcResult<String> {
+    one_text(
+        "SELECT url FROM vc.backups WHERE name = $1",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?
+    .ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("backup \"{name}\" does not exist"),
+        )
+        .hint("add it with SELECT vc.backup_add('nightly', 'file:///path')")
+    })
+}
+
+pub fn backup_add(name: &str, url: &str) -> VcResult<()> {
+    check_name(name)?;
+    let parsed = parse_url(url)?;
+    open_remote(url, "pg_write_server_files")?;
+    let n = crate::pg::spi::exec(
+        "INSERT INTO vc.backups (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        vec![
+            Arg::Text(Some(name.to_string())),
+            Arg::Text(Some(parsed.to_string())),
+        ],
+    )?;
+    if n == 0 {
+        return Err(VcError::new(
+            Code::ERRCODE_DUPLICATE_OBJECT,
+            format!("backup \"{name}\" already exists"),
+        )
+        .hint("remove it first with SELECT vc.backup_remove(...)"));
+    }
+    Ok(())
+}
+
+/// Every branch and tag: (kind, name, commit).
+fn local_refs() -> VcResult<Vec<(String, String, Hash)>> {
+    let rows = query(
+        "SELECT kind, name, hash FROM vc.refs WHERE kind IN ('branch', 'tag') ORDER BY kind, name",
+        vec![],
+        &[false, false, true],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match (&r[0], &r[1], &r[2]) {
+            (Cell::Text(k), Cell::Text(n), Cell::Bytes(h)) => {
+                Some((k.clone(), n.clone(), Hash::from_slice(h)?))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// Writes the working set's commit into `overlay` and returns it.
+fn working_commit(store: &PgStore, overlay: &Overlay, head: Option<Hash>) -> VcResult<Hash> {
+    let (head_root, ts) = match head {
+        Some(h) => {
+            let c = Commit::read(store, &h)?;
+            (RootValue::read(store, &c.root)?, c.timestamp_us)
+        }
+        None => (RootValue::default(), 0),
+    };
+    let mut root = RootValue::default();
+    for t in tracked_tables()? {
+        let entry = table_entry(overlay, &t, head_root.tables.get(&t.name), false)?;
+        root.tables.insert(t.name.clone(), entry);
+    }
+    let mut w = overlay;
+    let root_hash = root.write(&mut w)?;
+    let commit = Commit {
+        root: root_hash,
+        parents: head.into_iter().collect(),
+        author: "pgvc".into(),
+        message: "working set".into(),
+        timestamp_us: ts,
+    };
+    Ok(commit.write(&mut w)?)
+}
+
+pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
+    let url = backup_url(name)?;
+    let r = open_remote(&url, "pg_write_server_files")?;
+    with_snapshot(|| {
+        let store = PgStore::new();
+        let branch = current_branch(false)?;
+        let refs = local_refs()?;
+        let head = refs
+            .iter()
+            .find(|(k, n, _)| k == "branch" && *n == branch)
+            .map(|r| r.2);
+        let overlay = Overlay::new(&store);
+        let working = working_commit(&store, &overlay, head)?;
+        let reader: &dyn ChunkStore = &&overlay;
+        let mut targets: Vec<(String, Hash)> = refs
+            .iter()
+            .map(|(k, n, h)| {
+                (
+                    format!("{}/{n}", if k == "branch" { "heads" } else { "tags" }),
+                    *h,
+                )
+            })
+            .collect();
+        targets.push((format!("working/{branch}"), working));
+        let (mut chunks, mut bytes) = (0i64, 0i64);
+        for (ref_name, h) in &targets {
+            let out = r.push(reader, ref_name, *h, true, None, &mut |_| {})?;
+            chunks += out.chunks as i64;
+            bytes += out.bytes as i64;
+        }
+        exec(
+            "UPDATE vc.backups SET last_sync_at = now(), last_sync_commit = $2 WHERE name = $1",
+            vec![
+                Arg::Text(Some(name.to_string())),
+                Arg::Text(head.map(|h| h.to_hex())),
+            ],
+        )?;
+        Ok((chunks, bytes))
+    })
+}
+
+pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
+    let r = open_remote(url, "pg_read_server_files")?;
+    let refs = r.list_refs()?;
+    let working: Vec<(&String, &Hash)> = refs
+        .iter()
+        .filter(|(n, _)| n.starts_with("working/"))
+        .collect();
+    let [(working_ref, working_hash)] = working.as_slice() else {
+        return Err(VcError::new(
+            Code::ERRCODE_DATA_CORRUPTED,
+            format!("{url} is not a pgvc backup (no working set, or several)"),
+        )
+        .hint(
+            "restore from a URL written by vc.backup_sync(), or clone a remote with vc.clone()",
+        ));
+    };
+    let branch = working_ref.trim_start_matches("working/").to_string();
+    let tracked = tracked_tables()?;
+    let has_commits = !query("SELECT 1 FROM vc.refs LIMIT 1", vec![], &[])?.is_empty();
+    if (!tracked.is_empty() || has_commits) && !force {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "restore refused: this database already has versioned tables or history",
+        )
+        .hint("restore into a fresh database, or pass force => true to replace them"));
+    }
+    // Fetch everything first: a damaged backup fails here, before any table is touched.
+    let mut store = PgStore::new();
+    let mut fetched = BTreeMap::new();
+    for name in refs.keys() {
+        let f = r.fetch(&mut store, name, &mut |_| {})?;
+        fetched.insert(name.clone(), f.head);
+    }
+    store.flush()?;
+    if force {
+        for t in &tracked {
+            crate::pg::api::track::untrack(t.relid)?;
+            exec(&format!("DROP TABLE {}", t.name), vec![])?;
+        }
+        exec("DELETE FROM vc.refs", vec![])?;
+    }
+    for (name, h) in &fetched {
+        let (kind, local) = match name.split_once('/') {
+            Some(("heads", b)) => ("branch", b),
+            Some(("tags", t)) => ("tag", t),
+            _ => continue,
+        };
+        exec(
+            "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, $2, $3)",
+            vec![
+                Arg::Text(Some(local.to_string())),
+                Arg::Text(Some(kind.to_string())),
+                Arg::Bytea(Some(h.as_bytes().to_vec())),
+            ],
+        )?;
+    }
+    exec(
+        "UPDATE vc.head SET branch = $1",
+        vec![Arg::Text(Some(branch.clone()))],
+    )?;
+    let w = Commit::read(&store, working_hash)?;
+    let target = RootValue::read(&store, &w.root)?;
+    checkout_root(&store, None, &target, &format!("backup {url}"))?;
+    // Tables whose restored rows differ from HEAD show as uncommitted changes.
+    let head_root = match w.parents.first() {
+        Some(h) => RootValue::read(&store, &Commit::read(&store, h)?.root)?,
+        None => RootValue::default(),
+    };
+    for t in tracked_tables()? {
+        let same = head_root.tables.get(&t.name).map(|e| (&e.schema, e.tree))
+            == target.tables.get(&t.name).map(|e| (&e.schema, e.tree));
+        if !same {
+            exec(
+                "UPDATE vc.tracked SET full_scan = true WHERE relid = $1",
+                vec![Arg::Oid(t.relid)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Problems listed by `vc.backup_verify` (the rest are counted): a deleted pack can
+/// make thousands of chunks missing.
+const MAX_PROBLEMS: usize = 1000;
+
+/// Reads every chunk reachable from the backup's refs, verifying each.
+pub fn backup_verify(name_or_url: &str) -> VcResult<(bool, i64, Vec<String>)> {
+    let url = if name_or_url.contains("://") {
+        name_or_url.to_string()
+    } else {
+        backup_url(name_or_url)?
+    };
+    let r = open_remote(&url, "pg_read_server_files")?;
+    let refs = r.list_refs()?;
+    let store = RemoteChunkStore::from_remote(r);
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    let mut todo: Vec<(Hash, String)> =
+        refs.iter().map(|(n, h)| (*h, format!("ref {n}"))).collect();
+    while let Some((h, from)) = todo.pop() {
+        if !seen.insert(h) {
+            continue;
+        }
+        match store.get(&h) {
+            Ok(data) => match chunk_refs(&h, &data) {
+                Ok(children) => {
+                    todo.extend(children.into_iter().map(|c| (c, format!("chunk {h}"))))
+                }
+                Err(e) => problems.push(format!("chunk {h} (from {from}): {e}")),
+            },
+            Err(e) => problems.push(format!("chunk {h} (from {from}): {e}")),
+        }
+    }
+    let ok = problems.is_empty();
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(format!("... and {more} more"));
+    }
+    Ok((ok, seen.len() as i64, problems))
+}
+
+#[pg_extern(name = "_backup_add", volatile)]
+fn vc_backup_add(name: Option<&str>, url: Option<&str>) {
+    run(|| {
+        let name = name.ok_or_else(|| null_arg("name"))?;
+        let url = url.ok_or_else(|| null_arg("url"))?;
+        with_spi(|| backup_add(name, url))
+    })
+}
+
+#[pg_extern(name = "_backup_remove", volatile)]
+fn vc_backup_remove(name: Option<&str>) {
+    run(|| {
+        let name = name.ok_or_else(|| null_arg("name"))?;
+        with_spi(|| {
+            backup_url(name)?;
+            exec(
+                "DELETE FROM vc.backups WHERE name = $1",
+                vec![Arg::Text(Some(name.to_string()))],
+            )?;
+            Ok(())
+        })
+    })
+}
+
+#[pg_extern(name = "_backup_sync", volatile)]
+fn vc_backup_sync(
+    name: Option<&str>,
+) -> TableIterator<'static, (name!(chunks_written, i64), name!(bytes_written, i64))> {
+    let row = run(|| {
+        let name = name.ok_or_else(|| null_arg("name"))?;
+        with_spi(|| backup_sync(name))
+    });
+    TableIterator::new(vec![row])
+}
+
+#[pg_extern(name = "_backup_restore", volatile)]
+fn vc_backup_restore(url: Option<&str>, force: Option<bool>) {
+    run(|| {
+        let url = url.ok_or_else(|| null_arg("url"))?;
+        with_spi(|| backup_restore(url, force.unwrap_or(false)))
+    })
+}
+
+#[pg_extern(name = "_backup_verify", volatile)]
+fn vc_backup_verify(
+    name_or_url: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(chunks_checked, i64),
+        name!(problems, Vec<String>),
+    ),
+> {
+    let row = run(|| {
+        let n = name_or_url.ok_or_else(|| null_arg("name_or_url"))?;
+        with_spi(|| backup_verify(n))
+    });
+    TableIterator::new(vec![row])
+}
