@@ -3,6 +3,8 @@
 //! subtransaction, so a test can assert both the error and that nothing changed.
 
 #[cfg(any(test, feature = "pg_test"))]
+mod backups;
+#[cfg(any(test, feature = "pg_test"))]
 mod commit;
 #[cfg(any(test, feature = "pg_test"))]
 mod errors;
