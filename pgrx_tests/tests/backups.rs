@@ -98,7 +98,7 @@ fn restore_gives_back_everything_including_uncommitted_changes() {
     assert_eq!(
         query_scalar(
             &mut da,
-            "SELECT (last_sync_commit = vc.hashof('HEAD'))::text FROM vc.backups()"
+            "SELECT coalesce((last_sync_commit = vc.hashof('HEAD'))::text, 'none') FROM vc.backups()"
         ),
         "true"
     );
@@ -228,4 +228,113 @@ fn syncs_are_incremental_and_verify_finds_damage() {
         query_scalar(&mut dbb, "SELECT count(*)::text FROM vc.refs"),
         "0"
     );
+}
+
+fn wait_for(d: &mut Client, sql: &str, want: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let got = query_scalar(d, sql);
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
+    let good = Dir::new("sched");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT state FROM vc.worker_status()",
+            "running",
+            20
+        ),
+        "running"
+    );
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO acct SELECT g, 1 FROM generate_series(1, 100) g;
+         SELECT vc.track('acct'); SELECT vc.commit('open');
+         SELECT vc.backup_add('often', '{}');
+         SELECT vc.backup_schedule('often', interval '1 second');",
+        good.url()
+    ))
+    .unwrap();
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT coalesce((last_sync_commit = vc.hashof('HEAD'))::text, 'none') FROM vc.backups()",
+            "true",
+            20
+        ),
+        "true"
+    );
+    // A new commit reaches the backup by itself.
+    da.batch_execute("UPDATE acct SET balance = 2 WHERE id = 1; SELECT vc.commit('two')")
+        .unwrap();
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT coalesce((last_sync_commit = vc.hashof('HEAD'))::text, 'none') FROM vc.backups()",
+            "true",
+            20
+        ),
+        "true"
+    );
+    assert_eq!(
+        query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('often')"),
+        "true"
+    );
+    // An unwritable target: the error is visible, and the worker keeps going.
+    let blocker = PathBuf::from(format!("/tmp/pgvc-backup-blocker-{}", std::process::id()));
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    da.batch_execute(&format!(
+        "SELECT vc.backup_add('broken', 'file://{}/sub'); SELECT vc.backup_schedule('broken', interval '1 second');",
+        blocker.display()
+    ))
+    .unwrap();
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT (last_error IS NOT NULL)::text FROM vc.backup_status() WHERE name = 'broken'",
+            "true",
+            20
+        ),
+        "true"
+    );
+    let err = query_scalar(
+        &mut da,
+        "SELECT last_error FROM vc.backup_status() WHERE name = 'broken'",
+    );
+    assert!(err.contains("/sub"), "{err}");
+    assert_eq!(
+        query_scalar(&mut da, "SELECT state FROM vc.worker_status()"),
+        "running"
+    );
+    // Fixed: the next attempt succeeds and clears the error.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir_all(&blocker).unwrap();
+    Command::new("chown")
+        .args(["-R", "postgres:postgres", blocker.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_for(&mut da, "SELECT (last_error IS NULL AND last_sync_at IS NOT NULL)::text FROM vc.backup_status() WHERE name = 'broken'", "true", 20),
+        "true"
+    );
+    // Stopping the schedule.
+    da.batch_execute("SELECT vc.backup_schedule('broken', NULL)")
+        .unwrap();
+    assert_eq!(
+        query_scalar(
+            &mut da,
+            "SELECT (every IS NULL)::text FROM vc.backup_status() WHERE name = 'broken'"
+        ),
+        "true"
+    );
+    let _ = std::fs::remove_dir_all(&blocker);
 }

@@ -192,6 +192,67 @@ RETURNS TABLE(ok boolean, chunks_checked bigint, problems text[]) LANGUAGE sql V
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM vc._backup_verify($1) $$;
 
+CREATE FUNCTION vc.backup_schedule(name text, every interval) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'argument "name" must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF every IS NOT NULL AND every < interval '1 second' THEN
+        RAISE EXCEPTION 'backup interval % is too short', every USING ERRCODE = '22023',
+            HINT = 'use at least 1 second, e.g. interval ''1 hour''; NULL stops the schedule';
+    END IF;
+    UPDATE vc.backups b SET every = backup_schedule.every WHERE b.name = backup_schedule.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'backup "%" does not exist', name USING ERRCODE = '42704',
+            HINT = 'add it with SELECT vc.backup_add(''nightly'', ''file:///path'')';
+    END IF;
+END $$;
+
+CREATE FUNCTION vc.backup_status()
+RETURNS TABLE(name text, every interval, last_sync_at timestamptz, last_attempt_at timestamptz,
+              next_sync_at timestamptz, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.name, b.every, b.last_sync_at, b.last_attempt_at,
+           CASE WHEN b.every IS NOT NULL THEN coalesce(b.last_attempt_at + b.every, now()) END,
+           b.last_error, b.last_error_at
+    FROM vc.backups b ORDER BY b.name
+$$;
+
+-- Run by the background worker every second: each due backup is synced in its own
+-- subtransaction; a failure is recorded on its row and retried at the next interval.
+CREATE FUNCTION vc._run_schedule() RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE b record;
+BEGIN
+    FOR b IN SELECT name FROM vc.backups
+             WHERE every IS NOT NULL AND (last_attempt_at IS NULL OR last_attempt_at + every <= now())
+             ORDER BY name LOOP
+        UPDATE vc.backups SET last_attempt_at = now() WHERE name = b.name;
+        BEGIN
+            PERFORM vc.backup_sync(b.name);
+            UPDATE vc.backups SET last_error = NULL, last_error_at = NULL WHERE name = b.name;
+        EXCEPTION WHEN OTHERS THEN
+            UPDATE vc.backups SET last_error = SQLERRM, last_error_at = now() WHERE name = b.name;
+            RAISE LOG 'pgvc: scheduled backup "%" failed: %', b.name, SQLERRM;
+        END;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION vc.worker_status()
+RETURNS TABLE(pid int, database text, state text, started_at timestamptz, last_tick_at timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w.pid, w.database, w.state,
+           'epoch'::timestamptz + w.started_us * interval '1 microsecond',
+           'epoch'::timestamptz + w.last_tick_us * interval '1 microsecond'
+    FROM vc._worker_status() w
+$$;
+
 CREATE FUNCTION vc.progress()
 RETURNS TABLE(pid int, operation text, chunks_done bigint, bytes_done bigint,
               chunks_total bigint, bytes_total bigint, started_at timestamptz, updated_at timestamptz)

@@ -13,6 +13,7 @@ pub mod refs;
 pub mod rows;
 pub mod spi;
 pub mod store;
+pub mod worker;
 
 pgrx::extension_sql_file!("schema.sql", name = "vc_schema", bootstrap);
 pgrx::extension_sql_file!("api.sql", name = "vc_api", finalize);
@@ -28,5 +29,9 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: PostgreSQL backends are single-threaded; nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    progress::init();
+    // SAFETY: plain read of a postmaster global.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        progress::init();
+        worker::init();
+    }
 }

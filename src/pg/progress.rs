@@ -40,13 +40,15 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 const OPS: [&str; 5] = ["", "push", "fetch", "pull", "clone"];
 
-/// Called from `_PG_init`.
+/// Called from `_PG_init` while the postmaster loads preloaded libraries.
 pub fn init() {
-    // SAFETY: plain read of a postmaster global.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        pg_shmem_init!(PROGRESS);
-        ENABLED.store(true, Ordering::Relaxed);
-    }
+    pg_shmem_init!(PROGRESS);
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// True in a server that preloaded pgvc (shared memory and the worker exist).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 fn now_us() -> i64 {

@@ -44,7 +44,12 @@ CREATE TABLE vc.backups (
     name text PRIMARY KEY,
     url text NOT NULL,
     last_sync_at timestamptz,
-    last_sync_commit text
+    last_sync_commit text,
+    -- Scheduling (vc.backup_schedule); run by the background worker.
+    every interval CHECK (every >= interval '1 second'),
+    last_attempt_at timestamptz,
+    last_error text,
+    last_error_at timestamptz
 );
 
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
