@@ -338,3 +338,122 @@ fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
     );
     let _ = std::fs::remove_dir_all(&blocker);
 }
+
+#[test]
+fn a_sync_killed_midway_leaves_the_previous_backup_restorable() {
+    let dir = Dir::new("kill");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL, note text);
+         INSERT INTO acct SELECT g, 1, 'x' FROM generate_series(1, 100) g;
+         CREATE TABLE notes (id serial PRIMARY KEY, body text);
+         SELECT vc.track('acct'); SELECT vc.track('notes'); SELECT vc.commit('small');
+         SELECT vc.backup_add('b', '{}'); SELECT * FROM vc.backup_sync('b');",
+        dir.url()
+    ))
+    .unwrap();
+    let before = state(&mut da);
+    // A large uncommitted change whose sync takes a while, killed while it writes.
+    da.batch_execute(
+        "INSERT INTO acct SELECT g, 2, (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 12) WHERE g > 0)
+         FROM generate_series(101, 300000) g;",
+    )
+    .unwrap();
+    let pid = query_scalar(&mut da, "SELECT pg_backend_pid()::text");
+    let syncer = std::thread::spawn(move || {
+        da.batch_execute("SELECT * FROM vc.backup_sync('b')")
+            .is_err()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir
+        .files()
+        .iter()
+        .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(syncer.join().unwrap());
+    let b = Cluster::start();
+    let mut dbb = db(&b);
+    dbb.batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
+        .unwrap();
+    assert_eq!(state(&mut dbb), before);
+    assert_eq!(
+        query_scalar(
+            &mut dbb,
+            &format!("SELECT ok::text FROM vc.backup_verify('{}')", dir.url())
+        ),
+        "true"
+    );
+}
+
+#[test]
+fn a_sync_during_transfers_is_one_consistent_snapshot() {
+    let dir = Dir::new("snap");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO acct SELECT g, 100 FROM generate_series(1, 20000) g;
+         CREATE TABLE notes (id serial PRIMARY KEY, body text);
+         SELECT vc.track('acct'); SELECT vc.commit('open');
+         SELECT vc.backup_add('b', '{}');",
+        dir.url()
+    ))
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|seed| {
+            let mut w = a.connect();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let from = (n * 7919 + seed * 13) % 20000 + 1;
+                    let to = (n * 104729 + seed * 7) % 20000 + 1;
+                    w.batch_execute(&format!(
+                        "BEGIN; UPDATE acct SET balance = balance - 1 WHERE id = {from};
+                         UPDATE acct SET balance = balance + 1 WHERE id = {to}; COMMIT;"
+                    ))
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        da.batch_execute("SELECT * FROM vc.backup_sync('b')")
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let b = Cluster::start();
+    let mut dbb = db(&b);
+    dbb.batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
+        .unwrap();
+    assert_eq!(
+        query_scalar(&mut dbb, "SELECT sum(balance)::text FROM acct"),
+        "2000000"
+    );
+    assert_ne!(
+        query_scalar(
+            &mut dbb,
+            "SELECT count(*)::text FROM acct WHERE balance <> 100"
+        ),
+        "0",
+        "the restored state includes transfers made before the last sync"
+    );
+}

@@ -38,7 +38,15 @@ static PROGRESS: PgLwLock<Slots> = unsafe { PgLwLock::new(c"pgvc_progress") };
 /// Set in the postmaster when preloaded (inherited by every backend it forks).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-const OPS: [&str; 5] = ["", "push", "fetch", "pull", "clone"];
+const OPS: [&str; 7] = [
+    "",
+    "push",
+    "fetch",
+    "pull",
+    "clone",
+    "backup sync",
+    "backup restore",
+];
 
 /// Called from `_PG_init` while the postmaster loads preloaded libraries.
 pub fn init() {

@@ -12,10 +12,11 @@
 use crate::codec::Cell;
 use crate::commit::{Commit, RootValue};
 use crate::pg::api::commit::table_entry;
-use crate::pg::api::remote::{check_name, open_remote};
+use crate::pg::api::remote::{check_name, notifier, open_remote};
 use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{null_arg, run, VcError, VcResult};
+use crate::pg::progress::Tracker;
 use crate::pg::refs::current_branch;
 use crate::pg::spi::{exec, one_text, query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
@@ -129,8 +130,10 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
             .collect();
         targets.push((format!("working/{branch}"), working));
         let (mut chunks, mut bytes) = (0i64, 0i64);
+        let tracker = Tracker::start("backup sync");
+        let mut report = notifier("backup sync", &tracker);
         for (ref_name, h) in &targets {
-            let out = r.push(reader, ref_name, *h, true, None, &mut |_| {})?;
+            let out = r.push(reader, ref_name, *h, true, None, &mut report)?;
             chunks += out.chunks as i64;
             bytes += out.bytes as i64;
         }
@@ -174,8 +177,10 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     // Fetch everything first: a damaged backup fails here, before any table is touched.
     let mut store = PgStore::new();
     let mut fetched = BTreeMap::new();
+    let tracker = Tracker::start("backup restore");
+    let mut report = notifier("backup restore", &tracker);
     for name in refs.keys() {
-        let f = r.fetch(&mut store, name, &mut |_| {})?;
+        let f = r.fetch(&mut store, name, &mut report)?;
         fetched.insert(name.clone(), f.head);
     }
     store.flush()?;

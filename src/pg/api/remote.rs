@@ -79,7 +79,7 @@ pub fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remo
 
 /// A progress callback that publishes to `vc.progress()` and raises a NOTICE at most
 /// every few seconds.
-fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Progress) + 'a {
+pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Progress) + 'a {
     let mut last = Instant::now();
     move |p: Progress| {
         tracker.update(&p);
