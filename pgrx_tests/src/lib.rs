@@ -4,7 +4,9 @@
 //! removes its files, also when the test panicked.
 
 mod cluster;
+mod dirs;
 mod query;
 
 pub use cluster::Cluster;
+pub use dirs::{wait_for, RemoteDir};
 pub use query::{query_scalar, query_strings};

@@ -2,50 +2,10 @@
 //! sequences) comes back; incremental syncs; verify finds damage; restore refuses a
 //! damaged backup before touching anything.
 
-use pgvc_cluster_tests::{query_scalar, Cluster};
+use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir};
 use postgres::Client;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = PathBuf::from(format!("/tmp/pgvc-backup-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        assert!(Command::new("chown")
-            .args(["postgres:postgres", p.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success());
-        Dir(p)
-    }
-    fn url(&self) -> String {
-        format!("file://{}", self.0.display())
-    }
-    fn files(&self) -> Vec<PathBuf> {
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    walk(&e.path(), out)
-                } else {
-                    out.push(e.path())
-                }
-            }
-        }
-        let mut v = Vec::new();
-        walk(&self.0, &mut v);
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn db(c: &Cluster) -> Client {
     let mut d = c.connect();
@@ -71,7 +31,7 @@ fn state(d: &mut Client) -> String {
 
 #[test]
 fn restore_gives_back_everything_including_uncommitted_changes() {
-    let dir = Dir::new("full");
+    let dir = RemoteDir::new("full");
     let a = Cluster::start();
     let mut da = db(&a);
     da.batch_execute(&format!(
@@ -133,7 +93,7 @@ fn restore_gives_back_everything_including_uncommitted_changes() {
 
 #[test]
 fn syncs_are_incremental_and_verify_finds_damage() {
-    let dir = Dir::new("incr");
+    let dir = RemoteDir::new("incr");
     let a = Cluster::start();
     let mut da = db(&a);
     da.batch_execute(&format!(
@@ -230,20 +190,9 @@ fn syncs_are_incremental_and_verify_finds_damage() {
     );
 }
 
-fn wait_for(d: &mut Client, sql: &str, want: &str, secs: u64) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        let got = query_scalar(d, sql);
-        if got == want || std::time::Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
-    let good = Dir::new("sched");
+    let good = RemoteDir::new("sched");
     let a = Cluster::start();
     let mut da = db(&a);
     assert_eq!(
@@ -341,7 +290,7 @@ fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
 
 #[test]
 fn a_sync_killed_midway_leaves_the_previous_backup_restorable() {
-    let dir = Dir::new("kill");
+    let dir = RemoteDir::new("kill");
     let a = Cluster::start();
     let mut da = db(&a);
     da.batch_execute(&format!(
@@ -366,11 +315,7 @@ fn a_sync_killed_midway_leaves_the_previous_backup_restorable() {
             .is_err()
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !dir
-        .files()
-        .iter()
-        .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
-    {
+    while !dir.writing() {
         assert!(
             std::time::Instant::now() < deadline,
             "the sync never started writing"
@@ -399,7 +344,7 @@ fn a_sync_killed_midway_leaves_the_previous_backup_restorable() {
 
 #[test]
 fn a_sync_during_transfers_is_one_consistent_snapshot() {
-    let dir = Dir::new("snap");
+    let dir = RemoteDir::new("snap");
     let a = Cluster::start();
     let mut da = db(&a);
     da.batch_execute(&format!(

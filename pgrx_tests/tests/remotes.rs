@@ -1,46 +1,12 @@
 //! Remotes between real clusters: clone, push/pull, a push race, a backend killed in
 //! the middle of a push, a corrupted pack, and who may use file:// remotes.
 
-use pgvc_cluster_tests::{query_scalar, Cluster};
+use pgvc_cluster_tests::{query_scalar, Cluster, RemoteDir};
 use postgres::Client;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A remote directory the servers (running as postgres) can write; removed on drop.
-struct RemoteDir(PathBuf);
-
-impl RemoteDir {
-    fn new(tag: &str) -> RemoteDir {
-        let p = PathBuf::from(format!("/tmp/pgvc-remote-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        let ok = Command::new("chown")
-            .args(["postgres:postgres", p.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        RemoteDir(p)
-    }
-    fn url(&self) -> String {
-        format!("file://{}", self.0.display())
-    }
-    fn packs(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.0.join("packs"))
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        v.retain(|p| p.extension().is_some_and(|e| e == "pack"));
-        v.sort();
-        v
-    }
-}
-
-impl Drop for RemoteDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn db(c: &Cluster) -> Client {
     let mut db = c.connect();
@@ -292,27 +258,6 @@ fn push_race_has_one_winner_and_the_remote_stays_intact() {
     assert_eq!(rows(&mut dc, "t"), rows(&mut winner, "t"));
 }
 
-fn temp_files(dir: &Path) -> bool {
-    walk(dir)
-        .iter()
-        .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn sigkill_during_a_push_leaves_the_previous_state() {
     let remote = RemoteDir::new("kill");
@@ -334,7 +279,7 @@ fn sigkill_during_a_push_leaves_the_previous_state() {
     let pid = query_scalar(&mut da, "SELECT pg_backend_pid()::text");
     let pusher = thread::spawn(move || da.batch_execute("SELECT vc.push()").is_err());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !temp_files(&remote.0) {
+    while !remote.writing() {
         assert!(Instant::now() < deadline, "the push never started writing");
         thread::sleep(Duration::from_millis(5));
     }

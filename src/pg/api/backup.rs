@@ -12,7 +12,7 @@
 use crate::codec::Cell;
 use crate::commit::{Commit, RootValue};
 use crate::pg::api::commit::table_entry;
-use crate::pg::api::remote::{check_name, notifier, open_remote};
+use crate::pg::api::remote::{add_location, notifier, open_remote};
 use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{null_arg, run, VcError, VcResult};
@@ -20,7 +20,7 @@ use crate::pg::progress::Tracker;
 use crate::pg::refs::current_branch;
 use crate::pg::spi::{exec, one_text, query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
-use crate::remote::{chunk_refs, parse_url, RemoteChunkStore};
+use crate::remote::{chunk_refs, RemoteChunkStore};
 use crate::store::{ChunkStore, Hash, Overlay};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -41,24 +41,7 @@ fn backup_url(name: &str) -> VcResult<String> {
 }
 
 pub fn backup_add(name: &str, url: &str) -> VcResult<()> {
-    check_name(name)?;
-    let parsed = parse_url(url)?;
-    open_remote(url, "pg_write_server_files")?;
-    let n = crate::pg::spi::exec(
-        "INSERT INTO vc.backups (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        vec![
-            Arg::Text(Some(name.to_string())),
-            Arg::Text(Some(parsed.to_string())),
-        ],
-    )?;
-    if n == 0 {
-        return Err(VcError::new(
-            Code::ERRCODE_DUPLICATE_OBJECT,
-            format!("backup \"{name}\" already exists"),
-        )
-        .hint("remove it first with SELECT vc.backup_remove(...)"));
-    }
-    Ok(())
+    add_location("vc.backups", "backup", name, url)
 }
 
 /// Every branch and tag: (kind, name, commit).

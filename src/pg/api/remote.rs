@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// NOTICEs about a long transfer come at most this often.
 const NOTICE_EVERY: Duration = Duration::from_secs(3);
 
-pub fn check_name(name: &str) -> VcResult<()> {
+fn check_name(name: &str) -> VcResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -98,16 +98,15 @@ pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Prog
     }
 }
 
-pub fn remote_add(name: &str, url: &str) -> VcResult<()> {
+/// Registers `name -> url` in `table` (`vc.remotes` or `vc.backups`; `what` names the
+/// kind in messages) after checking the name, the URL and the caller's file access.
+pub fn add_location(table: &str, what: &str, name: &str, url: &str) -> VcResult<()> {
     check_name(name)?;
     let parsed = parse_url(url)?;
-    if let RemoteUrl::File(_) = parsed {
-        require_file_access("pg_write_server_files", url)?;
-    }
-    // Refuse what cannot be used now rather than at the first push.
-    open(url)?;
+    // Refuse what cannot be used now rather than at the first transfer.
+    open_remote(url, "pg_write_server_files")?;
     let n = exec(
-        "INSERT INTO vc.remotes (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &format!("INSERT INTO {table} (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
         vec![
             Arg::Text(Some(name.to_string())),
             Arg::Text(Some(parsed.to_string())),
@@ -116,11 +115,15 @@ pub fn remote_add(name: &str, url: &str) -> VcResult<()> {
     if n == 0 {
         return Err(VcError::new(
             Code::ERRCODE_DUPLICATE_OBJECT,
-            format!("remote \"{name}\" already exists"),
+            format!("{what} \"{name}\" already exists"),
         )
-        .hint("remove it first with SELECT vc.remote_remove(...)"));
+        .hint(format!("remove it first with SELECT vc.{what}_remove(...)")));
     }
     Ok(())
+}
+
+pub fn remote_add(name: &str, url: &str) -> VcResult<()> {
+    add_location("vc.remotes", "remote", name, url)
 }
 
 pub fn remote_remove(name: &str) -> VcResult<()> {
