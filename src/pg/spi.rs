@@ -224,12 +224,21 @@ fn in_temp_context<T>(f: impl FnOnce() -> T) -> T {
     unsafe { ctx.switch_to(|_| f()) }
 }
 
+/// SPI calls return with the SPI procedure context current; what we allocate next
+/// (detoasted values, output-function strings) must go to our statement context.
+fn back_to(ctx: pg_sys::MemoryContext) {
+    // SAFETY: `ctx` is the live statement context captured by the caller.
+    unsafe { pg_sys::MemoryContextSwitchTo(ctx) };
+}
+
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
 pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
     in_temp_context(|| query_here(sql, args, raw))
 }
 
 fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    // SAFETY: plain read of a backend global.
+    let ctx = unsafe { pg_sys::CurrentMemoryContext };
     let mut p = params(args);
     let c = CString::new(sql).expect("no NUL in internal SQL");
     let plan = prepared(sql, &c, &mut p.types)?;
@@ -256,6 +265,7 @@ fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>
     if rc < 0 {
         return Err(sql_error(sql, rc));
     }
+    back_to(ctx);
     Ok(take_tuptable(raw))
 }
 
@@ -325,8 +335,11 @@ impl Cursor {
     /// The next up to `n` rows; empty when done.
     pub fn fetch(&mut self, n: i64) -> Vec<Vec<Cell>> {
         in_temp_context(|| {
+            // SAFETY: plain read of a backend global.
+            let ctx = unsafe { pg_sys::CurrentMemoryContext };
             // SAFETY: the portal is open (closed only in Drop).
             unsafe { pg_sys::SPI_cursor_fetch(self.portal, true, n as _) };
+            back_to(ctx);
             take_tuptable(&self.raw)
         })
     }
