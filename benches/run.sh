@@ -50,12 +50,13 @@ done
 # Sizes. Default: the issue's sizes. --quick: about 10x smaller, same shapes.
 # ---------------------------------------------------------------------------------------
 RUNS=3                       # runs per figure; the median is reported
+FIRST_RUNS=5                 # benchmark 2: a first commit of 10^6 rows takes ~3 s
 CHEAP_RUNS=5                 # for figures of a few ms, where one noisy run weighs more
 if ((QUICK)); then
     N_SMALL=1000 N_LARGE=100000 COMMIT_KS="1 100 10000" CONTIG_K=100
     FIRST_N=100000
     TPS_PREFILL=10000 TPS_SECONDS=2 BULK_INSERT=100000 BULK_UPDATE=10000
-    STORE_N=100000 STORE_KS="1 1000"
+    STORE_N=100000
     MEM_NS="20000 100000" MEM_CHANGED=10000
     STATUS_CHANGES=100
     OUT=${OUT:-/tmp/pgvc-bench-quick.md}
@@ -63,14 +64,14 @@ else
     N_SMALL=10000 N_LARGE=1000000 COMMIT_KS="1 1000 100000" CONTIG_K=1000
     FIRST_N=1000000
     TPS_PREFILL=100000 TPS_SECONDS=15 BULK_INSERT=1000000 BULK_UPDATE=100000
-    STORE_N=1000000 STORE_KS="1 1000"
+    STORE_N=1000000
     MEM_NS="200000 1000000" MEM_CHANGED=100000
     STATUS_CHANGES=1000
     OUT=${OUT:-$ROOT/docs/BENCHMARKS.md}
 fi
 
 # ---------------------------------------------------------------------------------------
-# Known causes of MISSes, found by profiling pgvc bc79e25 (2026-11-26) with
+# Known causes of MISSes, found by profiling pgvc bc79e25..e2520e7 (2026-11-26) with
 # `perf record -g -p <backend pid>`, gdb and pg_log_backend_memory_contexts(). Printed
 # under a MISS whose id matches the pattern. Re-check them when pgvc changes; a MISS
 # that matches nothing is reported as unexplained.
@@ -85,19 +86,19 @@ cause() {
     6.*)
         echo "As for commits of spread changes: vc.status()/vc.diff() look up the committed value of each changed key (prolly::Lookup), reading every leaf that holds one: min(k, number of leaves) leaves, each fetched by SPI from vc.chunks (index scan + TOAST fetch + lz4 decompression + BLAKE3 verification) in a fresh session. The contiguous variant touches few leaves at both sizes." ;;
     2)
-        echo "perf of the first commit of 10^6 rows (flat profile): the work is CPU-bound and per row: every column is turned into text by its output function (SPI_getvalue) and copied into a Rust String (UTF-8 checked), MessagePack-encoded, then every ~4.6 KiB node is BLAKE3-hashed (~5%), lz4-compressed (~4%) and written through TOAST into vc.chunks; malloc/free churn is ~15% of samples, and ~14% goes to first-touch page faults of fresh memory because the SPI procedure context keeps growing (see 5. Memory). That last part grows with the table, which is why the ratio rises from ~1.25 at 10^5 rows (--quick) to ~1.75 at 10^6." ;;
+        echo "perf of the first commit of 10^6 rows (flat profile): the work is CPU-bound and per row: every column is turned into text by its output function (SPI_getvalue) and copied into a Rust String (UTF-8 checked), MessagePack-encoded, then every ~4.6 KiB node is BLAKE3-hashed (~5%), lz4-compressed (~4%) and written through TOAST into vc.chunks; malloc/free churn is ~15% of samples, and first-touch page faults of memory that grows with the table (see 5. Memory) up to ~14%." ;;
     3.tps.*)
-        echo "perf (single client, synchronous_commit=off): the backend spends ~+35% (INSERT) / ~+50% (UPDATE) CPU per transaction on a tracked table. The statement-level AFTER trigger (AfterTriggerEndQuery) is 13% / 17% of backend CPU: plpgsql runs the cached INSERT INTO vc.log_<oid> SELECT ... FROM the transition table (executor start/run/end for a one-row statement, heap insert + WAL of the log row); fmgr_security_definer saves and restores GUCs for the function's SET search_path on every call (set_config_option, AtEOXact_GUC, ProcessGUCArray: about a fifth of the trigger); an UPDATE runs a second statement (old keys EXCEPT new keys) whose plan start-up is the largest single part. The rest is transition-table capture and a larger commit. With synchronous_commit=on the WAL fsync wait (~0.13 ms here) hides part of this." ;;
+        echo "perf (one client, synchronous_commit=off, pgvc as of this run): per transaction the backend spends ~+35% CPU (INSERT) / ~+30% (UPDATE) on a tracked table. The statement-level AFTER trigger (AfterTriggerEndQuery) is ~9% / ~16% of that backend's CPU: plpgsql runs its cached INSERT INTO vc.log_<oid> SELECT ... FROM the transition table (executor start-up, which dominates for UPDATE, whose one statement is a UNION ALL with an EXCEPT over both transition tables; then the key-log heap insert and its WAL); the rest is setting up and filling the transition tables and a costlier commit (+~8 us). With synchronous_commit=on the WAL fsync wait (~0.13 ms here) hides part of this, but those figures swing widely from run to run (0.4 to 1.1 across our runs): the virtual disk is shared, and its fsync latency varies with the other work on the machine." ;;
     3.bulk.insert)
         echo "perf of a tracked INSERT ... SELECT of 10^6 rows: capturing the transition table copies every new row, all columns, into a tuplestore that spills to a temporary file beyond work_mem (tuplestore_puttupleslot, ~0.3 s), then the trigger's INSERT ... SELECT writes 10^6 keys into the WAL-logged key log (AfterTriggerEndQuery, ~0.7 s): about +50% on a plain INSERT into a table with a primary key." ;;
     3.bulk.update)
-        echo "perf of a tracked UPDATE of ~2x10^5 rows (1.31 s vs 1.03 s untracked): capturing old and new transition tables (whole rows) costs ~0.04 s, the trigger ~0.23 s: about half of it the hash set operation of its second statement (old keys EXCEPT new keys, run even when no key changed), the rest the heap inserts and WAL of the key log and reading the transition tables." ;;
+        echo "The UPDATE trigger captures old and new transition tables (whole rows, spilling to a temporary file beyond work_mem) and runs one statement over them, new keys UNION ALL (old keys EXCEPT new keys): a hash set operation over all changed rows even when no key changed, then a heap insert and WAL per key into the key log. perf of a tracked UPDATE of ~2x10^5 rows (1.31 s vs 1.03 s untracked): ~0.04 s capturing, ~0.23 s in the trigger, about half of it the set operation." ;;
     4.k1)
         echo "The budget assumes a 4 KiB node per level, but the node that holds a given row is size-biased: the chunker cuts with a size-independent probability per entry, so node sizes are roughly exponential (512 B to 16 KiB) and the expected size of the node containing a random row is E[S^2]/E[S] (the size-biased column above, ~7.5 KiB), not E[S] (~4.4 KiB). One changed row therefore rewrites ~3 x 7.5 KiB plus the root value and commit." ;;
     4.k1000)
         echo "The budget is one root-to-leaf path, but k=1000 changes spread over the table touch about 1000 different leaves (and most level-1 nodes), and a prolly tree, like a B-tree, rewrites every touched node whole: ~8 KiB per changed row. Clustered changes (the contiguous row) share leaves and stay within the budget." ;;
     5.*)
-        echo "Memory grows with the data a call writes or reads: pgvc builds statement parameters (PgStore::flush's bytea[] of up to 8 MB of chunks, key and row text[] batches) with pgrx into_datum, and reads values with SPI_getvalue/SPI_getbinval (detoasted chunk copies, numeric_out's detoast copy), all palloc'd in the SPI procedure context (\"SPI Proc\"), which is freed only at SPI_finish when the call returns. gdb at SPI_finish of the first commit of 10^6 rows: SPI Proc = 306 MB (the chunks written total 77 MB; pg_log_backend_memory_contexts halfway: 200 MB); at SPI_finish of vc.status() with 10^5 spread changes in 10^6 rows, which writes nothing but reads ~18,000 leaves: 109 MB. The per-backend chunk cache (64 MB) and write buffer (8 MB) are bounded and come on top." ;;
+        echo "Memory still grows with the data a call reads. pgvc runs each statement in a temporary memory context (since 41493b6), but SPI_execute_*/SPI_cursor_fetch switch CurrentMemoryContext back to the SPI procedure context when they return (_SPI_end_call), so what take_tuptable allocates after them lands in \"SPI Proc\", freed only when the SQL function returns: the detoasted copy of every chunk read (Vec<u8>::from_datum -> detoast_attr; gdb: CurrentMemoryContext = \"SPI Proc\" at detoast_attr under take_tuptable) and, in scans, numeric_out's detoast copy per row (~40 B). pg_log_backend_memory_contexts during vc.reset('HEAD~1') across 10^5 changed rows of a 10^6-row table: SPI Proc = 190 MB (the reset reads ~35,000 chunks of both trees). Fix: switch back to the statement context after each SPI call, or pfree detoasted copies once copied into Rust. The chunk read cache (32 MB) and write buffer (8 MB) are bounded and come on top." ;;
     esac
 }
 
@@ -261,6 +262,13 @@ spread() { echo "id % $(($1 / $2)) = 0"; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+# paired_ratio "A1 A2 ..." "B1 B2 ...": median of Bi / Ai. Runs i of both sides were
+# taken back to back, so a change of the machine's load between runs cancels out.
+paired_ratio() {
+    local a=($1) b=($2) i r=()
+    for i in "${!a[@]}"; do r+=("$(calc "${b[i]} / ${a[i]}" 4)"); done
+    calc "$(median "${r[@]}")"
+}
 # verdict VALUE OP GOAL: PASS when VALUE OP GOAL holds (OP is <= or >=).
 verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
 human() { awk -v b="$1" 'BEGIN {
@@ -297,7 +305,7 @@ explain() {
         ids[$text]+="${ids[$text]:+, }\`$id\`"
     done
     for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
-    md ""
+    ((${#order[@]} == 0)) || md ""
 }
 
 # ---------------------------------------------------------------------------------------
@@ -387,7 +395,7 @@ bench_first_commit() {
     sql first_src "COPY src TO '$file'"
     sql postgres "DROP DATABASE first_src"
     local copies=() commits=()
-    for ((r = 1; r <= RUNS; r++)); do
+    for ((r = 1; r <= FIRST_RUNS; r++)); do
         # A fresh database per run: an existing chunk store would turn the first
         # commit's chunk writes into ON CONFLICT no-ops.
         new_db first_$r
@@ -399,23 +407,30 @@ VACUUM ANALYZE t;
 SELECT vc.track('t');
 CHECKPOINT;
 EOF
-        copy=$(ms first_$r "COPY plain FROM '$file'")
-        sql first_$r "CHECKPOINT"
-        commit=$(ms first_$r "SELECT vc.commit('first')")
+        if ((r % 2)); then
+            copy=$(ms first_$r "COPY plain FROM '$file'")
+            sql first_$r "CHECKPOINT"
+            commit=$(ms first_$r "SELECT vc.commit('first')")
+        else
+            commit=$(ms first_$r "SELECT vc.commit('first')")
+            sql first_$r "CHECKPOINT"
+            copy=$(ms first_$r "COPY plain FROM '$file'")
+        fi
         copies+=("$copy") commits+=("$commit")
         log "   run $r: COPY $copy ms, first commit $commit ms"
         sql postgres "DROP DATABASE first_$r"
     done
     copy=$(median "${copies[@]}") commit=$(median "${commits[@]}")
     local ratio v
-    ratio=$(calc "$commit / $copy")
+    ratio=$(paired_ratio "${copies[*]}" "${commits[*]}")
     v=$(verdict "$ratio" "<=" 1.5)
     md "## 2. First commit" "" \
         "A table of $FIRST_N rows (loaded, vacuumed, then \`vc.track\`ed) gets its first" \
         "\`vc.commit()\` (a full scan into a new prolly tree); baseline: \`COPY\` of the same rows," \
         "from a file written by \`COPY TO\`, into an empty plain table with the same primary key." \
-        "CHECKPOINT before each timed statement. Median of $RUNS runs, each in a fresh database." \
-        "**Goal**: first commit / COPY <= 1.5." "" \
+        "CHECKPOINT before each timed statement. $FIRST_RUNS runs, each in a fresh database," \
+        "alternating which goes first; medians of the times, and the median of the $FIRST_RUNS" \
+        "per-run ratios. **Goal**: first commit / COPY <= 1.5." "" \
         "| COPY (ms) | first commit (ms) | ratio | result |" "|---:|---:|---:|---|" \
         "| $copy | $commit | $ratio | $v |" "" \
         "Runs: COPY ${copies[*]} ms; first commit ${commits[*]} ms." ""
@@ -456,7 +471,9 @@ EOF
             local opts=""
             [[ $mode == async ]] && opts="-c synchronous_commit=off"
             for op in insert update; do
-                for tab in un tr; do
+                local order="un tr"
+                ((r % 2 == 0)) && order="tr un"
+                for tab in $order; do
                     sql $db "CHECKPOINT"
                     runs[$mode.$op.$tab]+=" $(tps $db "$WORK/${op}_$tab.sql" "$opts")"
                 done
@@ -468,7 +485,9 @@ EOF
         "**Single-row statements**: \`pgbench -n -c 2 -j 2 -T $TPS_SECONDS -f script\`, one INSERT" \
         "(ids from a sequence) or one UPDATE (random id) per transaction, on a tracked and an" \
         "untracked table of the same shape pre-filled with $TPS_PREFILL rows; $RUNS interleaved" \
-        "rounds, CHECKPOINT before each run, median TPS. Run twice: with the default" \
+        "rounds (alternating which table goes first), CHECKPOINT before each run; medians of the" \
+        "TPS, and the median of the per-round ratios (robust to load drifting between rounds)." \
+        "Run twice: with the default" \
         "\`synchronous_commit = on\` (each transaction waits for a WAL fsync, ~0.13 ms on this disk," \
         "which hides part of the CPU cost) and with \`synchronous_commit = off\` (pure CPU cost)." \
         "**Goal**: tracked / untracked TPS >= 0.9." "" \
@@ -481,7 +500,7 @@ EOF
             local un tr ratio v setting=on
             un=$(median ${runs[$mode.$op.un]}) tr=$(median ${runs[$mode.$op.tr]})
             [[ $mode == async ]] && setting=off
-            ratio=$(calc "$tr / $un")
+            ratio=$(paired_ratio "${runs[$mode.$op.un]}" "${runs[$mode.$op.tr]}")
             v=$(verdict "$ratio" ">=" 0.9)
             md "| single-row $op | $setting | $un | $tr | $ratio | $v |"
             result "3.tps.$op.$mode" "single-row $op TPS (sync commit $setting)" ">= 0.9" "$un tps" "$tr tps" "$ratio" "$v"
@@ -523,13 +542,14 @@ EOF
     md "**Bulk statements**: one \`INSERT ... SELECT\` of $BULK_INSERT rows into the table pre-filled" \
         "with $TPS_PREFILL rows, then one \`UPDATE\` of $BULK_UPDATE rows spread over it, on a tracked" \
         "and an untracked table (fresh pair per round, alternating which goes first; CHECKPOINT" \
-        "before each statement). Median of $RUNS. **Goal**: tracked / untracked time <= 1.3." "" \
+        "before each statement). Medians of $RUNS rounds; ratio: median of the per-round ratios." \
+        "**Goal**: tracked / untracked time <= 1.3." "" \
         "| statement | untracked (ms) | tracked (ms) | ratio | result |" "|---|---:|---:|---:|---|"
     for op in ins upd; do
         local un tr ratio v label
         # shellcheck disable=SC2086
         un=$(median ${bulk[$op.un]}) tr=$(median ${bulk[$op.tr]})
-        ratio=$(calc "$tr / $un")
+        ratio=$(paired_ratio "${bulk[$op.un]}" "${bulk[$op.tr]}")
         v=$(verdict "$ratio" "<=" 1.3)
         if [[ $op == ins ]]; then label="INSERT ... SELECT of $BULK_INSERT rows"; else label="UPDATE of $BULK_UPDATE rows"; fi
         md "| $label | $un | $tr | $ratio | $v |"
