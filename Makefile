@@ -34,5 +34,9 @@ demo: install
 # Benchmarks on a throwaway cluster; rewrites docs/BENCHMARKS.md (about 15 minutes).
 # benches/run.sh --quick is a 2-minute smoke run that leaves the docs alone.
 .PHONY: bench
+# Each script writes its own figures: docs/BENCHMARKS.md (commits, tracking, storage,
+# memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md.
 bench: install
 	benches/run.sh
+	benches/remotes.sh
+	benches/backups.sh
