@@ -123,6 +123,30 @@ impl PgStore {
         Ok(!rows.is_empty())
     }
 
+    /// One query for a whole batch (fetch asks per tree level).
+    fn has_many_chunks(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        let rows = query(
+            "SELECT hash FROM vc.chunks WHERE hash = ANY($1)",
+            vec![Arg::ByteaArray(
+                hs.iter().map(|h| Some(h.as_bytes().to_vec())).collect(),
+            )],
+            &[true],
+        )
+        .map_err(|e| StoreError::Backend(e.message))?;
+        let found: std::collections::HashSet<Vec<u8>> = rows
+            .into_iter()
+            .filter_map(|r| match r.into_iter().next() {
+                Some(Cell::Bytes(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let pending = self.pending.borrow();
+        Ok(hs
+            .iter()
+            .map(|h| pending.chunks.contains_key(h) || found.contains(h.as_bytes().as_slice()))
+            .collect())
+    }
+
     fn put_chunk(&self, data: Vec<u8>) -> Result<Hash> {
         let h = hash_of(&data);
         let full = {
@@ -149,6 +173,9 @@ impl ChunkStore for PgStore {
     fn has(&self, h: &Hash) -> Result<bool> {
         self.has_chunk(h)
     }
+    fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        self.has_many_chunks(hs)
+    }
     fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
         self.put_chunk(data)
     }
@@ -160,6 +187,9 @@ impl ChunkStore for &PgStore {
     }
     fn has(&self, h: &Hash) -> Result<bool> {
         self.has_chunk(h)
+    }
+    fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        self.has_many_chunks(hs)
     }
     fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
         self.put_chunk(data)

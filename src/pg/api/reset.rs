@@ -102,9 +102,11 @@ pub fn checkout_root(
         apply_all(store, &plans, &head_root)?;
         for (name, entry) in &create {
             create_table(name, entry)?;
+            // Load before tracking: the rows need not pass through the tracking
+            // triggers' transition tables.
+            load_rows(store, &Plan::new(name, &entry.schema), entry.tree)?;
             let relid = crate::pg::catalog::relid_of(name)?;
             crate::pg::api::track::track(relid)?;
-            load_rows(store, &Plan::new(name, &entry.schema), entry.tree)?;
             restore_sequences(&entry.sequences)?;
             exec(
                 "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",

@@ -9,7 +9,7 @@
 use crate::codec::Cell;
 use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid, Tracked};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
-use crate::pg::spi::{exec, ident, query, with_spi, Arg};
+use crate::pg::spi::{exec, ident, one_text, query, with_spi, Arg};
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -138,7 +138,15 @@ fn create_log(relid: Oid, name: &str) -> VcResult<()> {
     let oid = u32::from(relid);
     let pk: Vec<String> = schema.primary_key.iter().map(|c| ident(c)).collect();
     let pk = pk.join(", ");
-    exec(&format!("DROP TABLE IF EXISTS vc.log_{oid}"), vec![])?;
+    // (No DROP ... IF EXISTS: its NOTICE on every vc.track() is noise.)
+    if one_text(
+        "SELECT to_regclass($1)::text",
+        vec![Arg::Text(Some(format!("vc.log_{oid}")))],
+    )?
+    .is_some()
+    {
+        exec(&format!("DROP TABLE vc.log_{oid}"), vec![])?;
+    }
     if schema.primary_key.is_empty() {
         exec(&format!("CREATE TABLE vc.log_{oid} ()"), vec![])?;
     } else {
