@@ -14,8 +14,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Flush threshold for buffered writes: large enough to amortise the INSERT, small
-/// enough to keep a big commit's memory flat.
-const FLUSH_BYTES: usize = 8 << 20;
+/// enough to keep a big commit's memory flat and the `unnest` of the batch under the
+/// default work_mem (4 MB; 8 MB batches spilled to temp files).
+const FLUSH_BYTES: usize = 2 << 20;
 /// Bound of the per-backend read cache.
 const CACHE_BYTES: usize = 32 << 20;
 
