@@ -37,7 +37,7 @@ pub fn split_name(qualified: &str) -> VcResult<(String, String)> {
 /// a relation of that name exists. Types must exist (user enums, domains, composites
 /// are not part of a commit).
 pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
-    let (schema, table) = split_name(name)?;
+    let (schema, _) = split_name(name)?;
     let exists = one_text(
         "SELECT to_regclass($1)::text",
         vec![Arg::Text(Some(name.to_string()))],
@@ -119,7 +119,6 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
             )?;
         }
     }
-    let _ = table;
     Ok(())
 }
 
