@@ -49,10 +49,14 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
         )
         .hint("drop or rename it first, or use a database without it"));
     }
-    exec(
-        &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&schema)),
-        vec![],
+    // (No CREATE SCHEMA IF NOT EXISTS: its NOTICE for public is noise in every clone.)
+    let has_schema = one_text(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
+        vec![Arg::Text(Some(schema.clone()))],
     )?;
+    if has_schema.is_none() {
+        exec(&format!("CREATE SCHEMA {}", ident(&schema)), vec![])?;
+    }
     let identity_cols: Vec<&str> = entry
         .schema
         .columns
