@@ -11,7 +11,7 @@ use crate::pg::rows::working_changes;
 use crate::pg::spi::{query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
-use crate::store::{ChunkStore, Hash};
+use crate::store::Hash;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use pgrx::PgSqlErrorCode as Code;
@@ -152,13 +152,12 @@ fn side_of_root(root: &RootValue) -> Side {
     }
 }
 
+/// The key as a JSON object and, given an encoded row, the whole row as one.
 fn row_json(
-    store: &dyn ChunkStore,
     schema: &TableSchema,
     name: &str,
     key: &[u8],
-    value: Option<&[u8]>,
-    encoded: bool,
+    row: Option<&[u8]>,
 ) -> VcResult<(Value, Option<Value>)> {
     let plan = Plan::new(name, schema);
     let key_texts = decode_key(&plan.key_kinds, key)?;
@@ -166,15 +165,10 @@ fn row_json(
     for ((c, t), k) in plan.key_cols.iter().zip(&key_texts).zip(&plan.key_json) {
         key_obj.insert(c.clone(), cell_to_json(&Cell::Text(t.clone()), *k));
     }
-    let Some(v) = value else {
+    let Some(row) = row else {
         return Ok((Value::Object(key_obj), None));
     };
-    let row = if encoded {
-        v.to_vec()
-    } else {
-        load_value(store, v)?
-    };
-    let cells = decode_row(&row)?;
+    let cells = decode_row(row)?;
     let mut full = Map::new();
     for col in &schema.columns {
         if let Some(i) = plan.key_cols.iter().position(|k| k == &col.name) {
@@ -300,13 +294,13 @@ fn diff_rows(
                 _ => ("modified", ts.or(fs)),
             };
             let key_schema = key_schema.expect("a side has the table");
-            let (key, _) = row_json(store, key_schema, name, &r.key, None, true)?;
+            let (key, _) = row_json(key_schema, name, &r.key, None)?;
             let before = match (&before_row, fs) {
-                (Some(b), Some(s)) => row_json(store, s, name, &r.key, Some(b), true)?.1,
+                (Some(b), Some(s)) => row_json(s, name, &r.key, Some(b))?.1,
                 _ => None,
             };
             let after = match (&after_row, ts) {
-                (Some(a), Some(s)) => row_json(store, s, name, &r.key, Some(a), true)?.1,
+                (Some(a), Some(s)) => row_json(s, name, &r.key, Some(a))?.1,
                 _ => None,
             };
             out.push((
