@@ -240,7 +240,8 @@ impl Cluster {
         }
     }
 
-    fn append_conf(&self, lines: &[String]) {
+    /// Appends lines to `postgresql.conf` (read at the next start or reload).
+    pub fn append_conf(&self, lines: &[String]) {
         use std::io::Write;
         let path = self.data.join("postgresql.conf");
         let mut f = fs::OpenOptions::new()

@@ -265,9 +265,58 @@ AS $$
     FROM vc._progress() p
 $$;
 
+-- Replication ----------------------------------------------------------------------
+
+CREATE FUNCTION vc.replication_status()
+RETURNS TABLE(role text, remote text, branch text, local_head text, remote_head text,
+              epoch bigint, last_sync_at timestamptz, lag_ms bigint, last_error text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.role, s.remote, s.branch, s.local_head, s.remote_head, s.epoch,
+           'epoch'::timestamptz + s.last_sync_us * interval '1 microsecond',
+           s.lag_ms, s.last_error
+    FROM vc._replication_status() s
+$$;
+
+CREATE FUNCTION vc.sync() RETURNS bigint LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._sync() $$;
+
+CREATE FUNCTION vc.promote() RETURNS bigint LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._promote() $$;
+
+CREATE FUNCTION vc.rejoin(remote text) RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._rejoin($1) $$;
+
+-- Run by the background worker: one replication round in a subtransaction. Returns
+-- 'idle', 'ok', 'waiting', 'fenced', or 'error: <message>' (recorded for
+-- vc.replication_status(); the worker backs off and logs a new error once).
+CREATE FUNCTION vc._replication_tick() RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$
+BEGIN
+    RETURN vc._replicate();
+EXCEPTION WHEN OTHERS THEN
+    PERFORM vc._replication_failed(SQLERRM);
+    RETURN 'error: ' || SQLERRM;
+END $$;
+
 -- Nothing is callable by PUBLIC: history holds every row ever committed, and the
 -- state-changing functions rewrite tables. Grant per role (see README, Security).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
 -- Writers of tracked tables append to the key logs in vc (INSERT only, granted per log).
 GRANT USAGE ON SCHEMA vc TO PUBLIC;
+-- The write guard of tracked tables reads the replication role as the writer.
+GRANT SELECT ON vc.replication TO PUBLIC;

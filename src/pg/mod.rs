@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod error;
 pub mod progress;
 pub mod refs;
+pub mod replication;
 pub mod rows;
 pub mod spi;
 pub mod store;
@@ -32,6 +33,8 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: plain read of a postmaster global.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         progress::init();
+        replication::init();
         worker::init();
     }
+    replication::primary::init_callbacks();
 }

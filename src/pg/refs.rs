@@ -59,7 +59,8 @@ pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<()> {
         )
         .hint("retry the operation"));
     }
-    Ok(())
+    // A primary pushes every movement of a replicated branch.
+    super::replication::primary::branch_moved(name, new)
 }
 
 /// The commit at the tip of the current branch, if it has one.

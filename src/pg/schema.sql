@@ -56,4 +56,15 @@ CREATE TABLE vc.backups (
     last_error_at timestamptz
 );
 
+-- Replication role decided by vc.promote(), vc.rejoin() or fencing (NULL: follow the
+-- settings in postgresql.conf), and the fencing epoch this server believes in.
+CREATE TABLE vc.replication (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    role text CHECK (role IN ('primary', 'standby', 'fenced')),
+    remote text,
+    epoch bigint CHECK (epoch >= 0),
+    changed_at timestamptz
+);
+INSERT INTO vc.replication (singleton) VALUES (true);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

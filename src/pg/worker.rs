@@ -3,21 +3,28 @@
 //! due (`vc.backup_schedule`). The work itself is `vc._run_schedule()`, PL/pgSQL that
 //! runs each sync in its own subtransaction and records its error on the backup's row,
 //! so an expected failure (an unwritable target, a full disk) is logged and retried at
-//! the next interval, never a crash of the worker. The replication issue extends this
-//! loop.
+//! the next interval, never a crash of the worker.
+//!
+//! It also replicates (`docs/REPLICATION.md`): every `vc.replication_interval`, or at
+//! once when a commit wakes it (SIGUSR1 sets its latch), it runs
+//! `vc._replication_tick()`: a standby applies what the remote has, a primary pushes
+//! what the remote lacks. A failed round is retried with exponential backoff and its
+//! error is logged once, not at every retry.
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 use std::ffi::CString;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
-/// How long the worker sleeps between looks at the schedule.
+/// How often the backup schedule is looked at.
 const TICK: Duration = Duration::from_secs(1);
+/// Backoff after a failed replication round: from the interval, doubling up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Wait before the postmaster restarts a worker that exited with an error (for
 /// instance when `vc.database` names no database): long enough not to flood the log.
 const RESTART_AFTER: Duration = Duration::from_secs(10);
@@ -65,14 +72,31 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// The database the worker serves (`vc.database`).
+pub fn database() -> String {
+    DATABASE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .unwrap_or_else(|| "postgres".into())
+}
+
+/// Sets the worker's latch (from any backend; harmless when it is not running).
+pub fn wake() {
+    if !crate::pg::progress::enabled() {
+        return;
+    }
+    let pid = STATE.share().pid;
+    if pid > 0 {
+        // SAFETY: signalling a process; the worker's SIGUSR1 handler sets its latch.
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+    }
+}
+
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let db = DATABASE
-        .get()
-        .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| "postgres".into());
+    let db = database();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     {
         let mut s = STATE.exclusive();
@@ -84,12 +108,30 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
         };
     }
     log!("pgvc worker started in database \"{db}\"");
-    while BackgroundWorker::wait_latch(Some(TICK)) {
+    let mut next_schedule = Instant::now();
+    let mut next_replication = Instant::now();
+    let mut backoff: Option<Duration> = None;
+    let mut last_logged = String::new();
+    loop {
+        let now = Instant::now();
+        let due = next_schedule.min(next_replication);
+        let wait = due
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        if !BackgroundWorker::wait_latch(Some(wait)) {
+            break;
+        }
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration file is what SIGHUP asks for.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        let ready = BackgroundWorker::transaction(|| {
+        let now = Instant::now();
+        // A latch set by a commit (or a reload) asks for a replication round now,
+        // unless a failure asked for a pause.
+        let woken = now < next_replication && backoff.is_none();
+        let run_schedule = now >= next_schedule;
+        let run_replication = now >= next_replication || woken;
+        let outcome = BackgroundWorker::transaction(|| {
             // Waiting for CREATE EXTENSION is normal: say nothing until then.
             let installed = Spi::get_one::<bool>(
                 "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgvc')",
@@ -97,12 +139,42 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
             .ok()
             .flatten()
             .unwrap_or(false);
-            if installed {
+            let mut tick = None;
+            if installed && run_schedule {
                 // Errors of individual syncs are caught and recorded inside.
                 let _ = Spi::run("SELECT vc._run_schedule()");
             }
-            installed
+            if installed && run_replication {
+                tick = Spi::get_one::<String>("SELECT vc._replication_tick()")
+                    .ok()
+                    .flatten();
+            }
+            (installed, tick)
         });
+        let (ready, tick) = outcome;
+        if run_schedule {
+            next_schedule = now + TICK;
+        }
+        if run_replication {
+            let interval =
+                Duration::from_millis(crate::pg::replication::INTERVAL_MS.get().max(10) as u64);
+            match tick.as_deref() {
+                Some(t) if t.starts_with("error: ") => {
+                    let b = backoff.map_or(interval, |b| (b * 2).min(MAX_BACKOFF));
+                    backoff = Some(b);
+                    next_replication = now + b.max(interval);
+                    if t != last_logged {
+                        log!("pgvc replication: {}", &t[7..]);
+                        last_logged = t.to_string();
+                    }
+                }
+                _ => {
+                    backoff = None;
+                    last_logged.clear();
+                    next_replication = now + interval;
+                }
+            }
+        }
         let mut s = STATE.exclusive();
         s.ready = ready;
         s.ticks += 1;

@@ -34,7 +34,7 @@ pub struct PushOutcome {
 }
 
 /// What `prepare` wrote: a durable pack that no manifest lists yet.
-pub(crate) struct Prepared {
+pub struct Prepared {
     pub base: Manifest,
     pub version: Option<Version>,
     pub pack: Option<PackRef>,
@@ -85,7 +85,7 @@ impl<O: ObjectStore> Remote<O> {
 
     /// Steps 1 and 2: checks, then writes the pack of missing chunks. `None` when
     /// the remote's branch is already at `new_head`.
-    pub(crate) fn prepare(
+    pub fn prepare(
         &self,
         local: &dyn ChunkStore,
         branch: &str,
@@ -227,4 +227,46 @@ pub(crate) fn is_ancestor(local: &dyn ChunkStore, old: Hash, new: Hash) -> Resul
         }
     }
     Ok(false)
+}
+
+impl<O: ObjectStore> Remote<O> {
+    /// Step 3 without a local store (for a commit callback, where no query can run):
+    /// moves `branch` to `new_head` only while the remote's head is one of
+    /// `acceptable` (`None` = the branch does not exist) and the epoch is
+    /// `expected_epoch`. `Ok(false)` when the remote moved elsewhere, or a pack the
+    /// walk relied on was dropped: the caller leaves the push to a full retry.
+    pub fn publish_expecting(
+        &self,
+        branch: &str,
+        new_head: Hash,
+        expected_epoch: Option<u64>,
+        acceptable: &HashSet<Option<Hash>>,
+        prep: &Prepared,
+    ) -> Result<bool> {
+        let (mut current, mut version) = (prep.base.clone(), prep.version.clone());
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            self.check_epoch(&current, expected_epoch)?;
+            let head = current.refs.get(branch).copied();
+            if head == Some(new_head) {
+                return Ok(true);
+            }
+            if !acceptable.contains(&head)
+                || !prep.base.packs.iter().all(|p| current.has_pack(&p.name))
+            {
+                return Ok(false);
+            }
+            let mut next = current.clone();
+            next.refs.insert(branch.to_string(), new_head);
+            if let Some(p) = &prep.pack {
+                if !next.has_pack(&p.name) {
+                    next.packs.push(p.clone());
+                }
+            }
+            if next.write_if(&self.store, version.as_ref())? {
+                return Ok(true);
+            }
+            (current, version) = Manifest::read(&self.store)?;
+        }
+        Err(self.contended())
+    }
 }

@@ -95,6 +95,7 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
         }
         None => one_text("SELECT current_user::text", vec![])?.unwrap_or_default(),
     };
+    crate::pg::replication::refuse_on_standby("vc.commit()")?;
     let branch = current_branch(true)?;
     // Taken after the HEAD lock, so it sees the previous committer's ref move.
     with_snapshot(|| commit_locked(&branch, message, author, allow_empty))

@@ -229,6 +229,7 @@ fn has_uncommitted() -> VcResult<bool> {
 }
 
 pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
+    crate::pg::replication::refuse_on_standby("vc.pull()")?;
     let local_branch = current_branch(true)?;
     let branch = branch
         .map(str::to_string)

@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 const REWRITE_BATCH: usize = 5000;
 
 pub fn reset(spec: &str) -> VcResult<()> {
+    crate::pg::replication::refuse_on_standby("vc.reset()")?;
     let store = PgStore::new();
     let branch = current_branch(true)?;
     let head = ref_hash(&branch)?;

@@ -247,6 +247,15 @@ fn install_triggers(table: &str, oid: u32) -> VcResult<()> {
         ),
         vec![],
     )?;
+    // Standbys and fenced servers refuse writes (skipped in replica role, which the
+    // apply of replicated commits uses).
+    exec(
+        &format!(
+            "CREATE TRIGGER vc_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION vc._guard()"
+        ),
+        vec![],
+    )?;
     Ok(())
 }
 
@@ -309,6 +318,10 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
                 vec![],
             )?;
         }
+        exec(
+            &format!("DROP TRIGGER IF EXISTS vc_guard ON {table}"),
+            vec![],
+        )?;
     }
     let oid = u32::from(relid);
     exec(&format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"), vec![])?;

@@ -1,0 +1,481 @@
+//! Replication: a primary pushes every movement of a replicated branch to a remote,
+//! standbys apply what the remote has, `vc.promote()` raises the remote's epoch and
+//! the old primary fences itself. Design: `docs/REPLICATION.md`.
+//!
+//! This file: the settings, the role of this server, and the status kept in shared
+//! memory. `primary.rs` pushes (at commit and from the worker), `standby.rs` applies,
+//! `sql.rs` holds the SQL functions.
+
+pub mod primary;
+pub mod sql;
+pub mod standby;
+
+use crate::pg::error::{VcError, VcResult};
+use crate::pg::spi::{exec, query, Arg};
+use crate::store::Hash;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+use std::ffi::CString;
+
+pub static REPLICATE_TO: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ASYNC: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static READ_REPLICA_OF: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static HEADS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"main"));
+pub static INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// Registers the settings and the shared status; from `_PG_init` when preloaded.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"vc.replicate_to_remote",
+        c"Remote that every commit of a replicated branch is pushed to (primary).",
+        c"Empty: this server does not push on commit.",
+        &REPLICATE_TO,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_bool_guc(
+        c"vc.async_replication",
+        c"Push commits from the background worker instead of at COMMIT.",
+        c"off: a commit's push has completed when COMMIT returns; on: the worker pushes it within milliseconds.",
+        &ASYNC,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"vc.read_replica_remote",
+        c"Remote this server follows as a read-only standby.",
+        c"Empty: this server is not a standby (unless vc.rejoin() made it one).",
+        &READ_REPLICA_OF,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"vc.replicate_heads",
+        c"Comma-separated branches that are replicated.",
+        c"A primary pushes them, a standby follows them.",
+        &HEADS,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_int_guc(
+        c"vc.replication_interval",
+        c"How often the worker polls the remote (standby) or checks pushes (primary).",
+        c"",
+        &INTERVAL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
+    );
+    pg_shmem_init!(STATUS);
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    None,
+    Primary,
+    Standby,
+    Fenced,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::None => "none",
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+            Role::Fenced => "fenced",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Role::None => 1,
+            Role::Primary => 2,
+            Role::Standby => 3,
+            Role::Fenced => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Role> {
+        Some(match c {
+            1 => Role::None,
+            2 => Role::Primary,
+            3 => Role::Standby,
+            4 => Role::Fenced,
+            _ => return None,
+        })
+    }
+}
+
+/// What this server does, from `vc.replication` and the settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub role: Role,
+    pub remote: Option<String>,
+    /// The fencing epoch this server believes in (None: not known yet).
+    pub epoch: Option<u64>,
+    pub heads: Vec<String>,
+    /// A setting that prevents replication, said in words (the role is then `none`).
+    pub problem: Option<String>,
+}
+
+fn guc_text(g: &GucSetting<Option<CString>>) -> Option<String> {
+    g.get()
+        .and_then(|c| c.into_string().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The followed branches, or what is wrong with `vc.replicate_heads`.
+pub fn heads() -> Result<Vec<String>, String> {
+    let raw = guc_text(&HEADS).unwrap_or_default();
+    let heads: Vec<String> = raw
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if heads.is_empty() {
+        return Err("vc.replicate_heads is empty: name at least one branch, e.g. 'main'".into());
+    }
+    for h in &heads {
+        if h.len() > 200 || h.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("vc.replicate_heads: \"{h}\" is not a branch name"));
+        }
+    }
+    Ok(heads)
+}
+
+/// Is this the database the worker serves (the only one that replicates)?
+fn in_served_database() -> VcResult<bool> {
+    let served = crate::pg::worker::database();
+    let here = crate::pg::spi::one_text("SELECT current_database()::text", vec![])?;
+    Ok(here.as_deref() == Some(served.as_str()))
+}
+
+/// The row of `vc.replication`: (role override, remote, epoch).
+fn stored() -> VcResult<(Option<String>, Option<String>, Option<u64>)> {
+    let rows = query(
+        "SELECT role, remote, epoch::text FROM vc.replication",
+        vec![],
+        &[],
+    )?;
+    let text = |c: &crate::codec::Cell| match c {
+        crate::codec::Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    Ok(match rows.first() {
+        Some(r) => (
+            text(&r[0]),
+            text(&r[1]),
+            text(&r[2]).and_then(|e| e.parse().ok()),
+        ),
+        None => (None, None, None),
+    })
+}
+
+/// The current configuration; also refreshes the role cached in shared memory.
+pub fn current() -> VcResult<Config> {
+    let mut cfg = Config {
+        role: Role::None,
+        remote: None,
+        epoch: None,
+        heads: Vec::new(),
+        problem: None,
+    };
+    if !crate::pg::progress::enabled() || !in_served_database()? {
+        return Ok(cfg);
+    }
+    let (role, remote, epoch) = stored()?;
+    cfg.epoch = epoch;
+    match heads() {
+        Ok(h) => cfg.heads = h,
+        Err(p) => cfg.problem = Some(p),
+    }
+    let to = guc_text(&REPLICATE_TO);
+    let of = guc_text(&READ_REPLICA_OF);
+    if let Some(r) = role {
+        cfg.role = match r.as_str() {
+            "primary" => Role::Primary,
+            "standby" => Role::Standby,
+            _ => Role::Fenced,
+        };
+        cfg.remote = remote;
+    } else if of.is_some() && to.is_some() {
+        cfg.problem = Some(
+            "both vc.read_replica_remote and vc.replicate_to_remote are set: a server is a standby or a primary, not both; clear one and SELECT pg_reload_conf()".into(),
+        );
+    } else if let Some(of) = of {
+        cfg.role = Role::Standby;
+        cfg.remote = Some(of);
+    } else if let Some(to) = to {
+        cfg.role = Role::Primary;
+        cfg.remote = Some(to);
+    }
+    if cfg.problem.is_some() && cfg.role != Role::Fenced {
+        cfg.role = Role::None;
+    }
+    set_cached_role(cfg.role);
+    Ok(cfg)
+}
+
+/// Stores a role decided by promote, rejoin or fencing (it then wins over the
+/// configuration file, across restarts).
+pub fn store_role(role: Role, remote: &str, epoch: u64) -> VcResult<()> {
+    exec(
+        "UPDATE vc.replication SET role = $1, remote = $2, epoch = $3, changed_at = now()",
+        vec![
+            Arg::Text(Some(role.name().to_string())),
+            Arg::Text(Some(remote.to_string())),
+            Arg::Int8(epoch as i64),
+        ],
+    )?;
+    set_cached_role(role);
+    Ok(())
+}
+
+pub fn store_epoch(epoch: u64) -> VcResult<()> {
+    exec(
+        "UPDATE vc.replication SET epoch = $1 WHERE epoch IS DISTINCT FROM $1",
+        vec![Arg::Int8(epoch as i64)],
+    )?;
+    Ok(())
+}
+
+/// Serializes the replication work of this database (worker ticks, sync, promote,
+/// rejoin) for the rest of the transaction.
+pub fn lock() -> VcResult<()> {
+    exec("SELECT pg_advisory_xact_lock(7283519, 1)", vec![])?;
+    Ok(())
+}
+
+pub fn not_loaded() -> VcError {
+    VcError::new(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "replication needs pgvc in shared_preload_libraries",
+    )
+    .hint("add shared_preload_libraries = 'pgvc' to postgresql.conf and restart the server")
+}
+
+/// Refuses `what` (a function that moves a branch) on a standby.
+pub fn refuse_on_standby(what: &str) -> VcResult<()> {
+    if !crate::pg::progress::enabled() {
+        return Ok(());
+    }
+    let cfg = current()?;
+    if cfg.role == Role::Standby {
+        return Err(VcError::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!(
+                "{what} is not allowed on a standby: this server follows remote \"{}\"",
+                cfg.remote.unwrap_or_default()
+            ),
+        )
+        .hint("run it on the primary; SELECT vc.promote() makes this server the primary"));
+    }
+    Ok(())
+}
+
+// ---- Shared status -------------------------------------------------------------
+
+const MAX_BRANCHES: usize = 8;
+const ERROR_LEN: usize = 480;
+
+#[derive(Copy, Clone)]
+pub struct Slot {
+    name: [u8; 64],
+    name_len: u8,
+    remote_head: [u8; 32],
+    known: bool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            name: [0; 64],
+            name_len: 0,
+            remote_head: [0; 32],
+            known: false,
+        }
+    }
+}
+
+#[derive(Copy, Clone)]
+pub struct Status {
+    /// Database the cached role applies to (0: not computed yet).
+    db: u32,
+    role: u8,
+    epoch_seen: i64,
+    last_sync_us: i64,
+    lag_ms: i64,
+    error: [u8; ERROR_LEN],
+    error_len: u16,
+    error_us: i64,
+    /// A push was refused because the epoch moved: the worker fences this server.
+    fence_pending: bool,
+    slots: [Slot; MAX_BRANCHES],
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            db: 0,
+            role: 0,
+            epoch_seen: -1,
+            last_sync_us: 0,
+            lag_ms: -1,
+            error: [0; ERROR_LEN],
+            error_len: 0,
+            error_us: 0,
+            fence_pending: false,
+            slots: [Slot::default(); MAX_BRANCHES],
+        }
+    }
+}
+
+// SAFETY: plain-old-data, no pointers.
+unsafe impl PGRXSharedMemory for Status {}
+
+// SAFETY: a name unique to pgvc.
+static STATUS: PgLwLock<Status> = unsafe { PgLwLock::new(c"pgvc_replication_status") };
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn my_db() -> u32 {
+    // SAFETY: plain read of a backend global.
+    u32::from(unsafe { pg_sys::MyDatabaseId })
+}
+
+fn set_cached_role(role: Role) {
+    if !crate::pg::progress::enabled() {
+        return;
+    }
+    let mut s = STATUS.exclusive();
+    s.db = my_db();
+    s.role = role.code();
+}
+
+/// The role cached in shared memory for this database, if computed yet.
+pub fn cached_role() -> Option<Role> {
+    if !crate::pg::progress::enabled() {
+        return Some(Role::None);
+    }
+    let s = STATUS.share();
+    if s.db == 0 {
+        return None;
+    }
+    if s.db != my_db() {
+        return Some(Role::None);
+    }
+    Role::from_code(s.role)
+}
+
+/// Records an error (shown by `vc.replication_status()`); true when it differs from
+/// the previous one (the caller logs it then, once).
+pub fn record_error(msg: &str) -> bool {
+    if !crate::pg::progress::enabled() {
+        return false;
+    }
+    let mut s = STATUS.exclusive();
+    let bytes = msg.as_bytes();
+    let mut n = bytes.len().min(ERROR_LEN);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
+    let changed = s.error[..s.error_len as usize] != bytes[..n];
+    s.error[..n].copy_from_slice(&bytes[..n]);
+    s.error_len = n as u16;
+    s.error_us = now_us();
+    changed
+}
+
+/// A successful sync (standby) or push (primary); `lag_ms` for an applied commit.
+pub fn record_success(lag_ms: Option<i64>) {
+    if !crate::pg::progress::enabled() {
+        return;
+    }
+    let mut s = STATUS.exclusive();
+    s.error_len = 0;
+    s.last_sync_us = now_us();
+    if let Some(l) = lag_ms {
+        s.lag_ms = l;
+    }
+}
+
+pub fn record_epoch(epoch: u64) {
+    if crate::pg::progress::enabled() {
+        STATUS.exclusive().epoch_seen = epoch as i64;
+    }
+}
+
+pub fn request_fence() {
+    if crate::pg::progress::enabled() {
+        STATUS.exclusive().fence_pending = true;
+    }
+}
+
+pub fn take_fence_request() -> bool {
+    if !crate::pg::progress::enabled() {
+        return false;
+    }
+    std::mem::take(&mut STATUS.exclusive().fence_pending)
+}
+
+/// Remembers the remote head last seen for `branch`.
+pub fn record_remote_head(branch: &str, head: Option<Hash>) {
+    if !crate::pg::progress::enabled() || branch.len() > 64 {
+        return;
+    }
+    let mut s = STATUS.exclusive();
+    let idx = s
+        .slots
+        .iter()
+        .position(|sl| sl.name_len > 0 && &sl.name[..sl.name_len as usize] == branch.as_bytes())
+        .or_else(|| s.slots.iter().position(|sl| sl.name_len == 0));
+    let Some(i) = idx else { return };
+    let slot = &mut s.slots[i];
+    slot.name[..branch.len()].copy_from_slice(branch.as_bytes());
+    slot.name_len = branch.len() as u8;
+    slot.known = head.is_some();
+    if let Some(h) = head {
+        slot.remote_head.copy_from_slice(h.as_bytes());
+    }
+}
+
+/// A copy of the status, for `vc.replication_status()`.
+pub struct Snapshot {
+    pub epoch_seen: Option<u64>,
+    pub last_sync_us: Option<i64>,
+    pub lag_ms: Option<i64>,
+    pub error: Option<String>,
+    pub remote_heads: Vec<(String, Hash)>,
+}
+
+pub fn snapshot() -> Snapshot {
+    let s = *STATUS.share();
+    Snapshot {
+        epoch_seen: (s.epoch_seen >= 0).then_some(s.epoch_seen as u64),
+        last_sync_us: (s.last_sync_us > 0).then_some(s.last_sync_us),
+        lag_ms: (s.lag_ms >= 0).then_some(s.lag_ms),
+        error: (s.error_len > 0)
+            .then(|| String::from_utf8_lossy(&s.error[..s.error_len as usize]).into_owned()),
+        remote_heads: s
+            .slots
+            .iter()
+            .filter(|sl| sl.name_len > 0 && sl.known)
+            .filter_map(|sl| {
+                Some((
+                    String::from_utf8_lossy(&sl.name[..sl.name_len as usize]).into_owned(),
+                    Hash::from_slice(&sl.remote_head)?,
+                ))
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,426 @@
+//! The primary side: push on every movement of a replicated branch, retry from the
+//! worker, and fence this server when the remote's epoch moved past ours.
+//!
+//! Synchronous pushes are split in two (see `docs/REPLICATION.md`): the pack is
+//! written inside the statement that moved the branch (queries allowed), the manifest
+//! swap happens in the commit callback (no queries, must not raise).
+
+use super::{current, record_error, record_remote_head, record_success, Config, Role};
+use crate::commit::Commit;
+use crate::pg::error::{VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash};
+use crate::pg::spi::{exec, one_text, Arg};
+use crate::pg::store::PgStore;
+use crate::remote::{open, ObjectStore, Prepared, Remote, RemoteError};
+use crate::store::{ChunkStore, Hash};
+use pgrx::pg_sys;
+use pgrx::PgSqlErrorCode as Code;
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// How far back the commit callback may find the remote's head below the pushed one
+/// (commits by concurrent transactions); further is left to the worker.
+const MAX_CHAIN: usize = 10_000;
+
+struct Pending {
+    /// The subtransaction that prepared it: dropped if that one rolls back.
+    subxact: pg_sys::SubTransactionId,
+    remote: Remote<Box<dyn ObjectStore>>,
+    branch: String,
+    head: Hash,
+    epoch: u64,
+    acceptable: HashSet<Option<Hash>>,
+    prep: Prepared,
+}
+
+thread_local! {
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    /// Wake the worker when this transaction commits (async mode, or a failed prepare).
+    static WAKE: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Registers the transaction callbacks; once per process, from `_PG_init`.
+pub fn init_callbacks() {
+    // SAFETY: registering process-lifetime callbacks with static functions.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+}
+
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_COMMIT => {
+            // Nothing here may raise: the transaction is already committed.
+            let _ = std::panic::catch_unwind(publish_pending);
+        }
+        XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_ABORT => {
+            let _ = std::panic::catch_unwind(|| {
+                PENDING.with(|p| p.borrow_mut().clear());
+                WAKE.with(|w| *w.borrow_mut() = false);
+            });
+        }
+        _ => {}
+    }
+}
+
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    my: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    let _ = std::panic::catch_unwind(|| {
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            match event {
+                SUBXACT_EVENT_ABORT_SUB => p.retain(|x| x.subxact != my),
+                SUBXACT_EVENT_COMMIT_SUB => {
+                    for x in p.iter_mut().filter(|x| x.subxact == my) {
+                        x.subxact = parent;
+                    }
+                }
+                _ => {}
+            }
+        })
+    });
+}
+
+/// The commit callback: publishes the last prepared push of each branch.
+fn publish_pending() {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let mut wake = WAKE.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    let mut done: HashSet<String> = HashSet::new();
+    for p in pending.into_iter().rev() {
+        if !done.insert(p.branch.clone()) {
+            continue; // an earlier push of the same branch, superseded
+        }
+        match p
+            .remote
+            .publish_expecting(&p.branch, p.head, Some(p.epoch), &p.acceptable, &p.prep)
+        {
+            Ok(true) => {
+                record_remote_head(&p.branch, Some(p.head));
+                record_success(None);
+            }
+            // The remote moved elsewhere meanwhile: the worker sorts it out.
+            Ok(false) => wake = true,
+            Err(RemoteError::Fenced { .. }) => {
+                super::request_fence();
+                wake = true;
+            }
+            Err(e) => {
+                record_error(&format!("push of {} failed: {e}", p.branch));
+                wake = true;
+            }
+        }
+    }
+    if wake {
+        crate::pg::worker::wake();
+    }
+}
+
+/// Opens the remote a replication role names (no file-access check: the superuser
+/// who configured replication granted it).
+fn open_named(name: &str) -> VcResult<Remote<Box<dyn ObjectStore>>> {
+    let url = one_text(
+        "SELECT url FROM vc.remotes WHERE name = $1",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?
+    .ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("replication remote \"{name}\" does not exist"),
+        )
+        .hint(format!(
+            "add it with SELECT vc.remote_add('{name}', 'file:///path'), or fix the setting and SELECT pg_reload_conf()"
+        ))
+    })?;
+    Ok(open(&url)?)
+}
+
+pub fn open_remote(cfg: &Config) -> VcResult<Remote<Box<dyn ObjectStore>>> {
+    open_named(cfg.remote.as_deref().unwrap_or_default())
+}
+
+/// Is `old` `new` or one of its ancestors? (a commit this store lacks is not)
+fn is_ancestor(store: &PgStore, old: Hash, new: Hash) -> VcResult<bool> {
+    if !store.has(&old)? {
+        return Ok(false);
+    }
+    let mut seen = HashSet::new();
+    let mut todo = vec![new];
+    while let Some(h) = todo.pop() {
+        if h == old {
+            return Ok(true);
+        }
+        if seen.insert(h) {
+            todo.extend(Commit::read(store, &h)?.parents);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether moving the remote's `branch` from `theirs` to `ours` must be forced, or an
+/// error when `theirs` is a commit this server never had (someone else pushes there).
+fn needs_force(store: &PgStore, branch: &str, theirs: Option<Hash>, ours: Hash) -> VcResult<bool> {
+    let Some(t) = theirs else { return Ok(false) };
+    if is_ancestor(store, t, ours)? {
+        return Ok(false);
+    }
+    if store.has(&t)? {
+        return Ok(true); // ours, rewritten here (a reset to an older commit)
+    }
+    Err(VcError::new(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "the remote's branch \"{branch}\" is at commit {}, which this primary never had: another server pushes to this remote",
+            &t.to_hex()[..12]
+        ),
+    )
+    .hint("make sure one primary pushes to each remote; if this server is stale, SELECT vc.rejoin('<remote>')"))
+}
+
+/// The epoch to push with: the stored one, or (first push ever) the remote's.
+fn epoch_for(cfg: &Config, remote_epoch: u64) -> VcResult<u64> {
+    match cfg.epoch {
+        Some(e) => Ok(e),
+        None => {
+            super::store_epoch(remote_epoch)?;
+            Ok(remote_epoch)
+        }
+    }
+}
+
+/// The remote's epoch is below ours: it was replaced or restored from an old copy.
+/// Pushing would hand history to a remote other standbys may not follow: refuse.
+fn epoch_went_back(cfg: &Config, remote_epoch: u64, ours: u64) -> VcError {
+    VcError::new(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "remote \"{}\" is at epoch {remote_epoch}, below this primary's {ours}: it was replaced or restored from an older copy",
+            cfg.remote.as_deref().unwrap_or_default()
+        ),
+    )
+    .hint("restore the remote's directory, or point the remote at a new empty location and UPDATE vc.replication SET epoch = NULL to start a new history there")
+}
+
+/// Called whenever a branch moves (`refs::set_branch`), inside the moving statement.
+pub fn branch_moved(branch: &str, new: Hash) -> VcResult<()> {
+    if !crate::pg::progress::enabled() {
+        return Ok(());
+    }
+    let cfg = current()?;
+    if cfg.role != Role::Primary || !cfg.heads.iter().any(|h| h == branch) {
+        return Ok(());
+    }
+    if super::ASYNC.get() {
+        WAKE.with(|w| *w.borrow_mut() = true);
+        return Ok(());
+    }
+    match prepare(&cfg, branch, new) {
+        Ok(Some(p)) => PENDING.with(|v| v.borrow_mut().push(p)),
+        Ok(None) => {}
+        Err(Prep::Fenced(epoch)) => {
+            fence(&cfg, epoch)?;
+            pgrx::warning!(
+                "pgvc: this server was fenced: the remote's epoch is now {epoch} (another server was promoted); the commit is kept here on branch fenced/{epoch}/{branch}"
+            );
+        }
+        Err(Prep::Failed(msg)) => {
+            // The commit stays; the worker retries with backoff.
+            pgrx::warning!("pgvc: the commit is kept here but not replicated yet: {msg}; the background worker retries (see vc.replication_status())");
+            record_error(&msg);
+            WAKE.with(|w| *w.borrow_mut() = true);
+        }
+        Err(Prep::Pg(e)) => return Err(e),
+    }
+    Ok(())
+}
+
+enum Prep {
+    Fenced(u64),
+    Failed(String),
+    Pg(VcError),
+}
+
+impl From<VcError> for Prep {
+    fn from(e: VcError) -> Prep {
+        Prep::Pg(e)
+    }
+}
+
+fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Prep> {
+    let failed = |e: RemoteError| match e {
+        RemoteError::Fenced { actual, .. } => Prep::Fenced(actual),
+        e => Prep::Failed(format!("push of {branch} failed: {e}")),
+    };
+    let remote = match open_remote(cfg) {
+        Ok(r) => r,
+        Err(e) => return Err(Prep::Failed(e.message)),
+    };
+    let manifest = remote.read_manifest().map_err(failed)?;
+    let epoch = epoch_for(cfg, manifest.epoch)?;
+    if manifest.epoch > epoch {
+        return Err(Prep::Fenced(manifest.epoch));
+    }
+    if manifest.epoch < epoch {
+        return Err(Prep::Failed(
+            epoch_went_back(cfg, manifest.epoch, epoch).message,
+        ));
+    }
+    let store = PgStore::new();
+    let theirs = manifest.refs.get(branch).copied();
+    let force = match needs_force(&store, branch, theirs, new) {
+        Ok(f) => f,
+        Err(e) => return Err(Prep::Failed(e.message)),
+    };
+    let Some(prep) = remote
+        .prepare(&store, branch, new, force, Some(epoch), &mut |_| {})
+        .map_err(failed)?
+    else {
+        return Ok(None);
+    };
+    // The remote heads the publish may replace: the base head, and (when not forced)
+    // the commits between it and the new head that concurrent committers may have
+    // published first.
+    let base = prep.base.refs.get(branch).copied();
+    let mut acceptable: HashSet<Option<Hash>> = HashSet::from([base]);
+    if !force {
+        let mut h = new;
+        for _ in 0..MAX_CHAIN {
+            if Some(h) == base {
+                break;
+            }
+            acceptable.insert(Some(h));
+            match Commit::read(&store, &h)
+                .map_err(VcError::from)?
+                .parents
+                .first()
+            {
+                Some(p) => h = *p,
+                None => break,
+            }
+        }
+    }
+    Ok(Some(Pending {
+        // SAFETY: plain read of the current subtransaction id.
+        subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
+        remote,
+        branch: branch.to_string(),
+        head: new,
+        epoch,
+        acceptable,
+        prep,
+    }))
+}
+
+/// Fences this server: the remote's epoch is `epoch`, past ours. Keeps each
+/// replicated branch's head that the remote lacks on `fenced/<epoch>/<branch>`.
+pub fn fence(cfg: &Config, epoch: u64) -> VcResult<()> {
+    let remote_name = cfg.remote.clone().unwrap_or_default();
+    let heads_on_remote: Option<HashSet<Hash>> = open_remote(cfg).ok().and_then(|r| {
+        let m = r.read_manifest().ok()?;
+        let idx = r.index(&m).ok()?;
+        let mut have = HashSet::new();
+        for b in &cfg.heads {
+            if let Some(h) = ref_hash(b).ok().flatten() {
+                if idx.contains(&h) {
+                    have.insert(h);
+                }
+            }
+        }
+        Some(have)
+    });
+    for b in &cfg.heads {
+        let Some(h) = ref_hash(b)? else { continue };
+        if heads_on_remote.as_ref().is_some_and(|s| s.contains(&h)) {
+            continue;
+        }
+        keep_on_branch(&format!("fenced/{epoch}/{b}"), h)?;
+    }
+    super::store_role(Role::Fenced, &remote_name, cfg.epoch.unwrap_or(0))?;
+    let msg = format!(
+        "fenced: remote \"{remote_name}\" moved to epoch {epoch} (another server was promoted); commits it lacks are kept on branches fenced/{epoch}/*; SELECT vc.rejoin('{remote_name}') makes this server a standby"
+    );
+    record_error(&msg);
+    pgrx::log!("pgvc: {msg}");
+    Ok(())
+}
+
+/// Points branch `name` at `h`, creating it or moving it.
+pub fn keep_on_branch(name: &str, h: Hash) -> VcResult<()> {
+    exec(
+        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'branch', $2) \
+         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
+        vec![
+            Arg::Text(Some(name.to_string())),
+            Arg::Bytea(Some(h.as_bytes().to_vec())),
+        ],
+    )?;
+    Ok(())
+}
+
+/// One round of the primary: fence if the epoch moved, else push every replicated
+/// branch whose remote head differs from ours. Returns the number of branches pushed.
+pub fn push_all(cfg: &Config) -> VcResult<u64> {
+    let remote = open_remote(cfg)?;
+    let manifest = remote.read_manifest()?;
+    let epoch = epoch_for(cfg, manifest.epoch)?;
+    super::record_epoch(manifest.epoch);
+    super::take_fence_request();
+    if manifest.epoch > epoch {
+        fence(cfg, manifest.epoch)?;
+        return Ok(0);
+    }
+    if manifest.epoch < epoch {
+        return Err(epoch_went_back(cfg, manifest.epoch, epoch));
+    }
+    let store = PgStore::new();
+    let mut pushed = 0;
+    // Hold the HEAD lock: no commit moves a branch while we compare and push.
+    current_branch(true)?;
+    for b in &cfg.heads {
+        let theirs = manifest.refs.get(b).copied();
+        let Some(ours) = ref_hash(b)? else { continue };
+        if theirs == Some(ours) {
+            record_remote_head(b, theirs);
+            continue;
+        }
+        let force = needs_force(&store, b, theirs, ours)?;
+        match remote.push(&store, b, ours, force, Some(epoch), &mut |_| {}) {
+            Ok(_) => {}
+            Err(RemoteError::Fenced { actual, .. }) => {
+                fence(cfg, actual)?;
+                return Ok(pushed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        set_tracking(cfg, b, ours)?;
+        record_remote_head(b, Some(ours));
+        pushed += 1;
+    }
+    record_success(None);
+    Ok(pushed)
+}
+
+/// Updates the remote-tracking ref `<remote>/<branch>`.
+pub fn set_tracking(cfg: &Config, branch: &str, h: Hash) -> VcResult<()> {
+    exec(
+        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
+         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
+        vec![
+            Arg::Text(Some(format!(
+                "{}/{branch}",
+                cfg.remote.as_deref().unwrap_or_default()
+            ))),
+            Arg::Bytea(Some(h.as_bytes().to_vec())),
+        ],
+    )?;
+    Ok(())
+}

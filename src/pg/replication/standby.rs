@@ -1,0 +1,131 @@
+//! The standby side: bring each followed branch to the remote's head, applying the
+//! checked-out one to the live tables, in the caller's transaction (one transaction
+//! per worker tick: readers see the old commit or the new one).
+
+use super::primary::{keep_on_branch, open_remote, set_tracking};
+use super::{record_epoch, record_remote_head, record_success, Config};
+use crate::commit::{Commit, RootValue};
+use crate::pg::api::reset::checkout_root;
+use crate::pg::catalog::tracked_tables;
+use crate::pg::error::{VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash};
+use crate::pg::store::PgStore;
+use crate::store::Hash;
+use pgrx::PgSqlErrorCode as Code;
+
+/// What a round of the standby found.
+pub enum Applied {
+    /// Branches moved (0: already up to date).
+    Moved(u64),
+    /// Nothing local to apply to yet: waiting for `vc.clone()`.
+    WaitingForClone,
+}
+
+/// Moves branch `name` from `old` to `new` whatever the relation between them (a
+/// standby follows force-pushes), refusing only a concurrent move.
+fn move_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<()> {
+    match old {
+        Some(_) => crate::pg::refs::set_branch(name, old, new),
+        None => keep_on_branch(name, new),
+    }
+}
+
+/// One round: fetch and apply every followed branch that moved on the remote.
+pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
+    let remote = open_remote(cfg)?;
+    let manifest = remote.read_manifest()?;
+    record_epoch(manifest.epoch);
+    let checked_out = current_branch(true)?;
+    if ref_hash(&checked_out)?.is_none() && tracked_tables()?.is_empty() {
+        return Ok(Applied::WaitingForClone);
+    }
+    if cfg.epoch != Some(manifest.epoch) {
+        super::store_epoch(manifest.epoch)?;
+    }
+    let mut store = PgStore::new();
+    let mut moved = 0;
+    let mut lag = None;
+    let mut missing = Vec::new();
+    for b in &cfg.heads {
+        let Some(theirs) = manifest.refs.get(b).copied() else {
+            missing.push(b.clone());
+            continue;
+        };
+        record_remote_head(b, Some(theirs));
+        let ours = ref_hash(b)?;
+        if ours == Some(theirs) {
+            continue;
+        }
+        remote.fetch(&mut store, b, &mut |_| {})?;
+        store.flush()?;
+        let commit = Commit::read(&store, &theirs)?;
+        if *b == checked_out {
+            let target = RootValue::read(&store, &commit.root)?;
+            checkout_root(&store, ours, &target, &format!("the remote's {b}"))?;
+        }
+        move_branch(b, ours, theirs)?;
+        set_tracking(cfg, b, theirs)?;
+        lag = Some(((super::now_us() - commit.timestamp_us) / 1000).max(0));
+        moved += 1;
+    }
+    if !missing.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "remote \"{}\" has no branch {} (yet)",
+                cfg.remote.as_deref().unwrap_or_default(),
+                missing.join(", ")
+            ),
+        )
+        .hint("push it from the primary, or fix vc.replicate_heads"));
+    }
+    record_success(lag);
+    Ok(Applied::Moved(moved))
+}
+
+/// `vc.rejoin(remote)`: make this (fenced or stale) server a standby of `remote`.
+/// The local heads the remote lacks are kept on `fenced/<epoch>/<branch>`.
+pub fn rejoin(cfg: &Config, remote_name: &str) -> VcResult<String> {
+    let mut as_standby = cfg.clone();
+    as_standby.remote = Some(remote_name.to_string());
+    let remote = open_remote(&as_standby)?;
+    let manifest = remote.read_manifest()?;
+    let index = remote.index(&manifest)?;
+    let checked_out = current_branch(true)?;
+    let mut store = PgStore::new();
+    let mut result = None;
+    for b in &as_standby.heads {
+        let Some(theirs) = manifest.refs.get(b).copied() else {
+            continue;
+        };
+        let ours = ref_hash(b)?;
+        if let Some(o) = ours {
+            if o != theirs && !index.contains(&o) {
+                let keep = format!("fenced/{}/{b}", manifest.epoch);
+                keep_on_branch(&keep, o)?;
+                pgrx::notice!(
+                    "pgvc rejoin: {b} had commits the remote lacks; they are kept on branch {keep}"
+                );
+            }
+        }
+        if ours != Some(theirs) {
+            remote.fetch(&mut store, b, &mut |_| {})?;
+            store.flush()?;
+            if *b == checked_out {
+                let commit = Commit::read(&store, &theirs)?;
+                let target = RootValue::read(&store, &commit.root)?;
+                checkout_root(&store, ours, &target, &format!("the remote's {b}"))?;
+            }
+            move_branch(b, ours, theirs)?;
+        }
+        set_tracking(&as_standby, b, theirs)?;
+        record_remote_head(b, Some(theirs));
+        if *b == checked_out {
+            result = Some(theirs);
+        }
+    }
+    super::store_role(super::Role::Standby, remote_name, manifest.epoch)?;
+    record_epoch(manifest.epoch);
+    record_success(None);
+    Ok(result.map(|h| h.to_hex()).unwrap_or_default())
+}
