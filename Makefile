@@ -8,7 +8,7 @@ PGRX_TEST_PGDATA := /tmp/pgrx-test-pgdata
 PGRX_INSTALL := scripts/install.sh
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build install test demo
+.PHONY: setup build install test demo tour
 
 setup:
 	scripts/setup.sh
@@ -28,8 +28,13 @@ test: setup
 	$(PGRX_INSTALL)
 	PGVC_HARNESS_PRELOAD=1 cargo test -p pgvc-cluster-tests -- --test-threads=2
 
+# The main job: a primary and a standby, a failover, fencing and rejoin.
 demo: install
 	scripts/demo.sh
+
+# Version control on one server: track, commit, diff, log, as_of, reset, push, clone.
+tour: install
+	scripts/demo.sh --tour
 
 # Benchmarks on a throwaway cluster; rewrites docs/BENCHMARKS.md (about 15 minutes).
 # benches/run.sh --quick is a 2-minute smoke run that leaves the docs alone.

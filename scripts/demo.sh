@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Plays scripts/demo.sql against a throwaway PostgreSQL 15 cluster that preloads the
-# installed pgvc (`make demo` installs it first). The cluster lives in a temp dir
-# and is stopped and removed on exit, whatever happens.
+# The pgvc demo (`make demo`): a primary and a standby replicating through a file://
+# remote; the primary is killed, the standby is promoted and takes writes, the old
+# primary comes back fenced and rejoins as a standby. Throwaway clusters in a temp
+# dir, stopped and removed on exit whatever happens.
+#
+#   scripts/demo.sh          the replication and failover demo
+#   scripts/demo.sh --tour   version control on one server (scripts/tour.sql)
 set -euo pipefail
 
 BIN=/usr/lib/postgresql/15/bin
-SQL="$(cd "$(dirname "$0")" && pwd)/demo.sql"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
-# PostgreSQL refuses to run as root: the server runs as the postgres OS user.
+# PostgreSQL refuses to run as root: the servers run as the postgres OS user.
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -15,39 +19,174 @@ as_pg() {
 dir=$(mktemp -d /tmp/pgvc-demo.XXXXXX)
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
 cleanup() {
-    as_pg "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    for d in "$dir"/*/data; do
+        [ -d "$d" ] && as_pg "$BIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT
 
-echo "demo: creating a throwaway cluster in $dir"
-as_pg "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; exit 1; }
-
-# A free port: nothing answers a connection on it.
-port=
-for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "demo: no free port found" >&2; exit 1; }
-
-cat >>"$dir/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$dir'
-shared_preload_libraries = 'pgvc'
-CONF
-
-(cd "$dir" && as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null) || {
-    echo "demo: the server did not start; its log:" >&2
-    tail -n 30 "$dir/log" >&2
+free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    echo "demo: no free port found" >&2
     exit 1
 }
 
-echo "demo: server up on port $port; playing $SQL"
-echo
-# The remote is a directory the server (running as postgres) can write.
+# new_server NAME PORT [conf lines...]: initdb and start a server in $dir/NAME.
+new_server() {
+    local name=$1 port=$2
+    shift 2
+    as_pg mkdir -p "$dir/$name"
+    as_pg "$BIN/initdb" -D "$dir/$name/data" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$dir/$name/initdb.log" 2>&1 || { cat "$dir/$name/initdb.log"; exit 1; }
+    {
+        echo "port = $port"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'pgvc'"
+        printf '%s\n' "$@"
+    } >>"$dir/$name/data/postgresql.conf"
+    start_server "$name"
+}
+
+start_server() {
+    # After a kill -9 the old backends take a moment to notice and exit: retry.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        if (cd "$dir" && as_pg "$BIN/pg_ctl" -D "$dir/$1/data" -l "$dir/$1/log" -w start >/dev/null 2>&1); then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "demo: server $1 did not start; its log:" >&2
+    tail -n 30 "$dir/$1/log" >&2
+    exit 1
+}
+
+tour() {
+    local port
+    port=$(free_port)
+    new_server tour "$port"
+    install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
+    echo "demo: server up on port $port; playing $HERE/tour.sql"
+    echo
+    psql -X -v ON_ERROR_STOP=1 -v remote="file://$dir/remote" -e -P pager=off \
+        -h "$dir" -p "$port" -U postgres -d postgres -f "$HERE/tour.sql"
+}
+
+if [ "${1:-}" = "--tour" ]; then
+    tour
+    exit 0
+fi
+
+P=$(free_port)
+S=$(free_port)
+while [ "$S" = "$P" ]; do S=$(free_port); done
+REMOTE="file://$dir/remote"
 install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
-psql -X -v ON_ERROR_STOP=1 -v remote="file://$dir/remote" -e -P pager=off \
-    -h "$dir" -p "$port" -U postgres -d postgres -f "$SQL"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+who() { [ "$1" = standby ] && echo "$S" || echo "$P"; }
+# on primary|standby SQL: runs SQL on that server, echoing it, stopping on error.
+on() {
+    local port
+    port=$(who "$1")
+    echo "[$1] $2"
+    psql -X -q -v ON_ERROR_STOP=1 -P pager=off -P footer=off -h "$dir" -p "$port" \
+        -U postgres -d postgres -c "$2"
+}
+# fails primary|standby SQL: runs SQL that must fail, and shows the error.
+fails() {
+    local port
+    port=$(who "$1")
+    echo "[$1] $2   -- must fail:"
+    if psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres \
+        -c "$2" >"$dir/out" 2>&1; then
+        cat "$dir/out"
+        echo "demo: that should have failed" >&2
+        exit 1
+    fi
+    sed 's/^/    /' "$dir/out"
+}
+value() {
+    local port
+    port=$(who "$1")
+    psql -X -At -h "$dir" -p "$port" -U postgres -d postgres -c "$2"
+}
+# wait_until primary|standby SQL WANT: polls SQL until it returns WANT (10 s at most).
+wait_until() {
+    local start=$SECONDS got
+    while :; do
+        got=$(value "$1" "$2" 2>/dev/null || true)
+        [ "$got" = "$3" ] && return 0
+        if ((SECONDS - start > 10)); then
+            echo "demo: gave up waiting for $2 = $3 on the $1 (got '$got')" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+ms() { date +%s%3N; }
+
+say "Two servers: a primary that pushes every commit to the remote $REMOTE,"
+echo "   and a standby that polls it every 100 ms. Their postgresql.conf lines:"
+echo "     primary: vc.replicate_to_remote = 'origin'"
+echo "     standby: vc.read_replica_remote = 'origin', vc.replication_interval = 100"
+new_server primary "$P" "vc.replicate_to_remote = 'origin'" "vc.replication_interval = 100"
+new_server standby "$S" "vc.read_replica_remote = 'origin'" "vc.replication_interval = 100"
+
+say "The primary: a table under version control; the commit is pushed before it returns."
+on primary "CREATE EXTENSION pgvc"
+on primary "SELECT vc.remote_add('origin', '$REMOTE')"
+on primary "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL)"
+on primary "INSERT INTO accounts VALUES (1, 'alice', 100), (2, 'bob', 50)"
+on primary "SELECT vc.track('accounts')"
+on primary "SELECT vc.commit('open two accounts')"
+
+say "The standby: clone the remote once; from then on its worker follows."
+on standby "CREATE EXTENSION pgvc"
+on standby "SELECT vc.clone('$REMOTE')"
+
+say "A transfer committed on the primary appears on the standby."
+t0=$(ms)
+on primary "UPDATE accounts SET balance = balance + CASE id WHEN 1 THEN -30 ELSE 30 END; SELECT vc.commit('alice pays bob 30')"
+head=$(value primary "SELECT vc.hashof('main')")
+wait_until standby "SELECT vc.hashof('main')" "$head"
+echo "   (visible on the standby $(( $(ms) - t0 )) ms after the commit started)"
+on standby "SELECT * FROM accounts ORDER BY id"
+on standby "SELECT role, branch, left(local_head, 12) AS local_head, left(remote_head, 12) AS remote_head, epoch, lag_ms FROM vc.replication_status()"
+
+say "The standby is read-only for tracked tables."
+fails standby "INSERT INTO accounts VALUES (3, 'mallory', 1000000)"
+
+say "The primary crashes (kill -9 of its postmaster)."
+pm=$(head -1 "$dir/primary/data/postmaster.pid")
+kill -9 "$pm"
+while kill -0 "$pm" 2>/dev/null; do sleep 0.05; done
+echo "   primary (postmaster $pm) is gone"
+
+say "Promote the standby: it pulls the last commits and raises the remote's epoch."
+on standby "SELECT vc.promote() AS new_epoch"
+on standby "INSERT INTO accounts VALUES (3, 'carol', 75); SELECT vc.commit('carol opens an account')"
+on standby "SELECT role, epoch, last_error FROM vc.replication_status()"
+
+say "The old primary comes back. Its worker sees the epoch moved: it fences itself."
+start_server primary
+wait_until primary "SELECT role FROM vc.replication_status() LIMIT 1" fenced
+on primary "SELECT role, epoch, last_error FROM vc.replication_status()"
+fails primary "UPDATE accounts SET balance = 0"
+
+say "Rejoin: the old primary becomes a standby of the new one."
+on primary "SELECT left(vc.rejoin('origin'), 12) AS now_at"
+on primary "SELECT * FROM accounts ORDER BY id"
+on standby "UPDATE accounts SET balance = balance - 5 WHERE id = 3; SELECT vc.commit('carol pays a fee')"
+head=$(value standby "SELECT vc.hashof('main')")
+wait_until primary "SELECT vc.hashof('main')" "$head"
+on primary "SELECT message FROM vc.log() LIMIT 1"
+on primary "SELECT role, left(local_head, 12) AS local_head, epoch, lag_ms FROM vc.replication_status()"
+
+say "Done: no commit lost, no history forked. Roles persist across restarts:"
+echo "   update postgresql.conf to match (see README, Replication and failover)."

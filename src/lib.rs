@@ -23,6 +23,10 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'pgvc'"]
+        // The worker serves the test database, so replication roles apply there.
+        vec![
+            "shared_preload_libraries = 'pgvc'",
+            "vc.database = 'pgrx_tests'",
+        ]
     }
 }

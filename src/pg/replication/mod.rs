@@ -89,25 +89,6 @@ impl Role {
             Role::Fenced => "fenced",
         }
     }
-
-    fn code(self) -> u8 {
-        match self {
-            Role::None => 1,
-            Role::Primary => 2,
-            Role::Standby => 3,
-            Role::Fenced => 4,
-        }
-    }
-
-    fn from_code(c: u8) -> Option<Role> {
-        Some(match c {
-            1 => Role::None,
-            2 => Role::Primary,
-            3 => Role::Standby,
-            4 => Role::Fenced,
-            _ => return None,
-        })
-    }
 }
 
 /// What this server does, from `vc.replication` and the settings.
@@ -148,11 +129,24 @@ pub fn heads() -> Result<Vec<String>, String> {
     Ok(heads)
 }
 
+thread_local! {
+    /// Whether this backend's database is the one the worker serves (fixed for the
+    /// life of a backend: `vc.database` needs a restart).
+    static SERVED: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+}
+
 /// Is this the database the worker serves (the only one that replicates)?
 fn in_served_database() -> VcResult<bool> {
+    if let Some(v) = SERVED.with(|s| s.get().copied()) {
+        return Ok(v);
+    }
     let served = crate::pg::worker::database();
     let here = crate::pg::spi::one_text("SELECT current_database()::text", vec![])?;
-    Ok(here.as_deref() == Some(served.as_str()))
+    let v = here.as_deref() == Some(served.as_str());
+    SERVED.with(|s| {
+        let _ = s.set(v);
+    });
+    Ok(v)
 }
 
 /// The row of `vc.replication`: (role override, remote, epoch).
@@ -176,7 +170,7 @@ fn stored() -> VcResult<(Option<String>, Option<String>, Option<u64>)> {
     })
 }
 
-/// The current configuration; also refreshes the role cached in shared memory.
+/// The current configuration.
 pub fn current() -> VcResult<Config> {
     let mut cfg = Config {
         role: Role::None,
@@ -217,7 +211,6 @@ pub fn current() -> VcResult<Config> {
     if cfg.problem.is_some() && cfg.role != Role::Fenced {
         cfg.role = Role::None;
     }
-    set_cached_role(cfg.role);
     Ok(cfg)
 }
 
@@ -232,7 +225,6 @@ pub fn store_role(role: Role, remote: &str, epoch: u64) -> VcResult<()> {
             Arg::Int8(epoch as i64),
         ],
     )?;
-    set_cached_role(role);
     Ok(())
 }
 
@@ -304,9 +296,6 @@ impl Default for Slot {
 
 #[derive(Copy, Clone)]
 pub struct Status {
-    /// Database the cached role applies to (0: not computed yet).
-    db: u32,
-    role: u8,
     epoch_seen: i64,
     last_sync_us: i64,
     lag_ms: i64,
@@ -321,8 +310,6 @@ pub struct Status {
 impl Default for Status {
     fn default() -> Self {
         Status {
-            db: 0,
-            role: 0,
             epoch_seen: -1,
             last_sync_us: 0,
             lag_ms: -1,
@@ -346,35 +333,6 @@ pub fn now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-fn my_db() -> u32 {
-    // SAFETY: plain read of a backend global.
-    u32::from(unsafe { pg_sys::MyDatabaseId })
-}
-
-fn set_cached_role(role: Role) {
-    if !crate::pg::progress::enabled() {
-        return;
-    }
-    let mut s = STATUS.exclusive();
-    s.db = my_db();
-    s.role = role.code();
-}
-
-/// The role cached in shared memory for this database, if computed yet.
-pub fn cached_role() -> Option<Role> {
-    if !crate::pg::progress::enabled() {
-        return Some(Role::None);
-    }
-    let s = STATUS.share();
-    if s.db == 0 {
-        return None;
-    }
-    if s.db != my_db() {
-        return Some(Role::None);
-    }
-    Role::from_code(s.role)
 }
 
 /// Records an error (shown by `vc.replication_status()`); true when it differs from

@@ -308,17 +308,13 @@ fn vc_replication_failed(message: Option<&str>) -> bool {
 fn _guard<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    let role = match super::cached_role() {
-        Some(r) => r,
-        None => run(|| with_spi(|| Ok(current()?.role))),
-    };
-    if matches!(role, Role::Standby | Role::Fenced) {
+    if !crate::pg::progress::enabled() {
+        return Ok(None);
+    }
+    // One cached-plan read of vc.replication per statement.
+    let cfg = run(|| with_spi(current));
+    if matches!(cfg.role, Role::Standby | Role::Fenced) {
         let table = trigger.table_name().unwrap_or_default();
-        // The cache may be a tick old: decide on the current configuration.
-        let cfg = run(|| with_spi(current));
-        if !matches!(cfg.role, Role::Standby | Role::Fenced) {
-            return Ok(None);
-        }
         let remote = cfg.remote.unwrap_or_default();
         let e = if cfg.role == Role::Fenced {
             VcError::new(

@@ -15,6 +15,8 @@ mod partitions;
 #[cfg(any(test, feature = "pg_test"))]
 mod remotes;
 #[cfg(any(test, feature = "pg_test"))]
+mod replication;
+#[cfg(any(test, feature = "pg_test"))]
 mod store;
 #[cfg(any(test, feature = "pg_test"))]
 mod types;

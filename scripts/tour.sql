@@ -1,5 +1,5 @@
 -- pgvc in five minutes: a table under version control, Git style.
--- Played by `make demo` (scripts/demo.sh) on a throwaway server.
+-- Played by `make tour` (scripts/demo.sh --tour) on a throwaway server.
 
 \echo '== Load the extension. Its functions live in the schema "vc".'
 CREATE EXTENSION pgvc;
