@@ -89,8 +89,8 @@ REMOTE="file://$dir/remote"
 install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-who() { [ "$1" = standby ] && echo "$S" || echo "$P"; }
-# on primary|standby SQL: runs SQL on that server, echoing it, stopping on error.
+who() { [ "$1" = B ] && echo "$S" || echo "$P"; }
+# on A|standby SQL: runs SQL on that server, echoing it, stopping on error.
 on() {
     local port
     port=$(who "$1")
@@ -98,7 +98,7 @@ on() {
     psql -X -q -v ON_ERROR_STOP=1 -P pager=off -P footer=off -h "$dir" -p "$port" \
         -U postgres -d postgres -c "$2"
 }
-# fails primary|standby SQL: runs SQL that must fail, and shows the error.
+# fails A|standby SQL: runs SQL that must fail, and shows the error.
 fails() {
     local port
     port=$(who "$1")
@@ -116,7 +116,7 @@ value() {
     port=$(who "$1")
     psql -X -At -h "$dir" -p "$port" -U postgres -d postgres -c "$2"
 }
-# wait_until primary|standby SQL WANT: polls SQL until it returns WANT (10 s at most).
+# wait_until A|standby SQL WANT: polls SQL until it returns WANT (10 s at most).
 wait_until() {
     local start=$SECONDS got
     while :; do
@@ -131,62 +131,62 @@ wait_until() {
 }
 ms() { date +%s%3N; }
 
-say "Two servers: a primary that pushes every commit to the remote $REMOTE,"
-echo "   and a standby that polls it every 100 ms. Their postgresql.conf lines:"
-echo "     primary: vc.replicate_to_remote = 'origin'"
-echo "     standby: vc.read_replica_remote = 'origin', vc.replication_interval = 100"
+say "Two servers: A, a primary that pushes every commit to the remote $REMOTE,"
+echo "   and B, a standby that polls it every 100 ms. Their postgresql.conf lines:"
+echo "     A: vc.replicate_to_remote = 'origin'"
+echo "     B: vc.read_replica_remote = 'origin', vc.replication_interval = 100"
 new_server primary "$P" "vc.replicate_to_remote = 'origin'" "vc.replication_interval = 100"
 new_server standby "$S" "vc.read_replica_remote = 'origin'" "vc.replication_interval = 100"
 
-say "The primary: a table under version control; the commit is pushed before it returns."
-on primary "CREATE EXTENSION pgvc"
-on primary "SELECT vc.remote_add('origin', '$REMOTE')"
-on primary "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL)"
-on primary "INSERT INTO accounts VALUES (1, 'alice', 100), (2, 'bob', 50)"
-on primary "SELECT vc.track('accounts')"
-on primary "SELECT vc.commit('open two accounts')"
+say "A (primary): a table under version control; the commit is pushed before it returns."
+on A "CREATE EXTENSION pgvc"
+on A "SELECT vc.remote_add('origin', '$REMOTE')"
+on A "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL)"
+on A "INSERT INTO accounts VALUES (1, 'alice', 100), (2, 'bob', 50)"
+on A "SELECT vc.track('accounts')"
+on A "SELECT vc.commit('open two accounts')"
 
-say "The standby: clone the remote once; from then on its worker follows."
-on standby "CREATE EXTENSION pgvc"
-on standby "SELECT vc.clone('$REMOTE')"
+say "B (standby): clone the remote once; from then on its worker follows."
+on B "CREATE EXTENSION pgvc"
+on B "SELECT vc.clone('$REMOTE')"
 
-say "A transfer committed on the primary appears on the standby."
+say "A transfer committed on A appears on B."
 t0=$(ms)
-on primary "UPDATE accounts SET balance = balance + CASE id WHEN 1 THEN -30 ELSE 30 END; SELECT vc.commit('alice pays bob 30')"
-head=$(value primary "SELECT vc.hashof('main')")
-wait_until standby "SELECT vc.hashof('main')" "$head"
-echo "   (visible on the standby $(( $(ms) - t0 )) ms after the commit started)"
-on standby "SELECT * FROM accounts ORDER BY id"
-on standby "SELECT role, branch, left(local_head, 12) AS local_head, left(remote_head, 12) AS remote_head, epoch, lag_ms FROM vc.replication_status()"
+on A "UPDATE accounts SET balance = balance + CASE id WHEN 1 THEN -30 ELSE 30 END; SELECT vc.commit('alice pays bob 30')"
+head=$(value A "SELECT vc.hashof('main')")
+wait_until B "SELECT vc.hashof('main')" "$head"
+echo "   (visible on B $(( $(ms) - t0 )) ms after the commit started)"
+on B "SELECT * FROM accounts ORDER BY id"
+on B "SELECT role, branch, left(local_head, 12) AS local_head, left(remote_head, 12) AS remote_head, epoch, lag_ms FROM vc.replication_status()"
 
-say "The standby is read-only for tracked tables."
-fails standby "INSERT INTO accounts VALUES (3, 'mallory', 1000000)"
+say "B is read-only for tracked tables."
+fails B "INSERT INTO accounts VALUES (3, 'mallory', 1000000)"
 
-say "The primary crashes (kill -9 of its postmaster)."
+say "A crashes (kill -9 of its postmaster)."
 pm=$(head -1 "$dir/primary/data/postmaster.pid")
 kill -9 "$pm"
 while kill -0 "$pm" 2>/dev/null; do sleep 0.05; done
-echo "   primary (postmaster $pm) is gone"
+echo "   A (postmaster $pm) is gone"
 
-say "Promote the standby: it pulls the last commits and raises the remote's epoch."
-on standby "SELECT vc.promote() AS new_epoch"
-on standby "INSERT INTO accounts VALUES (3, 'carol', 75); SELECT vc.commit('carol opens an account')"
-on standby "SELECT role, epoch, last_error FROM vc.replication_status()"
+say "Promote B: it pulls the last commits and raises the remote's epoch."
+on B "SELECT vc.promote() AS new_epoch"
+on B "INSERT INTO accounts VALUES (3, 'carol', 75); SELECT vc.commit('carol opens an account')"
+on B "SELECT role, epoch, last_error FROM vc.replication_status()"
 
-say "The old primary comes back. Its worker sees the epoch moved: it fences itself."
+say "A comes back, still configured as a primary. Its worker sees the epoch moved: A fences itself."
 start_server primary
-wait_until primary "SELECT role FROM vc.replication_status() LIMIT 1" fenced
-on primary "SELECT role, epoch, last_error FROM vc.replication_status()"
-fails primary "UPDATE accounts SET balance = 0"
+wait_until A "SELECT role FROM vc.replication_status() LIMIT 1" fenced
+on A "SELECT role, epoch, last_error FROM vc.replication_status()"
+fails A "UPDATE accounts SET balance = 0"
 
-say "Rejoin: the old primary becomes a standby of the new one."
-on primary "SELECT left(vc.rejoin('origin'), 12) AS now_at"
-on primary "SELECT * FROM accounts ORDER BY id"
-on standby "UPDATE accounts SET balance = balance - 5 WHERE id = 3; SELECT vc.commit('carol pays a fee')"
-head=$(value standby "SELECT vc.hashof('main')")
-wait_until primary "SELECT vc.hashof('main')" "$head"
-on primary "SELECT message FROM vc.log() LIMIT 1"
-on primary "SELECT role, left(local_head, 12) AS local_head, epoch, lag_ms FROM vc.replication_status()"
+say "Rejoin: A becomes a standby of B, the new primary."
+on A "SELECT left(vc.rejoin('origin'), 12) AS now_at"
+on A "SELECT * FROM accounts ORDER BY id"
+on B "UPDATE accounts SET balance = balance - 5 WHERE id = 3; SELECT vc.commit('carol pays a fee')"
+head=$(value B "SELECT vc.hashof('main')")
+wait_until A "SELECT vc.hashof('main')" "$head"
+on A "SELECT message FROM vc.log() LIMIT 1"
+on A "SELECT role, left(local_head, 12) AS local_head, epoch, lag_ms FROM vc.replication_status()"
 
 say "Done: no commit lost, no history forked. Roles persist across restarts:"
 echo "   update postgresql.conf to match (see README, Replication and failover)."

@@ -344,7 +344,8 @@ pub fn fence(cfg: &Config, epoch: u64) -> VcResult<()> {
         }
         keep_on_branch(&format!("fenced/{epoch}/{b}"), h)?;
     }
-    super::store_role(Role::Fenced, &remote_name, cfg.epoch.unwrap_or(0))?;
+    // The epoch shown from now on is the one that fenced this server.
+    super::store_role(Role::Fenced, &remote_name, epoch)?;
     let msg = format!(
         "fenced: remote \"{remote_name}\" moved to epoch {epoch} (another server was promoted); commits it lacks are kept on branches fenced/{epoch}/*; SELECT vc.rejoin('{remote_name}') makes this server a standby"
     );

@@ -1,0 +1,951 @@
+#!/usr/bin/env bash
+# pgvc replication benchmarks:
+#
+#   benches/replication.sh [--quick] [--only 1,2,...] [--out FILE] [--keep]
+#
+#   --quick   small sizes: a smoke test of the suite (~3 min); writes its report to
+#             /tmp/pgvc-bench-replication-quick.md unless --out is given
+#   --only    run only these benchmarks (numbers as below; the set-up of the primary,
+#             the standby and the logical-replication baseline always runs)
+#   --out     where to write the Markdown report (default docs/BENCHMARKS_REPLICATION.md)
+#   --keep    keep the throwaway clusters' directory (data, server logs, the remote)
+#
+# Two throwaway clusters: a primary (vc.replicate_to_remote = 'origin', synchronous
+# push at COMMIT) and a standby (vc.read_replica_remote = 'origin',
+# vc.replication_interval = 100) of one file:// remote; a PostgreSQL logical
+# replication publication/subscription between the same two clusters is the baseline.
+# Benchmarks (the goals come from the project's issue):
+#   1 lag               LAG_COMMITS 1-row commits, spaced by a random 0-100 ms: time from
+#                       vc.commit() returning on the primary to the standby showing the
+#                       new head; goal p99 <= interval + 100 ms = 200 ms (ratio p99 / 200)
+#   2 apply throughput  a commit inserting N_APPLY rows, applied by SELECT vc.sync() on
+#                       the standby (timed inside the server) vs logical replication of
+#                       the same INSERT (publisher COMMIT -> rows visible on the
+#                       subscriber); goal logical / pgvc >= 1.0; end-to-end with the
+#                       worker at interval 100 for information
+#   3 push overhead     1-row commit latency on the primary with replication on vs off
+#                       (ALTER SYSTEM RESET vc.replicate_to_remote), alternating blocks;
+#                       information (no goal)
+#   4 memory            peak RssAnon of the standby's background worker applying a commit
+#                       of N_MEM rows; goal <= 256 MB
+#
+# Method as in benches/remotes.sh and benches/backups.sh: throwaway clusters on a
+# private copy of the installed PostgreSQL 15 + pgvc (so a concurrent reinstall cannot
+# disturb it), Unix sockets only; latencies are taken by one long-lived psql session
+# per server, fed through a FIFO by this script (bash's $EPOCHREALTIME, no fork per
+# probe); every goal is a ratio against a baseline measured in the same run, runs
+# alternate between the two sides, because the machine is shared and noisy.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SYS_BIN=/usr/lib/postgresql/15/bin
+
+ARGS="$*"
+QUICK=0
+ONLY="1,2,3,4"
+OUT=""
+KEEP=0
+while (($#)); do
+    case $1 in
+    --quick) QUICK=1 ;;
+    --only) ONLY=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    *) echo "replication.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# ---------------------------------------------------------------------------------------
+# Sizes. Default: the issue's sizes. --quick: smaller, same shapes.
+# ---------------------------------------------------------------------------------------
+INTERVAL_MS=100                # vc.replication_interval of the standby
+LAG_GOAL_MS=$((INTERVAL_MS + 100))
+POLL_MS=3                      # pause between two probes of the standby
+if ((QUICK)); then
+    LAG_COMMITS=50 N_APPLY=10000 RUNS=3 E2E_RUNS=2 LAT_COMMITS=50 LAT_BLOCK=25 N_MEM=100000
+    OUT=${OUT:-/tmp/pgvc-bench-replication-quick.md}
+else
+    LAG_COMMITS=200 N_APPLY=100000 RUNS=5 E2E_RUNS=3 LAT_COMMITS=200 LAT_BLOCK=25 N_MEM=1000000
+    OUT=${OUT:-$ROOT/docs/BENCHMARKS_REPLICATION.md}
+fi
+MEM_GOAL_KB=$((256 * 1024))
+RANDOM=4242                    # the same random spacing of the commits in every run
+
+# ---------------------------------------------------------------------------------------
+# Known causes of MISSes. Printed under a MISS whose id matches; a MISS that matches
+# nothing is reported as unexplained. None is known yet for this suite.
+# ---------------------------------------------------------------------------------------
+cause() {
+    case $1 in
+    *) ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------
+# Two throwaway clusters on a private copy of PostgreSQL 15 + pgvc (as benches/run.sh).
+# ---------------------------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/pgvc-bench-replication.XXXXXX)
+chown postgres: "$WORK"
+PGBIN=$WORK/usr/lib/postgresql/15/bin
+declare -A PORTS=()            # node (p: primary, s: standby) -> port
+REMOTE=$WORK/remote            # the file:// remote both servers use
+SESSION_PIDS=()
+
+cleanup() {
+    local rc=$? pid n
+    for pid in "${SESSION_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for n in p s; do
+        if [[ -f $WORK/$n/postmaster.pid ]]; then
+            runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$n" -m immediate stop >/dev/null 2>&1 || true
+        fi
+    done
+    if ((rc != 0)); then
+        for n in p s; do
+            [[ -f $WORK/$n.log ]] || continue
+            echo "replication.sh: failed; last lines of the $(node_name $n)'s server log ($WORK/$n.log):" >&2
+            tail -n 20 "$WORK/$n.log" >&2
+            grep -q 'Segmentation fault' "$WORK/$n.log" && echo "replication.sh: the $(node_name $n) crashed (see above)" >&2
+        done
+        for f in "$WORK"/*.err; do
+            [[ -s $f ]] && { echo "replication.sh: session $(basename "$f" .err):" >&2; cat "$f" >&2; }
+        done
+        KEEP=1
+    fi
+    if ((KEEP)); then echo "replication.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+node_name() { if [[ $1 == p ]]; then echo primary; else echo standby; fi; }
+
+# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK; pgvc is
+# taken from the release package scripts/install.sh builds, when present (the system
+# copy may be a debug build that `cargo pgrx test` installed meanwhile).
+snapshot_install() {
+    local lib share so pkg=$ROOT/target/pgvc-package
+    lib=$("$SYS_BIN/pg_config" --pkglibdir)
+    share=$("$SYS_BIN/pg_config" --sharedir)
+    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
+    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
+    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
+    cp -a "$share" "$WORK/usr/share/postgresql/"
+    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
+        cp -p "$pkg$lib/pgvc.so" "$WORK$lib/"
+        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
+    fi
+    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
+    [[ -f $so ]] || { echo "replication.sh: pgvc is not installed: run scripts/install.sh" >&2; exit 1; }
+    if readelf -S "$so" | grep -q '\.debug_info'; then
+        echo "replication.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
+            "run scripts/install.sh for the release build" >&2
+        exit 1
+    fi
+    grep -q 'replication_status' "$WORK$share/extension/pgvc--"*.sql || {
+        echo "replication.sh: the installed pgvc has no replication (vc.replication_status): run scripts/install.sh" >&2
+        exit 1
+    }
+    SO_SHA=$(sha256sum "$so" | cut -c1-12)
+    SO_DATE=$(date -u -r "$so" '+%Y-%m-%d %H:%M UTC')
+    # The commit checked out when the run started (others may commit meanwhile).
+    REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
+}
+
+free_port() {
+    local p
+    for ((p = 40000 + RANDOM % 5000; ; p++)); do
+        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [[ ! -e /tmp/.s.PGSQL.$p ]] \
+            && [[ ! -e /var/run/postgresql/.s.PGSQL.$p ]] && [[ ! -e $WORK/.s.PGSQL.$p ]] \
+            && [[ ${PORTS[p]:-} != "$p" ]]; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# start_cluster NODE [CONF LINE...]: initdb + start; the pgvc worker serves `postgres`.
+start_cluster() {
+    local n=$1
+    shift
+    PORTS[$n]=$(free_port)
+    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/$n" -A trust -U postgres \
+        --no-sync >"$WORK/initdb.$n.log"
+    {
+        cat <<EOF
+port = ${PORTS[$n]}
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'pgvc'
+shared_buffers = 1GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+wal_level = logical
+vc.database = 'postgres'
+EOF
+        printf '%s\n' "$@"
+    } >>"$WORK/$n/postgresql.conf"
+    pg_start "$n"
+    local db
+    for db in template1 postgres; do
+        sqlf "$n" $db <<'EOF'
+CREATE SCHEMA bench;
+-- Milliseconds one statement takes, measured inside the server.
+CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE stmt;
+    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+END $$;
+CREATE FUNCTION bench.rows(lo int, hi int)
+RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
+    SELECT g, md5(g::text), ((g::bigint * 7919) % 1000000) / 100.0,
+           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
+    FROM generate_series(lo, hi) g
+$$;
+-- (vc exists only where pgvc is created: do not check the bodies here.)
+SET check_function_bodies = off;
+-- vc.sync() timed inside the server, with what it returns (branches moved).
+CREATE FUNCTION bench.sync(OUT ms numeric, OUT moved bigint) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    moved := vc.sync();
+    ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+END $$;
+-- A 1-row commit: INSERT into ev, vc.commit(); the statement's time inside the server
+-- (the publish of a synchronous push runs later, at COMMIT) and the new head.
+CREATE FUNCTION bench.commit1(i int, OUT ms numeric, OUT head text) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    INSERT INTO public.ev VALUES (i, 'commit ' || i);
+    head := vc.commit('commit ' || i);
+    ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 2);
+END $$;
+EOF
+    done
+}
+
+pg_start() {
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start >/dev/null
+}
+pg_stop() {
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$1" -m fast -w stop >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------
+# Helpers. Each sql call is a new session (a fresh backend: cold plan and chunk caches).
+# NODE is p (primary) or s (standby).
+# ---------------------------------------------------------------------------------------
+psql_() {
+    local n=$1
+    shift
+    PGOPTIONS="-c client_min_messages=warning" \
+        "$PGBIN/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$WORK" -p "${PORTS[$n]}" -U postgres "$@"
+}
+sql() { psql_ "$1" -d "$2" -c "$3"; }
+sqlf() { psql_ "$1" -d "$2"; }
+now() { date +%s.%N; }
+# Milliseconds since a now() value.
+since_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
+
+# ALTER SYSTEM (value "": RESET) and reload; waits until a new session sees it.
+set_conf() {
+    local n=$1 name=$2 value=$3 want
+    if [[ -n $value ]]; then
+        sql "$n" postgres "ALTER SYSTEM SET $name = '$value'"
+    else
+        sql "$n" postgres "ALTER SYSTEM RESET $name"
+    fi
+    sql "$n" postgres "SELECT pg_reload_conf()" >/dev/null
+    # Backends and the worker read the file at their next command or latch.
+    sleep 0.3
+}
+
+# Long-lived sessions: psql fed through a FIFO; each statement sent must print exactly
+# one line (q reads it into REPLY). Probes cost a pipe round trip, no fork.
+declare -A SW=() SR=()
+session_open() {
+    local name=$1 n=$2 db=$3 w r
+    mkfifo "$WORK/$name.in" "$WORK/$name.out"
+    psql_ "$n" -d "$db" <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    SESSION_PIDS+=($!)
+    exec {w}>"$WORK/$name.in"
+    exec {r}<"$WORK/$name.out"
+    SW[$name]=$w SR[$name]=$r
+}
+# q SESSION SQL: sends SQL, reads its one line of output into REPLY.
+q() {
+    printf '%s\n' "$2" >&"${SW[$1]}"
+    IFS= read -r REPLY <&"${SR[$1]}" || { echo "replication.sh: session $1 ended (after: $2)" >&2; exit 1; }
+}
+# A sleep without a fork: a read that times out on a FIFO nobody writes to.
+mkfifo "$WORK/sleep.fifo"
+exec {SLEEP_FD}<>"$WORK/sleep.fifo"
+nap_ms() { read -r -t "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))" -u "$SLEEP_FD" _ || true; }
+# Microseconds since the epoch.
+us() { US=${EPOCHREALTIME//[!0-9]/}; }
+
+# poll SESSION SQL WANT [TIMEOUT_S]: runs SQL every POLL_MS until it prints WANT; sets
+# SEEN_US (when it was seen) and POLLS. Fails after TIMEOUT_S (default 120).
+poll() {
+    local s=$1 stmt=$2 want=$3 limit=$((${4:-120} * 1000000)) start
+    us
+    start=$US POLLS=0
+    while :; do
+        q "$s" "$stmt"
+        us
+        POLLS=$((POLLS + 1))
+        [[ $REPLY == "$want" ]] && break
+        if ((US - start > limit)); then
+            echo "replication.sh: timed out after ${4:-120} s waiting for '$stmt' to give '$want' (last: '$REPLY')" >&2
+            return 1
+        fi
+        nap_ms $POLL_MS
+    done
+    SEEN_US=$US
+}
+
+# Milliseconds between two microsecond times, 1 decimal.
+dms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1000}'; }
+
+max() { printf '%s\n' "$@" | sort -g | tail -1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# pct P VALUES...: nearest-rank percentile.
+pct() {
+    local p=$1
+    shift
+    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{v[NR] = $1} END {i = int((p * NR + 99) / 100); if (i < 1) i = 1; print v[i]}'
+}
+calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+# paired_ratio "A1 A2 ..." "B1 B2 ...": median of Bi / Ai (runs i of both sides were
+# taken back to back, so a change of the machine's load between runs cancels out).
+paired_ratio() {
+    local a=($1) b=($2) i r=()
+    for i in "${!a[@]}"; do r+=("$(calc "${b[i]} / ${a[i]}" 4)"); done
+    calc "$(median "${r[@]}")"
+}
+verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
+human() { awk -v b="$1" 'BEGIN {
+    if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024;
+    else printf "%d B", b }'; }
+mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# Quiesce before a timed step: dirty pages of earlier steps written out, so neither
+# side of a comparison pays for the other's writes.
+settle() {
+    sync
+    local n
+    for n in p s; do
+        [[ -f $WORK/$n/postmaster.pid ]] && sql $n postgres "CHECKPOINT"
+    done
+    return 0
+}
+
+RESULTS=$WORK/results.tsv
+# Summary rows go to the current section's file, so the summary lists them in section
+# order whatever order the benchmarks ran in.
+result() {
+    local IFS=$'\t'
+    echo "$*" >>"$RESULTS.$SECTION_NO"
+    printf '  %-70s %-8s %s\n' "$2" "$6" "$7" >&2
+}
+SECTION_NO=0
+section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
+md() { printf '%s\n' "$@" >>"$SECTION"; }
+explain() {
+    local e id text order=()
+    declare -A ids=()
+    for e in "$@"; do
+        [[ ${e##*:} == MISS ]] || continue
+        id=${e%:*}
+        text=$(cause "$id")
+        text=${text:-not yet explained: profile it (see How to investigate a MISS below).}
+        [[ -z ${ids[$text]:-} ]] && order+=("$text")
+        ids[$text]+="${ids[$text]:+, }\`$id\`"
+    done
+    for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
+    ((${#order[@]} == 0)) || md ""
+}
+
+# The standby's replication status (main), "<null>" for NULLs: status COLUMN.
+status() {
+    sql "$1" postgres "SELECT coalesce($2::text, '<null>') FROM vc.replication_status() WHERE branch = 'main'"
+}
+# Stops the run when the standby reports a replication error: a pgvc bug to report,
+# not to work around.
+check_no_error() {
+    local e
+    e=$(status "$1" last_error)
+    if [[ $e != "<null>" ]]; then
+        echo "replication.sh: the $(node_name "$1")'s vc.replication_status() reports an error $2: $e" >&2
+        exit 1
+    fi
+}
+
+# Primary key ids handed out to the 1-row commits of ev.
+EV_ID=0
+next_ev() { EV_ID=$((EV_ID + 1)); }
+
+# ---------------------------------------------------------------------------------------
+# Set-up: the primary and its remote, the standby (a clone), the logical-replication
+# baseline (database logi on both clusters).
+# ---------------------------------------------------------------------------------------
+setup() {
+    log "set-up: primary, standby (clone of file://$REMOTE), logical replication baseline"
+    mkdir -p "$REMOTE"
+    chown postgres: "$REMOTE"
+    start_cluster p
+    start_cluster s "vc.read_replica_remote = 'origin'" "vc.replication_interval = $INTERVAL_MS"
+    # The primary: replication to origin from the first commit on (ALTER SYSTEM, so
+    # that 3 can turn it off with ALTER SYSTEM RESET).
+    sql p postgres "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', 'file://$REMOTE')" >/dev/null
+    set_conf p vc.replicate_to_remote origin
+    sqlf p postgres >/dev/null <<'EOF'
+CREATE TABLE ev (id int PRIMARY KEY, what text);
+CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
+CREATE TABLE m (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
+SELECT vc.track('ev');
+SELECT vc.track('t');
+SELECT vc.track('m');
+SELECT vc.commit('init');
+EOF
+    [[ $(status p role) == primary ]] || { echo "replication.sh: the primary's role is $(status p role)" >&2; exit 1; }
+    check_no_error p "after its first commit"
+    PRIMARY_HEAD=$(sql p postgres "SELECT vc.hashof('main')")
+    [[ $(status p remote_head) == "$PRIMARY_HEAD" ]] || { echo "replication.sh: the first commit was not pushed (remote head $(status p remote_head))" >&2; exit 1; }
+    # The standby.
+    sql s postgres "CREATE EXTENSION pgvc" >/dev/null
+    sql s postgres "SELECT vc.clone('file://$REMOTE')" >/dev/null
+    [[ $(status s role) == standby ]] || { echo "replication.sh: the standby's role is $(status s role)" >&2; exit 1; }
+    session_open sp s postgres
+    poll sp "SELECT coalesce(vc.hashof('main'), '');" "$PRIMARY_HEAD" 30
+    check_no_error s "after the clone"
+    # The baseline: the same tables in database logi, published by the primary and
+    # subscribed to by the standby (copy_data = false: they start empty).
+    local lt="CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz); CREATE TABLE ev (id int PRIMARY KEY, what text)"
+    sql p postgres "CREATE DATABASE logi"
+    sql s postgres "CREATE DATABASE logi"
+    sql p logi "$lt; CREATE PUBLICATION pub FOR TABLE t, ev"
+    sql s logi "$lt"
+    sql s logi "CREATE SUBSCRIPTION sub CONNECTION 'host=$WORK port=${PORTS[p]} dbname=logi user=postgres' PUBLICATION pub WITH (copy_data = false)" >/dev/null
+    session_open lp p logi
+    session_open ls s logi
+    # Wait until the subscription applies: a probe row goes over and back out.
+    q lp "INSERT INTO ev VALUES (0, 'probe') RETURNING id;"
+    poll ls "SELECT count(*) FROM ev WHERE id = 0;" 1 60
+    q lp "WITH d AS (DELETE FROM ev WHERE id = 0 RETURNING 1) SELECT count(*) FROM d;"
+    poll ls "SELECT count(*) FROM ev;" 0 60
+    session_open pp p postgres
+}
+
+# ---------------------------------------------------------------------------------------
+# 1. Lag of 1-row commits (pgvc: primary commit -> standby head; logical: publisher
+#    commit -> subscriber row), alternating, each after a random 0-100 ms pause.
+# ---------------------------------------------------------------------------------------
+bench_lag() {
+    log "1. lag of $LAG_COMMITS 1-row commits (standby interval $INTERVAL_MS ms)"
+    section 1
+    check_no_error s "before 1"
+    local i t0 head lags=() lagms=() commits=() polls=() logical=() probe=()
+    for ((i = 1; i <= LAG_COMMITS; i++)); do
+        # pgvc
+        nap_ms $((RANDOM % 101))
+        next_ev
+        us
+        t0=$US
+        q pp "INSERT INTO ev VALUES ($EV_ID, 'lag $i'); SELECT vc.commit('lag $i');"
+        head=$REPLY
+        us
+        commits+=("$(dms "$t0" "$US")")
+        t0=$US
+        poll sp "SELECT vc.hashof('main');" "$head" 30 || { check_no_error s "during 1"; exit 1; }
+        lags+=("$(dms "$t0" "$SEEN_US")") polls+=("$POLLS")
+        q sp "SELECT coalesce(lag_ms::text, '<null>') FROM vc.replication_status() WHERE branch = 'main';"
+        lagms+=("$REPLY")
+        # logical replication
+        nap_ms $((RANDOM % 101))
+        q lp "INSERT INTO ev VALUES ($i, 'lag $i') RETURNING id;"
+        us
+        t0=$US
+        poll ls "SELECT count(*) FROM ev WHERE id = $i;" 1 30
+        logical+=("$(dms "$t0" "$SEEN_US")")
+        if ((i % 50 == 0)); then log "   $i commits: pgvc lag median $(median "${lags[@]}") ms, logical $(median "${logical[@]}") ms"; fi
+    done
+    check_no_error s "after 1"
+    # The resolution: one probe's round trip (the poll's pause comes on top).
+    local k t1
+    us
+    t0=$US
+    for ((k = 0; k < 200; k++)); do q sp "SELECT vc.hashof('main');"; done
+    us
+    probe=$(calc "($US - $t0) / 200 / 1000" 2)
+    local p50 p99 mx l50 l99 lmx s50 s99 ratio v c50
+    p50=$(pct 50 "${lags[@]}") p99=$(pct 99 "${lags[@]}") mx=$(max "${lags[@]}")
+    l50=$(pct 50 "${logical[@]}") l99=$(pct 99 "${logical[@]}") lmx=$(max "${logical[@]}")
+    s50=$(pct 50 "${lagms[@]}") s99=$(pct 99 "${lagms[@]}")
+    c50=$(pct 50 "${commits[@]}")
+    ratio=$(calc "$p99 / $LAG_GOAL_MS")
+    v=$(verdict "$ratio" "<=" 1.0)
+    log "   pgvc lag p50 $p50 p99 $p99 max $mx ms (lag_ms median $s50); logical p50 $l50 p99 $l99 ms"
+    md "## 1. Replication lag" "" \
+        "$LAG_COMMITS commits of one row each on the primary (\`INSERT INTO ev VALUES (...); SELECT" \
+        "vc.commit(...)\` in one long-lived session, autocommit: the synchronous push is published" \
+        "at COMMIT, before the client hears of it), each after a random pause of 0-100 ms so the" \
+        "commits do not line up with the standby's polls (\`vc.replication_interval = $INTERVAL_MS\`" \
+        "on the standby). Lag: from the moment \`vc.commit()\` returned to the client to the moment" \
+        "a long-lived session on the standby saw the new head in \`SELECT vc.hashof('main')\`," \
+        "probed every $POLL_MS ms (one probe's round trip: $probe ms), so the figures are client-side" \
+        "and include up to ~$((POLL_MS + 1)) ms of probing resolution. \`lag_ms\`: what the standby's" \
+        "\`vc.replication_status()\` reported after each commit (apply time minus the commit's" \
+        "timestamp, taken inside \`vc.commit()\` on the primary, so it also counts the push and" \
+        "the COMMIT). Extra (no goal): PostgreSQL's logical replication of the same 1-row" \
+        "INSERTs (publisher \`INSERT ... RETURNING\` in autocommit -> the row visible on the" \
+        "subscriber, same probing), alternating with the pgvc commits." \
+        "**Goal**: p99 <= interval + 100 ms = $LAG_GOAL_MS ms (ratio p99 / $LAG_GOAL_MS <= 1.0)." "" \
+        "| | p50 (ms) | p99 (ms) | max (ms) | ratio p99 / $LAG_GOAL_MS | result |" \
+        "|---|---:|---:|---:|---:|---|" \
+        "| pgvc: commit returned -> standby head | $p50 | $p99 | $mx | $ratio | $v |" \
+        "| pgvc: standby's \`lag_ms\` | $s50 | $s99 | $(max "${lagms[@]}") | | info |" \
+        "| logical replication (extra) | $l50 | $l99 | $lmx | | info |" "" \
+        "The primary's 1-row commit itself (INSERT + \`vc.commit()\` + COMMIT with the push, client" \
+        "round trip): median $c50 ms, p99 $(pct 99 "${commits[@]}") ms. Probes per commit: median" \
+        "$(median "${polls[@]}"), max $(max "${polls[@]}")." "" \
+        "Lags (ms), in order: ${lags[*]}." ""
+    explain "1:$v"
+    result 1 "lag of 1-row commits, p99 (standby interval $INTERVAL_MS ms)" "<= $LAG_GOAL_MS ms" "$LAG_GOAL_MS ms" "$p99 ms" "$ratio" "$v"
+    result 1.p50 "lag of 1-row commits, p50 / max" "info" "-" "$p50 / $mx ms" "-" "info"
+    result 1.lag_ms "standby's lag_ms (vc.replication_status), median" "info" "-" "$s50 ms" "-" "info"
+    result 1.logical "logical replication lag of the same 1-row INSERTs, p50 / p99 (extra)" "info" "-" "$l50 / $l99 ms" "-" "info"
+}
+
+# ---------------------------------------------------------------------------------------
+# 2. Apply throughput: vc.sync() of a commit of N_APPLY rows vs logical replication.
+# ---------------------------------------------------------------------------------------
+# Does the standby's worker keep off the remote when the interval is 1 hour? A 1-row
+# commit, watched for 5 s. Sets INTERVAL_CHECK (a sentence) and INTERVAL_HONOURED.
+check_long_interval() {
+    local head t0
+    set_conf s vc.replication_interval 3600000
+    q sp "SHOW vc.replication_interval;"
+    [[ $REPLY == 1h ]] || { echo "replication.sh: the standby's vc.replication_interval is $REPLY, not 1h" >&2; exit 1; }
+    sleep 1.5
+    next_ev
+    head=$(sql p postgres "INSERT INTO ev VALUES ($EV_ID, 'interval check'); SELECT vc.commit('interval check')")
+    us
+    t0=$US
+    if poll sp "SELECT vc.hashof('main');" "$head" 5 2>/dev/null; then
+        INTERVAL_HONOURED=0
+        INTERVAL_CHECK="**Not honoured**: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary still reached it after $(dms "$t0" "$SEEN_US") ms."
+    else
+        INTERVAL_HONOURED=1
+        INTERVAL_CHECK="Honoured: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary had not reached it 5 s later."
+        # Catch up before the runs (the commits are applied by vc.sync() below anyway).
+        q sp "SELECT moved FROM bench.sync();"
+    fi
+    log "   interval check: $INTERVAL_CHECK"
+}
+
+# pgvc_apply_run R LO HI: the primary commits rows LO..HI of t (pushed at COMMIT) while a
+# session on the standby holds the replication lock; then vc.sync() in that session,
+# timed inside the server. Sets SYNC_MS, SYNC_WALL (client: vc.sync() + COMMIT),
+# PCOMMIT_MS (the primary's INSERT + commit + push, client).
+pgvc_apply_run() {
+    local r=$1 lo=$2 hi=$3 head t0 m
+    # Hold the lock vc.sync() and the worker's rounds take (pg_advisory_xact_lock(7283519,
+    # 1), src/pg/replication/mod.rs), so that the worker cannot apply the commit first.
+    q sp "BEGIN; SELECT pg_advisory_xact_lock(7283519, 1);"
+    t0=$(now)
+    head=$(sql p postgres "INSERT INTO t SELECT * FROM bench.rows($lo, $hi); SELECT vc.commit('apply run $r')")
+    PCOMMIT_MS=$(since_ms "$t0")
+    settle
+    us
+    t0=$US
+    q sp "SELECT ms || ' ' || moved FROM bench.sync();"
+    m=($REPLY)
+    q sp "COMMIT; SELECT vc.hashof('main');"
+    us
+    SYNC_WALL=$(dms "$t0" "$US") SYNC_MS=${m[0]}
+    [[ ${m[1]} == 1 && $REPLY == "$head" ]] || {
+        echo "replication.sh: vc.sync() on the standby moved ${m[1]} branches, head $REPLY (want 1, $head)" >&2
+        exit 1
+    }
+    q sp "SELECT count(*) FROM t WHERE id BETWEEN $lo AND $hi;"
+    ((REPLY == hi - lo + 1)) || { echo "replication.sh: the standby has $REPLY rows of $lo..$hi after vc.sync()" >&2; exit 1; }
+}
+
+# logical_run LO HI: the publisher inserts rows LO..HI of t (autocommit); time until the
+# subscriber has row HI (the apply is one transaction: all or none are visible).
+logical_run() {
+    local lo=$1 hi=$2 t0
+    settle
+    q lp "WITH i AS (INSERT INTO t SELECT * FROM bench.rows($lo, $hi) RETURNING 1) SELECT count(*) FROM i;"
+    us
+    t0=$US
+    poll ls "SELECT count(*) FROM t WHERE id = $hi;" 1 300
+    LOGICAL_MS=$(dms "$t0" "$SEEN_US")
+    q ls "SELECT count(*) FROM t WHERE id BETWEEN $lo AND $hi;"
+    ((REPLY == hi - lo + 1)) || { echo "replication.sh: the subscriber has $REPLY rows of $lo..$hi" >&2; exit 1; }
+}
+
+bench_apply() {
+    log "2. apply of a commit of $N_APPLY rows: vc.sync() vs logical replication ($RUNS runs)"
+    section 2
+    check_no_error s "before 2"
+    check_long_interval
+    local r lo hi syncs=() walls=() logicals=() pcommits=()
+    for ((r = 1; r <= RUNS; r++)); do
+        lo=$(((r - 1) * N_APPLY + 1)) hi=$((r * N_APPLY))
+        if ((r % 2)); then
+            pgvc_apply_run $r $lo $hi
+            logical_run $lo $hi
+        else
+            logical_run $lo $hi
+            pgvc_apply_run $r $lo $hi
+        fi
+        syncs+=("$SYNC_MS") walls+=("$SYNC_WALL") logicals+=("$LOGICAL_MS") pcommits+=("$PCOMMIT_MS")
+        log "   run $r: vc.sync() $SYNC_MS ms (client, with COMMIT: $SYNC_WALL ms); logical $LOGICAL_MS ms; primary commit $PCOMMIT_MS ms"
+    done
+    # The worker (blocked on the lock during each run) must not have met an error.
+    sleep 0.5
+    check_no_error s "after the vc.sync() runs of 2"
+    # End to end, with the worker at its interval: commit returned -> standby head.
+    set_conf s vc.replication_interval ""
+    q sp "SHOW vc.replication_interval;"
+    [[ $REPLY == "${INTERVAL_MS}ms" ]] || { echo "replication.sh: the standby's vc.replication_interval is $REPLY after RESET" >&2; exit 1; }
+    local e2e=() e2e_lag=() head t0
+    for ((r = 1; r <= E2E_RUNS; r++)); do
+        lo=$(((RUNS + r - 1) * N_APPLY + 1)) hi=$(((RUNS + r) * N_APPLY))
+        settle
+        q pp "INSERT INTO t SELECT * FROM bench.rows($lo, $hi); SELECT vc.commit('end to end $r');"
+        head=$REPLY
+        us
+        t0=$US
+        poll sp "SELECT vc.hashof('main');" "$head" 600 || { check_no_error s "during 2"; exit 1; }
+        e2e+=("$(dms "$t0" "$SEEN_US")")
+        q sp "SELECT coalesce(lag_ms::text, '<null>') FROM vc.replication_status() WHERE branch = 'main';"
+        e2e_lag+=("$REPLY")
+        log "   end to end run $r: ${e2e[-1]} ms (lag_ms $REPLY)"
+    done
+    check_no_error s "after 2"
+    local ratio ratio_wall v sm lm wm
+    ratio=$(paired_ratio "${syncs[*]}" "${logicals[*]}")
+    ratio_wall=$(paired_ratio "${walls[*]}" "${logicals[*]}")
+    v=$(verdict "$ratio" ">=" 1.0)
+    sm=$(median "${syncs[@]}") lm=$(median "${logicals[@]}") wm=$(median "${walls[@]}")
+    local chunks
+    chunks=$(sql s postgres "SELECT count(*) || ' chunks, ' || pg_size_pretty(sum(length(data))) FROM vc.chunks")
+    md "## 2. Apply throughput" "" \
+        "Each run, a commit of $N_APPLY new rows on the primary (\`INSERT INTO t SELECT ...\` of" \
+        "$N_APPLY rows of \`t (id int primary key, name text, price numeric(10,2), ts timestamptz)\`," \
+        "then \`SELECT vc.commit()\`, which pushes to the remote), then on the standby" \
+        "\`SELECT vc.sync()\`, timed inside the server (\`clock_timestamp()\` around it): it reads" \
+        "the remote's manifest, fetches the new chunks and applies the difference to the live" \
+        "table, in one transaction. Baseline: PostgreSQL's logical replication between the same two" \
+        "clusters (database \`logi\`: publisher on the primary's cluster, \`wal_level = logical\`;" \
+        "subscription on the standby's, \`copy_data = false\`, the same empty table): the same" \
+        "INSERT of $N_APPLY rows on the publisher (autocommit), timed from its COMMIT returning to" \
+        "the subscriber showing the run's last row (probed every $POLL_MS ms; the subscriber" \
+        "applies a transaction at once, and the run's row count is checked after). New ids each" \
+        "run (both tables grow by $N_APPLY rows a run); \`sync\` + CHECKPOINT on both clusters" \
+        "before each timed step; $RUNS runs, alternating which side goes first; the ratio is the" \
+        "median of the per-run ratios. **Goal**: logical / vc.sync() >= 1.0." "" \
+        "How the worker was kept from applying the commit first: the issue's method is" \
+        "\`ALTER SYSTEM SET vc.replication_interval = 3600000\` + \`pg_reload_conf()\` on the" \
+        "standby. $INTERVAL_CHECK So during each run the session that runs \`vc.sync()\` holds the" \
+        "replication lock (\`BEGIN; SELECT pg_advisory_xact_lock(7283519, 1)\`, the lock" \
+        "\`vc.sync()\` and the worker's rounds take) from before the primary's commit to its own" \
+        "COMMIT; \`vc.sync()\` returned 1 (one branch moved) in every run, and the standby's" \
+        "status showed no error afterwards." "" \
+        "| logical replication (ms) | vc.sync() inside the server (ms) | ratio | vc.sync() + COMMIT, client (ms) | ratio | result |" \
+        "|---:|---:|---:|---:|---:|---|" \
+        "| $lm | $sm | $ratio | $wm | $ratio_wall | $v |" "" \
+        "Runs: vc.sync() ${syncs[*]} ms (with COMMIT, client: ${walls[*]} ms); logical" \
+        "${logicals[*]} ms. The primary's INSERT + \`vc.commit()\` with its synchronous push took" \
+        "${pcommits[*]} ms (client, not compared)." "" \
+        "End to end (information): the same commit of $N_APPLY rows with the standby's worker" \
+        "applying at \`vc.replication_interval = $INTERVAL_MS\`, timed from \`vc.commit()\`" \
+        "returning on the primary to the standby showing the new head: ${e2e[*]} ms (median" \
+        "$(median "${e2e[@]}") ms; the standby's \`lag_ms\`, which starts at the commit's timestamp" \
+        "inside \`vc.commit()\` and so also counts the commit and push, ${e2e_lag[*]} ms). The" \
+        "standby's \`vc.chunks\` held $chunks at the end." ""
+    explain "2:$v"
+    result 2 "apply of a commit of $N_APPLY rows: logical replication / vc.sync()" ">= 1.0" "$lm ms" "$sm ms" "$ratio" "$v"
+    result 2.e2e "commit of $N_APPLY rows: primary commit -> standby head, interval $INTERVAL_MS" "info" "-" "$(median "${e2e[@]}") ms" "-" "info"
+}
+
+# ---------------------------------------------------------------------------------------
+# 3. Commit latency on the primary with the synchronous push on vs off.
+# ---------------------------------------------------------------------------------------
+# latency_block MODE COUNT: one untimed commit (it also pushes what an earlier off
+# block left behind), then COUNT timed 1-row commits in session pp. Appends to
+# LAT_WALL_<mode> and LAT_IN_<mode>.
+latency_block() {
+    local mode=$1 count=$2 i t0 m
+    next_ev
+    q pp "SELECT head FROM bench.commit1($EV_ID);"
+    for ((i = 0; i < count; i++)); do
+        next_ev
+        us
+        t0=$US
+        q pp "SELECT ms || ' ' || head FROM bench.commit1($EV_ID);"
+        us
+        m=($REPLY)
+        eval "LAT_WALL_$mode+=(\"$(dms "$t0" "$US")\") LAT_IN_$mode+=(\"${m[0]}\")"
+    done
+}
+replication_switch() {
+    if [[ $1 == on ]]; then
+        set_conf p vc.replicate_to_remote origin
+    else
+        set_conf p vc.replicate_to_remote ""
+    fi
+    q pp "SELECT role FROM vc.replication_status() LIMIT 1;"
+    local want=primary
+    [[ $1 == on ]] || want=none
+    [[ $REPLY == "$want" ]] || { echo "replication.sh: the primary's role is $REPLY with replication $1" >&2; exit 1; }
+}
+
+bench_push_overhead() {
+    log "3. 1-row commit latency on the primary, replication on vs off ($LAT_COMMITS each)"
+    section 3
+    check_no_error p "before 3"
+    # The standby is stopped: only the primary's own work is measured.
+    pg_stop s
+    LAT_WALL_on=() LAT_IN_on=() LAT_WALL_off=() LAT_IN_off=()
+    local blocks=$((LAT_COMMITS / LAT_BLOCK)) b mode order=()
+    # ABBA: on off off on on off ...
+    for ((b = 0; b < 2 * blocks; b++)); do
+        if (((b + 1) / 2 % 2 == 0)); then order+=(on); else order+=(off); fi
+    done
+    for mode in "${order[@]}"; do
+        replication_switch "$mode"
+        settle
+        latency_block "$mode" "$LAT_BLOCK"
+        if [[ $mode == on ]]; then
+            # Every commit of the block is on the remote, without error.
+            check_no_error p "after a block of commits with replication on"
+            [[ $(status p remote_head) == "$(sql p postgres "SELECT vc.hashof('main')")" ]] \
+                || { echo "replication.sh: the remote head is not the primary's after a block with replication on" >&2; exit 1; }
+        fi
+        log "   block $mode: median $(median "${LAT_WALL_on[@]:-0}") ms on, $(median "${LAT_WALL_off[@]:-0}") ms off so far"
+    done
+    replication_switch on
+    pg_start s
+    local won woff ion ioff ratio ratio_in
+    won=$(median "${LAT_WALL_on[@]}") woff=$(median "${LAT_WALL_off[@]}")
+    ion=$(median "${LAT_IN_on[@]}") ioff=$(median "${LAT_IN_off[@]}")
+    ratio=$(calc "$won / $woff") ratio_in=$(calc "$ion / $ioff")
+    md "## 3. Overhead of the synchronous push on commit latency" "" \
+        "On the primary, $LAT_COMMITS commits of one row each with replication on" \
+        "(\`vc.replicate_to_remote = 'origin'\`, \`vc.async_replication = off\`: the push is prepared" \
+        "inside \`vc.commit()\` and published at COMMIT) and $LAT_COMMITS with it off (\`ALTER SYSTEM" \
+        "RESET vc.replicate_to_remote\` + \`pg_reload_conf()\`: role \`none\`), in blocks of $LAT_BLOCK" \
+        "alternating on/off (ABBA), each block after \`sync\` + CHECKPOINT and one untimed commit" \
+        "(which also pushes what the last off block left behind). Each commit is one statement in" \
+        "autocommit in a long-lived session: \`SELECT bench.commit1(i)\`, a function doing" \
+        "\`INSERT INTO ev VALUES (i, ...)\` and \`vc.commit()\`. Client: the statement's round" \
+        "trip, COMMIT included, so the publish (manifest compare-and-swap on the remote) is counted;" \
+        "inside the server: \`clock_timestamp()\` around the INSERT and \`vc.commit()\`, which" \
+        "counts the prepare (pack and index written and fsynced) but not the publish. The standby" \
+        "is stopped during this benchmark (on a real deployment it runs on another machine)." \
+        "Information (no goal)." "" \
+        "| | replication off (ms) | replication on (ms) | ratio on / off |" "|---|---:|---:|---:|" \
+        "| client, with COMMIT (median) | $woff | $won | $ratio |" \
+        "| client, p99 | $(pct 99 "${LAT_WALL_off[@]}") | $(pct 99 "${LAT_WALL_on[@]}") | |" \
+        "| inside the server, INSERT + vc.commit() (median) | $ioff | $ion | $ratio_in |" "" \
+        "The push adds $(calc "$won - $woff" 1) ms to the median 1-row commit (client)." ""
+    result 3 "1-row commit latency: replication on vs off (client, median)" "info" "$woff ms" "$won ms" "$ratio" "info"
+    result 3.inside "1-row commit: replication on vs off (inside the server, no publish)" "info" "$ioff ms" "$ion ms" "$ratio_in" "info"
+}
+
+# ---------------------------------------------------------------------------------------
+# 4. Memory of the standby's worker applying a commit of N_MEM rows.
+# ---------------------------------------------------------------------------------------
+bench_memory() {
+    log "4. memory of the standby's worker applying a commit of $N_MEM rows"
+    section 4
+    # A fresh standby (restarted): a fresh worker, caught up.
+    pg_stop s
+    pg_start s
+    local wpid head t0 t_commit=0 t_seen=0 hfile=$WORK/mem.head client
+    head=$(sql p postgres "SELECT vc.hashof('main')")
+    # The sessions on the standby ended with the restart: reopen the one we need.
+    session_open sm s postgres
+    poll sm "SELECT coalesce(vc.hashof('main'), '');" "$head" 60
+    poll sm "SELECT state FROM vc.worker_status();" running 60
+    q sm "SELECT pid FROM vc.worker_status();"
+    wpid=$REPLY
+    [[ -r /proc/$wpid/status ]] || { echo "replication.sh: no process $wpid (the worker)" >&2; exit 1; }
+    check_no_error s "before 4"
+    settle
+    rm -f "$hfile"
+    # The primary's INSERT + commit (pushed at COMMIT) in the background; the worker
+    # applies it at its next round (interval $INTERVAL_MS).
+    t0=$(now)
+    sql p postgres "INSERT INTO m SELECT * FROM bench.rows(1, $N_MEM); SELECT vc.commit('load m')" >"$hfile.tmp" &
+    client=$!
+    local key val _ anon hwm idle="" peak=0 maxhwm=0 samples=0 after=0 want=""
+    while :; do
+        anon="" hwm=""
+        while read -r key val _; do
+            case $key in
+            RssAnon:) anon=$val ;;
+            VmHWM:) hwm=$val ;;
+            esac
+        done </proc/"$wpid"/status 2>/dev/null || { echo "replication.sh: the worker ($wpid) is gone" >&2; exit 1; }
+        if [[ -n $anon ]]; then
+            samples=$((samples + 1))
+            [[ -z $idle ]] && idle=$anon
+            ((anon > peak)) && peak=$anon
+            ((hwm > maxhwm)) && maxhwm=$hwm
+        fi
+        if [[ -z $want ]] && ! kill -0 "$client" 2>/dev/null; then
+            wait "$client"
+            want=$(<"$hfile.tmp")
+            t_commit=$(since_ms "$t0")
+            us
+            t_seen=$US
+        fi
+        if [[ -n $want ]]; then
+            if ((after > 0)); then
+                after=$((after + 1))
+                ((after > 6)) && break # 0.3 s after the apply
+            else
+                q sm "SELECT coalesce(vc.hashof('main'), '');"
+                if [[ $REPLY == "$want" ]]; then
+                    us
+                    E2E_MEM=$(dms "$t_seen" "$US")
+                    after=1
+                fi
+            fi
+        fi
+        sleep 0.05
+    done
+    q sm "SELECT pid || ' ' || coalesce(lag_ms::text, '<null>') FROM vc.worker_status(), vc.replication_status() WHERE branch = 'main';"
+    local w=($REPLY)
+    [[ ${w[0]} == "$wpid" ]] || { echo "replication.sh: the worker changed during the apply ($wpid -> ${w[0]})" >&2; exit 1; }
+    check_no_error s "after 4"
+    q sm "SELECT count(*) FROM m;"
+    ((REPLY == N_MEM)) || { echo "replication.sh: the standby has $REPLY rows in m, want $N_MEM" >&2; exit 1; }
+    local v
+    v=$(verdict "$peak" "<=" $MEM_GOAL_KB)
+    log "   worker $wpid: idle RssAnon $((idle / 1024)) MB, peak RssAnon $((peak / 1024)) MB, VmHWM $((maxhwm / 1024)) MB; primary commit $t_commit ms, then applied after $E2E_MEM ms (lag_ms ${w[1]})"
+    md "## 4. Memory of the standby's worker" "" \
+        "The standby is restarted (a fresh worker) and caught up; then the primary commits $N_MEM" \
+        "new rows (\`INSERT INTO m SELECT ...\` into an empty tracked table of the same columns as" \
+        "t, then \`vc.commit()\`, pushed at COMMIT) and the standby's worker applies the commit at" \
+        "its next round (\`vc.replication_interval = $INTERVAL_MS\`). The worker's" \
+        "\`/proc/<pid>/status\` (pid from \`vc.worker_status()\`) is sampled every 50 ms from before" \
+        "the primary's INSERT until 0.3 s after the standby shows the new head ($samples samples):" \
+        "\`RssAnon\` (private memory: palloc and Rust heap) and \`VmHWM\` (peak resident set, which" \
+        "also counts the shared_buffers pages the worker touched). One run." \
+        "**Goal**: peak RssAnon <= 256 MB (the figure compared with the goal is the peak" \
+        "RssAnon; VmHWM is shown for information)." "" \
+        "| rows applied | idle RssAnon | peak RssAnon | peak VmHWM | result |" \
+        "|---:|---:|---:|---:|---|" \
+        "| $N_MEM | $(human $((idle * 1024))) | $(human $((peak * 1024))) | $(human $((maxhwm * 1024))) | $v |" "" \
+        "Times (information): the primary's INSERT + \`vc.commit()\` with its push $t_commit ms" \
+        "(client); from that commit returning to the standby showing the new head $E2E_MEM ms (the" \
+        "worker's poll, fetch and apply); the standby's \`lag_ms\` ${w[1]} ms." ""
+    explain "4:$v"
+    result 4 "memory of the standby's worker applying $N_MEM rows: peak RssAnon" "<= 256 MB" "-" "$(mb "$peak")" "-" "$v"
+    result 4.time "commit of $N_MEM rows: primary commit -> standby head" "info" "-" "$E2E_MEM ms" "-" "info"
+}
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+write_report() {
+    local mode="full run" rev=$REV
+    ((QUICK)) && mode="QUICK SMOKE RUN (\`benches/replication.sh --quick\`: small sizes, not the figures of record)"
+    ((DIRTY)) && rev="$rev (the work tree had uncommitted changes in src/ at the start)"
+    {
+        echo "# pgvc replication benchmarks"
+        echo
+        echo "Written by \`benches/replication.sh\`; do not edit by hand. Reproduce with"
+        echo "\`benches/replication.sh\` (as root, with the release build installed by"
+        echo "\`scripts/install.sh\`); \`benches/replication.sh --quick\` for a smoke run."
+        echo
+        echo "- **Command**: \`benches/replication.sh${ARGS:+ $ARGS}\`"
+        echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
+        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); the remote on $(df -T "$REMOTE" | awk 'NR == 2 {print $2 " (" $1 ")"}'); both clusters on the same machine, shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        echo "- **PostgreSQL**: $PG_VERSION, two clusters; each \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, \`vc.database = 'postgres'\`, other settings default (fsync on, \`synchronous_commit = on\`). Primary: \`vc.replicate_to_remote = 'origin'\` (ALTER SYSTEM), \`vc.async_replication = off\`, \`vc.replication_interval\` default (1 s); standby: \`vc.read_replica_remote = 'origin'\`, \`vc.replication_interval = $INTERVAL_MS\`"
+        echo "- **pgvc**: commit $rev checked out at the start; measured: the installed release build (pgvc.so sha256 $SO_SHA..., installed $SO_DATE)"
+        echo "- **Sizes**: $LAG_COMMITS commits for the lag; commits of $N_APPLY rows for the apply ($RUNS runs, $E2E_RUNS end to end); $LAT_COMMITS commits per side for the push overhead; $N_MEM rows for the memory; tables" \
+            "\`t\` and \`m\` \`(id int primary key, name text, price numeric(10,2), ts timestamptz)\`, values" \
+            "\`(g, md5(g::text), (g * 7919 % 1000000) / 100.0, '2024-01-01' + g * 17 s)\`; \`ev (id int primary key, what text)\` for 1-row commits."
+        echo "- **Method**: two throwaway clusters on a private copy of the installed PostgreSQL + pgvc" \
+            "(Unix sockets only), the \`file://\` remote in a directory owned by \`postgres\` next to" \
+            "them; the standby is a \`vc.clone()\` of the remote. Latencies are measured by this" \
+            "script from long-lived psql sessions fed through FIFOs (\`\$EPOCHREALTIME\`, no process" \
+            "per probe); pgvc's statement times inside the server (\`clock_timestamp()\`) where a" \
+            "section says so. Every goal is a ratio against a baseline measured in the same run" \
+            "(the machine is shared; absolute times drift)."
+        echo
+        echo "## Summary"
+        echo
+        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
+        echo "|---|---|---|---:|---:|---:|---|"
+        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
+        echo
+        local s
+        for s in 1 2 3 4; do
+            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
+        done
+        if [[ -n ${INTERVAL_CHECK:-} ]] && ((INTERVAL_HONOURED == 0)); then
+            cat <<'EOF'
+## Observations
+
+- **`vc.replication_interval` above 1 s is not honoured on a standby** (see 2): the worker
+  also wakes every second for the backup schedule (`TICK`, src/pg/worker.rs), and its loop
+  counts any wake-up before `next_replication` as a latch set by a commit or a reload
+  (`woken = now < next_replication && backoff.is_none()`), so it runs a replication round
+  at every schedule tick: a standby polls the remote at least once a second whatever the
+  interval says.
+
+EOF
+        fi
+        cat <<'EOF'
+## How to investigate a MISS
+
+- CPU: start the statement in one session, find its backend
+  (`SELECT pid FROM pg_stat_activity WHERE ...`, or `SELECT pid FROM vc.worker_status()` for
+  the worker), then `perf record -g -p <pid> -- sleep 10` and
+  `perf report --children --sort symbol` (or `--no-children` for self time).
+- Memory: `SELECT pg_log_backend_memory_contexts(<pid>)` while it runs writes the process's
+  memory contexts to the server log; `benches/replication.sh --keep` keeps the logs.
+EOF
+    } >"$OUT"
+}
+
+print_summary() {
+    echo
+    awk -F'\t' 'BEGIN {printf "%-10s %-74s %-10s %12s %14s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
+        {printf "%-10s %-74s %-10s %12s %14s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
+    echo
+    echo "report: $OUT"
+}
+
+main() {
+    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    local b
+    for b in ${ONLY//,/ }; do
+        [[ $b == [1-4] ]] || { echo "replication.sh: no benchmark $b" >&2; exit 2; }
+    done
+    snapshot_install
+    PG_VERSION=$("$PGBIN/postgres" --version)
+    setup
+    log "primary on port ${PORTS[p]}, standby on port ${PORTS[s]}, in $WORK ($PG_VERSION, pgvc.so $SO_SHA)"
+    if [[ ,$ONLY, == *,1,* ]]; then bench_lag; fi
+    if [[ ,$ONLY, == *,2,* ]]; then bench_apply; fi
+    # 3 stops the standby (the sessions on it end): after 1 and 2; 4 restarts it.
+    if [[ ,$ONLY, == *,3,* ]]; then bench_push_overhead; fi
+    if [[ ,$ONLY, == *,4,* ]]; then bench_memory; fi
+    cat "$RESULTS".[1-4] >"$RESULTS" 2>/dev/null || true
+    write_report
+    print_summary
+}
+
+main
