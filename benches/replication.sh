@@ -51,7 +51,7 @@ while (($#)); do
     --only) ONLY=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "replication.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -77,11 +77,7 @@ RANDOM=4242                    # the same random spacing of the commits in every
 # Known causes of MISSes. Printed under a MISS whose id matches; a MISS that matches
 # nothing is reported as unexplained. None is known yet for this suite.
 # ---------------------------------------------------------------------------------------
-cause() {
-    case $1 in
-    *) ;;
-    esac
-}
+cause() { :; }
 
 # ---------------------------------------------------------------------------------------
 # Two throwaway clusters on a private copy of PostgreSQL 15 + pgvc (as benches/run.sh).
@@ -420,7 +416,9 @@ EOF
     [[ $(status s role) == standby ]] || { echo "replication.sh: the standby's role is $(status s role)" >&2; exit 1; }
     session_open sp s postgres
     poll sp "SELECT coalesce(vc.hashof('main'), '');" "$PRIMARY_HEAD" 30
-    check_no_error s "after the clone"
+    # The status still says "waiting" (for the clone) until the worker's next round.
+    poll sp "SELECT coalesce(last_error, '<null>') FROM vc.replication_status() WHERE branch = 'main';" "<null>" 10 \
+        || { check_no_error s "after the clone"; exit 1; }
     # The baseline: the same tables in database logi, published by the primary and
     # subscribed to by the standby (copy_data = false: they start empty).
     local lt="CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz); CREATE TABLE ev (id int PRIMARY KEY, what text)"
@@ -536,10 +534,12 @@ check_long_interval() {
     t0=$US
     if poll sp "SELECT vc.hashof('main');" "$head" 5 2>/dev/null; then
         INTERVAL_HONOURED=0
-        INTERVAL_CHECK="**Not honoured**: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary still reached it after $(dms "$t0" "$SEEN_US") ms."
+        INTERVAL_AFTER=$(dms "$t0" "$SEEN_US")
+        INTERVAL_CHECK="Checked in this run, it is **not honoured**: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary still reached the standby $INTERVAL_AFTER ms after \`vc.commit()\` returned (see Observations)."
     else
         INTERVAL_HONOURED=1
-        INTERVAL_CHECK="Honoured: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary had not reached it 5 s later."
+        INTERVAL_AFTER=""
+        INTERVAL_CHECK="Checked in this run, it is honoured: with \`vc.replication_interval = 3600000\` (1 h) on the standby, a 1-row commit of the primary had not reached the standby 5 s later."
         # Catch up before the runs (the commits are applied by vc.sync() below anyway).
         q sp "SELECT moved FROM bench.sync();"
     fi
@@ -671,6 +671,11 @@ bench_apply() {
         "standby's \`vc.chunks\` held $chunks at the end." ""
     explain "2:$v"
     result 2 "apply of a commit of $N_APPLY rows: logical replication / vc.sync()" ">= 1.0" "$lm ms" "$sm ms" "$ratio" "$v"
+    if [[ -n $INTERVAL_AFTER ]]; then
+        result 2.interval "standby worker keeps off the remote with vc.replication_interval = 1 h" "info" "-" "applied after $INTERVAL_AFTER ms" "-" "NO (bug)"
+    else
+        result 2.interval "standby worker keeps off the remote with vc.replication_interval = 1 h" "info" "-" "not applied in 5 s" "-" "yes"
+    fi
     result 2.e2e "commit of $N_APPLY rows: primary commit -> standby head, interval $INTERVAL_MS" "info" "-" "$(median "${e2e[@]}") ms" "-" "info"
 }
 
@@ -902,7 +907,7 @@ write_report() {
   counts any wake-up before `next_replication` as a latch set by a commit or a reload
   (`woken = now < next_replication && backoff.is_none()`), so it runs a replication round
   at every schedule tick: a standby polls the remote at least once a second whatever the
-  interval says.
+  interval says. (So 2 keeps the worker off with the replication lock instead.)
 
 EOF
         fi

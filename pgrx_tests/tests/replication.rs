@@ -199,6 +199,17 @@ fn commits_replicate_and_the_standby_is_read_only() {
     assert_eq!(remote_head(&mut dp), h2);
     caught_up(&mut ds, &h2);
 
+    // A table tracked later on the primary is created (and guarded) on the standby.
+    dp.batch_execute(
+        "CREATE TABLE later (k text PRIMARY KEY, n int DEFAULT 3); INSERT INTO later (k) VALUES ('a'), ('b');
+         SELECT vc.track('later'); SELECT vc.commit('a new table');",
+    )
+    .unwrap();
+    caught_up(&mut ds, &head(&mut dp));
+    assert_eq!(rows(&mut ds, "later"), "(a,3),(b,3)");
+    let (code, _) = sqlstate(&mut ds, "INSERT INTO later VALUES ('c', 1)");
+    assert_eq!(code, "25006");
+
     // A reset to an older commit is pushed as a forced update, and followed.
     dp.batch_execute("SELECT vc.reset('HEAD~3')").unwrap();
     let h3 = head(&mut dp);
@@ -475,4 +486,56 @@ fn the_standby_survives_a_missing_remote_and_bad_settings() {
         "{}",
         s.log_tail()
     );
+}
+
+#[test]
+fn a_standby_made_from_a_backup_follows_and_reports_schema_changes() {
+    let remote = RemoteDir::new("repl-backup");
+    let backup = RemoteDir::new("repl-backup-bk");
+    let (_p, mut dp) = primary(&remote);
+    dp.batch_execute(&format!(
+        "SELECT vc.backup_add('bk', '{}'); SELECT * FROM vc.backup_sync('bk');",
+        backup.url()
+    ))
+    .unwrap();
+    // A new server restores the backup, then is configured as a standby.
+    let s = Cluster::start();
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{}'); SELECT vc.remote_add('origin', '{}');",
+        backup.url(),
+        remote.url()
+    ))
+    .unwrap();
+    dp.batch_execute(
+        "UPDATE acct SET note = 'after backup' WHERE id < 10; SELECT vc.commit('after backup');",
+    )
+    .unwrap();
+    set_conf(&mut ds, "vc.read_replica_remote", Some("origin"));
+    set_conf(&mut ds, "vc.replication_interval", Some("100"));
+    caught_up(&mut ds, &head(&mut dp));
+    assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
+
+    // A column added upstream cannot be applied: the standby says so and stays
+    // at the last commit it could apply, whole.
+    let before = head(&mut ds);
+    dp.batch_execute("ALTER TABLE acct ADD COLUMN flag boolean; UPDATE acct SET flag = true WHERE id = 1; SELECT vc.commit('schema change');")
+        .unwrap();
+    let err = wait_for(
+        &mut ds,
+        "SELECT coalesce(last_error LIKE '%columns or primary key of public.acct differ%', false)::text FROM vc.replication_status()",
+        "true",
+        10,
+    );
+    assert_eq!(err, "true", "{}", status(&mut ds, "last_error"));
+    assert_eq!(head(&mut ds), before);
+    assert_eq!(
+        query_scalar(&mut ds, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
+    // Bringing the standby's table to the new definition lets it continue.
+    ds.batch_execute("ALTER TABLE acct ADD COLUMN flag boolean")
+        .unwrap();
+    caught_up(&mut ds, &head(&mut dp));
+    assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
 }

@@ -139,6 +139,23 @@ mod tests {
             "42501",
             "permission denied",
         );
+        for f in [
+            "SELECT * FROM vc.replication_status()",
+            "SELECT vc.sync()",
+            "SELECT vc.promote()",
+            "SELECT vc.rejoin('origin')",
+            "SELECT vc._replicate()",
+            "UPDATE vc.replication SET role = 'primary'",
+        ] {
+            expect_error(f, "42501", "permission denied");
+        }
+        expect_error(
+            "SET vc.replicate_to_remote = 'x'",
+            "42501",
+            "permission denied",
+        );
+        // The write guard reads the role as the writer.
+        run("UPDATE e1 SET v = 'd' WHERE id = 3");
         run("RESET ROLE");
         assert_eq!(int("SELECT inserted FROM vc.status()"), 1);
     }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::remote::push::Published;
 use crate::remote::{RemoteError, PROGRESS_EVERY};
+use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
 /// A history c1 <- c2 where c2 changes one row; rows 0..3000 plus two blobs.
@@ -291,4 +292,78 @@ fn branches_and_bad_heads() {
         ));
     }
     assert_eq!(remote.list_refs().unwrap()["main"], c1);
+}
+
+/// The two-step push used at COMMIT: prepare (pack written, no manifest change), then
+/// publish only while the remote's head is an acceptable one and the epoch holds.
+#[test]
+fn prepare_then_publish_expecting() {
+    let (_d, remote) = temp_remote();
+    let mut local = MemStore::new();
+    let (_, c1, c2) = history(&mut local);
+    remote
+        .push(&local, "main", c1, false, Some(0), &mut quiet())
+        .unwrap();
+    let prep = remote
+        .prepare(&local, "main", c2, false, Some(0), &mut quiet())
+        .unwrap()
+        .expect("c2 is new");
+    // Prepared but not published: readers still see c1.
+    assert_eq!(remote.list_refs().unwrap()["main"], c1);
+    assert!(prep.pack.is_some());
+    // A head outside the acceptable set is left alone.
+    let only_none: HashSet<Option<Hash>> = HashSet::from([None]);
+    assert!(!remote
+        .publish_expecting("main", c2, Some(0), &only_none, &prep)
+        .unwrap());
+    assert_eq!(remote.list_refs().unwrap()["main"], c1);
+    let ok: HashSet<Option<Hash>> = HashSet::from([Some(c1)]);
+    assert!(remote
+        .publish_expecting("main", c2, Some(0), &ok, &prep)
+        .unwrap());
+    assert_eq!(remote.list_refs().unwrap()["main"], c2);
+    // Publishing again is a no-op success; the fetched history is complete.
+    assert!(remote
+        .publish_expecting("main", c2, Some(0), &ok, &prep)
+        .unwrap());
+    let mut copy = MemStore::new();
+    remote.fetch(&mut copy, "main", &mut quiet()).unwrap();
+    assert_eq!(closure(&copy, c2), closure(&local, c2));
+}
+
+#[test]
+fn publish_expecting_is_refused_after_an_epoch_bump() {
+    let (_d, remote) = temp_remote();
+    let mut local = MemStore::new();
+    let (_, c1, c2) = history(&mut local);
+    remote
+        .push(&local, "main", c1, false, Some(0), &mut quiet())
+        .unwrap();
+    let prep = remote
+        .prepare(&local, "main", c2, false, Some(0), &mut quiet())
+        .unwrap()
+        .unwrap();
+    // A standby is promoted between the prepare and the publish.
+    assert_eq!(remote.bump_epoch(0).unwrap(), 1);
+    let ok: HashSet<Option<Hash>> = HashSet::from([Some(c1)]);
+    let err = remote
+        .publish_expecting("main", c2, Some(0), &ok, &prep)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RemoteError::Fenced {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(remote.list_refs().unwrap()["main"], c1);
+    // And a prepare against the new epoch is refused up front.
+    assert!(matches!(
+        remote.prepare(&local, "main", c2, false, Some(0), &mut quiet()),
+        Err(RemoteError::Fenced { .. })
+    ));
 }
