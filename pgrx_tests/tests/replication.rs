@@ -539,3 +539,26 @@ fn a_standby_made_from_a_backup_follows_and_reports_schema_changes() {
     caught_up(&mut ds, &head(&mut dp));
     assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
 }
+
+#[test]
+fn without_preloading_replication_says_what_is_missing() {
+    let c = Cluster::start_without_pgvc();
+    let mut d = c.connect();
+    d.batch_execute("CREATE EXTENSION pgvc").unwrap();
+    assert_eq!(
+        query_scalar(&mut d, "SELECT role || ': ' || last_error FROM vc.replication_status()"),
+        "none: replication needs pgvc in shared_preload_libraries: add shared_preload_libraries = 'pgvc' and restart"
+    );
+    for sql in [
+        "SELECT vc.sync()",
+        "SELECT vc.promote()",
+        "SELECT vc.rejoin('origin')",
+    ] {
+        let (code, msg) = sqlstate(&mut d, sql);
+        assert_eq!(code, "55000", "{sql}: {msg}");
+        assert!(msg.contains("shared_preload_libraries"), "{msg}");
+    }
+    // Version control itself works, with writes allowed.
+    d.batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); SELECT vc.track('t'); SELECT vc.commit('c'); INSERT INTO t VALUES (2);")
+        .unwrap();
+}

@@ -302,8 +302,6 @@ pub struct Status {
     error: [u8; ERROR_LEN],
     error_len: u16,
     error_us: i64,
-    /// A push was refused because the epoch moved: the worker fences this server.
-    fence_pending: bool,
     slots: [Slot; MAX_BRANCHES],
 }
 
@@ -316,7 +314,6 @@ impl Default for Status {
             error: [0; ERROR_LEN],
             error_len: 0,
             error_us: 0,
-            fence_pending: false,
             slots: [Slot::default(); MAX_BRANCHES],
         }
     }
@@ -371,19 +368,6 @@ pub fn record_epoch(epoch: u64) {
     if crate::pg::progress::enabled() {
         STATUS.exclusive().epoch_seen = epoch as i64;
     }
-}
-
-pub fn request_fence() {
-    if crate::pg::progress::enabled() {
-        STATUS.exclusive().fence_pending = true;
-    }
-}
-
-pub fn take_fence_request() -> bool {
-    if !crate::pg::progress::enabled() {
-        return false;
-    }
-    std::mem::take(&mut STATUS.exclusive().fence_pending)
 }
 
 /// Remembers the remote head last seen for `branch`.

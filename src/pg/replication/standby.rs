@@ -35,9 +35,20 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
     let remote = open_remote(cfg)?;
     let manifest = remote.read_manifest()?;
     record_epoch(manifest.epoch);
-    let checked_out = current_branch(true)?;
+    let checked_out = current_branch(false)?;
     if ref_hash(&checked_out)?.is_none() && tracked_tables()?.is_empty() {
         return Ok(Applied::WaitingForClone);
+    }
+    // Most rounds find nothing to do: look before taking the HEAD lock (a row lock
+    // per round would cost a transaction id and WAL).
+    let mut behind = false;
+    for b in &cfg.heads {
+        if let Some(theirs) = manifest.refs.get(b) {
+            behind |= ref_hash(b)? != Some(*theirs);
+        }
+    }
+    if behind {
+        current_branch(true)?;
     }
     if cfg.epoch != Some(manifest.epoch) {
         super::store_epoch(manifest.epoch)?;
