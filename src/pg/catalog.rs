@@ -125,15 +125,25 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
     })
 }
 
-/// Owned sequences (serial and identity) of a table and their current state.
+/// The sequences of a table and their current state: those it owns (serial and
+/// identity columns, `column` set) and those its column defaults call without owning
+/// them (`DEFAULT nextval('s')` on a separately created sequence, as pg_dump output
+/// and pagila have; `column` None).
 pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
     let names = query(
-        "SELECT format('%I.%I', n.nspname, s.relname), a.attname FROM pg_depend d \
-         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+        "SELECT DISTINCT ON (1) format('%I.%I', n.nspname, s.relname), a.attname FROM ( \
+           SELECT d.objid AS seq, d.refobjsubid AS col FROM pg_depend d \
+           WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+             AND d.refobjid = $1 AND d.deptype IN ('a', 'i') \
+           UNION ALL \
+           SELECT d.refobjid, NULL FROM pg_attrdef ad JOIN pg_depend d \
+             ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+            AND d.refclassid = 'pg_class'::regclass \
+           WHERE ad.adrelid = $1) x \
+         JOIN pg_class s ON s.oid = x.seq AND s.relkind = 'S' \
          JOIN pg_namespace n ON n.oid = s.relnamespace \
-         LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
-         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
-           AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
+         LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = x.col \
+         ORDER BY 1, 2 NULLS LAST",
         vec![Arg::Oid(relid)],
         &[],
     )?;

@@ -120,4 +120,18 @@ mod tests {
         run("INSERT INTO g VALUES (1)");
         run("UPDATE vc.replication SET role = NULL, remote = NULL");
     }
+
+    /// A default that calls nextval() on a sequence the table does not own (pg_dump
+    /// output, pagila) is recorded with the table: a reset (and so a standby's apply,
+    /// and a clone) restores it, so rows added after a promotion do not collide.
+    #[pg_test]
+    fn unowned_sequences_of_defaults_follow_commits() {
+        run("CREATE SEQUENCE us_ids;
+             CREATE TABLE us (id int DEFAULT nextval('us_ids') PRIMARY KEY, v text);
+             INSERT INTO us (v) VALUES ('a'), ('b'), ('c');
+             SELECT vc.track('us'); SELECT vc.commit('three')");
+        run("SELECT setval('us_ids', 1, false)");
+        run("SELECT vc.reset()");
+        assert_eq!(int("SELECT nextval('us_ids')"), 4);
+    }
 }
