@@ -335,7 +335,14 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
 
 #[pg_extern(name = "_track", volatile)]
 fn vc_track(tbl: Option<Oid>) {
-    run(|| with_spi(|| track(tbl.ok_or_else(|| null_arg("tbl"))?)))
+    run(|| {
+        with_spi(|| {
+            let tbl = tbl.ok_or_else(|| null_arg("tbl"))?;
+            // A standby's tracked tables are the primary's (its apply tracks new ones).
+            crate::pg::replication::refuse_on_standby("vc.track()")?;
+            track(tbl)
+        })
+    })
 }
 
 #[pg_extern(name = "_retrack", volatile)]
@@ -345,5 +352,11 @@ fn vc_retrack(tbl: Option<Oid>) {
 
 #[pg_extern(name = "_untrack", volatile)]
 fn vc_untrack(tbl: Option<Oid>) {
-    run(|| with_spi(|| untrack(tbl.ok_or_else(|| null_arg("tbl"))?)))
+    run(|| {
+        with_spi(|| {
+            let tbl = tbl.ok_or_else(|| null_arg("tbl"))?;
+            crate::pg::replication::refuse_on_standby("vc.untrack()")?;
+            untrack(tbl)
+        })
+    })
 }
