@@ -37,6 +37,8 @@ pub struct WorkerState {
     ticks: u64,
     /// 0 waiting for the extension, 1 running.
     ready: bool,
+    /// Set by `wake()`: a commit asks for a replication round now.
+    wake: bool,
 }
 
 // SAFETY: plain-old-data.
@@ -85,11 +87,19 @@ pub fn wake() {
     if !crate::pg::progress::enabled() {
         return;
     }
-    let pid = STATE.share().pid;
+    let pid = {
+        let mut s = STATE.exclusive();
+        s.wake = true;
+        s.pid
+    };
     if pid > 0 {
         // SAFETY: signalling a process; the worker's SIGUSR1 handler sets its latch.
         unsafe { libc::kill(pid, libc::SIGUSR1) };
     }
+}
+
+fn take_wake_request() -> bool {
+    std::mem::take(&mut STATE.exclusive().wake)
 }
 
 #[pg_guard]
@@ -109,10 +119,16 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
     }
     log!("pgvc worker started in database \"{db}\"");
     let mut next_schedule = Instant::now();
-    let mut next_replication = Instant::now();
+    // The last replication round, and the pause a failure asked for.
+    let mut last_round: Option<Instant> = None;
     let mut backoff: Option<Duration> = None;
     let mut last_logged = String::new();
     loop {
+        // Read the interval each time: a reload may have changed it.
+        let interval =
+            Duration::from_millis(crate::pg::replication::INTERVAL_MS.get().max(10) as u64);
+        let next_replication =
+            last_round.map_or_else(Instant::now, |t| t + backoff.unwrap_or(interval));
         let now = Instant::now();
         let due = next_schedule.min(next_replication);
         let wait = due
@@ -124,13 +140,17 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration file is what SIGHUP asks for.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            continue; // recompute the schedule with the new settings
         }
         let now = Instant::now();
-        // A latch set by a commit (or a reload) asks for a replication round now,
-        // unless a failure asked for a pause.
-        let woken = now < next_replication && backoff.is_none();
+        // The latch is set by many things (catalog invalidations, signals); only a
+        // commit's wake() request runs a round early, and not during a backoff.
+        let woken = take_wake_request() && backoff.is_none();
         let run_schedule = now >= next_schedule;
         let run_replication = now >= next_replication || woken;
+        if !run_schedule && !run_replication {
+            continue;
+        }
         let outcome = BackgroundWorker::transaction(|| {
             // Waiting for CREATE EXTENSION is normal: say nothing until then.
             let installed = Spi::get_one::<bool>(
@@ -156,13 +176,11 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
             next_schedule = now + TICK;
         }
         if run_replication {
-            let interval =
-                Duration::from_millis(crate::pg::replication::INTERVAL_MS.get().max(10) as u64);
+            last_round = Some(now);
             match tick.as_deref() {
                 Some(t) if t.starts_with("error: ") => {
                     let b = backoff.map_or(interval, |b| (b * 2).min(MAX_BACKOFF));
-                    backoff = Some(b);
-                    next_replication = now + b.max(interval);
+                    backoff = Some(b.max(interval));
                     if t != last_logged {
                         log!("pgvc replication: {}", &t[7..]);
                         last_logged = t.to_string();
@@ -171,7 +189,6 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
                 _ => {
                     backoff = None;
                     last_logged.clear();
-                    next_replication = now + interval;
                 }
             }
         }
