@@ -16,7 +16,8 @@ use crate::store::{ChunkStore, Hash};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// How far back the commit callback may find the remote's head below the pushed one
 /// (commits by concurrent transactions); further is left to the worker.
@@ -25,7 +26,7 @@ const MAX_CHAIN: usize = 10_000;
 struct Pending {
     /// The subtransaction that prepared it: dropped if that one rolls back.
     subxact: pg_sys::SubTransactionId,
-    remote: Remote<Box<dyn ObjectStore>>,
+    remote: Rc<Remote<Box<dyn ObjectStore>>>,
     branch: String,
     head: Hash,
     epoch: u64,
@@ -37,6 +38,10 @@ thread_local! {
     static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
     /// Wake the worker when this transaction commits (async mode, or a failed prepare).
     static WAKE: RefCell<bool> = const { RefCell::new(false) };
+    /// Remotes opened by this process, by URL: each keeps its cache of pack indexes,
+    /// so a push or fetch reads only the indexes of packs added since the last one.
+    static REMOTES: RefCell<HashMap<String, Rc<Remote<Box<dyn ObjectStore>>>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// Registers the transaction callbacks; once per process, from `_PG_init`.
@@ -125,7 +130,7 @@ fn publish_pending() {
 
 /// Opens the remote a replication role names (no file-access check: the superuser
 /// who configured replication granted it).
-fn open_named(name: &str) -> VcResult<Remote<Box<dyn ObjectStore>>> {
+fn open_named(name: &str) -> VcResult<Rc<Remote<Box<dyn ObjectStore>>>> {
     let url = one_text(
         "SELECT url FROM vc.remotes WHERE name = $1",
         vec![Arg::Text(Some(name.to_string()))],
@@ -139,10 +144,15 @@ fn open_named(name: &str) -> VcResult<Remote<Box<dyn ObjectStore>>> {
             "add it with SELECT vc.remote_add('{name}', 'file:///path'), or fix the setting and SELECT pg_reload_conf()"
         ))
     })?;
-    Ok(open(&url)?)
+    if let Some(r) = REMOTES.with(|m| m.borrow().get(&url).cloned()) {
+        return Ok(r);
+    }
+    let r = Rc::new(open(&url)?);
+    REMOTES.with(|m| m.borrow_mut().insert(url, r.clone()));
+    Ok(r)
 }
 
-pub fn open_remote(cfg: &Config) -> VcResult<Remote<Box<dyn ObjectStore>>> {
+pub fn open_remote(cfg: &Config) -> VcResult<Rc<Remote<Box<dyn ObjectStore>>>> {
     open_named(cfg.remote.as_deref().unwrap_or_default())
 }
 
