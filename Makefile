@@ -40,8 +40,10 @@ tour: install
 # benches/run.sh --quick is a 2-minute smoke run that leaves the docs alone.
 .PHONY: bench
 # Each script writes its own figures: docs/BENCHMARKS.md (commits, tracking, storage,
-# memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md.
+# memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md,
+# docs/BENCHMARKS_REPLICATION.md (lag, apply vs logical replication, push overhead).
 bench: install
 	benches/run.sh
 	benches/remotes.sh
 	benches/backups.sh
+	benches/replication.sh

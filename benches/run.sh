@@ -799,6 +799,11 @@ write_report() {
         echo "Written by \`benches/run.sh\`; do not edit by hand. Reproduce with \`make bench\`"
         echo "(\`benches/run.sh --quick\` for a smoke run)."
         echo
+        echo "Commits, tracking, storage and memory are here. Remotes (push, clone), backups and"
+        echo "replication (lag, apply against logical replication, push overhead, the standby's"
+        echo "memory) are in \`docs/BENCHMARKS_REMOTES.md\`, \`docs/BENCHMARKS_BACKUPS.md\` and"
+        echo "\`docs/BENCHMARKS_REPLICATION.md\`, written by their scripts in the same \`make bench\`."
+        echo
         echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
         echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
         echo "- **PostgreSQL**: $PG_VERSION; \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, other settings default (fsync on, \`synchronous_commit = on\`)"
