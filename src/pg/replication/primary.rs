@@ -23,10 +23,13 @@ use std::rc::Rc;
 /// (commits by concurrent transactions); further is left to the worker.
 const MAX_CHAIN: usize = 10_000;
 
+/// A remote opened once per process (see `REMOTES`).
+pub type SharedRemote = Rc<Remote<Box<dyn ObjectStore>>>;
+
 struct Pending {
     /// The subtransaction that prepared it: dropped if that one rolls back.
     subxact: pg_sys::SubTransactionId,
-    remote: Rc<Remote<Box<dyn ObjectStore>>>,
+    remote: SharedRemote,
     branch: String,
     head: Hash,
     epoch: u64,
@@ -40,7 +43,7 @@ thread_local! {
     static WAKE: RefCell<bool> = const { RefCell::new(false) };
     /// Remotes opened by this process, by URL: each keeps its cache of pack indexes,
     /// so a push or fetch reads only the indexes of packs added since the last one.
-    static REMOTES: RefCell<HashMap<String, Rc<Remote<Box<dyn ObjectStore>>>>> =
+    static REMOTES: RefCell<HashMap<String, SharedRemote>> =
         RefCell::new(HashMap::new());
 }
 
@@ -130,7 +133,7 @@ fn publish_pending() {
 
 /// Opens the remote a replication role names (no file-access check: the superuser
 /// who configured replication granted it).
-fn open_named(name: &str) -> VcResult<Rc<Remote<Box<dyn ObjectStore>>>> {
+fn open_named(name: &str) -> VcResult<SharedRemote> {
     let url = one_text(
         "SELECT url FROM vc.remotes WHERE name = $1",
         vec![Arg::Text(Some(name.to_string()))],
@@ -152,7 +155,7 @@ fn open_named(name: &str) -> VcResult<Rc<Remote<Box<dyn ObjectStore>>>> {
     Ok(r)
 }
 
-pub fn open_remote(cfg: &Config) -> VcResult<Rc<Remote<Box<dyn ObjectStore>>>> {
+pub fn open_remote(cfg: &Config) -> VcResult<SharedRemote> {
     open_named(cfg.remote.as_deref().unwrap_or_default())
 }
 
