@@ -149,11 +149,19 @@ mod tests {
         ] {
             expect_error(f, "42501", "permission denied");
         }
+        // Replication settings live in postgresql.conf, and their values are hidden.
         expect_error(
             "SET vc.replicate_to_remote = 'x'",
-            "42501",
-            "permission denied",
+            "55P02",
+            "cannot be changed now",
         );
+        for g in [
+            "vc.replicate_to_remote",
+            "vc.read_replica_remote",
+            "vc.replicate_heads",
+        ] {
+            expect_error(&format!("SHOW {g}"), "42501", "pg_read_all_settings");
+        }
         // The write guard reads the role as the writer.
         run("UPDATE e1 SET v = 'd' WHERE id = 3");
         run("RESET ROLE");
