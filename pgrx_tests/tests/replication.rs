@@ -415,6 +415,39 @@ fn a_failed_push_is_retried_until_delivered() {
     assert_eq!(remote_head(&mut dp), h);
     assert_eq!(status(&mut dp, "last_error"), "<null>");
 
+    // The pack is written during vc.commit(), the remote's ref moves at COMMIT: when
+    // only that last step fails, the transaction stays committed and the worker
+    // delivers it later.
+    dp.batch_execute(
+        "BEGIN; INSERT INTO events (what) VALUES ('late'); SELECT vc.commit('published late');",
+    )
+    .unwrap();
+    let chmod_root = |mode: &str| {
+        let ok = Command::new("chmod")
+            .args([mode, remote.0.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    chmod_root("a-w");
+    dp.batch_execute("COMMIT").unwrap();
+    let late = head(&mut dp);
+    assert_eq!(
+        query_scalar(&mut dp, "SELECT message FROM vc.log() LIMIT 1"),
+        "published late"
+    );
+    let err = status(&mut dp, "last_error");
+    assert!(err.contains("Permission denied"), "{err}");
+    chmod_root("u+w");
+    let got = wait_for(
+        &mut dp,
+        "SELECT coalesce(remote_head, '') FROM vc.replication_status()",
+        &late,
+        30,
+    );
+    assert_eq!(got, late, "{}", status(&mut dp, "last_error"));
+    assert_eq!(remote_head(&mut dp), late);
+
     // Asynchronous mode: the worker pushes right after the commit.
     set_conf(&mut dp, "vc.async_replication", Some("on"));
     dp.batch_execute("INSERT INTO events (what) VALUES ('async'); SELECT vc.commit('async');")

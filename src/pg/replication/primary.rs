@@ -121,7 +121,14 @@ fn publish_pending() {
             // Another server was promoted: the worker's next round fences this one.
             Err(RemoteError::Fenced { .. }) => wake = true,
             Err(e) => {
-                record_error(&format!("push of {} failed: {e}", p.branch));
+                let msg = format!("push of {} failed: {e}", p.branch);
+                record_error(&msg);
+                // Like synchronous replication's cancel warning: the client learns
+                // that its committed transaction is not on the remote yet. (A WARNING
+                // cannot abort anything: the transaction is already committed.)
+                pgrx::warning!(
+                    "pgvc: the transaction has committed here, but the remote does not have its commit yet: {msg}; the background worker retries (see vc.replication_status())"
+                );
                 wake = true;
             }
         }
