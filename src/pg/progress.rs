@@ -2,6 +2,7 @@
 //! through `vc.progress()`. One slot per backend in shared memory, so it needs
 //! `shared_preload_libraries = 'pgvc'`; without it, transfers still report by NOTICE.
 
+use crate::pg::now_us;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,13 +58,6 @@ pub fn init() {
 /// True in a server that preloaded pgvc (shared memory and the worker exist).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 fn my_pid() -> i32 {

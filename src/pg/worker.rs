@@ -11,6 +11,7 @@
 //! what the remote lacks. A failed round is retried with exponential backoff and its
 //! error is logged once, not at every retry.
 
+use crate::pg::now_us;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
@@ -65,13 +66,6 @@ pub fn init() {
         .enable_spi_access()
         .set_restart_time(Some(RESTART_AFTER))
         .load();
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// The database the worker serves (`vc.database`).
@@ -212,10 +206,7 @@ fn vc_worker_status() -> TableIterator<
         name!(last_tick_us, Option<i64>),
     ),
 > {
-    let db = DATABASE
-        .get()
-        .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| "postgres".into());
+    let db = database();
     if !crate::pg::progress::enabled() {
         return TableIterator::new(vec![(
             None,

@@ -35,7 +35,7 @@ pub use file::FileStore;
 pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
 pub use object::{valid_key, ObjectStore, ObjectWriter, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
-pub use push::{Prepared, PushOutcome};
+pub use push::{is_ancestor, Prepared, PushOutcome};
 pub use url::{open, parse_url, RemoteUrl};
 pub use walk::chunk_refs;
 

@@ -212,7 +212,7 @@ fn commit_of(local: &dyn ChunkStore, h: &Hash) -> Result<Commit> {
 
 /// Is `old` `new` or one of its ancestors in `local`? A commit `local` lacks
 /// cannot be one (local stores are closed under references).
-pub(crate) fn is_ancestor(local: &dyn ChunkStore, old: Hash, new: Hash) -> Result<bool> {
+pub fn is_ancestor(local: &dyn ChunkStore, old: Hash, new: Hash) -> Result<bool> {
     if !local.has(&old)? {
         return Ok(false);
     }

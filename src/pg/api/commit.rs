@@ -12,6 +12,7 @@ use crate::commit::{Commit, RootValue, TableEntry};
 use crate::pg::api::track::untracked_partitions;
 use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Plan, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
+use crate::pg::now_us;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::rows::{working_changes, Scan};
 use crate::pg::spi::{exec, one_text, with_snapshot, with_spi, Arg};
@@ -142,13 +143,6 @@ fn commit_locked(
     store.flush()?;
     set_branch(branch, parent, hash)?;
     Ok(hash.to_hex())
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 #[pg_extern(name = "_commit", volatile)]

@@ -16,8 +16,8 @@ use crate::pg::progress::Tracker;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::spi::{exec, one_text, query, with_spi, Arg};
 use crate::pg::store::PgStore;
-use crate::remote::{open, parse_url, Progress, Remote, RemoteUrl};
-use crate::store::{ChunkStore, Hash};
+use crate::remote::{is_ancestor, open, parse_url, Progress, Remote, RemoteUrl};
+use crate::store::Hash;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::time::{Duration, Instant};
@@ -139,7 +139,8 @@ pub fn remote_remove(name: &str) -> VcResult<()> {
     Ok(())
 }
 
-fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
+/// Points the remote-tracking ref `<remote>/<branch>` at `h`.
+pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
     exec(
         "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
          ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
@@ -209,22 +210,8 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     Ok(out)
 }
 
-fn is_ancestor(store: &dyn ChunkStore, ancestor: Hash, of: Hash) -> VcResult<bool> {
-    let mut todo = vec![of];
-    let mut seen = std::collections::HashSet::new();
-    while let Some(h) = todo.pop() {
-        if h == ancestor {
-            return Ok(true);
-        }
-        if seen.insert(h) {
-            todo.extend(Commit::read(store, &h)?.parents);
-        }
-    }
-    Ok(false)
-}
-
 /// True when the working set has uncommitted changes.
-fn has_uncommitted() -> VcResult<bool> {
+pub fn has_uncommitted() -> VcResult<bool> {
     Ok(!query("SELECT 1 FROM vc.status() LIMIT 1", vec![], &[])?.is_empty())
 }
 

@@ -2,9 +2,10 @@
 //! checked-out one to the live tables, in the caller's transaction (one transaction
 //! per worker tick: readers see the old commit or the new one).
 
-use super::primary::{keep_on_branch, open_remote, set_tracking};
+use super::primary::{keep_on_branch, open_remote, SharedRemote};
 use super::{record_epoch, record_remote_head, record_success, Config};
 use crate::commit::{Commit, RootValue};
+use crate::pg::api::remote::set_tracking_ref;
 use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{VcError, VcResult};
@@ -21,24 +22,43 @@ pub enum Applied {
     WaitingForClone,
 }
 
-/// Moves branch `name` from `old` to `new` whatever the relation between them (a
-/// standby follows force-pushes), refusing only a concurrent move.
-fn move_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<()> {
-    match old {
-        Some(_) => crate::pg::refs::set_branch(name, old, new),
-        None => keep_on_branch(name, new),
+/// Brings local branch `b` from `ours` to the remote's `theirs` (fetched, every chunk
+/// verified), whatever the relation between them (a standby follows force-pushes):
+/// the checked-out branch is applied to the live tables first. Refuses only a
+/// concurrent move. Returns the commit now at `b`.
+fn follow(
+    cfg: &Config,
+    remote: &SharedRemote,
+    store: &mut PgStore,
+    b: &str,
+    ours: Option<Hash>,
+    theirs: Hash,
+    checked_out: &str,
+) -> VcResult<Commit> {
+    remote.fetch(store, b, &mut |_| {})?;
+    store.flush()?;
+    let commit = Commit::read(&*store, &theirs)?;
+    if b == checked_out {
+        let target = RootValue::read(&*store, &commit.root)?;
+        checkout_root(store, ours, &target, &format!("the remote's {b}"))?;
     }
+    match ours {
+        Some(_) => crate::pg::refs::set_branch(b, ours, theirs)?,
+        None => keep_on_branch(b, theirs)?,
+    }
+    set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, theirs)?;
+    Ok(commit)
 }
 
 /// One round: fetch and apply every followed branch that moved on the remote.
 pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
-    let remote = open_remote(cfg)?;
-    let manifest = remote.read_manifest()?;
-    record_epoch(manifest.epoch);
     let checked_out = current_branch(false)?;
     if ref_hash(&checked_out)?.is_none() && tracked_tables()?.is_empty() {
         return Ok(Applied::WaitingForClone);
     }
+    let remote = open_remote(cfg)?;
+    let manifest = remote.read_manifest()?;
+    record_epoch(manifest.epoch);
     // Most rounds find nothing to do: look before taking the HEAD lock (a row lock
     // per round would cost a transaction id and WAL).
     let mut behind = false;
@@ -67,15 +87,7 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
         if ours == Some(theirs) {
             continue;
         }
-        remote.fetch(&mut store, b, &mut |_| {})?;
-        store.flush()?;
-        let commit = Commit::read(&store, &theirs)?;
-        if *b == checked_out {
-            let target = RootValue::read(&store, &commit.root)?;
-            checkout_root(&store, ours, &target, &format!("the remote's {b}"))?;
-        }
-        move_branch(b, ours, theirs)?;
-        set_tracking(cfg, b, theirs)?;
+        let commit = follow(cfg, &remote, &mut store, b, ours, theirs, &checked_out)?;
         lag = Some(((super::now_us() - commit.timestamp_us) / 1000).max(0));
         moved += 1;
     }
@@ -120,16 +132,16 @@ pub fn rejoin(cfg: &Config, remote_name: &str) -> VcResult<String> {
             }
         }
         if ours != Some(theirs) {
-            remote.fetch(&mut store, b, &mut |_| {})?;
-            store.flush()?;
-            if *b == checked_out {
-                let commit = Commit::read(&store, &theirs)?;
-                let target = RootValue::read(&store, &commit.root)?;
-                checkout_root(&store, ours, &target, &format!("the remote's {b}"))?;
-            }
-            move_branch(b, ours, theirs)?;
+            follow(
+                &as_standby,
+                &remote,
+                &mut store,
+                b,
+                ours,
+                theirs,
+                &checked_out,
+            )?;
         }
-        set_tracking(&as_standby, b, theirs)?;
         record_remote_head(b, Some(theirs));
         if *b == checked_out {
             result = Some(theirs);

@@ -294,11 +294,16 @@ fn branches_and_bad_heads() {
     assert_eq!(remote.list_refs().unwrap()["main"], c1);
 }
 
-/// The two-step push used at COMMIT: prepare (pack written, no manifest change), then
-/// publish only while the remote's head is an acceptable one and the epoch holds.
-#[test]
-fn prepare_then_publish_expecting() {
-    let (_d, remote) = temp_remote();
+/// A remote at c1 (epoch 0) with c2's pack prepared but not published.
+fn c2_prepared_over_c1() -> (
+    tempfile::TempDir,
+    Remote<FileStore>,
+    MemStore,
+    Hash,
+    Hash,
+    crate::remote::Prepared,
+) {
+    let (d, remote) = temp_remote();
     let mut local = MemStore::new();
     let (_, c1, c2) = history(&mut local);
     remote
@@ -308,6 +313,14 @@ fn prepare_then_publish_expecting() {
         .prepare(&local, "main", c2, false, Some(0), &mut quiet())
         .unwrap()
         .expect("c2 is new");
+    (d, remote, local, c1, c2, prep)
+}
+
+/// The two-step push used at COMMIT: prepare (pack written, no manifest change), then
+/// publish only while the remote's head is an acceptable one and the epoch holds.
+#[test]
+fn prepare_then_publish_expecting() {
+    let (_d, remote, local, c1, c2, prep) = c2_prepared_over_c1();
     // Prepared but not published: readers still see c1.
     assert_eq!(remote.list_refs().unwrap()["main"], c1);
     assert!(prep.pack.is_some());
@@ -333,16 +346,7 @@ fn prepare_then_publish_expecting() {
 
 #[test]
 fn publish_expecting_is_refused_after_an_epoch_bump() {
-    let (_d, remote) = temp_remote();
-    let mut local = MemStore::new();
-    let (_, c1, c2) = history(&mut local);
-    remote
-        .push(&local, "main", c1, false, Some(0), &mut quiet())
-        .unwrap();
-    let prep = remote
-        .prepare(&local, "main", c2, false, Some(0), &mut quiet())
-        .unwrap()
-        .unwrap();
+    let (_d, remote, local, c1, c2, prep) = c2_prepared_over_c1();
     // A standby is promoted between the prepare and the publish.
     assert_eq!(remote.bump_epoch(0).unwrap(), 1);
     let ok: HashSet<Option<Hash>> = HashSet::from([Some(c1)]);
