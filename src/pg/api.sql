@@ -297,6 +297,12 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._rejoin($1) $$;
 
+-- The role in vc.replication is cached per process; writes make every process re-read it.
+CREATE TRIGGER vc_replication_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON vc.replication FOR EACH STATEMENT EXECUTE FUNCTION vc._replication_changed();
+-- Also under session_replication_role = replica.
+ALTER TABLE vc.replication ENABLE ALWAYS TRIGGER vc_replication_changed;
+
 -- Run by the background worker: one replication round in a subtransaction. Returns
 -- 'idle', 'ok', 'waiting', 'fenced', or 'error: <message>' (recorded for
 -- vc.replication_status(); the worker backs off and logs a new error once).

@@ -11,6 +11,7 @@ pub mod sql;
 pub mod standby;
 
 use crate::pg::error::{VcError, VcResult};
+pub use crate::pg::now_us;
 use crate::pg::spi::{exec, query, Arg};
 use crate::store::Hash;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -150,7 +151,52 @@ fn in_served_database() -> VcResult<bool> {
 }
 
 /// The row of `vc.replication`: (role override, remote, epoch).
-fn stored() -> VcResult<(Option<String>, Option<String>, Option<u64>)> {
+type Stored = (Option<String>, Option<String>, Option<u64>);
+
+thread_local! {
+    /// `vc.replication` as last read, with the generation it was read at. The write
+    /// guard runs on every statement that writes a tracked table: it reads the row
+    /// only when another transaction changed it since (or this one is changing it).
+    static STORED: std::cell::RefCell<Option<(u64, Stored)>> = const { std::cell::RefCell::new(None) };
+    /// This transaction wrote `vc.replication` (set by its trigger).
+    static WROTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Called by the statement trigger on `vc.replication`.
+pub fn replication_written() {
+    WROTE.with(|w| w.set(true));
+}
+
+/// From the transaction callbacks: a committed write of `vc.replication` makes every
+/// process read it again (the generation moves after the commit is visible, so a
+/// reader that cached the old row cached it under an older generation).
+pub fn end_of_transaction(committed: bool) {
+    if WROTE.with(|w| w.replace(false)) && committed && crate::pg::progress::enabled() {
+        STATUS.exclusive().generation += 1;
+    }
+}
+
+fn stored() -> VcResult<Stored> {
+    // The generation is read before the row, never after.
+    let generation = STATUS.share().generation;
+    let writing = WROTE.with(|w| w.get());
+    if !writing {
+        let hit = STORED.with(|c| match &*c.borrow() {
+            Some((g, s)) if *g == generation => Some(s.clone()),
+            _ => None,
+        });
+        if let Some(s) = hit {
+            return Ok(s);
+        }
+    }
+    let s = read_stored()?;
+    if !writing {
+        STORED.with(|c| *c.borrow_mut() = Some((generation, s.clone())));
+    }
+    Ok(s)
+}
+
+fn read_stored() -> VcResult<Stored> {
     let rows = query(
         "SELECT role, remote, epoch::text FROM vc.replication",
         vec![],
@@ -303,6 +349,8 @@ pub struct Status {
     error_len: u16,
     error_us: i64,
     slots: [Slot; MAX_BRANCHES],
+    /// Bumped by every committed write of `vc.replication` (see `stored`).
+    generation: u64,
 }
 
 impl Default for Status {
@@ -315,6 +363,7 @@ impl Default for Status {
             error_len: 0,
             error_us: 0,
             slots: [Slot::default(); MAX_BRANCHES],
+            generation: 0,
         }
     }
 }
@@ -324,13 +373,6 @@ unsafe impl PGRXSharedMemory for Status {}
 
 // SAFETY: a name unique to pgvc.
 static STATUS: PgLwLock<Status> = unsafe { PgLwLock::new(c"pgvc_replication_status") };
-
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 /// Records an error (shown by `vc.replication_status()`); true when it differs from
 /// the previous one (the caller logs it then, once).

@@ -7,11 +7,12 @@
 
 use super::{current, record_error, record_remote_head, record_success, Config, Role};
 use crate::commit::Commit;
+use crate::pg::api::remote::set_tracking_ref;
 use crate::pg::error::{VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::spi::{exec, one_text, Arg};
 use crate::pg::store::PgStore;
-use crate::remote::{open, ObjectStore, Prepared, Remote, RemoteError};
+use crate::remote::{is_ancestor, open, ObjectStore, Prepared, Remote, RemoteError};
 use crate::store::{ChunkStore, Hash};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
@@ -64,10 +65,16 @@ unsafe extern "C-unwind" fn xact_callback(
     match event {
         XACT_EVENT_COMMIT => {
             // Nothing here may raise: the transaction is already committed.
+            let _ = std::panic::catch_unwind(|| super::end_of_transaction(true));
             let _ = std::panic::catch_unwind(publish_pending);
         }
         XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_ABORT => {
             let _ = std::panic::catch_unwind(|| {
+                // A prepared transaction's write becomes visible at COMMIT PREPARED,
+                // which no callback of ours sees: bumping at PREPARE is the best we
+                // can do (a reader between the two may keep the old role until the
+                // next write of vc.replication; 2PC on it is not expected).
+                super::end_of_transaction(event == XACT_EVENT_PREPARE);
                 PENDING.with(|p| p.borrow_mut().clear());
                 WAKE.with(|w| *w.borrow_mut() = false);
             });
@@ -164,24 +171,6 @@ fn open_named(name: &str) -> VcResult<SharedRemote> {
 
 pub fn open_remote(cfg: &Config) -> VcResult<SharedRemote> {
     open_named(cfg.remote.as_deref().unwrap_or_default())
-}
-
-/// Is `old` `new` or one of its ancestors? (a commit this store lacks is not)
-fn is_ancestor(store: &PgStore, old: Hash, new: Hash) -> VcResult<bool> {
-    if !store.has(&old)? {
-        return Ok(false);
-    }
-    let mut seen = HashSet::new();
-    let mut todo = vec![new];
-    while let Some(h) = todo.pop() {
-        if h == old {
-            return Ok(true);
-        }
-        if seen.insert(h) {
-            todo.extend(Commit::read(store, &h)?.parents);
-        }
-    }
-    Ok(false)
 }
 
 /// Whether moving the remote's `branch` from `theirs` to `ours` must be forced, or an
@@ -342,22 +331,13 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
 /// replicated branch's head that the remote lacks on `fenced/<epoch>/<branch>`.
 pub fn fence(cfg: &Config, epoch: u64) -> VcResult<()> {
     let remote_name = cfg.remote.clone().unwrap_or_default();
-    let heads_on_remote: Option<HashSet<Hash>> = open_remote(cfg).ok().and_then(|r| {
-        let m = r.read_manifest().ok()?;
-        let idx = r.index(&m).ok()?;
-        let mut have = HashSet::new();
-        for b in &cfg.heads {
-            if let Some(h) = ref_hash(b).ok().flatten() {
-                if idx.contains(&h) {
-                    have.insert(h);
-                }
-            }
-        }
-        Some(have)
-    });
+    // What the remote holds (unknown if unreadable: then every head is kept).
+    let on_remote = open_remote(cfg)
+        .and_then(|r| Ok(r.index(&r.read_manifest()?)?))
+        .ok();
     for b in &cfg.heads {
         let Some(h) = ref_hash(b)? else { continue };
-        if heads_on_remote.as_ref().is_some_and(|s| s.contains(&h)) {
+        if on_remote.as_ref().is_some_and(|idx| idx.contains(&h)) {
             continue;
         }
         keep_on_branch(&format!("fenced/{epoch}/{b}"), h)?;
@@ -432,26 +412,10 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
             }
             Err(e) => return Err(e.into()),
         }
-        set_tracking(cfg, b, ours)?;
+        set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, ours)?;
         record_remote_head(b, Some(ours));
         pushed += 1;
     }
     record_success(None);
     Ok(pushed)
-}
-
-/// Updates the remote-tracking ref `<remote>/<branch>`.
-pub fn set_tracking(cfg: &Config, branch: &str, h: Hash) -> VcResult<()> {
-    exec(
-        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
-         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
-        vec![
-            Arg::Text(Some(format!(
-                "{}/{branch}",
-                cfg.remote.as_deref().unwrap_or_default()
-            ))),
-            Arg::Bytea(Some(h.as_bytes().to_vec())),
-        ],
-    )?;
-    Ok(())
 }

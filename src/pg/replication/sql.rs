@@ -221,7 +221,7 @@ fn do_rejoin(remote: &str) -> VcResult<String> {
         .hint("rejoin a fenced or stale server; to switch roles, promote a standby first"));
     }
     lock()?;
-    if !crate::pg::spi::query("SELECT 1 FROM vc.status() LIMIT 1", vec![], &[])?.is_empty() {
+    if crate::pg::api::remote::has_uncommitted()? {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "rejoin refused: there are uncommitted changes (see vc.status())",
@@ -256,12 +256,9 @@ fn tick() -> VcResult<String> {
         }
         Role::Standby => {
             lock()?;
-            if let Some(msg) = not_cloned_yet(&cfg)? {
-                record_error(&msg);
-                return Ok("waiting".into());
-            }
             match apply_all(&cfg)? {
                 Applied::Moved(_) => "ok".into(),
+                // A state, not an error worth logging: shown in the status only.
                 Applied::WaitingForClone => {
                     record_error(&format!(
                         "waiting: nothing cloned yet; SELECT vc.clone('<url of remote {}>')",
@@ -274,22 +271,6 @@ fn tick() -> VcResult<String> {
     })
 }
 
-/// A standby that has neither the remote defined nor anything cloned is waiting for
-/// `vc.clone()`: a state, not an error worth logging.
-fn not_cloned_yet(cfg: &super::Config) -> VcResult<Option<String>> {
-    let name = cfg.remote.as_deref().unwrap_or_default();
-    let defined = crate::pg::spi::one_text(
-        "SELECT url FROM vc.remotes WHERE name = $1",
-        vec![crate::pg::spi::Arg::Text(Some(name.to_string()))],
-    )?
-    .is_some();
-    let cloned = ref_hash(&crate::pg::refs::current_branch(false)?)?.is_some()
-        || !crate::pg::catalog::tracked_tables()?.is_empty();
-    Ok((!defined && !cloned).then(|| {
-        format!("waiting: nothing cloned yet and remote \"{name}\" is not defined; SELECT vc.clone('<url>') (it defines remote 'origin')")
-    }))
-}
-
 #[pg_extern(name = "_replicate", volatile)]
 fn vc_replicate() -> String {
     run(|| with_spi(tick))
@@ -300,6 +281,16 @@ fn vc_replicate() -> String {
 #[pg_extern(name = "_replication_failed", volatile)]
 fn vc_replication_failed(message: Option<&str>) -> bool {
     record_error(message.unwrap_or("unknown error"))
+}
+
+/// Statement trigger on `vc.replication`: its row is cached per process (the write
+/// guard reads it on every statement); a write makes every process read it again.
+#[pg_trigger]
+fn _replication_changed<'a>(
+    _trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    super::replication_written();
+    Ok(None)
 }
 
 /// `BEFORE ... FOR EACH STATEMENT` trigger on tracked tables: refuses writes on a
