@@ -31,6 +31,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+. "$ROOT/benches/lib.sh"
 SYS_BIN=/usr/lib/postgresql/15/bin
 
 ARGS="$*"
@@ -143,19 +145,8 @@ snapshot_install() {
     DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
 }
 
-free_port() {
-    local p
-    for ((p = 45000 + RANDOM % 5000; ; p++)); do
-        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [[ ! -e /tmp/.s.PGSQL.$p ]] \
-            && [[ ! -e /var/run/postgresql/.s.PGSQL.$p ]]; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
 start_cluster() {
-    PORT=$(free_port)
+    PORT=$(free_port 45000)
     runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
         --no-sync >"$WORK/initdb.log"
     cat >>"$WORK/data/postgresql.conf" <<EOF
@@ -217,9 +208,6 @@ psql_() {
 sql() { psql_ -d "$1" -c "$2"; }
 sqlf() { psql_ -d "$1"; }
 ms() { sql "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"; }
-now() { date +%s.%N; }
-# Milliseconds since a now() value.
-since_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
 
 new_db() {
     sql postgres "DROP DATABASE IF EXISTS $1"
@@ -260,29 +248,12 @@ drop_backup() {
     rm -rf "${BACKUPS:?}/$2"
 }
 
-# Sum of the sizes (bytes, as on disk: st_size) of the files under a directory.
-dir_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}'; }
-
 # Spread condition: k rows evenly over ids 1..n; the shift s picks which residue, so
 # that different runs change different rows.
 spread() { echo "id % $(($1 / $2)) = $(((${3:-0} * 7 + 1) % ($1 / $2)))"; }
 touch_rows() { sql "$1" "UPDATE t SET price = price + 1, ts = ts + interval '1 hour' WHERE $2" >/dev/null; }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
-# paired_ratio "A1 A2 ..." "B1 B2 ...": median of Bi / Ai (runs i of both sides were
-# taken back to back, so a change of the machine's load between runs cancels out).
-paired_ratio() {
-    local a=($1) b=($2) i r=()
-    for i in "${!a[@]}"; do r+=("$(calc "${b[i]} / ${a[i]}" 4)"); done
-    calc "$(median "${r[@]}")"
-}
-verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
-human() { awk -v b="$1" 'BEGIN {
-    if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024;
-    else printf "%d B", b }'; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # Quiesce before a timed step: dirty pages of earlier steps written out, so neither
 # side of a comparison pays for the other's writes.
@@ -298,7 +269,6 @@ result() {
 }
 SECTION_NO=0
 section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
-md() { printf '%s\n' "$@" >>"$SECTION"; }
 explain() {
     local e id text order=()
     declare -A ids=()

@@ -39,6 +39,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+. "$ROOT/benches/lib.sh"
 SYS_BIN=/usr/lib/postgresql/15/bin
 
 ARGS="$*"
@@ -180,23 +182,11 @@ snapshot_install() {
     DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
 }
 
-free_port() {
-    local p
-    for ((p = 40000 + RANDOM % 5000; ; p++)); do
-        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [[ ! -e /tmp/.s.PGSQL.$p ]] \
-            && [[ ! -e /var/run/postgresql/.s.PGSQL.$p ]] && [[ ! -e $WORK/.s.PGSQL.$p ]] \
-            && [[ ${PORTS[p]:-} != "$p" ]]; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
 # start_cluster NODE [CONF LINE...]: initdb + start; the pgvc worker serves `postgres`.
 start_cluster() {
     local n=$1
     shift
-    PORTS[$n]=$(free_port)
+    PORTS[$n]=$(free_port 40000)
     runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/$n" -A trust -U postgres \
         --no-sync >"$WORK/initdb.$n.log"
     {
@@ -272,9 +262,6 @@ psql_() {
 }
 sql() { psql_ "$1" -d "$2" -c "$3"; }
 sqlf() { psql_ "$1" -d "$2"; }
-now() { date +%s.%N; }
-# Milliseconds since a now() value.
-since_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
 
 # ALTER SYSTEM (value "": RESET) and reload; waits until a new session sees it.
 set_conf() {
@@ -336,28 +323,13 @@ poll() {
 # Milliseconds between two microsecond times, 1 decimal.
 dms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1000}'; }
 
-max() { printf '%s\n' "$@" | sort -g | tail -1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # pct P VALUES...: nearest-rank percentile.
 pct() {
     local p=$1
     shift
     printf '%s\n' "$@" | sort -g | awk -v p="$p" '{v[NR] = $1} END {i = int((p * NR + 99) / 100); if (i < 1) i = 1; print v[i]}'
 }
-calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
-# paired_ratio "A1 A2 ..." "B1 B2 ...": median of Bi / Ai (runs i of both sides were
-# taken back to back, so a change of the machine's load between runs cancels out).
-paired_ratio() {
-    local a=($1) b=($2) i r=()
-    for i in "${!a[@]}"; do r+=("$(calc "${b[i]} / ${a[i]}" 4)"); done
-    calc "$(median "${r[@]}")"
-}
-verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
-human() { awk -v b="$1" 'BEGIN {
-    if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024;
-    else printf "%d B", b }'; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # Quiesce before a timed step: dirty pages of earlier steps written out, so neither
 # side of a comparison pays for the other's writes.
@@ -380,7 +352,6 @@ result() {
 }
 SECTION_NO=0
 section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
-md() { printf '%s\n' "$@" >>"$SECTION"; }
 explain() {
     local e id text order=()
     declare -A ids=()

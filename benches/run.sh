@@ -28,6 +28,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+. "$ROOT/benches/lib.sh"
 SYS_BIN=/usr/lib/postgresql/15/bin
 
 QUICK=0
@@ -154,21 +156,8 @@ snapshot_install() {
     SO_SHA=$(sha256sum "$so" | cut -c1-12)
 }
 
-# The cluster listens on a Unix socket in $WORK only, so no port can clash; we still
-# pick one that no local server uses.
-free_port() {
-    local p
-    for ((p = 55000 + RANDOM % 5000; ; p++)); do
-        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [[ ! -e /tmp/.s.PGSQL.$p ]] \
-            && [[ ! -e /var/run/postgresql/.s.PGSQL.$p ]]; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
 start_cluster() {
-    PORT=$(free_port)
+    PORT=$(free_port 55000)
     runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
         --no-sync >"$WORK/initdb.log"
     cat >>"$WORK/data/postgresql.conf" <<EOF
@@ -260,22 +249,6 @@ touch_rows() { sql "$1" "UPDATE $2 SET price = price + 1, ts = ts + interval '1 
 # Condition selecting k rows spread evenly over ids 1..n.
 spread() { echo "id % $(($1 / $2)) = 0"; }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
-# paired_ratio "A1 A2 ..." "B1 B2 ...": median of Bi / Ai. Runs i of both sides were
-# taken back to back, so a change of the machine's load between runs cancels out.
-paired_ratio() {
-    local a=($1) b=($2) i r=()
-    for i in "${!a[@]}"; do r+=("$(calc "${b[i]} / ${a[i]}" 4)"); done
-    calc "$(median "${r[@]}")"
-}
-# verdict VALUE OP GOAL: PASS when VALUE OP GOAL holds (OP is <= or >=).
-verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {ok = (op == "<=") ? v <= g : v >= g; print ok ? "PASS" : "MISS"}'; }
-human() { awk -v b="$1" 'BEGIN {
-    if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024;
-    else printf "%d B", b }'; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-
 # ---------------------------------------------------------------------------------------
 # Results: one summary row per goal, plus a Markdown section per benchmark.
 # ---------------------------------------------------------------------------------------
@@ -290,7 +263,6 @@ result() {
 # Lines of the current benchmark's section of the report.
 SECTION=""
 section() { SECTION=$WORK/section.$1.md; : >"$SECTION"; }
-md() { printf '%s\n' "$@" >>"$SECTION"; }
 # explain ID:VERDICT...: one Markdown line per known cause of the MISSes among the given
 # results (ids sharing a cause are listed together), and one per unexplained MISS.
 explain() {
