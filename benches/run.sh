@@ -491,7 +491,7 @@ EOF
         done
     done
     md ""
-    sql postgres "DROP DATABASE $db"
+    # The database stays: it is vc.database, and the worker is connected to it.
 
     # Bulk statements: a fresh pair of tables per round.
     local ins=() upd=()
