@@ -30,8 +30,12 @@ CREATE EVENT TRIGGER vc_on_drop ON sql_drop EXECUTE FUNCTION vc._on_drop();
 
 -- ALTER TABLE of a tracked table may change its primary key: rebuild its key log so
 -- writes keep working and the next commit compares the table in full.
+-- It runs as pgvc's owner inside the table owner's ALTER: every setting the rebuild
+-- depends on is pinned (names are rendered with search_path = pg_catalog; the trigger
+-- function body is checked when created).
 CREATE FUNCTION vc._on_alter() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp SET check_function_bodies = on
+SET standard_conforming_strings = on SET client_min_messages = warning AS $$
 DECLARE r record;
 BEGIN
     FOR r IN SELECT DISTINCT t.relid FROM pg_event_trigger_ddl_commands() c

@@ -5,7 +5,8 @@
 //! function), so they are schema-qualified and the same on every cluster.
 
 use super::error::{invalid, VcError, VcResult};
-use super::spi::{ident, query, Arg};
+use super::spi::{query, Arg};
+use super::sql::{self, QualName};
 use crate::codec::{Cell, JsonKind, KeyKind};
 use crate::commit::{Column, SequenceState, TableSchema};
 use pgrx::pg_sys::Oid;
@@ -28,7 +29,6 @@ pub struct Tracked {
     pub relid: Oid,
     /// Schema-qualified, quoted where needed: usable in SQL and as the root-value key.
     pub name: String,
-    pub log_table: String,
     pub full_scan: bool,
 }
 
@@ -46,7 +46,6 @@ pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
         .map(|r| Tracked {
             relid: Oid::from(text_req(&r[0]).parse::<u32>().unwrap_or(0)),
             name: text_req(&r[1]),
-            log_table: text_req(&r[2]),
             full_scan: text_req(&r[3]) == "true",
         })
         .collect())
@@ -130,6 +129,32 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
 /// them (`DEFAULT nextval('s')` on a separately created sequence, as pg_dump output
 /// and pagila have; `column` None).
 pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
+    let mut out = Vec::new();
+    for (name, column) in sequences_of(relid)? {
+        let v = query(
+            sql::sequence_state(&QualName::parse("sequence name", &name)?),
+            vec![],
+            &[],
+        )?;
+        let row = v
+            .first()
+            .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
+        out.push(SequenceState {
+            name,
+            column,
+            last_value: text_req(&row[0]).parse().unwrap_or(0),
+            is_called: text_req(&row[1]) == "t",
+        });
+    }
+    Ok(out)
+}
+
+/// The names of the sequences of a table (see `owned_sequences`).
+pub fn sequence_names(relid: Oid) -> VcResult<Vec<String>> {
+    Ok(sequences_of(relid)?.into_iter().map(|(n, _)| n).collect())
+}
+
+fn sequences_of(relid: Oid) -> VcResult<Vec<(String, Option<String>)>> {
     let names = query(
         "SELECT DISTINCT ON (1) format('%I.%I', n.nspname, s.relname), a.attname FROM ( \
            SELECT d.objid AS seq, d.refobjsubid AS col FROM pg_depend d \
@@ -147,30 +172,20 @@ pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
         vec![Arg::Oid(relid)],
         &[],
     )?;
-    let mut out = Vec::new();
-    for r in names {
-        let name = text_req(&r[0]);
-        let v = query(
-            &format!("SELECT last_value::text, is_called::text FROM {name}"),
-            vec![],
-            &[],
-        )?;
-        let row = v
-            .first()
-            .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
-        out.push(SequenceState {
-            name,
-            column: text(&r[1]),
-            last_value: text_req(&row[0]).parse().unwrap_or(0),
-            is_called: text_req(&row[1]) == "true",
-        });
-    }
-    Ok(out)
+    Ok(names
+        .iter()
+        .map(|r| (text_req(&r[0]), text(&r[1])))
+        .collect())
 }
 
-/// Sets sequences to recorded states (those that still exist).
-pub fn restore_sequences(seqs: &[SequenceState]) -> VcResult<()> {
+/// Sets sequences to recorded states: only those in `allowed` (the sequences of the
+/// table the states were recorded for, as this database knows them). A commit names
+/// sequences by name, and a commit from a remote could name any sequence here.
+pub fn restore_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
     for s in seqs {
+        if !allowed.contains(&s.name) {
+            continue;
+        }
         query(
             "SELECT pg_catalog.setval($1::regclass, $2, $3)",
             vec![
@@ -195,13 +210,37 @@ pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
         )
         .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or vc.untrack() it"));
     }
-    let plan = Plan::new(&t.name, &schema);
+    let mut plan = Plan::new(&t.name, &schema)?;
+    plan.owner = table_owner(t.relid)?;
     Ok((schema, plan))
+}
+
+/// The owner of a relation: pgvc reads and writes a user table as its owner.
+pub fn table_owner(relid: Oid) -> VcResult<Oid> {
+    let rows = query(
+        "SELECT relowner::int8::text FROM pg_class WHERE oid = $1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    match rows
+        .first()
+        .and_then(|r| text(&r[0]))
+        .and_then(|t| t.parse::<u32>().ok())
+    {
+        Some(o) => Ok(Oid::from(o)),
+        None => Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", u32::from(relid)),
+        )),
+    }
 }
 
 /// How to read, encode and write the rows of a table with a given schema.
 pub struct Plan {
-    pub table: String,
+    pub table: QualName,
+    /// The table's owner (InvalidOid for a plan that only decodes rows): statements on
+    /// the table run as this role (`spi::as_owner`).
+    pub owner: Oid,
     pub key_cols: Vec<String>,
     pub key_types: Vec<String>,
     pub key_kinds: Vec<KeyKind>,
@@ -235,11 +274,15 @@ pub fn key_kind(type_name: &str) -> KeyKind {
 }
 
 impl Plan {
-    pub fn new(table: &str, schema: &TableSchema) -> Plan {
+    /// A plan for the table named `table` with `schema`. The names and types may come
+    /// from a commit: SQL built from a plan re-quotes names and resolves every type
+    /// (`sql`), so this only checks the table name.
+    pub fn new(table: &str, schema: &TableSchema) -> VcResult<Plan> {
         let keys = schema.key_columns();
         let vals: Vec<&Column> = schema.value_columns().collect();
-        Plan {
-            table: table.to_string(),
+        Ok(Plan {
+            table: QualName::parse("table name", table)?,
+            owner: Oid::INVALID,
             key_cols: keys.iter().map(|c| c.name.clone()).collect(),
             key_types: keys.iter().map(|c| c.type_name.clone()).collect(),
             key_kinds: keys.iter().map(|c| key_kind(&c.type_name)).collect(),
@@ -249,17 +292,7 @@ impl Plan {
             value_json: vals.iter().map(|c| json_kind(&c.type_name)).collect(),
             value_raw: vals.iter().map(|c| c.type_name == "bytea").collect(),
             value_generated: vals.iter().map(|c| c.generated.is_some()).collect(),
-        }
-    }
-
-    /// `SELECT` list: key columns then value columns.
-    pub fn select_list(&self, alias: &str) -> String {
-        self.key_cols
-            .iter()
-            .chain(&self.value_cols)
-            .map(|c| format!("{alias}.{}", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        })
     }
 
     /// Which selected columns are read raw: key columns never (keys are text).
@@ -289,47 +322,5 @@ impl Plan {
                         | "interval"
                 )
         })
-    }
-
-    /// `ORDER BY` matching the byte order of encoded keys, so a full scan streams
-    /// entries already sorted: integers numerically, everything else by its text
-    /// output in C collation.
-    pub fn key_order(&self, alias: &str) -> String {
-        self.key_cols
-            .iter()
-            .zip(&self.key_kinds)
-            .map(|(c, k)| match k {
-                KeyKind::Int => format!("{alias}.{}", ident(c)),
-                KeyKind::Text => format!("({alias}.{}::pg_catalog.text) COLLATE \"C\"", ident(c)),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// A relation of the given key texts, typed: `(SELECT u.c0::t0 AS k0, ... FROM
-    /// unnest($1::text[], ...) u(c0, ...))`, with parameters starting at `$first`.
-    pub fn keys_relation(&self, first: usize) -> String {
-        let n = self.key_cols.len();
-        let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", first + i)).collect();
-        let cols: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        let casts: Vec<String> = (0..n)
-            .map(|i| format!("u.c{i}::{} AS k{i}", self.key_types[i]))
-            .collect();
-        format!(
-            "(SELECT {} FROM unnest({}) u({}))",
-            casts.join(", "),
-            arrays.join(", "),
-            cols.join(", ")
-        )
-    }
-
-    /// `t.a = k.k0 AND t.b = k.k1`
-    pub fn key_join(&self, t: &str, k: &str) -> String {
-        self.key_cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{t}.{} = {k}.k{i}", ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
     }
 }

@@ -5,8 +5,9 @@
 use super::catalog::Plan;
 use super::error::{VcError, VcResult};
 use super::rows::write_rows;
-use super::spi::{exec, ident, one_text, query, Arg};
-use crate::codec::{load_value, Cell};
+use super::spi::{exec, one_text, Arg};
+use super::sql::{self, ColumnDef, Ident, QualName, SqlExpr, SqlType};
+use crate::codec::load_value;
 use crate::commit::TableEntry;
 use crate::prolly;
 use crate::store::ChunkStore;
@@ -15,115 +16,173 @@ use pgrx::PgSqlErrorCode as Code;
 /// Rows written per statement while loading a table.
 const LOAD_BATCH: usize = 5000;
 
-/// Splits `schema.table` (as rendered by `format('%I.%I')`) into its two parts,
-/// unquoted.
-pub fn split_name(qualified: &str) -> VcResult<(String, String)> {
-    let rows = query(
-        "SELECT (parse_ident($1))[1], (parse_ident($1))[2]",
-        vec![Arg::Text(Some(qualified.to_string()))],
-        &[],
-    )?;
-    match rows.first().map(|r| (r[0].clone(), r[1].clone())) {
-        Some((Cell::Text(s), Cell::Text(t))) => Ok((s, t)),
-        _ => Err(VcError::new(
-            Code::ERRCODE_INVALID_NAME,
-            format!("\"{qualified}\" is not a schema-qualified table name"),
-        )),
-    }
-}
-
 /// Creates the table `name` as described by a commit (columns, types, defaults,
-/// generated and identity columns, primary key) and its owned sequences. Refuses if
-/// a relation of that name exists. Types must exist (user enums, domains, composites
+/// generated and identity columns, primary key) and its sequences. Refuses if a
+/// relation of that name exists. Types must exist (user enums, domains, composites
 /// are not part of a commit).
-pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<()> {
-    let (schema, _) = split_name(name)?;
-    let exists = one_text(
-        "SELECT to_regclass($1)::text",
-        vec![Arg::Text(Some(name.to_string()))],
-    )?;
-    if exists.is_some() {
+///
+/// Everything in `entry` is untrusted (it may come from a remote): names are
+/// re-quoted, types resolved through the catalog, expressions parsed as one
+/// expression each, and a recorded sequence is created here or refused, never taken
+/// over. Returns the sequences whose recorded state may be restored: those this call
+/// created or that the new table owns.
+pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
+    let table = QualName::parse("table name", name)?;
+    if exists(&table.to_string())? {
         return Err(VcError::new(
             Code::ERRCODE_DUPLICATE_TABLE,
-            format!("table {name} already exists"),
+            format!("table {table} already exists"),
         )
         .hint("drop or rename it first, or use a database without it"));
+    }
+    // Check everything before creating anything.
+    let mut cols = Vec::new();
+    for c in &entry.schema.columns {
+        let what = |w: &str| format!("{w} of column {:?} of {table}", c.name);
+        cols.push(ColumnDef {
+            name: Ident::checked("column name", &c.name)?,
+            ty: SqlType::resolve(&c.type_name)?,
+            default: match &c.default {
+                Some(d) => Some(SqlExpr::checked(&what("default"), d)?),
+                None => None,
+            },
+            generated: match &c.generated {
+                Some(g) => Some(SqlExpr::checked(&what("generation expression"), g)?),
+                None => None,
+            },
+            identity: match c.identity.as_deref() {
+                None => None,
+                Some("a") => Some('a'),
+                Some("d") => Some('d'),
+                Some(other) => {
+                    return Err(VcError::new(
+                        Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                        format!("{}: unknown identity kind {other:?}", what("identity")),
+                    ))
+                }
+            },
+            not_null: c.not_null,
+        });
+    }
+    let column_named = |n: &str| entry.schema.columns.iter().find(|c| c.name == n);
+    let mut pk = Vec::new();
+    for k in &entry.schema.primary_key {
+        if column_named(k).is_none() {
+            return Err(VcError::new(
+                Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("the primary key of {table} names a column it does not have"),
+            ));
+        }
+        pk.push(Ident::checked("column name", k)?);
+    }
+    if pk.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("the commit records no primary key for {table}"),
+        ));
+    }
+    // Sequences: identity columns make their own (renamed below); the others must not
+    // exist yet when a column owns them, and are created here.
+    let mut create = Vec::new();
+    let mut identity_renames = Vec::new();
+    for s in &entry.sequences {
+        let seq = QualName::parse("sequence name", &s.name)?;
+        let col = match &s.column {
+            Some(col) => Some(column_named(col).ok_or_else(|| {
+                VcError::new(
+                    Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                    format!("sequence {seq} is owned by a column {table} does not have"),
+                )
+            })?),
+            None => None,
+        };
+        if let Some(c) = col.filter(|c| c.identity.is_some()) {
+            check_ident_only(&c.name)?;
+            identity_renames.push((c.name.clone(), seq, s.name.clone()));
+            continue;
+        }
+        if exists(&seq.to_string())? {
+            if col.is_some() {
+                return Err(VcError::new(
+                    Code::ERRCODE_DUPLICATE_TABLE,
+                    format!("sequence {seq} of table {table} already exists here"),
+                )
+                .hint("drop or rename it first: pgvc does not take over an existing sequence"));
+            }
+            // Shared by defaults of several tables (pg_dump style): used as it is, its
+            // value left alone.
+            continue;
+        }
+        let owner = match col {
+            Some(c) => Some(Ident::checked("column name", &c.name)?),
+            None => None,
+        };
+        create.push((seq, owner, s.name.clone()));
     }
     // (No CREATE SCHEMA IF NOT EXISTS: its NOTICE for public is noise in every clone.)
     let has_schema = one_text(
         "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
-        vec![Arg::Text(Some(schema.clone()))],
+        vec![Arg::Text(Some(table.schema.clone()))],
     )?;
     if has_schema.is_none() {
-        exec(&format!("CREATE SCHEMA {}", ident(&schema)), vec![])?;
+        exec(sql::create_schema(&table.schema)?, vec![])?;
     }
-    let identity_cols: Vec<&str> = entry
-        .schema
-        .columns
-        .iter()
-        .filter(|c| c.identity.is_some())
-        .map(|c| c.name.as_str())
-        .collect();
-    // Serial sequences must exist before the defaults that call nextval() on them.
-    for s in &entry.sequences {
-        if s.column
-            .as_deref()
-            .is_none_or(|c| !identity_cols.contains(&c))
-        {
-            exec(&format!("CREATE SEQUENCE IF NOT EXISTS {}", s.name), vec![])?;
+    let mut allowed = Vec::new();
+    // Sequences must exist before the defaults that call nextval() on them.
+    for (seq, _, recorded) in &create {
+        exec(sql::create_sequence(seq), vec![])?;
+        allowed.push(recorded.clone());
+    }
+    exec(sql::create_table(&table, &cols, &pk), vec![])?;
+    for (seq, owner, _) in &create {
+        if let Some(col) = owner {
+            exec(sql::sequence_owned_by(seq, &table, col), vec![])?;
         }
     }
-    let mut defs = Vec::new();
-    for c in &entry.schema.columns {
-        let mut d = format!("{} {}", ident(&c.name), c.type_name);
-        if let Some(g) = &c.generated {
-            d.push_str(&format!(" GENERATED ALWAYS AS ({g}) STORED"));
-        }
-        match c.identity.as_deref() {
-            Some("a") => d.push_str(" GENERATED ALWAYS AS IDENTITY"),
-            Some(_) => d.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
-            None => {}
-        }
-        if let Some(def) = &c.default {
-            d.push_str(&format!(" DEFAULT {def}"));
-        }
-        if c.not_null {
-            d.push_str(" NOT NULL");
-        }
-        defs.push(d);
-    }
-    let pk: Vec<String> = entry.schema.primary_key.iter().map(|c| ident(c)).collect();
-    defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-    exec(
-        &format!("CREATE TABLE {name} ({})", defs.join(", ")),
-        vec![],
-    )?;
-    for s in &entry.sequences {
-        let Some(col) = &s.column else { continue };
-        if identity_cols.contains(&col.as_str()) {
-            // The identity column made its own sequence; give it the recorded name.
-            let made = one_text(
-                "SELECT pg_get_serial_sequence($1, $2)",
-                vec![
-                    Arg::Text(Some(name.to_string())),
-                    Arg::Text(Some(col.clone())),
-                ],
-            )?;
-            if let Some(made) = made.filter(|m| m != &s.name) {
-                let (_, seq) = split_name(&s.name)?;
-                exec(
-                    &format!("ALTER SEQUENCE {made} RENAME TO {}", ident(&seq)),
-                    vec![],
-                )?;
-            }
-        } else {
+    for (col, seq, recorded) in identity_renames {
+        // The identity column made its own sequence; give it the recorded name.
+        let made = one_text(
+            "SELECT pg_get_serial_sequence($1, $2)",
+            vec![
+                Arg::Text(Some(table.to_string())),
+                Arg::Text(Some(
+                    col.to_string().trim_matches('"').replace("\"\"", "\""),
+                )),
+            ],
+        )?;
+        let Some(made) = made else { continue };
+        if made != recorded {
+            let made = QualName::parse("sequence name", &made)?;
             exec(
-                &format!("ALTER SEQUENCE {} OWNED BY {name}.{}", s.name, ident(col)),
+                sql::rename_sequence(&made, &Ident::checked("sequence name", &seq.name)?),
                 vec![],
             )?;
         }
+        allowed.push(recorded);
     }
-    Ok(())
+    // What was created must be what the commit records: a commit made by pgvc always
+    // round-trips; anything else was not made by pgvc.
+    let relid = super::catalog::relid_of(&table.to_string())?;
+    if super::catalog::table_schema(relid)? != entry.schema {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("the definition of {table} in the commit does not match what it creates here"),
+        )
+        .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
+    }
+    Ok(allowed)
+}
+
+fn check_ident_only(name: &str) -> VcResult<()> {
+    Ident::checked("column name", name).map(|_| ())
+}
+
+fn exists(name: &str) -> VcResult<bool> {
+    Ok(one_text(
+        "SELECT to_regclass($1)::text",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?
+    .is_some())
 }
 
 /// Loads every row of `tree` into the (empty) live table, in batches, with user

@@ -13,6 +13,7 @@ pub mod refs;
 pub mod replication;
 pub mod rows;
 pub mod spi;
+pub mod sql;
 pub mod store;
 pub mod worker;
 

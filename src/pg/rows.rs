@@ -3,7 +3,8 @@
 
 use super::catalog::{Plan, Tracked};
 use super::error::VcResult;
-use super::spi::{exec, query, Arg, Cursor};
+use super::spi::{as_owner, exec, query, Arg, Cursor};
+use super::sql;
 use crate::codec::{decode_key, decode_row, encode_key, encode_row, load_value, Cell};
 use crate::prolly;
 use crate::store::{ChunkStore, Hash};
@@ -49,15 +50,12 @@ pub struct Scan<'p> {
 
 impl<'p> Scan<'p> {
     pub fn open(plan: &'p Plan) -> VcResult<Scan<'p>> {
-        let sql = format!(
-            "SELECT {} FROM {} t ORDER BY {}",
-            plan.select_list("t"),
-            plan.table,
-            plan.key_order("t")
-        );
+        let cursor = as_owner(plan.owner, || {
+            Cursor::open(sql::scan(plan), vec![], plan.raw_mask())
+        })?;
         let mut scan = Scan {
             plan,
-            cursor: Cursor::open(&sql, vec![], plan.raw_mask())?,
+            cursor,
             buf: VecDeque::new(),
             done: false,
             sorted: None,
@@ -81,7 +79,11 @@ impl Iterator for Scan<'_> {
             return sorted.next().map(Ok);
         }
         if self.buf.is_empty() && !self.done {
-            self.buf.extend(self.cursor.fetch(BATCH));
+            let cursor = &mut self.cursor;
+            match as_owner(self.plan.owner, || Ok(cursor.fetch(BATCH))) {
+                Ok(rows) => self.buf.extend(rows),
+                Err(e) => return Some(Err(e)),
+            }
             self.done = self.buf.is_empty();
         }
         let row = self.buf.pop_front()?;
@@ -94,24 +96,26 @@ impl Iterator for Scan<'_> {
 /// keys we process leave the log; rows logged by transactions still in flight are
 /// invisible to that statement and stay for a later commit.
 pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<String>>> {
-    let sql = if consume {
-        format!("DELETE FROM vc.{} RETURNING *", t.log_table)
-    } else {
-        format!("SELECT DISTINCT * FROM vc.{}", t.log_table)
-    };
-    let rows = query(&sql, vec![], &[])?;
+    let rows = query(
+        sql::read_log(u32::from(t.relid), &plan.key_cols, consume),
+        vec![],
+        &[],
+    )?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for r in rows {
-        let k: Vec<String> = r
+        // Key logs are NOT NULL; a key that is not all text cannot name a row.
+        let k: Option<Vec<String>> = r
             .into_iter()
             .map(|c| match c {
-                Cell::Text(t) => t,
-                _ => String::new(),
+                Cell::Text(t) => Some(t),
+                _ => None,
             })
             .collect();
-        if k.len() == plan.key_cols.len() && seen.insert(k.clone()) {
-            out.push(k);
+        if let Some(k) = k.filter(|k| k.len() == plan.key_cols.len()) {
+            if seen.insert(k.clone()) {
+                out.push(k);
+            }
         }
     }
     Ok(out)
@@ -135,20 +139,15 @@ pub fn logged_key_bytes(t: &Tracked, plan: &Plan) -> VcResult<Vec<Vec<u8>>> {
 pub type KeyedRows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<KeyedRows> {
-    let sql = format!(
-        "SELECT {} FROM {} t JOIN {} k ON {}",
-        plan.select_list("t"),
-        plan.table,
-        plan.keys_relation(1),
-        plan.key_join("t", "k")
-    );
+    let sql = sql::rows_by_key(plan)?;
     let mut out = Vec::with_capacity(keys.len());
     for batch in keys.chunks(BATCH as usize) {
         let args = (0..plan.key_cols.len())
             .map(|i| Arg::TextArray(batch.iter().map(|k| Some(k[i].clone())).collect()))
             .collect();
         let mut found = HashSet::new();
-        for row in query(&sql, args, &plan.raw_mask())? {
+        let rows = as_owner(plan.owner, || query(sql.clone(), args, &plan.raw_mask()))?;
+        for row in rows {
             let (k, v) = encode_fetched(plan, row)?;
             found.insert(k.clone());
             out.push((k, Some(v)));
@@ -187,7 +186,7 @@ pub fn working_changes(
     let mut out = Vec::new();
     if full || head.is_none() {
         if consume {
-            exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+            exec(sql::clear_log(u32::from(t.relid)), vec![])?;
         }
         // Before the table's first commit there is no tree (not even an empty one).
         let committed: Box<dyn Iterator<Item = crate::store::Result<Entry>>> = match head {
@@ -262,42 +261,12 @@ pub fn working_changes(
 /// With `fresh`, the table is known not to hold these keys (a table being loaded), and
 /// the DELETE is skipped.
 pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
-    let del = format!(
-        "DELETE FROM {} t USING {} k WHERE {}",
-        plan.table,
-        plan.keys_relation(1),
-        plan.key_join("t", "k")
-    );
     let nk = plan.key_cols.len();
     let writable: Vec<usize> = (0..plan.value_cols.len())
         .filter(|&i| !plan.value_generated[i])
         .collect();
-    let mut cols: Vec<String> = plan.key_cols.iter().map(|c| super::spi::ident(c)).collect();
-    let mut arrays: Vec<String> = (0..nk).map(|i| format!("${}::text[]", i + 1)).collect();
-    let mut names: Vec<String> = (0..nk).map(|i| format!("c{i}")).collect();
-    let mut casts: Vec<String> = (0..nk)
-        .map(|i| format!("u.c{i}::{}", plan.key_types[i]))
-        .collect();
-    for (j, &i) in writable.iter().enumerate() {
-        let p = nk + j + 1;
-        cols.push(super::spi::ident(&plan.value_cols[i]));
-        names.push(format!("v{j}"));
-        if plan.value_raw[i] {
-            arrays.push(format!("${p}::bytea[]"));
-            casts.push(format!("u.v{j}"));
-        } else {
-            arrays.push(format!("${p}::text[]"));
-            casts.push(format!("u.v{j}::{}", plan.value_types[i]));
-        }
-    }
-    let ins = format!(
-        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM unnest({}) u({})",
-        plan.table,
-        cols.join(", "),
-        casts.join(", "),
-        arrays.join(", "),
-        names.join(", ")
-    );
+    let del = sql::delete_by_key(plan)?;
+    let ins = sql::insert_rows(plan, &writable)?;
     for batch in rows.chunks(BATCH as usize) {
         let mut key_texts: Vec<Vec<String>> = Vec::with_capacity(batch.len());
         for (k, _) in batch {
@@ -307,7 +276,7 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
             let args = (0..nk)
                 .map(|i| Arg::TextArray(key_texts.iter().map(|k| Some(k[i].clone())).collect()))
                 .collect();
-            exec(&del, args)?;
+            as_owner(plan.owner, || exec(del.clone(), args))?;
         }
         let mut key_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); nk];
         let mut val_text: Vec<Vec<Option<String>>> = vec![Vec::new(); writable.len()];
@@ -340,7 +309,7 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
                 Arg::TextArray(std::mem::take(&mut val_text[j]))
             });
         }
-        exec(&ins, args)?;
+        as_owner(plan.owner, || exec(ins.clone(), args))?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! Every function here must run inside an SPI connection (`Spi::connect*`).
 
 use super::error::{VcError, VcResult};
+use super::sql::Sql;
 use crate::codec::Cell;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -148,20 +149,40 @@ pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
 const MAX_KEPT_PLANS: usize = 1000;
 
 thread_local! {
-    static PLANS: std::cell::RefCell<std::collections::HashMap<(String, Vec<pg_sys::Oid>), usize>> =
+    static PLANS: std::cell::RefCell<std::collections::HashMap<PlanKey, KeptPlan>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
+type PlanKey = (String, Vec<pg_sys::Oid>);
+
+struct KeptPlan {
+    ptr: usize,
+    /// Statements running this plan now. A plan in use is never freed: a statement of
+    /// ours can run user code (a domain check, a generated column) that calls pgvc
+    /// again, and that inner call may fill the cache while the outer one is iterating.
+    in_use: u32,
+}
+
+/// A plan for one execution: kept ones stay in the cache, marked in use until dropped.
 struct Plan {
     ptr: pg_sys::SPIPlanPtr,
-    kept: bool,
+    kept: Option<PlanKey>,
 }
 
 impl Drop for Plan {
     fn drop(&mut self) {
-        if !self.kept && !std::thread::panicking() {
-            // SAFETY: an unkept plan prepared by us and used only by the caller.
-            unsafe { pg_sys::SPI_freeplan(self.ptr) };
+        match self.kept.take() {
+            // Bookkeeping only, so also while an ERROR unwinds.
+            Some(key) => PLANS.with(|p| {
+                if let Some(e) = p.borrow_mut().get_mut(&key) {
+                    e.in_use = e.in_use.saturating_sub(1);
+                }
+            }),
+            None if !std::thread::panicking() => {
+                // SAFETY: an unkept plan prepared by us and used only by the caller.
+                unsafe { pg_sys::SPI_freeplan(self.ptr) };
+            }
+            None => {}
         }
     }
 }
@@ -181,10 +202,16 @@ fn is_utility(sql: &str) -> bool {
 
 fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan> {
     let key = (sql.to_string(), types.to_vec());
-    if let Some(ptr) = PLANS.with(|p| p.borrow().get(&key).copied()) {
+    let hit = PLANS.with(|p| {
+        p.borrow_mut().get_mut(&key).map(|e| {
+            e.in_use += 1;
+            e.ptr
+        })
+    });
+    if let Some(ptr) = hit {
         return Ok(Plan {
             ptr: ptr as pg_sys::SPIPlanPtr,
-            kept: true,
+            kept: Some(key),
         });
     }
     // SAFETY: plain SPI calls on a NUL-terminated statement and a types array of the
@@ -194,23 +221,61 @@ fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan>
         // SAFETY: plain read of a global set by SPI_prepare.
         return Err(sql_error(sql, unsafe { pg_sys::SPI_result }));
     }
-    if is_utility(sql) {
-        return Ok(Plan { ptr, kept: false });
+    // One statement, never more: whatever went into the text, it cannot have ended a
+    // statement and started another.
+    // SAFETY: a valid plan just prepared; the list belongs to it.
+    let statements = unsafe {
+        let list = pg_sys::SPI_plan_get_plan_sources(ptr);
+        if list.is_null() {
+            0
+        } else {
+            (*list).length
+        }
+    };
+    if statements != 1 {
+        // SAFETY: our unkept plan, not used after this.
+        unsafe { pg_sys::SPI_freeplan(ptr) };
+        return Err(VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pgvc refused to run a statement text that holds {statements} statements"),
+        ));
     }
-    // SAFETY: moves the plan to a long-lived context; it is never freed after that
-    // except when the cache is full.
+    if is_utility(sql) {
+        return Ok(Plan { ptr, kept: None });
+    }
+    // SAFETY: moves the plan to a long-lived context; it is freed only when evicted
+    // from the cache while no statement uses it.
     unsafe { pg_sys::SPI_keepplan(ptr) };
     PLANS.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() >= MAX_KEPT_PLANS {
-            for (_, old) in p.drain() {
-                // SAFETY: kept plans are only referenced from this cache.
-                unsafe { pg_sys::SPI_freeplan(old as pg_sys::SPIPlanPtr) };
-            }
+            p.retain(|_, e| {
+                if e.in_use > 0 {
+                    return true;
+                }
+                // SAFETY: a kept plan referenced only from this cache, not running.
+                unsafe { pg_sys::SPI_freeplan(e.ptr as pg_sys::SPIPlanPtr) };
+                false
+            });
         }
-        p.insert(key, ptr as usize);
+        p.insert(
+            key.clone(),
+            KeptPlan {
+                ptr: ptr as usize,
+                in_use: 1,
+            },
+        );
     });
-    Ok(Plan { ptr, kept: true })
+    Ok(Plan {
+        ptr,
+        kept: Some(key),
+    })
+}
+
+/// Number of plans kept now (for tests).
+#[cfg(any(test, feature = "pg_test"))]
+fn kept_plans() -> usize {
+    PLANS.with(|p| p.borrow().len())
 }
 
 /// Runs `f` in a memory context deleted right after: parameter arrays (megabytes for a
@@ -232,8 +297,9 @@ fn back_to(ctx: pg_sys::MemoryContext) {
 }
 
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
-pub fn query(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
-    in_temp_context(|| query_here(sql, args, raw))
+pub fn query(sql: impl Into<Sql>, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    let sql = sql.into();
+    in_temp_context(|| query_here(sql.as_str(), args, raw))
 }
 
 fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
@@ -270,14 +336,14 @@ fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>
 }
 
 /// Runs a statement for its effect; returns the number of rows processed.
-pub fn exec(sql: &str, args: Vec<Arg>) -> VcResult<u64> {
+pub fn exec(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<u64> {
     query(sql, args, &[])?;
     // SAFETY: plain read of a global set by the statement above.
     Ok(unsafe { pg_sys::SPI_processed })
 }
 
 /// First column of the first row as text, if any.
-pub fn one_text(sql: &str, args: Vec<Arg>) -> VcResult<Option<String>> {
+pub fn one_text(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Option<String>> {
     Ok(query(sql, args, &[])?
         .into_iter()
         .next()
@@ -295,9 +361,10 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn open(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
+    pub fn open(sql: impl Into<Sql>, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
+        let sql = sql.into();
         // The portal copies the parameters it needs.
-        in_temp_context(|| Cursor::open_here(sql, args, raw))
+        in_temp_context(|| Cursor::open_here(sql.as_str(), args, raw))
     }
 
     fn open_here(sql: &str, args: Vec<Arg>, raw: Vec<bool>) -> VcResult<Cursor> {
@@ -356,11 +423,6 @@ impl Drop for Cursor {
     }
 }
 
-/// Quotes an identifier for SQL.
-pub fn ident(s: &str) -> String {
-    pgrx::spi::quote_identifier(s)
-}
-
 /// Runs `f` inside an SPI connection.
 pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     Spi::connect_mut(|_client| f())
@@ -382,4 +444,113 @@ pub fn with_replica_role<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
         vec![Arg::Text(Some(saved))],
     )?;
     Ok(out)
+}
+
+/// Runs `f` as `owner` (the owner of the user table it reads or writes) in a
+/// security-restricted context, as PostgreSQL runs VACUUM, ANALYZE and REINDEX.
+///
+/// A table's owner controls code that reading and writing it may run: domain checks
+/// on key casts, CHECK constraints, generated columns, triggers enabled ALWAYS. Run
+/// with the caller's rights, that code would act as whoever called pgvc (a superuser,
+/// the worker); run here, it has the owner's rights and cannot change role, create
+/// temporary objects or leave settings behind (`NewGUCNestLevel`). `row_security` is
+/// off: a policy the owner forces on the table makes the read fail instead of
+/// silently returning fewer rows (a commit would record the rest as deleted).
+///
+/// On an ERROR the (sub)transaction abort restores the user and the settings.
+pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    if owner == pg_sys::InvalidOid {
+        return Err(VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "pgvc: reading a table without knowing its owner",
+        ));
+    }
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_ctx: std::ffi::c_int = 0;
+    // SAFETY: plain calls on backend globals, undone below (or by the abort of the
+    // transaction on an ERROR, which restores the user id and the GUC nest level).
+    let nest = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_ctx | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
+        );
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"row_security".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest
+    };
+    let out = f();
+    // SAFETY: as above; restores exactly what we saved.
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, nest);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
+    }
+    out
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// Finding 5: when the cache was full it freed every kept plan, including one a
+    /// statement of ours was still running (user code it ran can call pgvc again).
+    #[pg_test]
+    fn a_running_plan_survives_a_full_cache() {
+        with_spi(|| {
+            let sql = "SELECT 424242::int8";
+            let c = CString::new(sql).unwrap();
+            let held = prepared(sql, &c, &mut [])?;
+            for i in 0..MAX_KEPT_PLANS + 10 {
+                query_here(&format!("SELECT {i}::int8 + 1"), vec![], &[])?;
+            }
+            assert!(kept_plans() <= MAX_KEPT_PLANS);
+            let still = PLANS.with(|p| {
+                p.borrow()
+                    .get(&(sql.to_string(), vec![]))
+                    .map(|e| e.ptr == held.ptr as usize)
+            });
+            assert_eq!(still, Some(true), "the plan in use stays kept");
+            drop(held);
+            // Released: the next eviction may free it.
+            let in_use =
+                PLANS.with(|p| p.borrow().get(&(sql.to_string(), vec![])).map(|e| e.in_use));
+            assert_eq!(in_use, Some(0));
+            assert_eq!(
+                query(sql, vec![], &[])?,
+                vec![vec![Cell::Text("424242".into())]]
+            );
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    }
+
+    /// A statement text holding two statements is refused before it runs.
+    #[pg_test]
+    fn two_statements_are_refused() {
+        with_spi(|| {
+            let e = query_here(
+                "SELECT 1; CREATE TABLE public.not_created (x int)",
+                vec![],
+                &[],
+            )
+            .unwrap_err();
+            assert!(e.message.contains("holds 2 statements"), "{}", e.message);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT to_regclass('public.not_created')::text").unwrap(),
+            None
+        );
+    }
 }

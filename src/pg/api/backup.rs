@@ -41,7 +41,7 @@ fn backup_url(name: &str) -> VcResult<String> {
 }
 
 pub fn backup_add(name: &str, url: &str) -> VcResult<()> {
-    add_location("vc.backups", "backup", name, url)
+    add_location(true, "backup", name, url)
 }
 
 /// Every branch and tag: (kind, name, commit).
@@ -170,7 +170,13 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     if force {
         for t in &tracked {
             crate::pg::api::track::untrack(t.relid)?;
-            exec(&format!("DROP TABLE {}", t.name), vec![])?;
+            exec(
+                crate::pg::sql::drop_table(&crate::pg::sql::QualName::parse(
+                    "table name",
+                    &t.name,
+                )?),
+                vec![],
+            )?;
         }
         exec("DELETE FROM vc.refs", vec![])?;
     }

@@ -54,7 +54,7 @@ where
         untracked_partitions(t, consume)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
     let tree = if full {
         if consume {
-            exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+            exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;
             exec(
                 "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
                 vec![Arg::Oid(t.relid)],

@@ -159,7 +159,7 @@ fn row_json(
     key: &[u8],
     row: Option<&[u8]>,
 ) -> VcResult<(Value, Option<Value>)> {
-    let plan = Plan::new(name, schema);
+    let plan = Plan::new(name, schema)?;
     let key_texts = decode_key(&plan.key_kinds, key)?;
     let mut key_obj = Map::new();
     for ((c, t), k) in plan.key_cols.iter().zip(&key_texts).zip(&plan.key_json) {
@@ -453,7 +453,7 @@ fn vc_as_of_rows(
                 .hint("it was not tracked at that commit; see SELECT * FROM vc.log()")
             })?;
             let live = table_schema(relid)?;
-            let plan = Plan::new(&name, &entry.schema);
+            let plan = Plan::new(&name, &entry.schema)?;
             let mut out = Vec::new();
             for e in prolly::iter(&store, entry.tree) {
                 let (k, v) = e?;

@@ -100,13 +100,13 @@ pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Prog
 
 /// Registers `name -> url` in `table` (`vc.remotes` or `vc.backups`; `what` names the
 /// kind in messages) after checking the name, the URL and the caller's file access.
-pub fn add_location(table: &str, what: &str, name: &str, url: &str) -> VcResult<()> {
+pub fn add_location(backups: bool, what: &str, name: &str, url: &str) -> VcResult<()> {
     check_name(name)?;
     let parsed = parse_url(url)?;
     // Refuse what cannot be used now rather than at the first transfer.
     open_remote(url, "pg_write_server_files")?;
     let n = exec(
-        &format!("INSERT INTO {table} (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+        crate::pg::sql::add_location(backups),
         vec![
             Arg::Text(Some(name.to_string())),
             Arg::Text(Some(parsed.to_string())),
@@ -123,7 +123,7 @@ pub fn add_location(table: &str, what: &str, name: &str, url: &str) -> VcResult<
 }
 
 pub fn remote_add(name: &str, url: &str) -> VcResult<()> {
-    add_location("vc.remotes", "remote", name, url)
+    add_location(false, "remote", name, url)
 }
 
 pub fn remote_remove(name: &str) -> VcResult<()> {

@@ -9,12 +9,15 @@
 
 use crate::commit::{Commit, RootValue};
 use crate::pg::api::track::untracked_partitions;
-use crate::pg::catalog::{restore_sequences, table_schema, tracked_tables, Plan};
+use crate::pg::catalog::{
+    live_plan, restore_sequences, sequence_names, table_schema, tracked_tables, Plan,
+};
 use crate::pg::checkout::{create_table, load_rows};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
 use crate::pg::rows::{logged_key_bytes, working_changes, write_rows};
 use crate::pg::spi::{exec, one_text, with_replica_role, with_spi, Arg};
+use crate::pg::sql;
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
 use pgrx::prelude::*;
@@ -57,6 +60,8 @@ pub fn checkout_root(
     let tracked = tracked_tables()?;
     let mut create = Vec::new();
     for (name, entry) in &target.tables {
+        // Names in a commit are untrusted: refuse a malformed one before using it.
+        sql::QualName::parse("table name", name)?;
         if !tracked.iter().any(|t| &t.name == name) {
             if one_text(
                 "SELECT to_regclass($1)::text",
@@ -93,8 +98,9 @@ pub fn checkout_root(
                 "ALTER the table to the committed definition first (compare with \\d and vc.log)",
             ));
         }
-        exec(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", t.name), vec![])?;
-        plans.push((t.clone(), Plan::new(&t.name, &live), entry.clone()));
+        let (_, plan) = live_plan(t)?;
+        exec(sql::lock_exclusive(&plan.table), vec![])?;
+        plans.push((t.clone(), plan, entry.clone()));
     }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
@@ -102,13 +108,16 @@ pub fn checkout_root(
     with_replica_role(|| {
         apply_all(store, &plans, &head_root)?;
         for (name, entry) in &create {
-            create_table(name, entry)?;
+            let sequences = create_table(name, entry)?;
             // Load before tracking: the rows need not pass through the tracking
-            // triggers' transition tables.
-            load_rows(store, &Plan::new(name, &entry.schema), entry.tree)?;
+            // triggers' transition tables. The plan comes from the table just created
+            // (its catalog), not from the commit.
             let relid = crate::pg::catalog::relid_of(name)?;
+            let mut plan = Plan::new(name, &table_schema(relid)?)?;
+            plan.owner = crate::pg::catalog::table_owner(relid)?;
+            load_rows(store, &plan, entry.tree)?;
             crate::pg::api::track::track(relid)?;
-            restore_sequences(&entry.sequences)?;
+            restore_sequences(&sequences, &entry.sequences)?;
             exec(
                 "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
                 vec![Arg::Oid(relid)],
@@ -159,12 +168,12 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             }
         }
         write_rows(plan, &rows, false)?;
-        exec(&format!("DELETE FROM vc.{}", t.log_table), vec![])?;
+        exec(sql::clear_log(u32::from(t.relid)), vec![])?;
         exec(
             "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
             vec![Arg::Oid(t.relid)],
         )?;
-        restore_sequences(&entry.sequences)?;
+        restore_sequences(&sequence_names(t.relid)?, &entry.sequences)?;
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 use crate::codec::Cell;
 use crate::pg::catalog::{relation_name, table_schema, tracked_by_relid, Tracked};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
-use crate::pg::spi::{exec, ident, one_text, query, with_spi, Arg};
+use crate::pg::spi::{exec, query, with_spi, Arg};
+use crate::pg::sql::{self, QualName};
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -133,59 +134,38 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
 /// (Re)creates the key log `vc.log_<oid>` for the table's current primary key and the
 /// trigger function that fills it. Without a primary key the function logs nothing:
 /// the table is then compared in full, and `vc.commit()` says what is missing.
-fn create_log(relid: Oid, name: &str) -> VcResult<()> {
+fn create_log(relid: Oid) -> VcResult<()> {
     let schema = table_schema(relid)?;
     let oid = u32::from(relid);
-    let pk: Vec<String> = schema.primary_key.iter().map(|c| ident(c)).collect();
-    let pk = pk.join(", ");
-    // (No DROP ... IF EXISTS: its NOTICE on every vc.track() is noise.)
-    if one_text(
-        "SELECT to_regclass($1)::text",
-        vec![Arg::Text(Some(format!("vc.log_{oid}")))],
-    )?
-    .is_some()
-    {
-        exec(&format!("DROP TABLE vc.log_{oid}"), vec![])?;
+    // Names and types as this database's catalog gives them (format_type).
+    let cols: Vec<(String, String)> = schema
+        .key_columns()
+        .iter()
+        .map(|c| (c.name.clone(), c.type_name.clone()))
+        .collect();
+    // (DROP ... IF EXISTS of a missing log would print a NOTICE on every vc.track().)
+    let has_log = query(
+        "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
+        vec![Arg::Text(Some(sql::log_name(oid)))],
+        &[],
+    )?;
+    if !has_log.is_empty() {
+        exec(sql::drop_log(oid), vec![])?;
     }
-    if schema.primary_key.is_empty() {
-        exec(&format!("CREATE TABLE vc.log_{oid} ()"), vec![])?;
-    } else {
-        exec(
-            &format!("CREATE TABLE vc.log_{oid} AS SELECT {pk} FROM {name} WITH NO DATA"),
-            vec![],
-        )?;
+    exec(sql::create_log(oid, &cols), vec![])?;
+    // Writers of the table append to its key log as themselves: INSERT only. The
+    // columns are NOT NULL, so what another role appends can cost a lookup at the next
+    // commit, never a failed or wrong one (reading or deleting the log stays with
+    // pgvc's owner). A SECURITY DEFINER function with a pinned search_path instead
+    // cost ~20% of single-row write throughput.
+    for g in sql::log_grants(oid) {
+        exec(g, vec![])?;
     }
-    // Writers of the table append to its key log as themselves: INSERT only (a
-    // spurious key costs a lookup at the next commit, never a wrong result; reading or
-    // deleting the log stays with pgvc's owner). A SECURITY DEFINER function with a
-    // pinned search_path instead cost ~20% of single-row write throughput.
-    exec(&format!("REVOKE ALL ON vc.log_{oid} FROM PUBLIC"), vec![])?;
-    exec(&format!("GRANT INSERT ON vc.log_{oid} TO PUBLIC"), vec![])?;
-    let body = if schema.primary_key.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "IF TG_OP = 'INSERT' THEN \
-               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new; \
-             ELSIF TG_OP = 'DELETE' THEN \
-               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_old; \
-             ELSE \
-               INSERT INTO vc.log_{oid} SELECT {pk} FROM vc_new \
-                 UNION ALL (SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new); \
-             END IF;"
-        )
-    };
     exec(
-        &format!(
-            "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
-             BEGIN {body} RETURN NULL; END $f$"
-        ),
+        sql::create_log_trigger_function(oid, &schema.primary_key),
         vec![],
     )?;
-    exec(
-        &format!("REVOKE ALL ON FUNCTION vc.trg_{oid}() FROM PUBLIC"),
-        vec![],
-    )?;
+    exec(sql::revoke_trigger_function(oid), vec![])?;
     Ok(())
 }
 
@@ -193,10 +173,10 @@ fn create_log(relid: Oid, name: &str) -> VcResult<()> {
 /// the primary key may have changed, so the key log is rebuilt for it, and the next
 /// commit compares the whole table.
 pub fn retrack(relid: Oid) -> VcResult<()> {
-    let Some(t) = tracked_by_relid(relid)? else {
+    if tracked_by_relid(relid)?.is_none() {
         return Ok(());
-    };
-    create_log(relid, &t.name)?;
+    }
+    create_log(relid)?;
     exec(
         "UPDATE vc.tracked SET full_scan = true WHERE relid = $1",
         vec![Arg::Oid(relid)],
@@ -208,9 +188,9 @@ pub fn track(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
     check_trackable(relid, &name)?;
     let oid = u32::from(relid);
-    let log = format!("log_{oid}");
-    create_log(relid, &name)?;
-    install_triggers(&name, oid)?;
+    let log = sql::log_name(oid);
+    create_log(relid)?;
+    install_triggers(&QualName::parse("table name", &name)?, oid)?;
     for part in partitions(relid)? {
         install_triggers(&part, oid)?;
     }
@@ -225,42 +205,17 @@ pub fn track(relid: Oid) -> VcResult<()> {
 /// partitions: a statement that names a partition fires only that partition's
 /// statement triggers, so each partition logs its own direct writes into the
 /// parent's key log).
-fn install_triggers(table: &str, oid: u32) -> VcResult<()> {
-    for (event, refs) in [
-        ("INSERT", "NEW TABLE AS vc_new"),
-        ("UPDATE", "OLD TABLE AS vc_old NEW TABLE AS vc_new"),
-        ("DELETE", "OLD TABLE AS vc_old"),
-    ] {
-        exec(
-            &format!(
-                "CREATE TRIGGER vc_track_{} AFTER {event} ON {table} REFERENCING {refs} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION vc.trg_{oid}()",
-                event.to_lowercase()
-            ),
-            vec![],
-        )?;
+fn install_triggers(table: &QualName, oid: u32) -> VcResult<()> {
+    // The guard: standbys and fenced servers refuse writes (skipped in replica role,
+    // which the apply of replicated commits uses).
+    for stmt in sql::create_tracking_triggers(table, oid) {
+        exec(stmt, vec![])?;
     }
-    exec(
-        &format!(
-            "CREATE TRIGGER vc_track_truncate AFTER TRUNCATE ON {table} \
-             FOR EACH STATEMENT EXECUTE FUNCTION vc._on_truncate()"
-        ),
-        vec![],
-    )?;
-    // Standbys and fenced servers refuse writes (skipped in replica role, which the
-    // apply of replicated commits uses).
-    exec(
-        &format!(
-            "CREATE TRIGGER vc_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
-             FOR EACH STATEMENT EXECUTE FUNCTION vc._guard()"
-        ),
-        vec![],
-    )?;
     Ok(())
 }
 
 /// Every partition below a partitioned table, at any depth (empty for a plain table).
-fn partitions(relid: Oid) -> VcResult<Vec<String>> {
+fn partitions(relid: Oid) -> VcResult<Vec<QualName>> {
     let rows = query(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_partition_tree($1) p \
          JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -268,13 +223,12 @@ fn partitions(relid: Oid) -> VcResult<Vec<String>> {
         vec![Arg::Oid(relid)],
         &[],
     )?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .filter_map(|r| match r.into_iter().next() {
-            Some(Cell::Text(t)) => Some(t),
+            Some(Cell::Text(t)) => Some(QualName::parse("partition name", &t)),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 /// Partitions attached or created after `vc.track()` have no tracking triggers, so
@@ -285,7 +239,7 @@ pub fn untracked_partitions(t: &Tracked, install: bool) -> VcResult<bool> {
     for p in partitions(t.relid)? {
         let has = query(
             "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'vc_track_insert'",
-            vec![Arg::Text(Some(p.clone()))],
+            vec![Arg::Text(Some(p.to_string()))],
             &[],
         )?;
         if has.is_empty() {
@@ -302,7 +256,7 @@ pub fn untracked_partitions(t: &Tracked, install: bool) -> VcResult<bool> {
 
 pub fn untrack(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
-    let Some(t) = tracked_by_relid(relid)? else {
+    if tracked_by_relid(relid)?.is_none() {
         return Err(VcError::new(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("table {name} is not tracked"),
@@ -310,22 +264,15 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
         .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
     };
     let mut tables = partitions(relid)?;
-    tables.push(name.clone());
+    tables.push(QualName::parse("table name", &name)?);
     for table in &tables {
-        for event in ["insert", "update", "delete", "truncate"] {
-            exec(
-                &format!("DROP TRIGGER IF EXISTS vc_track_{event} ON {table}"),
-                vec![],
-            )?;
+        for stmt in sql::drop_tracking_triggers(table) {
+            exec(stmt, vec![])?;
         }
-        exec(
-            &format!("DROP TRIGGER IF EXISTS vc_guard ON {table}"),
-            vec![],
-        )?;
     }
     let oid = u32::from(relid);
-    exec(&format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"), vec![])?;
-    exec(&format!("DROP TABLE IF EXISTS vc.{}", t.log_table), vec![])?;
+    exec(sql::drop_trigger_function(oid), vec![])?;
+    exec(sql::drop_log(oid), vec![])?;
     exec(
         "DELETE FROM vc.tracked WHERE relid = $1",
         vec![Arg::Oid(relid)],

@@ -19,6 +19,8 @@ mod replication;
 #[cfg(any(test, feature = "pg_test"))]
 mod store;
 #[cfg(any(test, feature = "pg_test"))]
+mod trust;
+#[cfg(any(test, feature = "pg_test"))]
 mod types;
 
 #[cfg(any(test, feature = "pg_test"))]

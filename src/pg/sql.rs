@@ -1,0 +1,702 @@
+//! The one module that builds SQL text at run time.
+//!
+//! Every statement pgvc runs is either a `&'static str` written in the source (no
+//! run-time data in it: values travel as typed parameters) or built here, from:
+//! - [`Ident`] and [`QualName`]: names, always re-quoted by the server's
+//!   `quote_identifier`, never spliced as received;
+//! - [`SqlType`]: a type resolved through the catalog (`parseTypeString`, which accepts
+//!   exactly one type name) and rendered canonically by `format_type`;
+//! - [`SqlExpr`]: a default or generated expression parsed as exactly one expression
+//!   (or refused) and spliced only inside parentheses of our own;
+//! - numbers (OIDs, parameter positions).
+//!
+//! `spi` only runs a [`Sql`], which outside this module can only be made from a
+//! `&'static str`, and refuses any text that parses to more than one statement. So a
+//! name or a type read from a remote, a key log or a table's catalog can never end a
+//! statement and start another, and a review of what pgvc executes is a review of
+//! this file.
+//!
+//! Everything decoded from a commit (table and column names, type names, default and
+//! generated expressions, sequence names) is untrusted: commits arrive from remotes
+//! and backups that other people can write.
+
+use super::catalog::Plan;
+use super::error::{VcError, VcResult};
+use crate::codec::KeyKind;
+use pgrx::pg_sys;
+use pgrx::PgSqlErrorCode as Code;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString};
+use std::fmt;
+
+/// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes); longer ones are
+/// truncated, which would silently change which object a name means.
+const MAX_IDENT: usize = 63;
+
+/// The text of one SQL statement, built from trusted parts.
+#[derive(Clone, Debug)]
+pub struct Sql(Cow<'static, str>);
+
+impl Sql {
+    fn built(s: String) -> Sql {
+        Sql(Cow::Owned(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for Sql {
+    fn from(s: &'static str) -> Sql {
+        Sql(Cow::Borrowed(s))
+    }
+}
+
+impl fmt::Display for Sql {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad_name(what: &str, name: &str, why: &str) -> VcError {
+    VcError::new(
+        Code::ERRCODE_INVALID_NAME,
+        format!("invalid {what} {:?}: {why}", truncate(name)),
+    )
+    .hint("the commit names an object in a way this server would not produce; if it came from a remote or backup, check who can write there")
+}
+
+/// At most 100 characters of untrusted text for an error message.
+fn truncate(s: &str) -> String {
+    if s.chars().count() <= 100 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(100).collect::<String>())
+    }
+}
+
+/// A plain identifier: non-empty, no NUL, at most 63 bytes.
+fn check_ident(what: &str, name: &str) -> VcResult<()> {
+    if name.is_empty() {
+        return Err(bad_name(what, name, "empty"));
+    }
+    if name.contains('\0') {
+        return Err(bad_name(what, name, "contains a NUL byte"));
+    }
+    if name.len() > MAX_IDENT {
+        return Err(bad_name(what, name, "longer than 63 bytes"));
+    }
+    Ok(())
+}
+
+/// An identifier, quoted for SQL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident(String);
+
+impl Ident {
+    /// Quotes a name. Names read from this database's catalog are always valid; a name
+    /// from a commit goes through [`Ident::checked`].
+    pub fn new(name: &str) -> Ident {
+        Ident(pgrx::spi::quote_identifier(name))
+    }
+
+    /// Quotes a name from untrusted input, refusing what the server would not keep as
+    /// given (empty, NUL, too long).
+    pub fn checked(what: &str, name: &str) -> VcResult<Ident> {
+        check_ident(what, name)?;
+        Ok(Ident::new(name))
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A schema-qualified name: the raw parts, rendered quoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QualName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualName {
+    /// Parses `schema.name` as rendered by `format('%I.%I')` (how pgvc records table
+    /// and sequence names), refusing anything but exactly two valid identifiers.
+    pub fn parse(what: &str, text: &str) -> VcResult<QualName> {
+        let parts = split_qualified(text).ok_or_else(|| {
+            bad_name(
+                what,
+                text,
+                "not a schema-qualified name (schema.name, quoted where needed)",
+            )
+        })?;
+        let [schema, name]: [String; 2] = parts
+            .try_into()
+            .map_err(|_| bad_name(what, text, "needs exactly two parts, schema.name"))?;
+        check_ident(what, &schema)?;
+        check_ident(what, &name)?;
+        Ok(QualName { schema, name })
+    }
+}
+
+impl fmt::Display for QualName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", Ident::new(&self.schema), Ident::new(&self.name))
+    }
+}
+
+/// Splits a dotted name into its identifiers as PostgreSQL's `parse_ident` does:
+/// `"..."` with `""` for a quote keeps its text as is, an unquoted part is folded to
+/// lower case (ASCII). None for anything else (spaces, empty parts, stray quotes).
+pub fn split_qualified(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+            if part.is_empty() {
+                return None;
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                let ok = c == '_'
+                    || c.is_ascii_alphabetic()
+                    || !c.is_ascii()
+                    || (!part.is_empty() && (c.is_ascii_digit() || c == '$'));
+                if !ok {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            if part.is_empty() {
+                return None;
+            }
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+/// A type, resolved through the catalog and rendered by `format_type`: exactly one
+/// type name, schema-qualified unless in `pg_catalog` (pgvc functions run with
+/// `search_path = pg_catalog`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlType(String);
+
+impl SqlType {
+    /// Resolves a type name. Refuses a string that is not exactly one existing type, or
+    /// that is not the canonical `format_type` text of that type (what every commit
+    /// records): a commit made by pgvc never holds another spelling.
+    pub fn resolve(text: &str) -> VcResult<SqlType> {
+        let refuse = |why: &str| {
+            VcError::new(
+                Code::ERRCODE_UNDEFINED_OBJECT,
+                format!("type {:?} cannot be used: {why}", truncate(text)),
+            )
+            .hint("create the type here first (user enums, domains and composites do not travel with a commit); if the commit came from a remote or backup, check who can write there")
+        };
+        if text.is_empty() || text.contains('\0') || text.len() > 1000 {
+            return Err(refuse("not a type name"));
+        }
+        let c = CString::new(text).expect("checked: no NUL");
+        let resolved = pgrx::PgTryBuilder::new(|| {
+            let mut oid = pg_sys::InvalidOid;
+            let mut typmod: i32 = -1;
+            // SAFETY: a NUL-terminated string and two out-parameters; errors (syntax,
+            // more than a type name) are raised as PostgreSQL errors and caught below.
+            // The parser takes no locks and opens nothing, so catching is safe.
+            unsafe { pg_sys::parseTypeString(c.as_ptr(), &mut oid, &mut typmod, true) };
+            if oid == pg_sys::InvalidOid {
+                return None;
+            }
+            // SAFETY: a valid type OID; the result is a palloc'd C string.
+            let s = unsafe { CStr::from_ptr(pg_sys::format_type_with_typemod(oid, typmod)) };
+            Some(s.to_string_lossy().into_owned())
+        })
+        .catch_others(|_| None)
+        .execute();
+        match resolved {
+            None => Err(refuse("no such type here, or not a type name")),
+            Some(canon) if canon != text => Err(refuse(&format!(
+                "this server spells it {canon:?}; a commit always records the canonical spelling"
+            ))),
+            Some(canon) => Ok(SqlType(canon)),
+        }
+    }
+}
+
+impl fmt::Display for SqlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A default or generated-column expression, known to parse as exactly one
+/// expression. Rendered inside two pairs of parentheses of ours and a newline (so a
+/// trailing `--` comment cannot swallow our closing parenthesis).
+#[derive(Clone, Debug)]
+pub struct SqlExpr(String);
+
+impl SqlExpr {
+    pub fn checked(what: &str, text: &str) -> VcResult<SqlExpr> {
+        let refuse = || {
+            VcError::new(
+                Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("{what} {:?} is not a single SQL expression", truncate(text)),
+            )
+            .hint("a commit made by pgvc records expressions as PostgreSQL prints them; if it came from a remote or backup, check who can write there")
+        };
+        if text.contains('\0') {
+            return Err(refuse());
+        }
+        let wrapped = format!("SELECT ((\n{text}\n))");
+        let c = CString::new(wrapped).expect("checked: no NUL");
+        let one = pgrx::PgTryBuilder::new(|| {
+            // SAFETY: raw_parser reads a NUL-terminated string and returns a List of
+            // RawStmt in the current memory context; syntax errors are caught below
+            // (the raw parser opens nothing and takes no locks).
+            unsafe {
+                let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+                single_target_select(list)
+            }
+        })
+        .catch_others(|_| false)
+        .execute();
+        if one {
+            Ok(SqlExpr(text.to_string()))
+        } else {
+            Err(refuse())
+        }
+    }
+}
+
+impl fmt::Display for SqlExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "((\n{}\n))", self.0)
+    }
+}
+
+/// True if `list` holds exactly one `SELECT` with one target and nothing else.
+///
+/// # Safety
+/// `list` must be a List of RawStmt returned by `raw_parser`.
+unsafe fn single_target_select(list: *mut pg_sys::List) -> bool {
+    if list.is_null() || (*list).length != 1 {
+        return false;
+    }
+    let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
+    let stmt = (*raw).stmt;
+    if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_SelectStmt {
+        return false;
+    }
+    let s = stmt as *mut pg_sys::SelectStmt;
+    let s = &*s;
+    !s.targetList.is_null()
+        && (*s.targetList).length == 1
+        && s.distinctClause.is_null()
+        && s.intoClause.is_null()
+        && s.fromClause.is_null()
+        && s.whereClause.is_null()
+        && s.groupClause.is_null()
+        && s.havingClause.is_null()
+        && s.windowClause.is_null()
+        && s.valuesLists.is_null()
+        && s.sortClause.is_null()
+        && s.limitOffset.is_null()
+        && s.limitCount.is_null()
+        && s.lockingClause.is_null()
+        && s.withClause.is_null()
+        && s.op == pg_sys::SetOperation::SETOP_NONE
+}
+
+/// A quoted SQL string literal.
+pub fn literal(s: &str) -> String {
+    pgrx::spi::quote_literal(s)
+}
+
+// ---------------------------------------------------------------------------------
+// Key logs and tracking triggers
+
+/// The key log of the tracked table with OID `oid`: `vc.log_<oid>`.
+pub fn log_table(oid: u32) -> String {
+    format!("vc.log_{oid}")
+}
+
+pub fn log_name(oid: u32) -> String {
+    format!("log_{oid}")
+}
+
+/// `CREATE TABLE vc.log_<oid> (k1 t1 NOT NULL, ...)`: NOT NULL, so a role that may
+/// append to the log cannot put a key there that no row can have.
+pub fn create_log(oid: u32, cols: &[(String, String)]) -> Sql {
+    let defs: Vec<String> = cols
+        .iter()
+        .map(|(n, t)| format!("{} {t} NOT NULL", Ident::new(n)))
+        .collect();
+    Sql::built(format!(
+        "CREATE TABLE {} ({})",
+        log_table(oid),
+        defs.join(", ")
+    ))
+}
+
+pub fn drop_log(oid: u32) -> Sql {
+    Sql::built(format!("DROP TABLE IF EXISTS {}", log_table(oid)))
+}
+
+pub fn log_grants(oid: u32) -> [Sql; 2] {
+    [
+        Sql::built(format!("REVOKE ALL ON {} FROM PUBLIC", log_table(oid))),
+        Sql::built(format!("GRANT INSERT ON {} TO PUBLIC", log_table(oid))),
+    ]
+}
+
+/// The trigger function that appends a statement's changed keys to the key log.
+///
+/// Its body is passed as a quoted string literal, never between dollar quotes: a key
+/// column name may contain anything, `$f$` included, and only literal quoting keeps
+/// the body one string whatever the names are. The names inside the body are quoted
+/// identifiers, so PL/pgSQL reads each as one name.
+pub fn create_log_trigger_function(oid: u32, key_cols: &[String]) -> Sql {
+    let pk: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
+    let pk = pk.join(", ");
+    let log = log_table(oid);
+    let body = if key_cols.is_empty() {
+        "BEGIN RETURN NULL; END".to_string()
+    } else {
+        format!(
+            "BEGIN IF TG_OP = 'INSERT' THEN \
+               INSERT INTO {log} SELECT {pk} FROM vc_new; \
+             ELSIF TG_OP = 'DELETE' THEN \
+               INSERT INTO {log} SELECT {pk} FROM vc_old; \
+             ELSE \
+               INSERT INTO {log} SELECT {pk} FROM vc_new \
+                 UNION ALL (SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new); \
+             END IF; RETURN NULL; END"
+        )
+    };
+    Sql::built(format!(
+        "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE plpgsql AS {}",
+        literal(&body)
+    ))
+}
+
+pub fn revoke_trigger_function(oid: u32) -> Sql {
+    Sql::built(format!("REVOKE ALL ON FUNCTION vc.trg_{oid}() FROM PUBLIC"))
+}
+
+pub fn drop_trigger_function(oid: u32) -> Sql {
+    Sql::built(format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"))
+}
+
+/// The statement triggers that track `table` (the tracked table or a partition) into
+/// the key log of table `oid`, the TRUNCATE marker and the write guard.
+pub fn create_tracking_triggers(table: &QualName, oid: u32) -> Vec<Sql> {
+    let mut out = Vec::new();
+    for (event, refs) in [
+        ("INSERT", "NEW TABLE AS vc_new"),
+        ("UPDATE", "OLD TABLE AS vc_old NEW TABLE AS vc_new"),
+        ("DELETE", "OLD TABLE AS vc_old"),
+    ] {
+        out.push(Sql::built(format!(
+            "CREATE TRIGGER vc_track_{} AFTER {event} ON {table} REFERENCING {refs} \
+             FOR EACH STATEMENT EXECUTE FUNCTION vc.trg_{oid}()",
+            event.to_lowercase()
+        )));
+    }
+    out.push(Sql::built(format!(
+        "CREATE TRIGGER vc_track_truncate AFTER TRUNCATE ON {table} \
+         FOR EACH STATEMENT EXECUTE FUNCTION vc._on_truncate()"
+    )));
+    out.push(Sql::built(format!(
+        "CREATE TRIGGER vc_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+         FOR EACH STATEMENT EXECUTE FUNCTION vc._guard()"
+    )));
+    out
+}
+
+pub fn drop_tracking_triggers(table: &QualName) -> Vec<Sql> {
+    ["insert", "update", "delete", "truncate"]
+        .iter()
+        .map(|e| format!("vc_track_{e}"))
+        .chain(["vc_guard".to_string()])
+        .map(|t| Sql::built(format!("DROP TRIGGER IF EXISTS {t} ON {table}")))
+        .collect()
+}
+
+/// Empties a key log.
+pub fn clear_log(oid: u32) -> Sql {
+    Sql::built(format!("DELETE FROM {}", log_table(oid)))
+}
+
+/// Reads a key log's keys as text (distinct); with `consume`, claims them.
+pub fn read_log(oid: u32, key_cols: &[String], consume: bool) -> Sql {
+    let cols: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
+    let cols = cols.join(", ");
+    Sql::built(if consume {
+        format!("DELETE FROM {} RETURNING {cols}", log_table(oid))
+    } else {
+        format!("SELECT DISTINCT {cols} FROM {}", log_table(oid))
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Tables, schemas, sequences
+
+pub fn drop_table(t: &QualName) -> Sql {
+    Sql::built(format!("DROP TABLE {t}"))
+}
+
+pub fn lock_exclusive(t: &QualName) -> Sql {
+    Sql::built(format!("LOCK TABLE {t} IN EXCLUSIVE MODE"))
+}
+
+pub fn create_schema(schema: &str) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "CREATE SCHEMA {}",
+        Ident::checked("schema name", schema)?
+    )))
+}
+
+pub fn create_sequence(s: &QualName) -> Sql {
+    Sql::built(format!("CREATE SEQUENCE {s}"))
+}
+
+pub fn sequence_owned_by(s: &QualName, table: &QualName, col: &Ident) -> Sql {
+    Sql::built(format!("ALTER SEQUENCE {s} OWNED BY {table}.{col}"))
+}
+
+pub fn rename_sequence(s: &QualName, to: &Ident) -> Sql {
+    Sql::built(format!("ALTER SEQUENCE {s} RENAME TO {to}"))
+}
+
+pub fn sequence_state(s: &QualName) -> Sql {
+    Sql::built(format!("SELECT last_value, is_called FROM {s}"))
+}
+
+/// One column of a table to create, every part checked.
+pub struct ColumnDef {
+    pub name: Ident,
+    pub ty: SqlType,
+    pub default: Option<SqlExpr>,
+    pub generated: Option<SqlExpr>,
+    /// `a` (ALWAYS) or `d` (BY DEFAULT).
+    pub identity: Option<char>,
+    pub not_null: bool,
+}
+
+pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
+    let mut defs = Vec::new();
+    for c in cols {
+        let mut d = format!("{} {}", c.name, c.ty);
+        if let Some(g) = &c.generated {
+            d.push_str(&format!(" GENERATED ALWAYS AS ({g}) STORED"));
+        }
+        match c.identity {
+            Some('a') => d.push_str(" GENERATED ALWAYS AS IDENTITY"),
+            Some(_) => d.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+            None => {}
+        }
+        if let Some(def) = &c.default {
+            d.push_str(&format!(" DEFAULT {def}"));
+        }
+        if c.not_null {
+            d.push_str(" NOT NULL");
+        }
+        defs.push(d);
+    }
+    let pk: Vec<String> = pk.iter().map(|c| c.to_string()).collect();
+    defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+    Sql::built(format!("CREATE TABLE {t} ({})", defs.join(", ")))
+}
+
+// ---------------------------------------------------------------------------------
+// Reading and writing rows of a tracked table (through a `Plan`)
+
+fn select_list(plan: &Plan, alias: &str) -> String {
+    plan.key_cols
+        .iter()
+        .chain(&plan.value_cols)
+        .map(|c| format!("{alias}.{}", Ident::new(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `ORDER BY` matching the byte order of encoded keys: integers numerically,
+/// everything else by its text output in C collation.
+fn key_order(plan: &Plan, alias: &str) -> String {
+    plan.key_cols
+        .iter()
+        .zip(&plan.key_kinds)
+        .map(|(c, k)| match k {
+            KeyKind::Int => format!("{alias}.{}", Ident::new(c)),
+            KeyKind::Text => format!("({alias}.{}::pg_catalog.text) COLLATE \"C\"", Ident::new(c)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(SELECT u.c0::t0 AS k0, ... FROM unnest($1::text[], ...) u(c0, ...))`: a relation
+/// of the given key texts, typed, with parameters starting at `$first`.
+fn keys_relation(plan: &Plan, first: usize) -> VcResult<String> {
+    let n = plan.key_cols.len();
+    let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", first + i)).collect();
+    let cols: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let mut casts = Vec::with_capacity(n);
+    for i in 0..n {
+        casts.push(format!(
+            "u.c{i}::{} AS k{i}",
+            SqlType::resolve(&plan.key_types[i])?
+        ));
+    }
+    Ok(format!(
+        "(SELECT {} FROM unnest({}) u({}))",
+        casts.join(", "),
+        arrays.join(", "),
+        cols.join(", ")
+    ))
+}
+
+fn key_join(plan: &Plan, t: &str, k: &str) -> String {
+    plan.key_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{t}.{} = {k}.k{i}", Ident::new(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Every row of the table in encoded-key order.
+pub fn scan(plan: &Plan) -> Sql {
+    Sql::built(format!(
+        "SELECT {} FROM {} t ORDER BY {}",
+        select_list(plan, "t"),
+        plan.table,
+        key_order(plan, "t")
+    ))
+}
+
+/// The rows with the given keys (key texts as `$1..$n` text arrays).
+pub fn rows_by_key(plan: &Plan) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "SELECT {} FROM {} t JOIN {} k ON {}",
+        select_list(plan, "t"),
+        plan.table,
+        keys_relation(plan, 1)?,
+        key_join(plan, "t", "k")
+    )))
+}
+
+/// Deletes the rows with the given keys.
+pub fn delete_by_key(plan: &Plan) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "DELETE FROM {} t USING {} k WHERE {}",
+        plan.table,
+        keys_relation(plan, 1)?,
+        key_join(plan, "t", "k")
+    )))
+}
+
+/// Inserts rows given as one array per written column: key texts, then the writable
+/// (non-generated) value columns, text or bytea.
+pub fn insert_rows(plan: &Plan, writable: &[usize]) -> VcResult<Sql> {
+    let nk = plan.key_cols.len();
+    let mut cols: Vec<String> = plan
+        .key_cols
+        .iter()
+        .map(|c| Ident::new(c).to_string())
+        .collect();
+    let mut arrays: Vec<String> = (0..nk).map(|i| format!("${}::text[]", i + 1)).collect();
+    let mut names: Vec<String> = (0..nk).map(|i| format!("c{i}")).collect();
+    let mut casts = Vec::new();
+    for i in 0..nk {
+        casts.push(format!("u.c{i}::{}", SqlType::resolve(&plan.key_types[i])?));
+    }
+    for (j, &i) in writable.iter().enumerate() {
+        let p = nk + j + 1;
+        cols.push(Ident::new(&plan.value_cols[i]).to_string());
+        names.push(format!("v{j}"));
+        if plan.value_raw[i] {
+            arrays.push(format!("${p}::bytea[]"));
+            casts.push(format!("u.v{j}"));
+        } else {
+            arrays.push(format!("${p}::text[]"));
+            casts.push(format!(
+                "u.v{j}::{}",
+                SqlType::resolve(&plan.value_types[i])?
+            ));
+        }
+    }
+    Ok(Sql::built(format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM unnest({}) u({})",
+        plan.table,
+        cols.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )))
+}
+
+/// `INSERT INTO vc.remotes|vc.backups (name, url)`.
+pub fn add_location(backups: bool) -> Sql {
+    if backups {
+        "INSERT INTO vc.backups (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING".into()
+    } else {
+        "INSERT INTO vc.remotes (name, url) VALUES ($1, $2) ON CONFLICT DO NOTHING".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_qualified;
+
+    fn s(v: &[&str]) -> Option<Vec<String>> {
+        Some(v.iter().map(|x| x.to_string()).collect())
+    }
+
+    #[test]
+    fn splits_like_parse_ident() {
+        assert_eq!(split_qualified("public.items"), s(&["public", "items"]));
+        assert_eq!(split_qualified("Public.Items"), s(&["public", "items"]));
+        assert_eq!(split_qualified("\"a.b\".\"c\"\"d\""), s(&["a.b", "c\"d"]));
+        assert_eq!(split_qualified("s.t$1"), s(&["s", "t$1"]));
+        assert_eq!(split_qualified("\"x$f$;drop\".t"), s(&["x$f$;drop", "t"]));
+        for bad in [
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "a b",
+            "a;b",
+            "\"\".a",
+            "\"a",
+            "a.\"b",
+            "1a.b",
+            "a.b; DROP TABLE x",
+            "a.b)",
+            "a.b--",
+        ] {
+            assert_eq!(split_qualified(bad), None, "{bad}");
+        }
+    }
+}

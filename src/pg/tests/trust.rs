@@ -1,0 +1,433 @@
+//! The trust boundary (docs/ARCHITECTURE.md, Trust model): a table owner, a role that
+//! may append to a key log, and whoever can write a remote must not gain anything
+//! through pgvc. Each test here failed on the code before its fix.
+#[pgrx::pg_schema]
+mod tests {
+    use crate::codec::{encode_key, encode_row, Cell, KeyKind};
+    use crate::commit::{Column, Commit, RootValue, SequenceState, TableEntry, TableSchema};
+    use crate::pg::tests::util::*;
+    use crate::prolly::build;
+    use crate::store::{ChunkStore, MemStore};
+    use pgrx::prelude::*;
+
+    fn dir(tag: &str) -> String {
+        let d = format!("/tmp/pgvc-pgtest-trust-{tag}-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn col(name: &str, ty: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_name: ty.into(),
+            not_null: false,
+            default: None,
+            generated: None,
+            identity: None,
+        }
+    }
+
+    /// A commit holding one table `table` with `columns` (the first is an integer
+    /// primary key) and rows 1..=3, pushed as branch `main` (and, for a backup, as
+    /// `heads/main` and `working/main`) to a new file remote at `dir`. Built through
+    /// the pure layers only, as someone who can write the remote could.
+    fn craft(dir: &str, table: &str, columns: Vec<Column>, sequences: Vec<SequenceState>) {
+        let mut store = MemStore::new();
+        let nvals = columns.len() - 1;
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (1..=3)
+            .map(|i: i32| {
+                let k = encode_key(&[KeyKind::Int], &[&i.to_string()]).unwrap();
+                let cells: Vec<Cell> = (0..nvals).map(|_| Cell::Text(i.to_string())).collect();
+                let mut v = vec![0u8];
+                v.extend(encode_row(&cells));
+                (k, v)
+            })
+            .collect();
+        let tree = build(&mut store, entries).unwrap();
+        let mut root = RootValue::default();
+        let mut columns = columns;
+        columns[0].not_null = true;
+        root.tables.insert(
+            table.to_string(),
+            TableEntry {
+                schema: TableSchema {
+                    primary_key: vec![columns[0].name.clone()],
+                    columns,
+                },
+                tree,
+                sequences,
+            },
+        );
+        let root_hash = root.write(&mut store).unwrap();
+        let commit = Commit {
+            root: root_hash,
+            parents: vec![],
+            author: "mallory".into(),
+            message: "crafted".into(),
+            timestamp_us: 0,
+        };
+        let head = commit.write(&mut store).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let remote = crate::remote::open(&format!("file://{dir}")).unwrap();
+        for b in ["main", "heads/main", "working/main"] {
+            remote
+                .push(&store as &dyn ChunkStore, b, head, true, None, &mut |_| {})
+                .unwrap();
+        }
+        // The server (user postgres) reads it.
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "a+rwX", dir])
+            .status();
+    }
+
+    /// These tests clone into the test database (remote "origin", vc.refs): one at a
+    /// time, or two would wait on each other's uncommitted rows.
+    fn serial() {
+        run("SELECT pg_advisory_xact_lock(7283519, 99)");
+    }
+
+    fn clone_refused(d: &str, state: &str, needle: &str) {
+        expect_error(&format!("SELECT vc.clone('file://{d}')"), state, needle);
+        assert_eq!(int("SELECT count(*) FROM vc.tracked"), 0);
+        assert_eq!(int("SELECT count(*) FROM vc.refs"), 0);
+    }
+
+    fn no_table(name: &str) {
+        assert_eq!(
+            text(&format!("SELECT to_regclass('{name}')::text")),
+            None,
+            "{name} must not exist"
+        );
+    }
+
+    /// Finding 2: a type name from a remote was spliced into CREATE TABLE, and SPI ran
+    /// every statement in the string.
+    #[pg_test]
+    fn hostile_type_name_is_refused() {
+        serial();
+        let d = dir("type");
+        craft(
+            &d,
+            "public.evil",
+            vec![
+                col("id", "integer"),
+                col(
+                    "v",
+                    "integer, PRIMARY KEY (id)); CREATE TABLE public.pwned_type (x int); \
+                     CREATE TABLE public.dummy_type (id int, v int",
+                ),
+            ],
+            vec![],
+        );
+        clone_refused(&d, "42704", "cannot be used");
+        no_table("public.pwned_type");
+        no_table("public.evil");
+        // A real type spelled another way is refused too (no second meaning).
+        let d = dir("type2");
+        craft(
+            &d,
+            "public.evil",
+            vec![col("id", "int4"), col("v", "text")],
+            vec![],
+        );
+        clone_refused(&d, "42704", "canonical");
+        // Pull of a new table, and restore, use the same code.
+        let d = dir("type3");
+        craft(
+            &d,
+            "public.evil",
+            vec![
+                col("id", "integer"),
+                col("v", "integer); CREATE TABLE public.pwned_type3 (x int); --"),
+            ],
+            vec![],
+        );
+        run(&format!("SELECT vc.remote_add('hostile', 'file://{d}')"));
+        expect_error(
+            "SELECT vc.pull('hostile', 'main')",
+            "42704",
+            "cannot be used",
+        );
+        expect_error(
+            &format!("SELECT vc.backup_restore('file://{d}')"),
+            "42704",
+            "cannot be used",
+        );
+        no_table("public.pwned_type3");
+        no_table("public.evil");
+    }
+
+    /// Finding 2: default and generation expressions were spliced as received.
+    #[pg_test]
+    fn hostile_expressions_are_refused() {
+        serial();
+        let d = dir("default");
+        let mut c = col("n", "integer");
+        c.default = Some(
+            "0, PRIMARY KEY (id)); CREATE TABLE public.pwned_default (x int); \
+             CREATE TABLE public.dummy_default (id int"
+                .into(),
+        );
+        craft(&d, "public.evil", vec![col("id", "integer"), c], vec![]);
+        clone_refused(&d, "42P16", "not a single SQL expression");
+        no_table("public.pwned_default");
+        // A trailing comment must not swallow the rest of the definition.
+        let d = dir("comment");
+        let mut c = col("n", "integer");
+        c.default = Some("0) --".into());
+        craft(&d, "public.evil", vec![col("id", "integer"), c], vec![]);
+        clone_refused(&d, "42P16", "not a single SQL expression");
+        let d = dir("generated");
+        let mut c = col("n", "integer");
+        c.generated = Some(
+            "1) STORED, PRIMARY KEY (id)); CREATE TABLE public.pwned_generated (x int); \
+             CREATE TABLE public.dummy_generated (id int, z int GENERATED ALWAYS AS (1"
+                .into(),
+        );
+        craft(&d, "public.evil", vec![col("id", "integer"), c], vec![]);
+        clone_refused(&d, "42P16", "not a single SQL expression");
+        no_table("public.pwned_generated");
+        no_table("public.evil");
+    }
+
+    /// Finding 2: sequence names were spliced, and any sequence named by a commit was
+    /// set, including sequences of other tables.
+    #[pg_test]
+    fn hostile_sequences_are_refused_or_left_alone() {
+        serial();
+        let d = dir("seqname");
+        craft(
+            &d,
+            "public.evil",
+            vec![col("id", "integer"), col("v", "text")],
+            vec![SequenceState {
+                name: "public.s; CREATE TABLE public.pwned_seq (x int)".into(),
+                column: None,
+                last_value: 5,
+                is_called: true,
+            }],
+        );
+        clone_refused(&d, "42602", "invalid sequence name");
+        no_table("public.pwned_seq");
+
+        // A sequence this database has, named by a commit without being the new
+        // table's: never set, never taken over.
+        run("CREATE SEQUENCE public.victim_seq");
+        run("SELECT setval('public.victim_seq', 42)");
+        let d = dir("victim");
+        let mut c = col("n", "bigint");
+        c.default = Some("nextval('public.victim_seq'::regclass)".into());
+        craft(
+            &d,
+            "public.evil",
+            vec![col("id", "integer"), c],
+            vec![SequenceState {
+                name: "public.victim_seq".into(),
+                column: None,
+                last_value: 999_999,
+                is_called: true,
+            }],
+        );
+        run(&format!("SELECT vc.clone('file://{d}')"));
+        assert_eq!(int("SELECT last_value FROM public.victim_seq"), 42);
+        assert_eq!(int("SELECT count(*) FROM public.evil"), 3);
+        // Owned by a column: taking it over is refused.
+        run("SELECT vc.untrack('public.evil')");
+        run("DROP TABLE public.evil");
+        run("DELETE FROM vc.refs");
+        run("DELETE FROM vc.remotes");
+        let d = dir("owned");
+        craft(
+            &d,
+            "public.evil",
+            vec![col("id", "integer"), col("v", "text")],
+            vec![SequenceState {
+                name: "public.victim_seq".into(),
+                column: Some("id".into()),
+                last_value: 999_999,
+                is_called: true,
+            }],
+        );
+        clone_refused(&d, "42P07", "already exists");
+        assert_eq!(int("SELECT last_value FROM public.victim_seq"), 42);
+        assert_eq!(
+            text("SELECT count(*)::text FROM pg_depend WHERE objid = 'public.victim_seq'::regclass AND deptype = 'a'"),
+            Some("0".into())
+        );
+    }
+
+    /// Finding 2: a bad table name is refused with a clear error.
+    #[pg_test]
+    fn hostile_table_name_is_refused() {
+        serial();
+        let d = dir("tname");
+        craft(
+            &d,
+            "public.evil (id int); CREATE TABLE public.pwned_name (x int); --",
+            vec![col("id", "integer"), col("v", "text")],
+            vec![],
+        );
+        clone_refused(&d, "42602", "invalid table name");
+        no_table("public.pwned_name");
+    }
+
+    /// A commit made by pgvc clones back to the same definition (the checks above do
+    /// not refuse real tables): defaults, identity, generated columns, serials.
+    #[pg_test]
+    fn real_definitions_still_clone() {
+        serial();
+        run("CREATE TYPE public.mood AS ENUM ('ok', 'sad')");
+        run("CREATE TABLE public.src (id bigserial PRIMARY KEY, \
+             ident int GENERATED BY DEFAULT AS IDENTITY, m public.mood DEFAULT 'ok', \
+             price numeric(10,2) NOT NULL DEFAULT 1.5, doubled numeric GENERATED ALWAYS AS (price * 2) STORED, \
+             at timestamptz DEFAULT now(), note varchar(20) DEFAULT 'it''s -- fine')");
+        run("SELECT vc.track('public.src')");
+        run("INSERT INTO public.src (price) VALUES (1), (2)");
+        run("SELECT vc.commit('one')");
+        let d = dir("real");
+        std::fs::create_dir_all(&d).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .args(["a+rwx", &d])
+            .status();
+        run(&format!("SELECT vc.remote_add('o', 'file://{d}')"));
+        run("SELECT vc.push('o')");
+        let before = text("SELECT vc.root_hash()");
+        // Start over in the same database: drop everything, clone back.
+        run("SELECT vc.untrack('public.src')");
+        run("DROP TABLE public.src");
+        run("DELETE FROM vc.refs");
+        run("DELETE FROM vc.remotes");
+        run(&format!("SELECT vc.clone('file://{d}')"));
+        assert_eq!(text("SELECT vc.root_hash()"), before);
+        assert_eq!(int("SELECT sum(doubled)::int8 FROM public.src"), 6);
+        assert_eq!(int("SELECT last_value FROM public.src_id_seq"), 2);
+    }
+
+    /// Finding 1: a key column name ended the dollar-quoted body of the generated
+    /// trigger function, and the SECURITY DEFINER ALTER TABLE event trigger ran the
+    /// rest as a superuser.
+    #[pg_test]
+    fn key_column_name_cannot_end_the_trigger_body() {
+        run("CREATE ROLE pgvc_mallory LOGIN");
+        run("CREATE SCHEMA mal AUTHORIZATION pgvc_mallory");
+        run("SET ROLE pgvc_mallory");
+        run("CREATE TABLE mal.t (id int PRIMARY KEY, v text)");
+        run("RESET ROLE");
+        run("SELECT vc.track('mal.t')");
+        run("SET ROLE pgvc_mallory");
+        run("SET check_function_bodies = off");
+        run("ALTER TABLE mal.t RENAME COLUMN id TO \"x$f$ BEGIN END $f$; ALTER ROLE pgvc_mallory SUPERUSER; --\"");
+        run("RESET check_function_bodies");
+        run("INSERT INTO mal.t VALUES (1, 'a')");
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_mallory'"),
+            Some("false".into())
+        );
+        // Tracking still works under the odd name.
+        assert_eq!(
+            int("SELECT count(*) FROM vc.status() WHERE table_name = 'mal.t'"),
+            1
+        );
+        run("SELECT vc.commit('odd key name')");
+        assert_eq!(int("SELECT count(*) FROM vc.as_of(NULL::mal.t, 'HEAD')"), 1);
+    }
+
+    /// Finding 3: commit, status and reset evaluated the owner's code (here a domain
+    /// check on the key, run by the key cast) with the caller's rights.
+    #[pg_test]
+    fn owner_code_runs_as_the_owner() {
+        run("CREATE ROLE pgvc_owner LOGIN");
+        run("CREATE SCHEMA own AUTHORIZATION pgvc_owner");
+        run("GRANT USAGE ON SCHEMA own TO PUBLIC");
+        run("SET ROLE pgvc_owner");
+        run("CREATE TABLE own.seen (who text, restricted boolean)");
+        run("GRANT INSERT ON own.seen TO PUBLIC");
+        run(
+            "CREATE FUNCTION own.check_key(k int) RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN \
+               IF current_setting('pgvc_test.armed', true) IS DISTINCT FROM 'on' THEN RETURN k > 0; END IF; \
+               INSERT INTO own.seen VALUES (current_user, false); \
+               BEGIN EXECUTE 'ALTER ROLE pgvc_owner SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
+               BEGIN CREATE TEMP TABLE own_probe (x int); \
+               EXCEPTION WHEN OTHERS THEN UPDATE own.seen SET restricted = true WHERE restricted = false; END; \
+               RETURN k > 0; END $$",
+        );
+        run("CREATE DOMAIN own.key AS int CHECK (own.check_key(VALUE))");
+        run("CREATE TABLE own.t (id own.key PRIMARY KEY, v text)");
+        run("RESET ROLE");
+        run("SELECT vc.track('own.t')");
+        run("SELECT vc.commit('empty', allow_empty => true)");
+        // The superuser's own writes run the check as the superuser: that is theirs to
+        // decide. The check acts only when armed, around pgvc's operations.
+        run("INSERT INTO own.t VALUES (1, 'a'), (2, 'b')");
+        run("SET pgvc_test.armed = 'on'");
+        run("SELECT count(*) FROM vc.status()");
+        run("SELECT vc.commit('two rows')");
+        run("SET pgvc_test.armed = 'off'");
+        run("UPDATE own.t SET v = 'changed' WHERE id = 1");
+        run("SET pgvc_test.armed = 'on'");
+        run("SELECT vc.reset()");
+        run("SET pgvc_test.armed = 'off'");
+        assert_eq!(
+            text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_owner'"),
+            Some("false".into())
+        );
+        assert!(int("SELECT count(*) FROM own.seen") > 0, "the check ran");
+        assert_eq!(
+            int("SELECT count(*) FROM own.seen WHERE who <> 'pgvc_owner' OR NOT restricted"),
+            0,
+            "every run of the owner's code was as the owner, restricted"
+        );
+        assert_eq!(text("SELECT v FROM own.t WHERE id = 1"), Some("a".into()));
+    }
+
+    /// A policy the owner forces on the table must not hide rows from a commit.
+    #[pg_test]
+    fn forced_row_security_fails_instead_of_hiding_rows() {
+        run("CREATE ROLE pgvc_rls LOGIN");
+        run("CREATE SCHEMA rls AUTHORIZATION pgvc_rls");
+        run("SET ROLE pgvc_rls");
+        run("CREATE TABLE rls.t (id int PRIMARY KEY)");
+        run("RESET ROLE");
+        run("SELECT vc.track('rls.t')");
+        run("INSERT INTO rls.t SELECT generate_series(1, 10)");
+        run("SELECT vc.commit('ten')");
+        run("SET ROLE pgvc_rls");
+        run("ALTER TABLE rls.t ENABLE ROW LEVEL SECURITY");
+        run("ALTER TABLE rls.t FORCE ROW LEVEL SECURITY");
+        run("CREATE POLICY few ON rls.t USING (id < 3)");
+        run("RESET ROLE");
+        run("UPDATE vc.tracked SET full_scan = true");
+        expect_error(
+            "SELECT vc.commit('hidden rows?')",
+            "42501",
+            "row-level security",
+        );
+    }
+
+    /// Finding 4: PUBLIC may append to key logs; a NULL there made every commit fail.
+    #[pg_test]
+    fn key_log_nulls_cannot_jam_commits() {
+        run("CREATE TABLE public.jam (id int PRIMARY KEY, v text)");
+        run("SELECT vc.track('public.jam')");
+        run("INSERT INTO public.jam VALUES (1, 'a')");
+        run("CREATE ROLE pgvc_nobody");
+        let log = text("SELECT 'vc.' || log_table FROM vc.tracked").unwrap();
+        run("SET ROLE pgvc_nobody");
+        expect_error(
+            &format!("INSERT INTO {log} VALUES (NULL)"),
+            "23502",
+            "null value",
+        );
+        // A key with no row costs a lookup, nothing else.
+        run(&format!("INSERT INTO {log} VALUES (12345)"));
+        run("RESET ROLE");
+        run("SELECT vc.commit('one row')");
+        assert_eq!(int("SELECT count(*) FROM vc.diff('HEAD', 'WORKING')"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::public.jam, 'HEAD')"),
+            1
+        );
+    }
+}
