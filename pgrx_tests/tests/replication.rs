@@ -465,6 +465,110 @@ fn a_failed_push_is_retried_until_delivered() {
     drop(p);
 }
 
+/// Finding 6: the publish at COMMIT took the remote's lock with no deadline while
+/// holding the transaction's locks (HEAD's among them), and cancel could not reach it.
+/// Now it waits `vc.publish_timeout`, the client is warned, and the worker delivers
+/// once the lock is free.
+#[test]
+fn a_stuck_remote_lock_does_not_hang_commit() {
+    let remote = RemoteDir::new("repl-stuck-lock");
+    let (p, mut dp) = primary(&remote);
+    set_conf(&mut dp, "vc.publish_timeout", Some("300"));
+    let mut dp = p.connect();
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(remote.0.join(".lock"))
+        .unwrap();
+    holder.lock().unwrap();
+    dp.batch_execute("BEGIN; INSERT INTO events (what) VALUES ('stuck'); SELECT vc.commit('while the lock is held');")
+        .unwrap();
+    let started = Instant::now();
+    dp.batch_execute("COMMIT").unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "COMMIT took {took:?}");
+    let h = head(&mut dp);
+    let err = status(&mut dp, "last_error");
+    assert!(err.contains("lock"), "{err}");
+    // Other sessions are not stuck behind HEAD's lock.
+    let mut other = p.connect();
+    other
+        .batch_execute("INSERT INTO events (what) VALUES ('next'); SELECT vc.commit('next');")
+        .unwrap();
+    let h2 = head(&mut other);
+    assert_ne!(h, h2);
+    drop(holder);
+    let got = wait_for(
+        &mut dp,
+        "SELECT coalesce(remote_head, '') FROM vc.replication_status()",
+        &h2,
+        30,
+    );
+    assert_eq!(got, h2, "{}", status(&mut dp, "last_error"));
+    assert_eq!(remote_head(&mut dp), h2);
+    drop(p);
+}
+
+/// Finding 9: a second standby promoted after the first read the remote's new epoch
+/// and raised it again, fencing the new primary without the refusal the docs promise.
+#[test]
+fn a_second_promotion_is_refused_until_the_standby_synced() {
+    let remote = RemoteDir::new("repl-two-promotions");
+    let (p, mut dp) = primary(&remote);
+    let (s1, mut d1) = standby(&remote);
+    let (s2, mut d2) = standby(&remote);
+    let h = head(&mut dp);
+    caught_up(&mut d1, &h);
+    caught_up(&mut d2, &h);
+    // s2 stops polling: it keeps following the old epoch.
+    set_conf(&mut d2, "vc.replication_interval", Some("3600000"));
+    drop(p);
+    let e1 = query_scalar(&mut d1, "SELECT vc.promote()::text");
+    let (state, msg) = sqlstate(&mut d2, "SELECT vc.promote()");
+    assert_eq!(state, "55000", "{msg}");
+    assert!(msg.contains("another server was promoted"), "{msg}");
+    // The first promotion stands: s1 is primary and takes commits that reach the remote.
+    d1.batch_execute("INSERT INTO events (what) VALUES ('after'); SELECT vc.commit('on s1');")
+        .unwrap();
+    let h1 = head(&mut d1);
+    assert_eq!(remote_head(&mut d1), h1);
+    assert_eq!(status(&mut d1, "role"), "primary");
+    // Deliberately, after syncing: s2 follows the new epoch, then may take over.
+    d2.batch_execute("SELECT vc.sync()").unwrap();
+    let e2 = query_scalar(&mut d2, "SELECT vc.promote()::text");
+    assert_eq!(e2.parse::<u64>().unwrap(), e1.parse::<u64>().unwrap() + 1);
+    drop(s1);
+    drop(s2);
+}
+
+/// Finding 9: the write guard ran unqualified SQL under the writer's search_path, so
+/// a writer could shadow a function it calls and write to a standby's tables.
+#[test]
+fn the_guard_ignores_the_writers_search_path() {
+    let remote = RemoteDir::new("repl-guard-path");
+    let (_p, mut dp) = primary(&remote);
+    let (s, mut ds) = standby(&remote);
+    caught_up(&mut ds, &head(&mut dp));
+    ds.batch_execute(
+        "CREATE ROLE app LOGIN; GRANT ALL ON acct TO app; GRANT CREATE ON DATABASE postgres TO app;",
+    )
+    .unwrap();
+    let mut app = s.connect_as("app");
+    app.batch_execute(
+        "CREATE SCHEMA evil;
+         CREATE FUNCTION evil.current_database() RETURNS name LANGUAGE sql AS $$ SELECT 'elsewhere'::name $$;
+         SET search_path = evil, pg_catalog, public;",
+    )
+    .unwrap();
+    let (state, msg) = sqlstate(&mut app, "INSERT INTO public.acct VALUES (5000, 1, 'x')");
+    assert_eq!(state, "25006", "{msg}");
+    assert_eq!(
+        query_scalar(&mut ds, "SELECT count(*)::text FROM acct WHERE id = 5000"),
+        "0"
+    );
+}
+
 #[test]
 fn the_standby_survives_a_missing_remote_and_bad_settings() {
     let remote = RemoteDir::new("repl-survive");

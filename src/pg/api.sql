@@ -214,15 +214,28 @@ BEGIN
     END IF;
 END $$;
 
+-- Errors name server paths (a remote's directory, a file it could not write). Roles
+-- without file access see them with the paths left out. Called from the SECURITY
+-- DEFINER status functions, where current_user is pgvc's owner: the session's role
+-- decides.
+CREATE FUNCTION vc._redact(msg text) RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN msg IS NULL OR pg_has_role(session_user, 'pg_read_server_files', 'USAGE')
+                THEN msg
+                ELSE regexp_replace(msg, '(file://)?/[^[:space:]"'',;()]*', '<path>', 'g') END
+$$;
+
+-- SECURITY DEFINER: a role granted EXECUTE sees the schedule without reading
+-- vc.backups (whose errors name server paths).
 CREATE FUNCTION vc.backup_status()
 RETURNS TABLE(name text, every interval, last_sync_at timestamptz, last_attempt_at timestamptz,
               next_sync_at timestamptz, last_error text, last_error_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.name, b.every, b.last_sync_at, b.last_attempt_at,
            CASE WHEN b.every IS NOT NULL THEN coalesce(b.last_attempt_at + b.every, now()) END,
-           b.last_error, b.last_error_at
+           vc._redact(b.last_error), b.last_error_at
     FROM vc.backups b ORDER BY b.name
 $$;
 
@@ -279,7 +292,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.role, s.remote, s.branch, s.local_head, s.remote_head, s.epoch,
            'epoch'::timestamptz + s.last_sync_us * interval '1 microsecond',
-           s.lag_ms, s.last_error
+           s.lag_ms, vc._redact(s.last_error)
     FROM vc._replication_status() s
 $$;
 

@@ -67,4 +67,9 @@ CREATE TABLE vc.replication (
 );
 INSERT INTO vc.replication (singleton) VALUES (true);
 
+-- Replication work (worker rounds, sync, promote, rejoin) serializes on a lock of this
+-- empty table. Not an advisory lock: any role can take any advisory key, and so stall
+-- the worker and vc.promote(); nobody but pgvc's owner has any right on this table.
+CREATE TABLE vc.replication_lock ();
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

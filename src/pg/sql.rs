@@ -434,13 +434,27 @@ pub fn create_tracking_triggers(table: &QualName, oid: u32) -> Vec<Sql> {
     out
 }
 
+/// The names of pgvc's triggers on a tracked table.
+pub const TRACKING_TRIGGERS: [&str; 5] = [
+    "vc_track_insert",
+    "vc_track_update",
+    "vc_track_delete",
+    "vc_track_truncate",
+    "vc_guard",
+];
+
 pub fn drop_tracking_triggers(table: &QualName) -> Vec<Sql> {
-    ["insert", "update", "delete", "truncate"]
+    TRACKING_TRIGGERS
         .iter()
-        .map(|e| format!("vc_track_{e}"))
-        .chain(["vc_guard".to_string()])
-        .map(|t| Sql::built(format!("DROP TRIGGER IF EXISTS {t} ON {table}")))
+        .map(|t| drop_trigger(t, table))
         .collect()
+}
+
+/// `DROP TRIGGER IF EXISTS` of one of pgvc's triggers (a name from
+/// [`TRACKING_TRIGGERS`]).
+pub fn drop_trigger(name: &'static str, table: &QualName) -> Sql {
+    debug_assert!(TRACKING_TRIGGERS.contains(&name));
+    Sql::built(format!("DROP TRIGGER IF EXISTS {name} ON {table}"))
 }
 
 /// Empties a key log.

@@ -33,6 +33,11 @@ const RESTART_AFTER: Duration = Duration::from_secs(10);
 #[derive(Copy, Clone, Default)]
 pub struct WorkerState {
     pid: i32,
+    /// Address of the worker's latch (`MyLatch`, in its PGPROC in shared memory), 0
+    /// when it is not running. Setting a latch that a later process inherited only
+    /// wakes that process spuriously, where a signal to a stale pid could reach any
+    /// process the postmaster started since.
+    latch: usize,
     started_us: i64,
     last_tick_us: i64,
     ticks: u64,
@@ -81,14 +86,16 @@ pub fn wake() {
     if !crate::pg::progress::enabled() {
         return;
     }
-    let pid = {
+    let latch = {
         let mut s = STATE.exclusive();
         s.wake = true;
-        s.pid
+        s.latch
     };
-    if pid > 0 {
-        // SAFETY: signalling a process; the worker's SIGUSR1 handler sets its latch.
-        unsafe { libc::kill(pid, libc::SIGUSR1) };
+    if latch != 0 {
+        // SAFETY: the address of a PGPROC's latch in shared memory, mapped at the same
+        // address in every backend; PGPROCs are never freed, only reused, and setting
+        // a reused one is a harmless spurious wakeup.
+        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
     }
 }
 
@@ -107,6 +114,8 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
         // SAFETY: plain read of a backend global.
         *s = WorkerState {
             pid: unsafe { pg_sys::MyProcPid },
+            // SAFETY: plain read of a backend global (the PGPROC latch once connected).
+            latch: unsafe { pg_sys::MyLatch } as usize,
             started_us: now_us(),
             ..WorkerState::default()
         };
@@ -190,6 +199,11 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
         s.ready = ready;
         s.ticks += 1;
         s.last_tick_us = now_us();
+    }
+    {
+        let mut s = STATE.exclusive();
+        s.latch = 0;
+        s.pid = 0;
     }
     log!("pgvc worker stopping");
 }

@@ -15,10 +15,11 @@
 
 use super::object::{valid_key, ObjectStore, ObjectWriter, Version};
 use super::{RemoteError, Result};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Distinguishes temporary files of concurrent writers in one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -27,7 +28,12 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct FileStore {
     root: PathBuf,
     url: String,
+    lock_wait: Duration,
 }
+
+/// How long a compare-and-swap waits for another writer's lock by default: far longer
+/// than any manifest swap takes, short enough that a stuck writer is reported.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 impl FileStore {
     /// A store rooted at `root` (an absolute path). Nothing is touched on disk
@@ -35,7 +41,11 @@ impl FileStore {
     pub fn new(root: impl Into<PathBuf>) -> FileStore {
         let root = root.into();
         let url = format!("file://{}", root.display());
-        FileStore { root, url }
+        FileStore {
+            root,
+            url,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -101,6 +111,9 @@ impl FileStore {
         res.map_err(|e| RemoteError::io(&self.url, key, "write", e))
     }
 
+    /// Takes the exclusive `flock` on `<root>/.lock`, waiting at most `lock_wait`:
+    /// a process that holds it forever (stuck on a hung filesystem, stopped) must not
+    /// hang every writer, least of all a COMMIT that holds its transaction's locks.
     fn lock(&self, key: &str) -> Result<File> {
         self.ensure_dir(&self.root, key)?;
         let io_err = |e| RemoteError::io(&self.url, key, "lock the remote to update", e);
@@ -110,9 +123,36 @@ impl FileStore {
             .write(true)
             .open(self.root.join(".lock"))
             .map_err(io_err)?;
-        // flock(LOCK_EX): released by the kernel when `f` is closed or the process dies.
-        f.lock().map_err(io_err)?;
-        Ok(f)
+        let deadline = Instant::now() + self.lock_wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            // flock(LOCK_EX | LOCK_NB): released by the kernel when `f` is closed or
+            // the process dies.
+            match f.try_lock() {
+                Ok(()) => return Ok(f),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held the remote's lock for more than {} ms",
+                        self.lock_wait.as_millis()
+                    ),
+                )));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// How long a compare-and-swap waits for the remote's lock (default
+    /// [`DEFAULT_LOCK_WAIT`]).
+    pub fn with_lock_wait(mut self, wait: Duration) -> FileStore {
+        self.lock_wait = wait;
+        self
     }
 
     fn walk(&self, dir: &Path, rel: &str, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {

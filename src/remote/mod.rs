@@ -36,7 +36,7 @@ pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
 pub use object::{valid_key, ObjectStore, ObjectWriter, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
 pub use push::{is_ancestor, Prepared, PushOutcome};
-pub use url::{open, parse_url, RemoteUrl};
+pub use url::{open, open_with, parse_url, RemoteUrl};
 pub use walk::chunk_refs;
 
 use crate::store::Hash;

@@ -83,8 +83,19 @@ pub fn parse_url(url: &str) -> Result<RemoteUrl> {
 
 /// Opens the remote at `url` (nothing is read or written yet).
 pub fn open(url: &str) -> Result<Remote<Box<dyn ObjectStore>>> {
+    open_with(url, super::file::DEFAULT_LOCK_WAIT)
+}
+
+/// Opens the remote at `url`; a ref update waits at most `lock_wait` for another
+/// writer.
+pub fn open_with(
+    url: &str,
+    lock_wait: std::time::Duration,
+) -> Result<Remote<Box<dyn ObjectStore>>> {
     match parse_url(url)? {
-        RemoteUrl::File(path) => Ok(Remote::new(Box::new(FileStore::new(path)))),
+        RemoteUrl::File(path) => Ok(Remote::new(Box::new(
+            FileStore::new(path).with_lock_wait(lock_wait),
+        ))),
         s3 @ RemoteUrl::S3 { .. } => Err(RemoteError::Unsupported {
             url: s3.to_string(),
             reason: "S3 remotes are not supported yet".into(),

@@ -9,7 +9,7 @@
 
 use crate::codec::store_value;
 use crate::commit::{Commit, RootValue, TableEntry};
-use crate::pg::api::track::untracked_partitions;
+use crate::pg::api::track::tracking_damaged;
 use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Plan, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::now_us;
@@ -51,7 +51,7 @@ where
 {
     let (schema, plan) = live_plan(t)?;
     let full =
-        untracked_partitions(t, consume)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
+        tracking_damaged(t, consume)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
     let tree = if full {
         if consume {
             exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;

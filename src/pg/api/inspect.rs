@@ -3,7 +3,7 @@
 
 use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
-use crate::pg::api::track::untracked_partitions;
+use crate::pg::api::track::tracking_damaged;
 use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
@@ -107,7 +107,7 @@ fn vc_status() -> TableIterator<
                     let old = head.tables.get(&t.name);
                     let full = t.full_scan
                         || old.is_none_or(|o| o.schema != schema)
-                        || untracked_partitions(t, false)?;
+                        || tracking_damaged(t, false)?;
                     let changes =
                         working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
@@ -210,7 +210,7 @@ fn diff_rows(
                 let old = head.tables.get(&t.name);
                 let full = t.full_scan
                     || old.is_none_or(|o| o.schema != schema)
-                    || untracked_partitions(&t, false)?;
+                    || tracking_damaged(&t, false)?;
                 let ch = working_changes(store, &t, &plan, old.map(|o| o.tree), full, false)?;
                 let tree = old.map(|o| o.tree).unwrap_or_else(prolly::empty_root);
                 tables.insert(t.name.clone(), (schema, tree));

@@ -153,6 +153,7 @@ pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
 }
 
 pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String> {
+    crate::pg::replication::refuse_when_fenced("vc.push()")?;
     let url = remote_url(remote)?;
     let r = open_remote(&url, "pg_write_server_files")?;
     let branch = match branch {

@@ -8,7 +8,7 @@
 //! size of the change, not of the table.
 
 use crate::commit::{Commit, RootValue};
-use crate::pg::api::track::untracked_partitions;
+use crate::pg::api::track::tracking_damaged;
 use crate::pg::catalog::{
     live_plan, restore_sequences, sequence_names, table_schema, tracked_tables, Plan,
 };
@@ -134,7 +134,7 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
         let old = head_root.tables.get(&t.name);
         let full = t.full_scan
             || old.is_none_or(|o| o.schema != entry.schema)
-            || untracked_partitions(t, true)?;
+            || tracking_damaged(t, true)?;
         let head_tree = old.map(|o| o.tree);
         // The keys to rewrite: those changed since HEAD (just the logged keys, no need
         // to compare values: rewriting an unchanged row is harmless) and those that

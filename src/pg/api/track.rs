@@ -231,27 +231,65 @@ fn partitions(relid: Oid) -> VcResult<Vec<QualName>> {
         .collect()
 }
 
-/// Partitions attached or created after `vc.track()` have no tracking triggers, so
-/// their direct writes were not logged. With `install`, adds the triggers. Returns
-/// whether any were missing: the caller must then compare the whole table.
-pub fn untracked_partitions(t: &Tracked, install: bool) -> VcResult<bool> {
-    let mut missing = Vec::new();
-    for p in partitions(t.relid)? {
-        let has = query(
-            "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'vc_track_insert'",
-            vec![Arg::Text(Some(p.to_string()))],
-            &[],
-        )?;
-        if has.is_empty() {
-            missing.push(p);
+/// Checks that the table and every partition carry pgvc's triggers exactly as
+/// `vc.track()` made them: the three key-logging triggers (right events, transition
+/// tables, function), the TRUNCATE marker and the write guard, enabled, for every
+/// column, with no WHEN clause. Partitions attached or created after `vc.track()`
+/// have none; a table owner may drop, disable or replace any of them, and tracking
+/// would silently stop. With `install`, puts them back. Returns whether any relation
+/// was missing one: its unlogged writes are then found by comparing the whole table.
+pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
+    let oid = u32::from(t.relid);
+    let rows = query(
+        "SELECT format('%I.%I', n.nspname, c.relname) \
+         FROM (SELECT $1::regclass AS rel UNION ALL \
+               SELECT p.relid FROM pg_partition_tree($1) p WHERE p.relid <> $1) r \
+         JOIN pg_class c ON c.oid = r.rel JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE (SELECT count(*) FROM pg_trigger g \
+                WHERE g.tgrelid = r.rel AND g.tgenabled IN ('O', 'A') AND g.tgqual IS NULL \
+                  AND array_length(g.tgattr::int2[], 1) IS NULL AND ( \
+                  (g.tgname = 'vc_track_insert' AND g.tgtype = 4 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable = 'vc_new' AND g.tgoldtable IS NULL) OR \
+                  (g.tgname = 'vc_track_update' AND g.tgtype = 16 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable = 'vc_new' AND g.tgoldtable = 'vc_old') OR \
+                  (g.tgname = 'vc_track_delete' AND g.tgtype = 8 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable IS NULL AND g.tgoldtable = 'vc_old') OR \
+                  (g.tgname = 'vc_track_truncate' AND g.tgtype = 32 \
+                   AND g.tgfoid = 'vc._on_truncate()'::regprocedure) OR \
+                  (g.tgname = 'vc_guard' AND g.tgtype = 62 AND g.tgfoid = 'vc._guard()'::regprocedure))) <> 5 \
+         ORDER BY 1",
+        vec![
+            Arg::Oid(t.relid),
+            Arg::Text(Some(format!("vc.trg_{oid}()"))),
+        ],
+        &[],
+    )?;
+    let mut damaged = Vec::new();
+    for r in rows {
+        if let Some(Cell::Text(name)) = r.into_iter().next() {
+            damaged.push(QualName::parse("table name", &name)?);
         }
     }
     if install {
-        for p in &missing {
-            install_triggers(p, u32::from(t.relid))?;
+        for rel in &damaged {
+            // Only those present (IF EXISTS would print a NOTICE for each missing one).
+            let present = query(
+                "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal",
+                vec![Arg::Text(Some(rel.to_string()))],
+                &[],
+            )?;
+            for name in sql::TRACKING_TRIGGERS {
+                if present
+                    .iter()
+                    .any(|r| matches!(r.first(), Some(Cell::Text(n)) if n == name))
+                {
+                    exec(sql::drop_trigger(name, rel), vec![])?;
+                }
+            }
+            install_triggers(rel, oid)?;
         }
     }
-    Ok(!missing.is_empty())
+    Ok(!damaged.is_empty())
 }
 
 pub fn untrack(relid: Oid) -> VcResult<()> {

@@ -25,6 +25,9 @@ pub static ASYNC: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static READ_REPLICA_OF: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static HEADS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"main"));
 pub static INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// How long a synchronous publish (at COMMIT, holding the transaction's locks) waits
+/// for the remote's lock before leaving the push to the worker.
+pub static PUBLISH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
 /// Registers the settings and the shared status; from `_PG_init` when preloaded.
 pub fn init() {
@@ -67,6 +70,16 @@ pub fn init() {
         &INTERVAL_MS,
         10,
         3_600_000,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"vc.publish_timeout",
+        c"How long a synchronous push at COMMIT waits for the remote's lock; past it the worker delivers and the client is warned.",
+        c"",
+        &PUBLISH_TIMEOUT_MS,
+        10,
+        600_000,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
     );
@@ -142,7 +155,10 @@ fn in_served_database() -> VcResult<bool> {
         return Ok(v);
     }
     let served = crate::pg::worker::database();
-    let here = crate::pg::spi::one_text("SELECT current_database()::text", vec![])?;
+    let here = crate::pg::spi::one_text(
+        "SELECT pg_catalog.current_database()::pg_catalog.text",
+        vec![],
+    )?;
     let v = here.as_deref() == Some(served.as_str());
     SERVED.with(|s| {
         let _ = s.set(v);
@@ -198,7 +214,7 @@ fn stored() -> VcResult<Stored> {
 
 fn read_stored() -> VcResult<Stored> {
     let rows = query(
-        "SELECT role, remote, epoch::text FROM vc.replication",
+        "SELECT role, remote, epoch::pg_catalog.text FROM vc.replication",
         vec![],
         &[],
     )?;
@@ -284,8 +300,16 @@ pub fn store_epoch(epoch: u64) -> VcResult<()> {
 
 /// Serializes the replication work of this database (worker ticks, sync, promote,
 /// rejoin) for the rest of the transaction.
+///
+/// A lock on pgvc's own table, not an advisory lock: any role can take any advisory
+/// lock key and so stall the worker and `vc.promote()`. SHARE ROW EXCLUSIVE conflicts
+/// with itself and with writes of `vc.replication`; PUBLIC, which may only read that
+/// table, can take no lock that conflicts with it.
 pub fn lock() -> VcResult<()> {
-    exec("SELECT pg_advisory_xact_lock(7283519, 1)", vec![])?;
+    exec(
+        "LOCK TABLE vc.replication IN SHARE ROW EXCLUSIVE MODE",
+        vec![],
+    )?;
     Ok(())
 }
 
@@ -312,6 +336,24 @@ pub fn refuse_on_standby(what: &str) -> VcResult<()> {
             ),
         )
         .hint("run it on the primary; SELECT vc.promote() makes this server the primary"));
+    }
+    Ok(())
+}
+
+/// Refuses `what` (a push) on a fenced server: another server was promoted, and
+/// whatever this one pushes would fork or overwrite the new primary's history.
+pub fn refuse_when_fenced(what: &str) -> VcResult<()> {
+    if !crate::pg::progress::enabled() {
+        return Ok(());
+    }
+    let cfg = current()?;
+    if cfg.role == Role::Fenced {
+        let remote = cfg.remote.unwrap_or_default();
+        return Err(VcError::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("{what} is not allowed: this server is fenced (another server was promoted to primary of remote \"{remote}\")"),
+        )
+        .hint(format!("SELECT vc.rejoin('{remote}') makes this server a standby of the new primary; its own commits are kept on the fenced/... branches")));
     }
     Ok(())
 }

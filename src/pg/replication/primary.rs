@@ -12,7 +12,7 @@ use crate::pg::error::{VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::spi::{exec, one_text, Arg};
 use crate::pg::store::PgStore;
-use crate::remote::{is_ancestor, open, ObjectStore, Prepared, Remote, RemoteError};
+use crate::remote::{is_ancestor, open_with, ObjectStore, Prepared, Remote, RemoteError};
 use crate::store::{ChunkStore, Hash};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
@@ -123,10 +123,31 @@ fn publish_pending() {
                 record_remote_head(&p.branch, Some(p.head));
                 record_success(None);
             }
-            // The remote moved elsewhere meanwhile: the worker sorts it out.
-            Ok(false) => wake = true,
-            // Another server was promoted: the worker's next round fences this one.
-            Err(RemoteError::Fenced { .. }) => wake = true,
+            // The remote moved elsewhere meanwhile, or another server was promoted:
+            // the commit is not on the remote, and the client must hear it. The
+            // worker's next round sorts it out (pushes, or fences this server).
+            Ok(false) => {
+                let msg = format!(
+                    "push of {} at COMMIT found the remote's branch moved by another writer",
+                    p.branch
+                );
+                record_error(&msg);
+                pgrx::warning!(
+                    "pgvc: the transaction has committed here, but the remote does not have its commit: {msg}; the background worker retries (see vc.replication_status())"
+                );
+                wake = true;
+            }
+            Err(RemoteError::Fenced { .. }) => {
+                let msg = format!(
+                    "push of {} at COMMIT refused: another server was promoted (the remote's epoch moved)",
+                    p.branch
+                );
+                record_error(&msg);
+                pgrx::warning!(
+                    "pgvc: the transaction has committed here, but the remote does not have its commit: {msg}; this server will be fenced (see vc.replication_status())"
+                );
+                wake = true;
+            }
             Err(e) => {
                 let msg = format!("push of {} failed: {e}", p.branch);
                 record_error(&msg);
@@ -164,7 +185,10 @@ fn open_named(name: &str) -> VcResult<SharedRemote> {
     if let Some(r) = REMOTES.with(|m| m.borrow().get(&url).cloned()) {
         return Ok(r);
     }
-    let r = Rc::new(open(&url)?);
+    // A COMMIT publishes holding its transaction's locks: it waits for the remote's
+    // lock only so long, then leaves the push to the worker.
+    let wait = std::time::Duration::from_millis(super::PUBLISH_TIMEOUT_MS.get().max(10) as u64);
+    let r = Rc::new(open_with(&url, wait)?);
     REMOTES.with(|m| m.borrow_mut().insert(url, r.clone()));
     Ok(r)
 }

@@ -177,13 +177,29 @@ fn promote() -> VcResult<i64> {
         Role::None => return Err(not_replicating("vc.promote() needs a standby")),
     }
     lock()?;
+    // The epoch this standby has been following. If the remote's epoch moved since,
+    // another server was promoted meanwhile: promoting this one too would fence that
+    // new primary silently. Refused; after a round (or vc.sync()) this standby follows
+    // the new epoch, and promoting it then is a deliberate switchover.
+    let followed = cfg.epoch;
+    let remote = open_remote(&cfg)?;
+    let seen = remote.epoch()?;
+    if let Some(f) = followed.filter(|f| *f != seen) {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "another server was promoted: the remote's epoch moved from {f} to {seen} since this standby last synced"
+            ),
+        )
+        .hint("check vc.replication_status() on the other servers; to promote this one anyway, SELECT vc.sync() first, then vc.promote()"));
+    }
     // Everything the remote has, first: a promoted standby starts from the last
     // commit the old primary published.
     if let Applied::WaitingForClone = apply_all(&cfg)? {
         return Err(waiting_for_clone(&cfg));
     }
-    let remote = open_remote(&cfg)?;
-    let seen = remote.epoch()?;
+    // The CAS expects the epoch checked above: a promotion that won meanwhile makes
+    // it fail (Fenced), never overwritten.
     let epoch = remote.bump_epoch(seen)?;
     let name = cfg.remote.clone().unwrap_or_default();
     super::store_role(Role::Primary, &name, epoch)?;

@@ -41,6 +41,12 @@ pub mod util {
             .unwrap_or_else(|| panic!("{sql}: NULL"))
     }
 
+    /// Tests that change the replication role (the one row of `vc.replication`) run
+    /// one at a time: concurrent ones deadlock on that row and on HEAD's.
+    pub fn one_role_changer_at_a_time() {
+        run("SELECT pg_advisory_xact_lock(7283519, 100)");
+    }
+
     /// Runs `sql` in a subtransaction; returns "SQLSTATE: message" of its error, or
     /// None when it succeeded (its effects are then rolled back too).
     pub fn error_of(sql: &str) -> Option<String> {

@@ -37,6 +37,7 @@ mod tests {
 
     #[pg_test]
     fn standby_and_fenced_servers_refuse_writes_commits_and_resets() {
+        one_role_changer_at_a_time();
         run("CREATE TABLE rt (id int PRIMARY KEY, v text);
              INSERT INTO rt VALUES (1, 'a'), (2, 'b');
              SELECT vc.track('rt'); SELECT vc.commit('c1');
@@ -81,6 +82,8 @@ mod tests {
         }
         expect_error("SELECT vc.sync()", "55000", "fenced");
         expect_error("SELECT vc.promote()", "55000", "fenced");
+        // Finding 9: a fenced server's push would fork the new primary's history.
+        expect_error("SELECT vc.push('origin')", "25006", "fenced");
         assert_eq!(vc_state(), before);
         assert_eq!(
             text("SELECT string_agg(id || v, ',' ORDER BY id) FROM rt").as_deref(),
@@ -106,6 +109,7 @@ mod tests {
 
     #[pg_test]
     fn the_guard_is_removed_with_untrack() {
+        one_role_changer_at_a_time();
         run("CREATE TABLE g (id int PRIMARY KEY); SELECT vc.track('g')");
         assert_eq!(
             int("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'g'::regclass AND tgname = 'vc_guard'"),

@@ -80,10 +80,12 @@ mod tests {
             .status();
     }
 
-    /// These tests clone into the test database (remote "origin", vc.refs): one at a
-    /// time, or two would wait on each other's uncommitted rows.
+    /// Tests run concurrently in one database, and content-addressed chunks are shared:
+    /// two tests that write the same chunk wait on each other's uncommitted row. Each
+    /// test here takes HEAD's row lock first (as a commit does before it writes chunks),
+    /// so they never hold a chunk while waiting for HEAD.
     fn serial() {
-        run("SELECT pg_advisory_xact_lock(7283519, 99)");
+        run("SELECT 1 FROM vc.head FOR UPDATE");
     }
 
     fn clone_refused(d: &str, state: &str, needle: &str) {
@@ -308,6 +310,7 @@ mod tests {
     /// rest as a superuser.
     #[pg_test]
     fn key_column_name_cannot_end_the_trigger_body() {
+        serial();
         run("CREATE ROLE pgvc_mallory LOGIN");
         run("CREATE SCHEMA mal AUTHORIZATION pgvc_mallory");
         run("SET ROLE pgvc_mallory");
@@ -337,6 +340,7 @@ mod tests {
     /// check on the key, run by the key cast) with the caller's rights.
     #[pg_test]
     fn owner_code_runs_as_the_owner() {
+        serial();
         run("CREATE ROLE pgvc_owner LOGIN");
         run("CREATE SCHEMA own AUTHORIZATION pgvc_owner");
         run("GRANT USAGE ON SCHEMA own TO PUBLIC");
@@ -385,6 +389,7 @@ mod tests {
     /// A policy the owner forces on the table must not hide rows from a commit.
     #[pg_test]
     fn forced_row_security_fails_instead_of_hiding_rows() {
+        serial();
         run("CREATE ROLE pgvc_rls LOGIN");
         run("CREATE SCHEMA rls AUTHORIZATION pgvc_rls");
         run("SET ROLE pgvc_rls");
@@ -409,6 +414,7 @@ mod tests {
     /// Finding 4: PUBLIC may append to key logs; a NULL there made every commit fail.
     #[pg_test]
     fn key_log_nulls_cannot_jam_commits() {
+        serial();
         run("CREATE TABLE public.jam (id int PRIMARY KEY, v text)");
         run("SELECT vc.track('public.jam')");
         run("INSERT INTO public.jam VALUES (1, 'a')");
@@ -429,5 +435,95 @@ mod tests {
             int("SELECT count(*) FROM vc.as_of(NULL::public.jam, 'HEAD')"),
             1
         );
+    }
+
+    /// Finding 9: a table owner could drop or disable pgvc's triggers and tracking
+    /// silently stopped; the next commit missed the writes made meanwhile.
+    #[pg_test]
+    fn dropped_or_disabled_triggers_are_detected_and_restored() {
+        serial();
+        run("CREATE ROLE pgvc_dropper");
+        run("CREATE SCHEMA drp AUTHORIZATION pgvc_dropper");
+        run("SET ROLE pgvc_dropper");
+        run("CREATE TABLE drp.t (id int PRIMARY KEY, v text)");
+        run("RESET ROLE");
+        run("SELECT vc.track('drp.t')");
+        run("INSERT INTO drp.t VALUES (1, 'a')");
+        run("SELECT vc.commit('one')");
+        run("SET ROLE pgvc_dropper");
+        run("DROP TRIGGER vc_track_insert ON drp.t");
+        run("INSERT INTO drp.t VALUES (2, 'b')");
+        run("RESET ROLE");
+        assert_eq!(
+            int("SELECT inserted FROM vc.status() WHERE table_name = 'drp.t'"),
+            1
+        );
+        run("SELECT vc.commit('two')");
+        assert_eq!(int("SELECT count(*) FROM vc.as_of(NULL::drp.t, 'HEAD')"), 2);
+        // Put back: the next insert is logged again.
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'drp.t'::regclass AND tgname = 'vc_track_insert'"),
+            1
+        );
+        run("SET ROLE pgvc_dropper");
+        run("ALTER TABLE drp.t DISABLE TRIGGER vc_track_update");
+        run("UPDATE drp.t SET v = 'changed' WHERE id = 1");
+        // A look-alike that logs nothing useful.
+        run("DROP TRIGGER vc_track_delete ON drp.t");
+        run("CREATE TRIGGER vc_track_delete AFTER UPDATE ON drp.t FOR EACH STATEMENT EXECUTE FUNCTION suppress_redundant_updates_trigger()");
+        run("RESET ROLE");
+        run("SELECT vc.commit('three')");
+        assert_eq!(
+            text("SELECT v FROM vc.as_of(NULL::drp.t, 'HEAD') WHERE id = 1"),
+            Some("changed".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'drp.t'::regclass AND tgenabled = 'O' AND tgname LIKE 'vc\\_%'"),
+            5
+        );
+        run("DELETE FROM drp.t WHERE id = 2");
+        assert_eq!(
+            int("SELECT deleted FROM vc.status() WHERE table_name = 'drp.t'"),
+            1
+        );
+    }
+
+    /// Finding 9: errors shown to roles without file access named server paths.
+    #[pg_test]
+    fn status_errors_hide_paths_from_roles_without_file_access() {
+        serial();
+        run("SELECT vc.backup_add('redact_b', 'file:///tmp/pgvc-redact-test')");
+        run("UPDATE vc.backups SET last_error = 'could not write file:///srv/secret/dir/x.pack: Permission denied' WHERE name = 'redact_b'");
+        run("CREATE ROLE pgvc_peeker");
+        run("GRANT EXECUTE ON FUNCTION vc.backup_status() TO pgvc_peeker");
+        run("SET SESSION AUTHORIZATION pgvc_peeker");
+        let seen =
+            text("SELECT last_error FROM vc.backup_status() WHERE name = 'redact_b'").unwrap();
+        run("RESET SESSION AUTHORIZATION");
+        assert!(!seen.contains("/srv/secret"), "{seen}");
+        assert!(
+            seen.contains("<path>") && seen.contains("Permission denied"),
+            "{seen}"
+        );
+        let own =
+            text("SELECT last_error FROM vc.backup_status() WHERE name = 'redact_b'").unwrap();
+        assert!(own.contains("/srv/secret/dir/x.pack"), "{own}");
+    }
+
+    /// Finding 9: replication work serialized on an advisory lock key that any role
+    /// could take; now on a table lock that PUBLIC cannot take.
+    #[pg_test]
+    fn public_cannot_take_the_replication_lock() {
+        serial();
+        run("CREATE ROLE pgvc_staller");
+        run("SET ROLE pgvc_staller");
+        for mode in ["ACCESS SHARE", "ROW SHARE", "EXCLUSIVE", "ACCESS EXCLUSIVE"] {
+            expect_error(
+                &format!("LOCK TABLE vc.replication_lock IN {mode} MODE"),
+                "42501",
+                "permission denied",
+            );
+        }
+        run("RESET ROLE");
     }
 }

@@ -204,3 +204,31 @@ fn hidden_files(remote: &Remote<FileStore>) -> usize {
         })
         .count()
 }
+
+/// A writer stuck holding the remote's lock (a hung filesystem, a stopped process)
+/// delays a compare-and-swap by at most its lock wait, then fails clearly; released,
+/// the next one goes through.
+#[test]
+fn a_held_lock_times_out_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).with_lock_wait(std::time::Duration::from_millis(150));
+    assert!(store.put_if("refs", b"one", None).unwrap());
+    let holder = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(".lock"))
+        .unwrap();
+    holder.lock().unwrap();
+    let current = store.get("refs").unwrap().map(|(_, v)| v);
+    let started = std::time::Instant::now();
+    let err = store.put_if("refs", b"two", current.as_ref()).unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(150),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+    assert!(err.to_string().contains("held the remote's lock"), "{err}");
+    assert_eq!(store.get("refs").unwrap().unwrap().0, b"one");
+    drop(holder);
+    assert!(store.put_if("refs", b"two", current.as_ref()).unwrap());
+}
