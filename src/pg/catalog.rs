@@ -166,6 +166,7 @@ fn sequences_of(relid: Oid) -> VcResult<Vec<(String, Option<String>)>> {
             AND d.refclassid = 'pg_class'::regclass \
            WHERE ad.adrelid = $1) x \
          JOIN pg_class s ON s.oid = x.seq AND s.relkind = 'S' \
+              AND s.relowner = (SELECT relowner FROM pg_class WHERE oid = $1) \
          JOIN pg_namespace n ON n.oid = s.relnamespace \
          LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = x.col \
          ORDER BY 1, 2 NULLS LAST",
@@ -179,9 +180,14 @@ fn sequences_of(relid: Oid) -> VcResult<Vec<(String, Option<String>)>> {
 }
 
 /// Sets sequences to recorded states: only those in `allowed` (the sequences of the
-/// table the states were recorded for, as this database knows them). A commit names
-/// sequences by name, and a commit from a remote could name any sequence here.
-pub fn restore_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
+/// table the states were recorded for, as this database knows them), as the table's
+/// `owner`. A commit names sequences by name, and a commit from a remote could name
+/// any sequence here.
+pub fn restore_sequences(owner: Oid, allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
+    super::spi::as_owner(owner, || set_sequences(allowed, seqs))
+}
+
+fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
     for s in seqs {
         if !allowed.contains(&s.name) {
             continue;

@@ -27,7 +27,7 @@ const LOAD_BATCH: usize = 5000;
 /// over. Returns the sequences whose recorded state may be restored: those this call
 /// created or that the new table owns.
 pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
-    let table = QualName::parse("table name", name)?;
+    let table = QualName::parse_user("table name", name)?;
     if exists(&table.to_string())? {
         return Err(VcError::new(
             Code::ERRCODE_DUPLICATE_TABLE,
@@ -86,7 +86,13 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     let mut create = Vec::new();
     let mut identity_renames = Vec::new();
     for s in &entry.sequences {
-        let seq = QualName::parse("sequence name", &s.name)?;
+        let seq = QualName::parse_user("sequence name", &s.name)?;
+        // A table's sequences live in its schema (pg_dump and pgvc keep them there):
+        // never another role's schema, and never a different object than the rename
+        // below produces.
+        if seq.schema != table.schema {
+            return Err(bad_sequence(&seq, &table));
+        }
         let col = match &s.column {
             Some(col) => Some(column_named(col).ok_or_else(|| {
                 VcError::new(
@@ -163,6 +169,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     // What was created must be what the commit records: a commit made by pgvc always
     // round-trips; anything else was not made by pgvc.
     let relid = super::catalog::relid_of(&table.to_string())?;
+    refuse_foreign_code(relid, &table)?;
     if super::catalog::table_schema(relid)? != entry.schema {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
@@ -171,6 +178,68 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
     }
     Ok(allowed)
+}
+
+/// Refuses a new table that would run code owned by another, unprivileged role.
+///
+/// Rows are loaded, and later read and written, as the table's owner: the role that
+/// created it, here. A commit may name any type or function of this database in its
+/// column types, defaults and generation expressions, and through a domain's checks
+/// or a composite's columns reach code a less privileged role wrote; run as this
+/// table's owner, that code would have the owner's rights. So every type, function,
+/// operator and collation the new table depends on, directly or through others, must
+/// belong to a superuser or to the table's owner.
+fn refuse_foreign_code(relid: pgrx::pg_sys::Oid, table: &QualName) -> VcResult<()> {
+    let found = super::spi::query(
+        "WITH RECURSIVE objs(classid, objid) AS ( \
+             SELECT 'pg_class'::regclass::oid, $1::oid \
+           UNION \
+             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
+                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
+             FROM objs o JOIN pg_depend d \
+               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
+               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
+                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
+         ) \
+         SELECT pg_describe_object(o.classid, o.objid, 0), r.rolname::text \
+         FROM objs o \
+         CROSS JOIN LATERAL (SELECT CASE o.classid \
+             WHEN 'pg_type'::regclass THEN (SELECT typowner FROM pg_type WHERE oid = o.objid) \
+             WHEN 'pg_proc'::regclass THEN (SELECT proowner FROM pg_proc WHERE oid = o.objid) \
+             WHEN 'pg_operator'::regclass THEN (SELECT oprowner FROM pg_operator WHERE oid = o.objid) \
+             WHEN 'pg_collation'::regclass THEN (SELECT collowner FROM pg_collation WHERE oid = o.objid) \
+             WHEN 'pg_class'::regclass THEN (SELECT relowner FROM pg_class WHERE oid = o.objid AND relkind <> 'S') \
+             END AS owner) w \
+         JOIN pg_roles r ON r.oid = w.owner \
+         WHERE NOT r.rolsuper AND r.oid <> (SELECT relowner FROM pg_class WHERE oid = $1) \
+         ORDER BY 1 LIMIT 1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    if let Some(r) = found.first() {
+        let text = |i: usize| match r.get(i) {
+            Some(crate::codec::Cell::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "table {table} from the commit would run code of role {} ({}) as its owner",
+                text(1),
+                text(0)
+            ),
+        )
+        .hint("create the table here yourself, owned by the role that should run that code, and vc.track() it; then pull or reset again"));
+    }
+    Ok(())
+}
+
+fn bad_sequence(seq: &QualName, table: &QualName) -> VcError {
+    VcError::new(
+        Code::ERRCODE_INVALID_TABLE_DEFINITION,
+        format!("sequence {seq} of table {table} is not in the table's schema"),
+    )
+    .hint("pgvc creates a table's sequences in its own schema; if the commit came from a remote or backup, check who can write there")
 }
 
 fn check_ident_only(name: &str) -> VcResult<()> {

@@ -96,6 +96,9 @@ impl Iterator for Scan<'_> {
 /// keys we process leave the log; rows logged by transactions still in flight are
 /// invisible to that statement and stay for a later commit.
 pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<String>>> {
+    if consume {
+        exec(sql::drop_oversized_keys(u32::from(t.relid)), vec![])?;
+    }
     let rows = query(
         sql::read_log(u32::from(t.relid), &plan.key_cols, consume),
         vec![],
@@ -119,6 +122,21 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
         }
     }
     Ok(out)
+}
+
+/// Keys read from a log at most; past this, the table is compared in full (streaming,
+/// flat memory) instead. Bounds memory whatever was appended to the log, by writers or
+/// by any role that may append to it.
+pub const MAX_LOGGED_KEYS: i64 = 500_000;
+
+/// Whether the key log holds too many keys to read (see [`MAX_LOGGED_KEYS`]).
+pub fn log_too_long(t: &Tracked) -> VcResult<bool> {
+    let rows = query(
+        sql::log_longer_than(u32::from(t.relid)),
+        vec![Arg::Int8(MAX_LOGGED_KEYS)],
+        &[],
+    )?;
+    Ok(matches!(rows.first().and_then(|r| r.first()), Some(Cell::Text(t)) if t == "t"))
 }
 
 /// The encoded keys recorded in a table's key log (read only), sorted, distinct.

@@ -122,19 +122,18 @@ thread_local! {
 /// stay in the key log for the next commit. Our own writes stay visible (each
 /// statement still advances the command id).
 pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
-    struct Reset;
+    struct Reset(Option<pg_sys::Snapshot>);
     impl Drop for Reset {
         fn drop(&mut self) {
             // On an ERROR unwind the transaction abort releases the snapshot; we only
-            // forget it.
-            PINNED.with(|p| p.set(None));
+            // put back the one pinned before (if this call was nested).
+            PINNED.with(|p| p.set(self.0));
         }
     }
     // SAFETY: inside a transaction; the registered copy outlives its uses below and is
     // unregistered on the normal path (abort cleans up on the error path).
     let snap = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot()) };
-    PINNED.with(|p| p.set(Some(snap)));
-    let guard = Reset;
+    let guard = Reset(PINNED.with(|p| p.replace(Some(snap))));
     let out = f();
     drop(guard);
     // SAFETY: registered above, not yet unregistered.
@@ -423,8 +422,27 @@ impl Drop for Cursor {
     }
 }
 
-/// Runs `f` inside an SPI connection.
+/// Runs `f` inside an SPI connection: the body of a pgvc SQL function.
+///
+/// Refused inside a security-restricted operation: pgvc reads and writes user tables as
+/// their owners in one (`as_owner`), and the owner's code (a domain check, a generated
+/// column) must not call back into pgvc there: it would run pgvc's functions with the
+/// caller's pgvc state (the pinned snapshot, HEAD's lock) from the owner's code.
 pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    // SAFETY: plain read of backend state.
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        return Err(VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "pgvc functions cannot run inside a security-restricted operation",
+        )
+        .hint("a table's own code (domain checks, generated columns, triggers) cannot call pgvc while pgvc reads or writes that table"));
+    }
+    Spi::connect_mut(|_client| f())
+}
+
+/// `with_spi` without the check, for the write guard (a trigger on user tables, which
+/// may fire inside any operation).
+pub fn with_spi_anywhere<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     Spi::connect_mut(|_client| f())
 }
 

@@ -142,6 +142,18 @@ impl QualName {
     }
 }
 
+impl QualName {
+    /// As [`QualName::parse`], for a name from a commit that pgvc will create: refuses
+    /// pgvc's own schema and the system schemas (a commit never holds those).
+    pub fn parse_user(what: &str, text: &str) -> VcResult<QualName> {
+        let q = QualName::parse(what, text)?;
+        if q.schema == "vc" || q.schema.starts_with("pg_") || q.schema == "information_schema" {
+            return Err(bad_name(what, text, "in a system or pgvc schema"));
+        }
+        Ok(q)
+    }
+}
+
 impl fmt::Display for QualName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", Ident::new(&self.schema), Ident::new(&self.name))
@@ -218,12 +230,12 @@ impl SqlType {
             return Err(refuse("not a type name"));
         }
         let c = CString::new(text).expect("checked: no NUL");
-        let resolved = pgrx::PgTryBuilder::new(|| {
+        let resolved = in_subtransaction(|| {
             let mut oid = pg_sys::InvalidOid;
             let mut typmod: i32 = -1;
             // SAFETY: a NUL-terminated string and two out-parameters; errors (syntax,
-            // more than a type name) are raised as PostgreSQL errors and caught below.
-            // The parser takes no locks and opens nothing, so catching is safe.
+            // more than a type name, a shell type) are raised as PostgreSQL errors and
+            // caught, with their resources, by the subtransaction.
             unsafe { pg_sys::parseTypeString(c.as_ptr(), &mut oid, &mut typmod, true) };
             if oid == pg_sys::InvalidOid {
                 return None;
@@ -232,8 +244,7 @@ impl SqlType {
             let s = unsafe { CStr::from_ptr(pg_sys::format_type_with_typemod(oid, typmod)) };
             Some(s.to_string_lossy().into_owned())
         })
-        .catch_others(|_| None)
-        .execute();
+        .flatten();
         match resolved {
             None => Err(refuse("no such type here, or not a type name")),
             Some(canon) if canon != text => Err(refuse(&format!(
@@ -270,17 +281,16 @@ impl SqlExpr {
         }
         let wrapped = format!("SELECT ((\n{text}\n))");
         let c = CString::new(wrapped).expect("checked: no NUL");
-        let one = pgrx::PgTryBuilder::new(|| {
+        let one = in_subtransaction(|| {
             // SAFETY: raw_parser reads a NUL-terminated string and returns a List of
-            // RawStmt in the current memory context; syntax errors are caught below
-            // (the raw parser opens nothing and takes no locks).
+            // RawStmt in the current memory context; syntax errors are caught by the
+            // subtransaction.
             unsafe {
                 let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
                 single_target_select(list)
             }
         })
-        .catch_others(|_| false)
-        .execute();
+        .unwrap_or(false);
         if one {
             Ok(SqlExpr(text.to_string()))
         } else {
@@ -293,6 +303,51 @@ impl fmt::Display for SqlExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "((\n{}\n))", self.0)
     }
+}
+
+/// Runs `f` in an internal subtransaction (as PL/pgSQL runs a block with an EXCEPTION
+/// clause): `None` if it raised an ERROR, which is then rolled back with whatever it
+/// held (cache references, memory). A query cancel or termination is not swallowed.
+fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    // SAFETY: backend globals read and restored around the subtransaction, as
+    // PL/pgSQL's exec_stmt_block does; no SPI call runs inside it.
+    let (ctx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let restore = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(ctx);
+        pg_sys::CurrentResourceOwner = owner;
+    };
+    // SAFETY: see above.
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(ctx);
+    }
+    pgrx::PgTryBuilder::new(move || {
+        let v = f();
+        // SAFETY: the subtransaction begun above, still current.
+        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        restore();
+        Some(v)
+    })
+    .catch_others(move |e| {
+        // SAFETY: the subtransaction begun above, still current after the ERROR.
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        restore();
+        let code = match &e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.sql_error_code(),
+        };
+        if matches!(
+            code,
+            Code::ERRCODE_QUERY_CANCELED
+                | Code::ERRCODE_ADMIN_SHUTDOWN
+                | Code::ERRCODE_OUT_OF_MEMORY
+        ) {
+            e.rethrow();
+        }
+        None
+    })
+    .execute()
 }
 
 /// True if `list` holds exactly one `SELECT` with one target and nothing else.
@@ -347,7 +402,7 @@ pub fn log_name(oid: u32) -> String {
 
 /// `CREATE TABLE vc.log_<oid> (k1 t1 NOT NULL, ...)`: NOT NULL, so a role that may
 /// append to the log cannot put a key there that no row can have.
-pub fn create_log(oid: u32, cols: &[(String, String)]) -> Sql {
+pub fn create_log(oid: u32, cols: &[(String, SqlType)]) -> Sql {
     let defs: Vec<String> = cols
         .iter()
         .map(|(n, t)| format!("{} {t} NOT NULL", Ident::new(n)))
@@ -389,8 +444,7 @@ pub fn create_log_trigger_function(oid: u32, key_cols: &[String]) -> Sql {
              ELSIF TG_OP = 'DELETE' THEN \
                INSERT INTO {log} SELECT {pk} FROM vc_old; \
              ELSE \
-               INSERT INTO {log} SELECT {pk} FROM vc_new \
-                 UNION ALL (SELECT {pk} FROM vc_old EXCEPT SELECT {pk} FROM vc_new); \
+               INSERT INTO {log} SELECT {pk} FROM vc_new UNION ALL SELECT {pk} FROM vc_old; \
              END IF; RETURN NULL; END"
         )
     };
@@ -462,15 +516,37 @@ pub fn clear_log(oid: u32) -> Sql {
     Sql::built(format!("DELETE FROM {}", log_table(oid)))
 }
 
-/// Reads a key log's keys as text (distinct); with `consume`, claims them.
+/// Largest key-log row (`pg_column_size`) that can name a row: a primary key's index
+/// entry must fit in a third of a page, so anything far bigger was appended by someone
+/// else and would only cost memory.
+pub const MAX_LOG_ROW: i64 = 10_000;
+
+/// Reads a key log's keys as text (distinct); with `consume`, claims them. Rows too
+/// big to be a key are skipped (and, consumed, dropped by [`drop_oversized_keys`]).
 pub fn read_log(oid: u32, key_cols: &[String], consume: bool) -> Sql {
     let cols: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
     let cols = cols.join(", ");
+    let log = log_table(oid);
     Sql::built(if consume {
-        format!("DELETE FROM {} RETURNING {cols}", log_table(oid))
+        format!("DELETE FROM {log} l WHERE pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW} RETURNING {cols}")
     } else {
-        format!("SELECT DISTINCT {cols} FROM {}", log_table(oid))
+        format!("SELECT DISTINCT {cols} FROM {log} l WHERE pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW}")
     })
+}
+
+pub fn drop_oversized_keys(oid: u32) -> Sql {
+    Sql::built(format!(
+        "DELETE FROM {} l WHERE pg_catalog.pg_column_size(l.*) > {MAX_LOG_ROW}",
+        log_table(oid)
+    ))
+}
+
+/// Whether a key log holds more than `$1` rows (reads at most `$1 + 1`).
+pub fn log_longer_than(oid: u32) -> Sql {
+    Sql::built(format!(
+        "SELECT count(*) > $1 FROM (SELECT 1 FROM {} LIMIT $1 + 1) s",
+        log_table(oid)
+    ))
 }
 
 // ---------------------------------------------------------------------------------

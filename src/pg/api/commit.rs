@@ -50,8 +50,10 @@ where
     for<'a> &'a S: ChunkStore,
 {
     let (schema, plan) = live_plan(t)?;
-    let full =
-        tracking_damaged(t, consume)? || t.full_scan || old.is_none_or(|o| o.schema != schema);
+    let full = tracking_damaged(t, consume)?
+        || t.full_scan
+        || old.is_none_or(|o| o.schema != schema)
+        || crate::pg::rows::log_too_long(t)?;
     let tree = if full {
         if consume {
             exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;

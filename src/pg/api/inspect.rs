@@ -107,7 +107,8 @@ fn vc_status() -> TableIterator<
                     let old = head.tables.get(&t.name);
                     let full = t.full_scan
                         || old.is_none_or(|o| o.schema != schema)
-                        || tracking_damaged(t, false)?;
+                        || tracking_damaged(t, false)?
+                        || crate::pg::rows::log_too_long(t)?;
                     let changes =
                         working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
@@ -210,7 +211,8 @@ fn diff_rows(
                 let old = head.tables.get(&t.name);
                 let full = t.full_scan
                     || old.is_none_or(|o| o.schema != schema)
-                    || tracking_damaged(&t, false)?;
+                    || tracking_damaged(&t, false)?
+                    || crate::pg::rows::log_too_long(&t)?;
                 let ch = working_changes(store, &t, &plan, old.map(|o| o.tree), full, false)?;
                 let tree = old.map(|o| o.tree).unwrap_or_else(prolly::empty_root);
                 tables.insert(t.name.clone(), (schema, tree));

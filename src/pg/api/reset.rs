@@ -61,7 +61,7 @@ pub fn checkout_root(
     let mut create = Vec::new();
     for (name, entry) in &target.tables {
         // Names in a commit are untrusted: refuse a malformed one before using it.
-        sql::QualName::parse("table name", name)?;
+        sql::QualName::parse_user("table name", name)?;
         if !tracked.iter().any(|t| &t.name == name) {
             if one_text(
                 "SELECT to_regclass($1)::text",
@@ -117,7 +117,7 @@ pub fn checkout_root(
             plan.owner = crate::pg::catalog::table_owner(relid)?;
             load_rows(store, &plan, entry.tree)?;
             crate::pg::api::track::track(relid)?;
-            restore_sequences(&sequences, &entry.sequences)?;
+            restore_sequences(plan.owner, &sequences, &entry.sequences)?;
             exec(
                 "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
                 vec![Arg::Oid(relid)],
@@ -134,7 +134,8 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
         let old = head_root.tables.get(&t.name);
         let full = t.full_scan
             || old.is_none_or(|o| o.schema != entry.schema)
-            || tracking_damaged(t, true)?;
+            || tracking_damaged(t, true)?
+            || crate::pg::rows::log_too_long(t)?;
         let head_tree = old.map(|o| o.tree);
         // The keys to rewrite: those changed since HEAD (just the logged keys, no need
         // to compare values: rewriting an unchanged row is harmless) and those that
@@ -173,7 +174,7 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
             vec![Arg::Oid(t.relid)],
         )?;
-        restore_sequences(&sequence_names(t.relid)?, &entry.sequences)?;
+        restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
     }
     Ok(())
 }

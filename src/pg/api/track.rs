@@ -138,11 +138,10 @@ fn create_log(relid: Oid) -> VcResult<()> {
     let schema = table_schema(relid)?;
     let oid = u32::from(relid);
     // Names and types as this database's catalog gives them (format_type).
-    let cols: Vec<(String, String)> = schema
-        .key_columns()
-        .iter()
-        .map(|c| (c.name.clone(), c.type_name.clone()))
-        .collect();
+    let mut cols = Vec::new();
+    for c in schema.key_columns() {
+        cols.push((c.name.clone(), sql::SqlType::resolve(&c.type_name)?));
+    }
     // (DROP ... IF EXISTS of a missing log would print a NOTICE on every vc.track().)
     let has_log = query(
         "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
@@ -247,7 +246,7 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
          JOIN pg_class c ON c.oid = r.rel JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE (SELECT count(*) FROM pg_trigger g \
                 WHERE g.tgrelid = r.rel AND g.tgenabled IN ('O', 'A') AND g.tgqual IS NULL \
-                  AND array_length(g.tgattr::int2[], 1) IS NULL AND ( \
+                  AND pg_catalog.cardinality(g.tgattr::int2[]) = 0 AND ( \
                   (g.tgname = 'vc_track_insert' AND g.tgtype = 4 AND g.tgfoid = to_regprocedure($2) \
                    AND g.tgnewtable = 'vc_new' AND g.tgoldtable IS NULL) OR \
                   (g.tgname = 'vc_track_update' AND g.tgtype = 16 AND g.tgfoid = to_regprocedure($2) \

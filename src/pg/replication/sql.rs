@@ -319,7 +319,7 @@ fn _guard<'a>(
         return Ok(None);
     }
     // One cached-plan read of vc.replication per statement.
-    let cfg = run(|| with_spi(current));
+    let cfg = run(|| crate::pg::spi::with_spi_anywhere(current));
     if matches!(cfg.role, Role::Standby | Role::Fenced) {
         let table = trigger.table_name().unwrap_or_default();
         let remote = cfg.remote.unwrap_or_default();

@@ -448,8 +448,13 @@ mod tests {
         run("CREATE TABLE drp.t (id int PRIMARY KEY, v text)");
         run("RESET ROLE");
         run("SELECT vc.track('drp.t')");
+        let trigger_oid =
+            "SELECT oid::int8 FROM pg_trigger WHERE tgrelid = 'drp.t'::regclass AND tgname = 'vc_track_insert'";
+        let first = int(trigger_oid);
         run("INSERT INTO drp.t VALUES (1, 'a')");
         run("SELECT vc.commit('one')");
+        // Intact triggers are left alone (a repair would lock the table exclusively).
+        assert_eq!(int(trigger_oid), first);
         run("SET ROLE pgvc_dropper");
         run("DROP TRIGGER vc_track_insert ON drp.t");
         run("INSERT INTO drp.t VALUES (2, 'b')");
@@ -525,5 +530,171 @@ mod tests {
             );
         }
         run("RESET ROLE");
+    }
+
+    /// Review: a table created from a commit is owned by the superuser who clones or
+    /// pulls (or the worker); a commit naming another role's domain would run that
+    /// role's check as the superuser at every load and commit.
+    #[pg_test]
+    fn a_commit_cannot_bring_in_another_roles_code() {
+        serial();
+        run("CREATE ROLE pgvc_trap");
+        run("CREATE SCHEMA trap AUTHORIZATION pgvc_trap");
+        run("SET ROLE pgvc_trap");
+        run("CREATE FUNCTION trap.f(int) RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN BEGIN EXECUTE 'ALTER ROLE pgvc_trap SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
+             RETURN true; END $$");
+        run("CREATE DOMAIN trap.d AS int CHECK (trap.f(VALUE))");
+        run("RESET ROLE");
+        let d = dir("foreign");
+        craft(
+            &d,
+            "public.evil_dom",
+            vec![col("id", "integer"), col("v", "trap.d")],
+            vec![],
+        );
+        clone_refused(&d, "42501", "would run code of role pgvc_trap");
+        no_table("public.evil_dom");
+        assert_eq!(
+            text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_trap'"),
+            Some("false".into())
+        );
+    }
+
+    /// Review: names in pgvc's or the system's schemas, and sequences outside the
+    /// table's schema, are refused.
+    #[pg_test]
+    fn commits_cannot_place_objects_in_other_schemas() {
+        serial();
+        let d = dir("vcschema");
+        craft(
+            &d,
+            "vc.log_99999999",
+            vec![col("id", "integer"), col("v", "text")],
+            vec![],
+        );
+        clone_refused(&d, "42602", "system or pgvc schema");
+        let d = dir("seqschema");
+        run("CREATE SCHEMA billing");
+        run("CREATE SEQUENCE billing.invoice_seq");
+        run("SELECT setval('billing.invoice_seq', 77)");
+        let mut c = col("id", "integer");
+        c.identity = Some("d".into());
+        craft(
+            &d,
+            "public.evil_ident",
+            vec![c, col("v", "text")],
+            vec![SequenceState {
+                name: "billing.invoice_seq".into(),
+                column: Some("id".into()),
+                last_value: 1,
+                is_called: true,
+            }],
+        );
+        clone_refused(&d, "42P16", "not in the table's schema");
+        assert_eq!(int("SELECT last_value FROM billing.invoice_seq"), 77);
+    }
+
+    /// Review: a table owner could point a default at another role's sequence, and a
+    /// superuser's reset then set that sequence.
+    #[pg_test]
+    fn reset_leaves_other_roles_sequences_alone() {
+        serial();
+        run("CREATE ROLE pgvc_alice");
+        run("CREATE SCHEMA bob");
+        run("CREATE SEQUENCE bob.seq");
+        run("GRANT USAGE ON SCHEMA bob TO pgvc_alice");
+        run("GRANT USAGE ON SEQUENCE bob.seq TO pgvc_alice");
+        run("CREATE SCHEMA alice AUTHORIZATION pgvc_alice");
+        run("SET ROLE pgvc_alice");
+        run("CREATE TABLE alice.t (id int PRIMARY KEY, n bigint DEFAULT nextval('bob.seq'))");
+        run("RESET ROLE");
+        run("SELECT vc.track('alice.t')");
+        run("INSERT INTO alice.t (id) VALUES (1)");
+        run("SELECT vc.commit('one')");
+        run("SELECT setval('bob.seq', 500)");
+        run("SELECT vc.reset()");
+        assert_eq!(int("SELECT last_value FROM bob.seq"), 500);
+    }
+
+    /// Review: an UPDATE to an equal key with another spelling (numeric 1.00 -> 1.0)
+    /// logged only the new key, and the commit kept both rows.
+    #[pg_test]
+    fn equal_keys_with_new_spellings_replace_the_old_row() {
+        serial();
+        run("CREATE TABLE public.num_key (id numeric PRIMARY KEY, v text)");
+        run("SELECT vc.track('public.num_key')");
+        run("INSERT INTO public.num_key VALUES (1.00, 'a')");
+        run("SELECT vc.commit('one')");
+        run("UPDATE public.num_key SET id = 1.0");
+        run("SELECT vc.commit('respelled')");
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::public.num_key, 'HEAD')"),
+            1
+        );
+        assert_eq!(
+            text("SELECT id::text FROM vc.as_of(NULL::public.num_key, 'HEAD')"),
+            Some("1.0".into())
+        );
+    }
+
+    /// Review: oversized or countless keys appended to a log must not make commits fail.
+    #[pg_test]
+    fn oversized_and_countless_log_keys_cost_no_failure() {
+        serial();
+        run("CREATE TABLE public.big_log (k text PRIMARY KEY, v int)");
+        run("SELECT vc.track('public.big_log')");
+        run("INSERT INTO public.big_log VALUES ('a', 1)");
+        run("SELECT vc.commit('one')");
+        let log = text(
+            "SELECT 'vc.' || log_table FROM vc.tracked WHERE relid = 'public.big_log'::regclass",
+        )
+        .unwrap();
+        run("CREATE ROLE pgvc_flooder");
+        run("SET ROLE pgvc_flooder");
+        // Incompressible, far bigger than any primary key can be.
+        run(&format!(
+            "INSERT INTO {log} SELECT string_agg(md5(s.n::text), '') FROM generate_series(1, 2000) AS s(n)"
+        ));
+        run(&format!(
+            "INSERT INTO {log} SELECT 'junk' || s.n FROM generate_series(1, {}) AS s(n)",
+            crate::pg::rows::MAX_LOGGED_KEYS + 1
+        ));
+        run("RESET ROLE");
+        run("INSERT INTO public.big_log VALUES ('b', 2)");
+        assert_eq!(
+            int("SELECT inserted FROM vc.status() WHERE table_name = 'public.big_log'"),
+            1
+        );
+        run("SELECT vc.commit('two')");
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::public.big_log, 'HEAD')"),
+            2
+        );
+        assert_eq!(int(&format!("SELECT count(*) FROM {log}")), 0);
+    }
+
+    /// Review: the owner's code calling back into pgvc while pgvc reads the table.
+    #[pg_test]
+    fn owner_code_cannot_call_pgvc_back() {
+        serial();
+        run(
+            "CREATE FUNCTION public.calls_back(k int) RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN IF current_setting('pgvc_test.armed', true) = 'on' THEN \
+               PERFORM count(*) FROM vc.status(); END IF; RETURN true; END $$",
+        );
+        run("CREATE DOMAIN public.calling_key AS int CHECK (public.calls_back(VALUE))");
+        run("CREATE TABLE public.calls (id public.calling_key PRIMARY KEY)");
+        run("SELECT vc.track('public.calls')");
+        run("SELECT vc.commit('base', allow_empty => true)");
+        run("INSERT INTO public.calls VALUES (1)");
+        run("SET pgvc_test.armed = 'on'");
+        expect_error(
+            "SELECT vc.commit('reentrant')",
+            "42501",
+            "security-restricted",
+        );
+        run("SET pgvc_test.armed = 'off'");
+        run("SELECT vc.commit('plain')");
     }
 }
