@@ -103,10 +103,30 @@ impl<O: ObjectStore> Remote<O> {
         if !force {
             self.check_fast_forward(local, branch, old, new_head)?;
         }
-        let index = self.index(&base)?;
+        let (pack, report) = self.write_missing(local, &[new_head], &base, progress)?;
+        Ok(Some(Prepared {
+            base,
+            version,
+            pack,
+            chunks: report.chunks_done,
+            bytes: report.bytes_done,
+        }))
+    }
+
+    /// Step 1 (and 2): one pack of every chunk below `roots` that the remote, as
+    /// `base` lists it, lacks; durable, listed by no manifest yet. `None` when nothing
+    /// is missing.
+    pub(crate) fn write_missing(
+        &self,
+        local: &dyn ChunkStore,
+        roots: &[Hash],
+        base: &Manifest,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Option<PackRef>, Progress)> {
+        let index = self.index(base)?;
         let mut writer: Option<PackWriter> = None;
         let mut seen = HashSet::new();
-        let mut stack = vec![new_head];
+        let mut stack: Vec<Hash> = roots.iter().rev().copied().collect();
         let mut report = Progress::default();
         while let Some(h) = stack.pop() {
             if !seen.insert(h) || index.contains(&h) {
@@ -131,13 +151,7 @@ impl<O: ObjectStore> Remote<O> {
         }
         progress(report);
         let pack = writer.map(|w| w.finish(&self.store)).transpose()?;
-        Ok(Some(Prepared {
-            base,
-            version,
-            pack,
-            chunks: report.chunks_done,
-            bytes: report.bytes_done,
-        }))
+        Ok((pack, report))
     }
 
     /// Step 3: the manifest CAS, retried while the push stays valid.

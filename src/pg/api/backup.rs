@@ -26,6 +26,9 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::collections::{BTreeMap, HashSet};
 
+/// The refs a backup mirrors: branches, tags, and the working set.
+const BACKUP_PREFIXES: [&str; 3] = ["heads/", "tags/", "working/"];
+
 fn backup_url(name: &str) -> VcResult<String> {
     one_text(
         "SELECT url FROM vc.backups WHERE name = $1",
@@ -102,7 +105,7 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
         let overlay = Overlay::new(&store);
         let working = working_commit(&store, &overlay, head)?;
         let reader: &dyn ChunkStore = &&overlay;
-        let mut targets: Vec<(String, Hash)> = refs
+        let mut targets: BTreeMap<String, Hash> = refs
             .iter()
             .map(|(k, n, h)| {
                 (
@@ -111,15 +114,14 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
                 )
             })
             .collect();
-        targets.push((format!("working/{branch}"), working));
-        let (mut chunks, mut bytes) = (0i64, 0i64);
+        targets.insert(format!("working/{branch}"), working);
         let tracker = Tracker::start("backup sync");
         let mut report = notifier("backup sync", &tracker);
-        for (ref_name, h) in &targets {
-            let out = r.push(reader, ref_name, *h, true, None, &mut report)?;
-            chunks += out.chunks as i64;
-            bytes += out.bytes as i64;
-        }
+        // Every ref in one manifest swap: an interrupted sync leaves the previous
+        // backup whole, never new heads beside an old working set. Branches and tags
+        // deleted here, and the working set of a branch no longer current, go too.
+        let out = r.mirror(reader, &BACKUP_PREFIXES, &targets, &mut report)?;
+        let (chunks, bytes) = (out.chunks as i64, out.bytes as i64);
         exec(
             "UPDATE vc.backups SET last_sync_at = now(), last_sync_commit = $2 WHERE name = $1",
             vec![
@@ -138,16 +140,15 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
         .iter()
         .filter(|(n, _)| n.starts_with("working/"))
         .collect();
-    let [(working_ref, working_hash)] = working.as_slice() else {
+    if working.is_empty() {
         return Err(VcError::new(
             Code::ERRCODE_DATA_CORRUPTED,
-            format!("{url} is not a pgvc backup (no working set, or several)"),
+            format!("{url} is not a pgvc backup (no working set)"),
         )
         .hint(
             "restore from a URL written by vc.backup_sync(), or clone a remote with vc.clone()",
         ));
-    };
-    let branch = working_ref.trim_start_matches("working/").to_string();
+    }
     let tracked = tracked_tables()?;
     let has_commits = !query("SELECT 1 FROM vc.refs LIMIT 1", vec![], &[])?.is_empty();
     if (!tracked.is_empty() || has_commits) && !force {
@@ -167,6 +168,7 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
         fetched.insert(name.clone(), f.head);
     }
     store.flush()?;
+    let (branch, working_hash) = choose_working_set(&store, &fetched)?;
     if force {
         for t in &tracked {
             crate::pg::api::track::untrack(t.relid)?;
@@ -180,11 +182,18 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
         }
         exec("DELETE FROM vc.refs", vec![])?;
     }
+    let w = Commit::read(&store, &working_hash)?;
     for (name, h) in &fetched {
         let (kind, local) = match name.split_once('/') {
             Some(("heads", b)) => ("branch", b),
             Some(("tags", t)) => ("tag", t),
             _ => continue,
+        };
+        // HEAD is the working set's parent, whatever the branch ref says (see
+        // choose_working_set): the tables and HEAD always come from one moment.
+        let h = match (kind, w.parents.first()) {
+            ("branch", Some(p)) if local == branch => p,
+            _ => h,
         };
         exec(
             "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, $2, $3)",
@@ -195,11 +204,22 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
             ],
         )?;
     }
+    if let (Some(p), false) = (
+        w.parents.first(),
+        fetched.contains_key(&format!("heads/{branch}")),
+    ) {
+        exec(
+            "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'branch', $2)",
+            vec![
+                Arg::Text(Some(branch.clone())),
+                Arg::Bytea(Some(p.as_bytes().to_vec())),
+            ],
+        )?;
+    }
     exec(
         "UPDATE vc.head SET branch = $1",
         vec![Arg::Text(Some(branch.clone()))],
     )?;
-    let w = Commit::read(&store, working_hash)?;
     let target = RootValue::read(&store, &w.root)?;
     checkout_root(&store, None, &target, &format!("backup {url}"))?;
     // Tables whose restored rows differ from HEAD show as uncommitted changes.
@@ -218,6 +238,47 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
         }
     }
     Ok(())
+}
+
+/// The working set to restore, and its branch.
+///
+/// A backup written by `vc.backup_sync()` holds one working set, whose parent is its
+/// branch's head: all refs move in one swap. One written by an older pgvc, whose refs
+/// moved one at a time, may hold several (the current branch changed between syncs)
+/// or a working set older than its branch's head (a sync interrupted in between).
+/// Such a backup stays restorable: a working set whose parent is its branch's head is
+/// preferred, the newest of them (working sets carry their HEAD's timestamp); the
+/// branch is then restored at that parent, so HEAD and the tables come from the same
+/// moment and later commits record the right rows.
+fn choose_working_set(
+    store: &PgStore,
+    fetched: &BTreeMap<String, Hash>,
+) -> VcResult<(String, Hash)> {
+    let mut best: Option<(bool, i64, String, Hash)> = None;
+    for (name, h) in fetched {
+        let Some(branch) = name.strip_prefix("working/") else {
+            continue;
+        };
+        let w = Commit::read(store, h)?;
+        let consistent =
+            fetched.get(&format!("heads/{branch}")).copied() == w.parents.first().copied();
+        let key = (consistent, w.timestamp_us, branch.to_string(), *h);
+        if best.as_ref().is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
+            best = Some(key);
+        }
+    }
+    let (consistent, _, branch, h) = best.ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_DATA_CORRUPTED,
+            "the backup has no working set",
+        )
+    })?;
+    if !consistent {
+        pgrx::notice!(
+            "pgvc: the backup's working set of branch {branch} was taken before its last commit there; branch {branch} is restored at the working set's parent"
+        );
+    }
+    Ok((branch, h))
 }
 
 /// Problems listed by `vc.backup_verify` (the rest are counted): a deleted pack can

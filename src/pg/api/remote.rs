@@ -299,6 +299,10 @@ pub fn clone(url: &str, branch: &str) -> VcResult<String> {
     let store = PgStore::new();
     let target = RootValue::read(&store, &Commit::read(&store, head)?.root)?;
     checkout_root(&store, None, &target, &format!("origin/{branch}"))?;
+    // The epoch the clone was taken at: a standby made by this clone knows from the
+    // start which promotion it follows (vc.promote() compares).
+    let url = remote_url("origin")?;
+    crate::pg::replication::store_epoch(open_remote(&url, "pg_read_server_files")?.epoch()?)?;
     exec(
         "UPDATE vc.head SET branch = $1",
         vec![Arg::Text(Some(branch.to_string()))],

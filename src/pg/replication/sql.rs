@@ -181,10 +181,16 @@ fn promote() -> VcResult<i64> {
     // another server was promoted meanwhile: promoting this one too would fence that
     // new primary silently. Refused; after a round (or vc.sync()) this standby follows
     // the new epoch, and promoting it then is a deliberate switchover.
-    let followed = cfg.epoch;
     let remote = open_remote(&cfg)?;
     let seen = remote.epoch()?;
-    if let Some(f) = followed.filter(|f| *f != seen) {
+    let Some(followed) = cfg.epoch else {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "this standby has not synced with its remote yet, so it cannot tell whether another server was promoted",
+        )
+        .hint("SELECT vc.sync() first, then vc.promote()"));
+    };
+    if let Some(f) = Some(followed).filter(|f| *f != seen) {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(

@@ -93,4 +93,63 @@ mod tests {
             "true"
         );
     }
+
+    /// Finding 7: a backup written ref by ref (an older pgvc) could hold new heads
+    /// beside an old working set, or two working sets; restore set HEAD from one and
+    /// the tables from the other. Now a sync moves every ref in one swap, and restore
+    /// takes HEAD from the working set it restores.
+    #[pg_test]
+    fn restore_takes_head_and_tables_from_one_moment() {
+        run("SELECT 1 FROM vc.head FOR UPDATE");
+        let d = dir("atomic");
+        run("CREATE TABLE public.bk_atomic (id int PRIMARY KEY, v text)");
+        run("SELECT vc.track('public.bk_atomic')");
+        run("INSERT INTO public.bk_atomic VALUES (1, 'one')");
+        let c1 = text("SELECT vc.commit('c1')").unwrap();
+        run(&format!("SELECT vc.backup_add('bk_atomic', 'file://{d}')"));
+        run("SELECT * FROM vc.backup_sync('bk_atomic')");
+        run("INSERT INTO public.bk_atomic VALUES (2, 'two')");
+        let c2 = text("SELECT vc.commit('c2')").unwrap();
+        // What an interrupted ref-by-ref sync left: the new head, the old working
+        // set, and a stale working set of another branch.
+        crate::pg::spi::with_spi(|| {
+            let store = crate::pg::store::PgStore::new();
+            let r = crate::remote::open(&format!("file://{d}")).unwrap();
+            let h2 = crate::store::Hash::from_hex(&c2).unwrap();
+            let refs = r.list_refs().unwrap();
+            let old_working = refs["working/main"];
+            r.push(&store, "heads/main", h2, true, None, &mut |_| {})
+                .unwrap();
+            let other =
+                std::collections::BTreeMap::from([("working/other".to_string(), old_working)]);
+            r.mirror(&store, &["working/other"], &other, &mut |_| {})
+                .unwrap();
+            Ok(())
+        })
+        .unwrap();
+        run(&format!(
+            "SELECT vc.backup_restore('file://{d}', force => true)"
+        ));
+        assert_eq!(text("SELECT vc.hashof('main')"), Some(c1.clone()));
+        assert_eq!(int("SELECT count(*) FROM public.bk_atomic"), 1);
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+        // The next commit records exactly the change made after the restore.
+        run("INSERT INTO public.bk_atomic VALUES (3, 'three')");
+        run("SELECT vc.commit('c3')");
+        assert_eq!(
+            text("SELECT string_agg(key->>'id', ',' ORDER BY key->>'id') FROM vc.diff('HEAD~1', 'HEAD')"),
+            Some("3".into())
+        );
+        // A sync now leaves exactly one working set and the current heads.
+        run("SELECT * FROM vc.backup_sync('bk_atomic')");
+        let refs = crate::pg::spi::with_spi(|| {
+            Ok(crate::remote::open(&format!("file://{d}"))
+                .unwrap()
+                .list_refs()
+                .unwrap())
+        })
+        .unwrap();
+        let names: Vec<&str> = refs.keys().map(|s| s.as_str()).collect();
+        assert_eq!(names, vec!["heads/main", "working/main"]);
+    }
 }

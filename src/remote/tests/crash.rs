@@ -232,3 +232,58 @@ fn a_held_lock_times_out_instead_of_hanging() {
     drop(holder);
     assert!(store.put_if("refs", b"two", current.as_ref()).unwrap());
 }
+
+/// Finding 7: a backup's refs move together. An interrupted mirror (here the manifest
+/// swap fails) leaves every ref as it was; a completed one sets them all at once and
+/// removes the refs under its prefixes that the new map lacks.
+#[test]
+fn a_mirror_moves_every_ref_in_one_swap_or_none() {
+    let (d, remote, s, c1, c2) = setup();
+    let before = BTreeMap::from([
+        ("heads/main".to_string(), c1),
+        ("heads/old".to_string(), c1),
+        ("working/main".to_string(), c1),
+    ]);
+    remote
+        .mirror(&s, &["heads/", "tags/", "working/"], &before, &mut quiet())
+        .unwrap();
+    let after = BTreeMap::from([
+        ("heads/main".to_string(), c2),
+        ("tags/v1".to_string(), c1),
+        ("working/main".to_string(), c2),
+    ]);
+    let failing = Remote::new(Failing {
+        inner: remote.store().clone(),
+        fail: Fail::Manifest,
+    });
+    failing
+        .mirror(&s, &["heads/", "tags/", "working/"], &after, &mut quiet())
+        .unwrap_err();
+    let refs = remote.list_refs().unwrap();
+    assert_eq!(refs.get("heads/main"), Some(&c1));
+    assert_eq!(refs.get("working/main"), Some(&c1));
+    assert_eq!(refs.get("heads/old"), Some(&c1));
+    assert!(!refs.contains_key("tags/v1"));
+    serves(&remote, c1, &s);
+
+    let out = remote
+        .mirror(&s, &["heads/", "tags/", "working/"], &after, &mut quiet())
+        .unwrap();
+    assert_eq!(out.removed, vec!["heads/old".to_string()]);
+    let refs = remote.list_refs().unwrap();
+    // `main` (outside the prefixes) is left alone.
+    assert_eq!(refs.get("main"), Some(&c1));
+    for (n, h) in &after {
+        assert_eq!(refs.get(n), Some(h), "{n}");
+    }
+    assert_eq!(refs.len(), after.len() + 1);
+    assert_closed(&remote);
+    // Again: nothing to do, nothing written.
+    let objects = remote.store().list("").unwrap();
+    let again = remote
+        .mirror(&s, &["heads/", "tags/", "working/"], &after, &mut quiet())
+        .unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(remote.store().list("").unwrap(), objects);
+    drop(d);
+}
