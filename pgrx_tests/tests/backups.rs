@@ -402,3 +402,87 @@ fn a_sync_during_transfers_is_one_consistent_snapshot() {
         "the restored state includes transfers made before the last sync"
     );
 }
+
+/// Finding 8: a scheduled sync that kills the worker (the OOM killer, here SIGKILL
+/// while the sync waits on the backup's lock) was retried as soon as the worker came
+/// back, in a loop. Now the attempt is committed before the sync starts; the next look
+/// finds it unfinished, counts a failure, says so, and backs off.
+#[test]
+fn a_sync_that_kills_the_worker_is_backed_off_not_looped() {
+    let target = RemoteDir::new("sched-killed");
+    let a = Cluster::start();
+    let mut da = db(&a);
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT state FROM vc.worker_status()",
+            "running",
+            20
+        ),
+        "running"
+    );
+    da.batch_execute(&format!(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO acct SELECT g, 1 FROM generate_series(1, 100) g;
+         SELECT vc.track('acct'); SELECT vc.commit('open');
+         SELECT vc.backup_add('killer', '{}');",
+        target.url()
+    ))
+    .unwrap();
+    // The sync will wait on this lock (at its manifest swap) until killed.
+    std::fs::create_dir_all(&target.0).unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target.0.join(".lock"))
+        .unwrap();
+    holder.lock().unwrap();
+    da.batch_execute("SELECT vc.backup_schedule('killer', interval '2 seconds')")
+        .unwrap();
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT (attempt_started_at IS NOT NULL)::text FROM vc.backups",
+            "true",
+            20
+        ),
+        "true"
+    );
+    let pid = query_scalar(&mut da, "SELECT pid::text FROM vc.worker_status()");
+    let ok = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(ok.success());
+    drop(da);
+    // The postmaster restarts every backend, then the worker (10 s later).
+    let mut da = a.connect_when_ready(std::time::Duration::from_secs(60));
+    let seen = wait_for(
+        &mut da,
+        "SELECT coalesce(last_error LIKE '%did not finish%', false)::text FROM vc.backups",
+        "true",
+        60,
+    );
+    assert_eq!(seen, "true");
+    assert_eq!(
+        query_scalar(&mut da, "SELECT (failures >= 1)::text FROM vc.backups"),
+        "true"
+    );
+    // Backed off: the next try waits 2 s * 2^failures after the last one.
+    assert_eq!(
+        query_scalar(
+            &mut da,
+            "SELECT (next_sync_at >= last_attempt_at + interval '4 seconds')::text FROM vc.backup_status()"
+        ),
+        "true"
+    );
+    // Once the cause is gone, the schedule recovers by itself.
+    drop(holder);
+    assert_eq!(
+        wait_for(
+            &mut da,
+            "SELECT coalesce((last_sync_commit = vc.hashof('HEAD') AND failures = 0)::text, 'false') FROM vc.backups",
+            "true",
+            120
+        ),
+        "true"
+    );
+}

@@ -234,29 +234,53 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.name, b.every, b.last_sync_at, b.last_attempt_at,
-           CASE WHEN b.every IS NOT NULL THEN coalesce(b.last_attempt_at + b.every, now()) END,
+           CASE WHEN b.every IS NOT NULL
+                THEN coalesce(b.last_attempt_at + b.every * power(2, least(b.failures, 6)), now()) END,
            vc._redact(b.last_error), b.last_error_at
     FROM vc.backups b ORDER BY b.name
 $$;
 
--- Run by the background worker every second: each due backup is synced in its own
--- subtransaction; a failure is recorded on its row and retried at the next interval.
-CREATE FUNCTION vc._run_schedule() RETURNS void LANGUAGE plpgsql VOLATILE
+-- The background worker runs scheduled backups in two steps, each its own transaction.
+-- First it claims the due ones: their attempt is recorded and committed before any
+-- sync starts, so a sync that never ends (the server crashed, the worker was killed by
+-- the OOM killer) is seen at the next look, counted as a failure, and retried only
+-- after a backoff, never in a loop. Due: last attempt + every * 2^failures (at most
+-- 64 times the interval).
+CREATE FUNCTION vc._claim_due_backups() RETURNS text[] LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE b record;
+DECLARE claimed text[];
 BEGIN
-    FOR b IN SELECT name FROM vc.backups
-             WHERE every IS NOT NULL AND (last_attempt_at IS NULL OR last_attempt_at + every <= now())
-             ORDER BY name LOOP
-        UPDATE vc.backups SET last_attempt_at = now() WHERE name = b.name;
-        BEGIN
-            PERFORM vc.backup_sync(b.name);
-            UPDATE vc.backups SET last_error = NULL, last_error_at = NULL WHERE name = b.name;
-        EXCEPTION WHEN OTHERS THEN
-            UPDATE vc.backups SET last_error = SQLERRM, last_error_at = now() WHERE name = b.name;
-            RAISE LOG 'pgvc: scheduled backup "%" failed: %', b.name, SQLERRM;
-        END;
-    END LOOP;
+    UPDATE vc.backups
+       SET failures = failures + 1,
+           last_error = 'the previous scheduled sync did not finish (the server crashed or the worker was killed, for instance by the OOM killer)',
+           last_error_at = now(), attempt_started_at = NULL
+     WHERE attempt_started_at IS NOT NULL;
+    WITH due AS (
+        UPDATE vc.backups SET last_attempt_at = now(), attempt_started_at = now()
+         WHERE every IS NOT NULL
+           AND (last_attempt_at IS NULL
+                OR last_attempt_at + every * power(2, least(failures, 6)) <= now())
+        RETURNING name)
+    SELECT coalesce(array_agg(name ORDER BY name), '{}') INTO claimed FROM due;
+    RETURN claimed;
+END $$;
+
+-- Then each claimed backup is synced in a subtransaction; the outcome is recorded on
+-- its row and the attempt cleared.
+CREATE FUNCTION vc._run_backup(backup text) RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    BEGIN
+        PERFORM vc.backup_sync(backup);
+        UPDATE vc.backups SET last_error = NULL, last_error_at = NULL, failures = 0,
+               attempt_started_at = NULL
+         WHERE name = backup;
+    EXCEPTION WHEN OTHERS THEN
+        UPDATE vc.backups SET last_error = SQLERRM, last_error_at = now(),
+               failures = failures + 1, attempt_started_at = NULL
+         WHERE name = backup;
+        RAISE LOG 'pgvc: scheduled backup "%" failed: %', backup, SQLERRM;
+    END;
 END $$;
 
 CREATE FUNCTION vc.worker_status()

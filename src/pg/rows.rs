@@ -79,6 +79,7 @@ impl Iterator for Scan<'_> {
             return sorted.next().map(Ok);
         }
         if self.buf.is_empty() && !self.done {
+            pgrx::check_for_interrupts!();
             let cursor = &mut self.cursor;
             match as_owner(self.plan.owner, || Ok(cursor.fetch(BATCH))) {
                 Ok(rows) => self.buf.extend(rows),
@@ -202,6 +203,25 @@ pub fn working_changes(
     consume: bool,
 ) -> VcResult<Vec<Change>> {
     let mut out = Vec::new();
+    for_each_working_change(store, t, plan, head, full, consume, &mut |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `working_changes`, handing each change to `f` as it is found: a full comparison of
+/// a big table then runs in flat memory (`vc.status()` only counts).
+pub fn for_each_working_change(
+    store: &dyn ChunkStore,
+    t: &Tracked,
+    plan: &Plan,
+    head: Option<Hash>,
+    full: bool,
+    consume: bool,
+    f: &mut dyn FnMut(Change) -> VcResult<()>,
+) -> VcResult<()> {
+    let mut out = Emit(f);
     if full || head.is_none() {
         if consume {
             exec(sql::clear_log(u32::from(t.relid)), vec![])?;
@@ -223,7 +243,7 @@ pub fn working_changes(
                             key: ok,
                             before: tree_row(store, Some(ov))?,
                             after: None,
-                        });
+                        })?;
                     }
                     Some(Err(_)) => {
                         old.next().expect("peeked")?;
@@ -242,7 +262,7 @@ pub fn working_changes(
                     key: k,
                     before,
                     after: Some(v),
-                });
+                })?;
             }
         }
         for rest in old {
@@ -251,9 +271,9 @@ pub fn working_changes(
                 key: ok,
                 before: tree_row(store, Some(ov))?,
                 after: None,
-            });
+            })?;
         }
-        return Ok(out);
+        return Ok(());
     }
     let keys = logged_keys(t, plan, consume)?;
     let head = head.expect("checked above");
@@ -266,10 +286,19 @@ pub fn working_changes(
                 key: k,
                 before,
                 after: live,
-            });
+            })?;
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Hands changes to a callback; `push` so the comparison reads as it did.
+struct Emit<'f>(&'f mut dyn FnMut(Change) -> VcResult<()>);
+
+impl Emit<'_> {
+    fn push(&mut self, c: Change) -> VcResult<()> {
+        (self.0)(c)
+    }
 }
 
 /// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,

@@ -53,7 +53,15 @@ CREATE TABLE vc.backups (
     every interval CHECK (every >= interval '1 second'),
     last_attempt_at timestamptz,
     last_error text,
-    last_error_at timestamptz
+    last_error_at timestamptz,
+    -- Set, and committed, before a scheduled sync starts; cleared when it ends. Still
+    -- set at the next look: that sync never ended (the server crashed, or the worker
+    -- was killed, by the OOM killer for instance).
+    attempt_started_at timestamptz,
+    -- Failed scheduled syncs in a row: the next is due after every * 2^failures
+    -- (at most 64 times the interval), so a sync that kills the worker does not
+    -- restart in a loop.
+    failures int NOT NULL DEFAULT 0
 );
 
 -- Replication role decided by vc.promote(), vc.rejoin() or fencing (NULL: follow the

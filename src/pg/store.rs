@@ -102,6 +102,8 @@ impl PgStore {
 
 impl PgStore {
     fn get_chunk(&self, h: &Hash) -> Result<Chunk> {
+        // Long walks (push, fetch, commit of big tables) stay cancellable.
+        pgrx::check_for_interrupts!();
         let pending = self.pending.borrow().chunks.get(h).cloned();
         if let Some(c) = pending.or_else(|| cache_get(h)) {
             return Ok(c);
@@ -149,6 +151,8 @@ impl PgStore {
     }
 
     fn put_chunk(&self, data: Vec<u8>) -> Result<Hash> {
+        // Long walks (push, fetch, commit of big tables) stay cancellable.
+        pgrx::check_for_interrupts!();
         let h = hash_of(&data);
         let full = {
             let mut p = self.pending.borrow_mut();

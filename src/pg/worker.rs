@@ -1,12 +1,14 @@
 //! The pgvc background worker (needs `shared_preload_libraries = 'pgvc'`). It serves
 //! the database named by `vc.database` and, every second, runs the backups that are
-//! due (`vc.backup_schedule`). The work itself is `vc._run_schedule()`, PL/pgSQL that
-//! runs each sync in its own subtransaction and records its error on the backup's row,
-//! so an expected failure (an unwritable target, a full disk) is logged and retried at
-//! the next interval, never a crash of the worker.
+//! due (`vc.backup_schedule`), in two transactions: `vc._claim_due_backups()` records
+//! and commits the attempts first, then `vc._run_backup()` syncs each in its own
+//! subtransaction and records its error on the backup's row. An expected failure (an
+//! unwritable target, a full disk) is logged and retried with backoff; a sync that
+//! never ends (the worker killed by the OOM killer) is found at the next look by its
+//! committed attempt and backed off too, never retried in a crash loop.
 //!
 //! It also replicates (`docs/REPLICATION.md`): every `vc.replication_interval`, or at
-//! once when a commit wakes it (SIGUSR1 sets its latch), it runs
+//! once when a commit wakes it (by setting its latch), it runs
 //! `vc._replication_tick()`: a standby applies what the remote has, a primary pushes
 //! what the remote lacks. A failed round is retried with exponential backoff and its
 //! error is logged once, not at every retry.
@@ -154,6 +156,23 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
         if !run_schedule && !run_replication {
             continue;
         }
+        let ready_before = STATE.share().ready;
+        if ready_before && run_schedule {
+            // Attempts are committed before any sync starts (see the module doc).
+            let due: Vec<String> = BackgroundWorker::transaction(|| {
+                Spi::get_one::<Vec<String>>("SELECT vc._claim_due_backups()")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            });
+            for name in due {
+                // Errors of individual syncs are caught and recorded inside.
+                BackgroundWorker::transaction(|| {
+                    let _ =
+                        Spi::run_with_args("SELECT vc._run_backup($1)", &[name.as_str().into()]);
+                });
+            }
+        }
         let outcome = BackgroundWorker::transaction(|| {
             // Waiting for CREATE EXTENSION is normal: say nothing until then.
             let installed = Spi::get_one::<bool>(
@@ -163,10 +182,6 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
             .flatten()
             .unwrap_or(false);
             let mut tick = None;
-            if installed && run_schedule {
-                // Errors of individual syncs are caught and recorded inside.
-                let _ = Spi::run("SELECT vc._run_schedule()");
-            }
             if installed && run_replication {
                 tick = Spi::get_one::<String>("SELECT vc._replication_tick()")
                     .ok()

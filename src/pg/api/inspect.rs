@@ -7,7 +7,7 @@ use crate::pg::api::track::tracking_damaged;
 use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables, Plan};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
-use crate::pg::rows::working_changes;
+use crate::pg::rows::{for_each_working_change, working_changes};
 use crate::pg::spi::{query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{self, diff};
@@ -109,17 +109,25 @@ fn vc_status() -> TableIterator<
                         || old.is_none_or(|o| o.schema != schema)
                         || tracking_damaged(t, false)?
                         || crate::pg::rows::log_too_long(t)?;
-                    let changes =
-                        working_changes(&store, t, &plan, old.map(|o| o.tree), full, false)?;
+                    // Counted as found: flat memory even when the whole table differs.
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
-                    for c in &changes {
-                        match (&c.before, &c.after) {
-                            (None, Some(_)) => i += 1,
-                            (Some(_), Some(_)) => u += 1,
-                            (Some(_), None) => d += 1,
-                            (None, None) => {}
-                        }
-                    }
+                    for_each_working_change(
+                        &store,
+                        t,
+                        &plan,
+                        old.map(|o| o.tree),
+                        full,
+                        false,
+                        &mut |c| {
+                            match (&c.before, &c.after) {
+                                (None, Some(_)) => i += 1,
+                                (Some(_), Some(_)) => u += 1,
+                                (Some(_), None) => d += 1,
+                                (None, None) => {}
+                            }
+                            Ok(())
+                        },
+                    )?;
                     if i + u + d > 0 {
                         out.push((t.name.clone(), i, u, d));
                     }

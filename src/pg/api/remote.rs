@@ -82,6 +82,8 @@ pub fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remo
 pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Progress) + 'a {
     let mut last = Instant::now();
     move |p: Progress| {
+        // pg_cancel_backend() and statement_timeout stop a long transfer here.
+        pgrx::check_for_interrupts!();
         tracker.update(&p);
         if last.elapsed() >= NOTICE_EVERY {
             last = Instant::now();
