@@ -437,6 +437,12 @@ fn a_sync_that_kills_the_worker_is_backed_off_not_looped() {
         .write(true)
         .open(target.0.join(".lock"))
         .unwrap();
+    // The server (OS user postgres) must be able to open it too.
+    let ok = Command::new("chown")
+        .args(["-R", "postgres:postgres", target.0.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
     holder.lock().unwrap();
     da.batch_execute("SELECT vc.backup_schedule('killer', interval '2 seconds')")
         .unwrap();

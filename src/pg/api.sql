@@ -133,7 +133,7 @@ CREATE FUNCTION vc.remote_remove(name text) RETURNS void LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT vc._remote_remove($1) $$;
 
-CREATE FUNCTION vc.remotes() RETURNS TABLE(name text, url text) LANGUAGE sql STABLE
+CREATE FUNCTION vc.remotes() RETURNS TABLE(name text, url text) LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT r.name, r.url FROM vc.remotes r ORDER BY r.name $$;
 
@@ -173,7 +173,7 @@ AS $$ SELECT vc._backup_remove($1) $$;
 
 CREATE FUNCTION vc.backups()
 RETURNS TABLE(name text, url text, last_sync_at timestamptz, last_sync_commit text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT b.name, b.url, b.last_sync_at, b.last_sync_commit FROM vc.backups b ORDER BY b.name $$;
 
@@ -197,7 +197,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM vc._backup_verify($1) $$;
 
 CREATE FUNCTION vc.backup_schedule(name text, every interval) RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL THEN
@@ -367,3 +367,64 @@ REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
 GRANT USAGE ON SCHEMA vc TO PUBLIC;
 -- The write guard of tracked tables reads the replication role as the writer.
 GRANT SELECT ON vc.replication TO PUBLIC;
+
+-- Roles for people who are not superusers (README, Security). Roles belong to the
+-- cluster: made once, reused by pgvc in other databases, left by DROP EXTENSION.
+--   pgvc_reader: history and status of the tables it may SELECT;
+--   pgvc_writer: plus commit (needs SELECT on every tracked table) and reset (needs
+--                INSERT, UPDATE and DELETE on every table it rewrites);
+--   pgvc_admin:  plus track (needs TRIGGER on the table), remotes (file:// needs
+--                pg_read/write_server_files as well), backups and replication.
+-- pgvc's functions run as its owner and check the caller's own rights on each table.
+DO $$
+DECLARE r text; f regprocedure;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['pgvc_reader', 'pgvc_writer', 'pgvc_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    IF NOT pg_has_role('pgvc_writer', 'pgvc_reader', 'MEMBER') THEN
+        GRANT pgvc_reader TO pgvc_writer;
+    END IF;
+    IF NOT pg_has_role('pgvc_admin', 'pgvc_writer', 'MEMBER') THEN
+        GRANT pgvc_writer TO pgvc_admin;
+    END IF;
+    FOR f, r IN
+        SELECT p.oid::regprocedure, g.role
+        FROM pg_proc p JOIN (VALUES
+            ('log', 'pgvc_reader'), ('_log', 'pgvc_reader'), ('status', 'pgvc_reader'),
+            ('_status', 'pgvc_reader'), ('diff', 'pgvc_reader'), ('_diff', 'pgvc_reader'),
+            ('as_of', 'pgvc_reader'), ('_as_of_rows', 'pgvc_reader'),
+            ('hashof', 'pgvc_reader'), ('_hashof', 'pgvc_reader'),
+            ('root_hash', 'pgvc_reader'), ('_root_hash', 'pgvc_reader'),
+            ('progress', 'pgvc_reader'), ('_progress', 'pgvc_reader'),
+            ('worker_status', 'pgvc_reader'), ('_worker_status', 'pgvc_reader'),
+            ('replication_status', 'pgvc_reader'), ('_replication_status', 'pgvc_reader'),
+            ('commit', 'pgvc_writer'), ('_commit', 'pgvc_writer'),
+            ('reset', 'pgvc_writer'), ('_reset', 'pgvc_writer'),
+            ('track', 'pgvc_admin'), ('_track', 'pgvc_admin'),
+            ('untrack', 'pgvc_admin'), ('_untrack', 'pgvc_admin'),
+            ('remote_add', 'pgvc_admin'), ('_remote_add', 'pgvc_admin'),
+            ('remote_remove', 'pgvc_admin'), ('_remote_remove', 'pgvc_admin'),
+            ('remotes', 'pgvc_admin'), ('push', 'pgvc_admin'), ('_push', 'pgvc_admin'),
+            ('fetch', 'pgvc_admin'), ('_fetch', 'pgvc_admin'),
+            ('pull', 'pgvc_admin'), ('_pull', 'pgvc_admin'),
+            ('clone', 'pgvc_admin'), ('_clone', 'pgvc_admin'),
+            ('backup_add', 'pgvc_admin'), ('_backup_add', 'pgvc_admin'),
+            ('backup_remove', 'pgvc_admin'), ('_backup_remove', 'pgvc_admin'),
+            ('backups', 'pgvc_admin'), ('backup_sync', 'pgvc_admin'),
+            ('_backup_sync', 'pgvc_admin'), ('backup_restore', 'pgvc_admin'),
+            ('_backup_restore', 'pgvc_admin'), ('backup_verify', 'pgvc_admin'),
+            ('_backup_verify', 'pgvc_admin'), ('backup_schedule', 'pgvc_admin'),
+            ('backup_status', 'pgvc_admin'),
+            ('sync', 'pgvc_admin'), ('_sync', 'pgvc_admin'),
+            ('promote', 'pgvc_admin'), ('_promote', 'pgvc_admin'),
+            ('rejoin', 'pgvc_admin'), ('_rejoin', 'pgvc_admin')
+        ) AS g(name, role) ON g.name = p.proname
+        WHERE p.pronamespace = 'vc'::regnamespace
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, r);
+    END LOOP;
+END $$;
+

@@ -6,7 +6,7 @@ use super::catalog::Plan;
 use super::error::{VcError, VcResult};
 use super::rows::write_rows;
 use super::spi::{exec, one_text, Arg};
-use super::sql::{self, ColumnDef, Ident, QualName, SqlExpr, SqlType};
+use super::sql::{self, ColumnDef, Ident, ObjectKind, QualName, SqlExpr, SqlType};
 use crate::codec::load_value;
 use crate::commit::TableEntry;
 use crate::prolly;
@@ -130,8 +130,21 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
         vec![Arg::Text(Some(table.schema.clone()))],
     )?;
+    // pgvc creates as its owner; a caller who is not a superuser must have the rights
+    // a CREATE would need, and owns what is created.
+    let for_caller = caller_owns_new_objects(&table.schema, has_schema.is_some())?;
     if has_schema.is_none() {
         exec(sql::create_schema(&table.schema)?, vec![])?;
+        if let Some(role) = &for_caller {
+            exec(
+                sql::owner_to(
+                    ObjectKind::Schema,
+                    &Ident::new(&table.schema).to_string(),
+                    role,
+                ),
+                vec![],
+            )?;
+        }
     }
     let mut allowed = Vec::new();
     // Sequences must exist before the defaults that call nextval() on them.
@@ -140,6 +153,21 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         allowed.push(recorded.clone());
     }
     exec(sql::create_table(&table, &cols, &pk), vec![])?;
+    if let Some(role) = &for_caller {
+        // Also moves the sequences the table owns.
+        exec(
+            sql::owner_to(ObjectKind::Table, &table.to_string(), role),
+            vec![],
+        )?;
+        for (seq, owner, _) in &create {
+            if owner.is_none() {
+                exec(
+                    sql::owner_to(ObjectKind::Sequence, &seq.to_string(), role),
+                    vec![],
+                )?;
+            }
+        }
+    }
     for (seq, owner, _) in &create {
         if let Some(col) = owner {
             exec(sql::sequence_owned_by(seq, &table, col), vec![])?;
@@ -232,6 +260,46 @@ fn refuse_foreign_code(relid: pgrx::pg_sys::Oid, table: &QualName) -> VcResult<(
         .hint("create the table here yourself, owned by the role that should run that code, and vc.track() it; then pull or reset again"));
     }
     Ok(())
+}
+
+/// For a caller who is not a superuser: the caller's role (new objects are handed to
+/// it), after checking it could create them itself (CREATE on the schema, or on the
+/// database for a new schema). None for a superuser: objects stay pgvc's owner's.
+fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option<Ident>> {
+    let caller = super::spi::caller();
+    let rows = super::spi::query(
+        "SELECT r.rolsuper::text, \
+                CASE WHEN $3 THEN has_schema_privilege($1, $2, 'CREATE') \
+                     ELSE has_database_privilege($1, current_database(), 'CREATE') END::text, \
+                r.rolname::text \
+         FROM pg_roles r WHERE r.oid = $1",
+        vec![
+            Arg::Oid(caller),
+            Arg::Text(Some(schema.to_string())),
+            Arg::Bool(schema_exists),
+        ],
+        &[],
+    )?;
+    let text = |i: usize| match rows.first().and_then(|r| r.get(i)) {
+        Some(crate::codec::Cell::Text(t)) => t.clone(),
+        _ => String::new(),
+    };
+    if text(0) == "true" {
+        return Ok(None);
+    }
+    if text(1) != "true" {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to create table {} here: the commit has it, and role {} may not create in {}",
+                Ident::new(schema),
+                text(2),
+                if schema_exists { "that schema" } else { "this database" }
+            ),
+        )
+        .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may create the table"));
+    }
+    Ok(Some(Ident::new(&text(2))))
 }
 
 fn bad_sequence(seq: &QualName, table: &QualName) -> VcError {

@@ -64,8 +64,29 @@ pub fn null_arg(name: &str) -> VcError {
 
 impl From<StoreError> for VcError {
     fn from(e: StoreError) -> VcError {
-        VcError::new(Code::ERRCODE_DATA_CORRUPTED, format!("pgvc storage: {e}"))
-            .hint("the chunk store is damaged; restore from a backup or re-clone")
+        match e {
+            // A store that could not be read (a remote's file, a permission) is not a
+            // damaged one: say what failed and keep the cause.
+            StoreError::Backend(detail) => {
+                let denied =
+                    detail.contains("Permission denied") || detail.contains("permission denied");
+                let code = if denied {
+                    Code::ERRCODE_INSUFFICIENT_PRIVILEGE
+                } else {
+                    Code::ERRCODE_IO_ERROR
+                };
+                VcError::new(code, format!("pgvc storage: {detail}")).hint(if denied {
+                    "the server's OS user cannot read or write that file: fix its permissions; nothing was applied"
+                } else {
+                    "the chunk store could not be read; nothing was applied: check the remote's or backup's files and retry"
+                })
+            }
+            other => VcError::new(
+                Code::ERRCODE_DATA_CORRUPTED,
+                format!("pgvc storage: {other}"),
+            )
+            .hint("the chunk store is damaged; restore from a backup or re-clone"),
+        }
     }
 }
 
@@ -106,6 +127,14 @@ impl From<crate::remote::RemoteError> for VcError {
             R::BadUrl { .. } => VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
                 .hint("write file:///absolute/path"),
             R::Unsupported { .. } => VcError::new(Code::ERRCODE_FEATURE_NOT_SUPPORTED, msg),
+            R::Io { ref source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                VcError::new(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, msg)
+                    .hint("the server's OS user cannot use the remote's files: fix their owner or permissions")
+            }
+            R::Io { ref source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+                VcError::new(Code::ERRCODE_LOCK_NOT_AVAILABLE, msg)
+                    .hint("another process holds the remote's lock; find it (a stuck push, a hung filesystem) and retry")
+            }
             R::Io { .. } => VcError::new(Code::ERRCODE_IO_ERROR, msg)
                 .hint("check that the remote's directory exists, is writable by the server's OS user, and has free space"),
             R::NotFound { .. } | R::CorruptObject { .. } | R::CorruptChunk { .. } | R::MissingChunk { .. } => {

@@ -422,12 +422,46 @@ impl Drop for Cursor {
     }
 }
 
+thread_local! {
+    /// The role that called the pgvc function now running (None outside one).
+    static CALLER: std::cell::Cell<Option<pg_sys::Oid>> = const { std::cell::Cell::new(None) };
+}
+
+/// The role that called the pgvc function now running: privileges on user tables and
+/// file access are checked against it, never against pgvc's owner.
+pub fn caller() -> pg_sys::Oid {
+    // SAFETY: plain read of backend state (outside an entry point: the current user).
+    CALLER
+        .with(|c| c.get())
+        .unwrap_or_else(|| unsafe { pg_sys::GetUserId() })
+}
+
+/// Settings that make row encoding a pure function of the values (text output of
+/// dates, intervals, floats, bytea, money) and names schema-qualified. Pinned for the
+/// duration of every pgvc function, whoever calls it and however (the SQL wrappers set
+/// them too; a role allowed to call an internal function directly gets them as well).
+const PINNED_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 7] = [
+    (c"DateStyle", c"ISO, YMD"),
+    (c"IntervalStyle", c"postgres"),
+    (c"TimeZone", c"UTC"),
+    (c"extra_float_digits", c"3"),
+    (c"bytea_output", c"hex"),
+    (c"lc_monetary", c"C"),
+    (c"search_path", c"pg_catalog, pg_temp"),
+];
+
 /// Runs `f` inside an SPI connection: the body of a pgvc SQL function.
+///
+/// The body runs as the extension's owner (`SECURITY_LOCAL_USERID_CHANGE`), which owns
+/// pgvc's tables; what the caller may do is checked against the caller (`caller()`):
+/// the EXECUTE grants on pgvc's functions (the pgvc roles), SELECT or write rights on
+/// each user table an operation reads or writes, file access for `file://` remotes.
+/// User tables themselves are read and written as their owners (`as_owner`).
+/// Settings are pinned for the duration (`PINNED_SETTINGS`).
 ///
 /// Refused inside a security-restricted operation: pgvc reads and writes user tables as
 /// their owners in one (`as_owner`), and the owner's code (a domain check, a generated
-/// column) must not call back into pgvc there: it would run pgvc's functions with the
-/// caller's pgvc state (the pinned snapshot, HEAD's lock) from the owner's code.
+/// column) must not call back into pgvc there.
 pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     // SAFETY: plain read of backend state.
     if unsafe { pg_sys::InSecurityRestrictedOperation() } {
@@ -437,7 +471,92 @@ pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
         )
         .hint("a table's own code (domain checks, generated columns, triggers) cannot call pgvc while pgvc reads or writes that table"));
     }
-    Spi::connect_mut(|_client| f())
+    Spi::connect_mut(|_client| {
+        if CALLER.with(|c| c.get()).is_some() {
+            // Called from inside another pgvc function (through SQL): already set up.
+            return f();
+        }
+        let owner = extension_owner()?;
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_ctx: std::ffi::c_int = 0;
+        // SAFETY: backend state saved here and restored below; on an ERROR the
+        // (sub)transaction abort restores the user id and the GUC nest level.
+        let nest = unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int,
+            );
+            let nest = pg_sys::NewGUCNestLevel();
+            for (name, value) in PINNED_SETTINGS {
+                pg_sys::set_config_option(
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    0,
+                    false,
+                );
+            }
+            nest
+        };
+        struct Forget;
+        impl Drop for Forget {
+            fn drop(&mut self) {
+                CALLER.with(|c| c.set(None));
+            }
+        }
+        CALLER.with(|c| c.set(Some(saved_user)));
+        let forget = Forget;
+        let out = f();
+        drop(forget);
+        // SAFETY: restores exactly what was saved above.
+        unsafe {
+            pg_sys::AtEOXact_GUC(true, nest);
+            pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
+        }
+        out
+    })
+}
+
+/// The role that owns the pgvc extension (and so its tables).
+fn extension_owner() -> VcResult<pg_sys::Oid> {
+    let owner = one_text(
+        "SELECT extowner::int8::text FROM pg_catalog.pg_extension WHERE extname = 'pgvc'",
+        vec![],
+    )?
+    .and_then(|t| t.parse::<u32>().ok());
+    owner.map(pg_sys::Oid::from).ok_or_else(|| {
+        VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the pgvc extension is not installed in this database",
+        )
+    })
+}
+
+/// Whether the calling role has `privilege` ("SELECT", "INSERT, UPDATE, DELETE", ...:
+/// all of them) on relation `relid`.
+pub fn caller_may(relid: pg_sys::Oid, privilege: &str) -> VcResult<bool> {
+    let ok = one_text(
+        "SELECT pg_catalog.has_table_privilege($1, $2, $3)::text",
+        vec![
+            Arg::Oid(caller()),
+            Arg::Oid(relid),
+            Arg::Text(Some(privilege.to_string())),
+        ],
+    )?;
+    Ok(ok.as_deref() == Some("true"))
+}
+
+/// The calling role's name.
+pub fn caller_name() -> VcResult<String> {
+    Ok(one_text(
+        "SELECT pg_catalog.pg_get_userbyid($1)::text",
+        vec![Arg::Oid(caller())],
+    )?
+    .unwrap_or_default())
 }
 
 /// `with_spi` without the check, for the write guard (a trigger on user tables, which

@@ -567,6 +567,24 @@ pub fn create_schema(schema: &str) -> VcResult<Sql> {
     )))
 }
 
+/// `ALTER TABLE|SEQUENCE|SCHEMA ... OWNER TO role`: objects pgvc creates for a caller
+/// who is not a superuser belong to that caller.
+pub fn owner_to(kind: ObjectKind, object: &str, role: &Ident) -> Sql {
+    let kind = match kind {
+        ObjectKind::Table => "TABLE",
+        ObjectKind::Sequence => "SEQUENCE",
+        ObjectKind::Schema => "SCHEMA",
+    };
+    Sql::built(format!("ALTER {kind} {object} OWNER TO {role}"))
+}
+
+#[derive(Clone, Copy)]
+pub enum ObjectKind {
+    Table,
+    Sequence,
+    Schema,
+}
+
 pub fn create_sequence(s: &QualName) -> Sql {
     Sql::built(format!("CREATE SEQUENCE {s}"))
 }

@@ -15,7 +15,7 @@ use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::now_us;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::rows::{working_changes, Scan};
-use crate::pg::spi::{exec, one_text, with_snapshot, with_spi, Arg};
+use crate::pg::spi::{exec, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::prolly::{apply_edits, Builder};
 use crate::store::{ChunkStore, Hash};
@@ -86,6 +86,17 @@ where
     })
 }
 
+/// The caller lacks `privilege` on `table`, which `what` needs.
+pub fn denied_table(what: &str, table: &str, privilege: &str) -> VcError {
+    VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs {privilege} on tracked table {table}"),
+    )
+    .hint(format!(
+        "GRANT {privilege} ON {table} TO <role>, or run it as a role that has it"
+    ))
+}
+
 pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResult<String> {
     if message.trim().is_empty() {
         return Err(invalid("commit message must not be empty")
@@ -96,7 +107,7 @@ pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResul
         Some(_) => {
             return Err(invalid("author must not be empty").hint("omit it to use current_user"))
         }
-        None => one_text("SELECT current_user::text", vec![])?.unwrap_or_default(),
+        None => crate::pg::spi::caller_name()?,
     };
     crate::pg::replication::refuse_on_standby("vc.commit()")?;
     let branch = current_branch(true)?;
@@ -118,6 +129,10 @@ fn commit_locked(
     };
     let mut root = RootValue::default();
     for t in tracked_tables()? {
+        // A commit reads every tracked table: the caller must be allowed to.
+        if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+            return Err(denied_table("commit", &t.name, "SELECT"));
+        }
         let entry = table_entry(&store, &t, parent_root.tables.get(&t.name), true)?;
         root.tables.insert(t.name.clone(), entry);
     }

@@ -103,6 +103,9 @@ fn vc_status() -> TableIterator<
                 let mut out = Vec::new();
                 let tracked = tracked_tables()?;
                 for t in &tracked {
+                    if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+                        continue;
+                    }
                     let (schema, plan) = live_plan(t)?;
                     let old = head.tables.get(&t.name);
                     let full = t.full_scan
@@ -134,7 +137,7 @@ fn vc_status() -> TableIterator<
                 }
                 // Tables in HEAD that are no longer tracked: all their rows leave.
                 for (name, e) in &head.tables {
-                    if !tracked.iter().any(|t| &t.name == name) {
+                    if !tracked.iter().any(|t| &t.name == name) && may_read(name)? {
                         let n = prolly::count(&store, e.tree)? as i64;
                         out.push((name.clone(), 0, 0, n));
                     }
@@ -200,6 +203,24 @@ struct RawDiff {
     after: Option<Vec<u8>>,
 }
 
+/// Whether the caller may see the rows of the table `name` (from a commit): SELECT on
+/// the live table; a table that no longer exists here, superusers only.
+fn may_read(name: &str) -> VcResult<bool> {
+    if crate::pg::sql::QualName::parse("table name", name).is_err() {
+        return Ok(false);
+    }
+    let ok = crate::pg::spi::one_text(
+        "SELECT CASE WHEN to_regclass($1) IS NULL \
+                     THEN (SELECT rolsuper FROM pg_roles WHERE oid = $2) \
+                     ELSE has_table_privilege($2, to_regclass($1), 'SELECT') END::text",
+        vec![
+            Arg::Text(Some(name.to_string())),
+            Arg::Oid(crate::pg::spi::caller()),
+        ],
+    )?;
+    Ok(ok.as_deref() == Some("true"))
+}
+
 fn diff_rows(
     store: &PgStore,
     from: &RootValue,
@@ -215,6 +236,9 @@ fn diff_rows(
             let mut tables = BTreeMap::new();
             let mut changes = BTreeMap::new();
             for t in tracked_tables()? {
+                if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+                    continue;
+                }
                 let (schema, plan) = live_plan(&t)?;
                 let old = head.tables.get(&t.name);
                 let full = t.full_scan
@@ -235,8 +259,21 @@ fn diff_rows(
         .chain(to_side.tables.keys())
         .collect();
     let mut out = Vec::new();
+    if let Some(o) = only {
+        if !may_read(o)? {
+            return Err(VcError::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied: the history of {o} needs SELECT on it"),
+            )
+            .hint("a role sees the history of the tables it may read"));
+        }
+    }
     for name in names {
         if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        // History shows rows: only of tables the caller may read now.
+        if !may_read(name)? {
             continue;
         }
         let empty = prolly::empty_root();
@@ -452,6 +489,13 @@ fn vc_as_of_rows(
             }
             let relid = pgrx::pg_sys::Oid::from(relid);
             let name = relation_name(relid)?;
+            if !crate::pg::spi::caller_may(relid, "SELECT")? {
+                return Err(VcError::new(
+                    Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied: the history of {name} needs SELECT on it"),
+                )
+                .hint("a role sees the history of the tables it may read"));
+            }
             let store = PgStore::new();
             let commit = resolve(&store, spec)?;
             let root = root_of(&store, &commit)?;

@@ -41,10 +41,14 @@ fn check_name(name: &str) -> VcResult<()> {
 
 /// Superuser, or member of the predefined role that grants this kind of file access.
 fn require_file_access(role: &str, url: &str) -> VcResult<()> {
+    // The caller's own rights: pgvc's functions run as its owner.
     let ok = one_text(
-        "SELECT (pg_has_role(current_user, $1, 'MEMBER') \
-                 OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text",
-        vec![Arg::Text(Some(role.to_string()))],
+        "SELECT (pg_has_role($2, $1, 'MEMBER') \
+                 OR (SELECT rolsuper FROM pg_roles WHERE oid = $2))::text",
+        vec![
+            Arg::Text(Some(role.to_string())),
+            Arg::Oid(crate::pg::spi::caller()),
+        ],
     )?;
     if ok.as_deref() == Some("true") {
         return Ok(());

@@ -154,6 +154,18 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
                 rewrite.insert(d?.key);
             }
         }
+        // Rewriting a table needs the caller's own rights to write it.
+        if !rewrite.is_empty() {
+            for privilege in ["INSERT", "UPDATE", "DELETE"] {
+                if !crate::pg::spi::caller_may(t.relid, privilege)? {
+                    return Err(crate::pg::api::commit::denied_table(
+                        "rewriting its rows",
+                        &t.name,
+                        privilege,
+                    ));
+                }
+            }
+        }
         // Rewrite in batches, reading the target rows as we go: memory stays flat.
         let mut target = prolly::Lookup::new(store, entry.tree);
         let mut rows = Vec::with_capacity(REWRITE_BATCH);

@@ -183,8 +183,24 @@ pub fn retrack(relid: Oid) -> VcResult<()> {
     Ok(())
 }
 
+/// Tracking installs triggers on the table: the caller needs the TRIGGER privilege on
+/// it (as `CREATE TRIGGER` would), whatever pgvc's own rights.
+fn require_trigger_right(relid: Oid, name: &str, what: &str) -> VcResult<()> {
+    if crate::pg::spi::caller_may(relid, "TRIGGER")? {
+        return Ok(());
+    }
+    Err(VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs the TRIGGER privilege on {name}"),
+    )
+    .hint(format!(
+        "GRANT TRIGGER ON {name} TO <role>, or run it as the table's owner"
+    )))
+}
+
 pub fn track(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
+    require_trigger_right(relid, &name, "vc.track()")?;
     check_trackable(relid, &name)?;
     let oid = u32::from(relid);
     let log = sql::log_name(oid);
@@ -293,6 +309,7 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
 
 pub fn untrack(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
+    require_trigger_right(relid, &name, "vc.untrack()")?;
     if tracked_by_relid(relid)?.is_none() {
         return Err(VcError::new(
             Code::ERRCODE_UNDEFINED_OBJECT,

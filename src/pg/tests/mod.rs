@@ -50,14 +50,21 @@ pub mod util {
     /// Runs `sql` in a subtransaction; returns "SQLSTATE: message" of its error, or
     /// None when it succeeded (its effects are then rolled back too).
     pub fn error_of(sql: &str) -> Option<String> {
-        run("CREATE OR REPLACE FUNCTION pg_temp.err_of(q text) RETURNS text LANGUAGE plpgsql AS $$ \
-             BEGIN EXECUTE q; RAISE EXCEPTION USING ERRCODE = 'ZZ999', MESSAGE = 'no error'; \
-             EXCEPTION WHEN SQLSTATE 'ZZ999' THEN RETURN NULL; \
-             WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$");
+        // Made once per session: a test may have switched to another role since.
+        if text("SELECT to_regprocedure('pg_temp.err_of(text)')::text").is_none() {
+            make_error_of();
+        }
         text(&format!(
             "SELECT pg_temp.err_of({})",
             pgrx::spi::quote_literal(sql)
         ))
+    }
+
+    fn make_error_of() {
+        run("CREATE OR REPLACE FUNCTION pg_temp.err_of(q text) RETURNS text LANGUAGE plpgsql AS $$ \
+             BEGIN EXECUTE q; RAISE EXCEPTION USING ERRCODE = 'ZZ999', MESSAGE = 'no error'; \
+             EXCEPTION WHEN SQLSTATE 'ZZ999' THEN RETURN NULL; \
+             WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$");
     }
 
     /// Asserts that `sql` fails with `state` and a message containing `needle`.

@@ -697,4 +697,126 @@ mod tests {
         run("SET pgvc_test.armed = 'off'");
         run("SELECT vc.commit('plain')");
     }
+
+    /// Roles: each pgvc role may do what it was granted, on the tables its member may
+    /// use, and nothing more; a role without any may do nothing.
+    #[pg_test]
+    fn pgvc_roles_have_what_they_were_granted_and_no_more() {
+        serial();
+        run("CREATE TABLE public.roles_a (id int PRIMARY KEY, v text)");
+        run("CREATE TABLE public.roles_b (id int PRIMARY KEY, v text)");
+        run("CREATE TABLE public.roles_c (id int PRIMARY KEY)");
+        run("SELECT vc.track('public.roles_a'); SELECT vc.track('public.roles_b')");
+        run("SELECT vc.commit('empty', allow_empty => true)");
+        run("INSERT INTO public.roles_a VALUES (1, 'a'); INSERT INTO public.roles_b VALUES (1, 'b')");
+        run("SELECT vc.commit('base')");
+        run("CREATE ROLE r_reader IN ROLE pgvc_reader");
+        run("GRANT SELECT ON public.roles_a TO r_reader");
+        run("CREATE ROLE r_writer IN ROLE pgvc_writer");
+        run("GRANT SELECT ON public.roles_a, public.roles_b TO r_writer");
+        run("GRANT INSERT, UPDATE, DELETE ON public.roles_a TO r_writer");
+        run("CREATE ROLE r_admin IN ROLE pgvc_admin");
+        run("CREATE ROLE r_nobody");
+
+        run("SET ROLE r_reader");
+        assert!(int("SELECT count(*) FROM vc.log()") >= 1);
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::public.roles_a, 'HEAD')"),
+            1
+        );
+        expect_error(
+            "SELECT * FROM vc.as_of(NULL::public.roles_b, 'HEAD')",
+            "42501",
+            "needs SELECT",
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM vc.diff('HEAD~1', 'HEAD') WHERE table_name = 'public.roles_b'"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM vc.diff('HEAD~1', 'HEAD') WHERE table_name = 'public.roles_a'"),
+            1
+        );
+        expect_error(
+            "SELECT * FROM vc.diff('HEAD~1', 'HEAD', 'public.roles_b')",
+            "42501",
+            "needs SELECT",
+        );
+        run("SELECT count(*) FROM vc.status()");
+        expect_error("SELECT vc.commit('reader')", "42501", "permission denied");
+        expect_error(
+            "SELECT count(*) FROM vc.chunks",
+            "42501",
+            "permission denied",
+        );
+        run("RESET ROLE");
+
+        run("SET ROLE r_writer");
+        run("UPDATE public.roles_a SET v = 'w' WHERE id = 1");
+        run("SELECT vc.commit('by the writer')");
+        assert_eq!(
+            text("SELECT author FROM vc.log() LIMIT 1"),
+            Some("r_writer".into())
+        );
+        run("RESET ROLE");
+        // An uncommitted change in a table the writer may not write.
+        run("UPDATE public.roles_b SET v = 'x' WHERE id = 1");
+        run("UPDATE public.roles_a SET v = 'y' WHERE id = 1");
+        run("SET ROLE r_writer");
+        expect_error(
+            "SELECT vc.reset()",
+            "42501",
+            "on tracked table public.roles_b",
+        );
+        expect_error(
+            "SELECT vc.track('public.roles_c')",
+            "42501",
+            "permission denied",
+        );
+        run("RESET ROLE");
+        assert_eq!(text("SELECT v FROM public.roles_b"), Some("x".into()));
+        assert_eq!(text("SELECT v FROM public.roles_a"), Some("y".into()));
+
+        run("SET ROLE r_admin");
+        expect_error("SELECT vc.track('public.roles_c')", "42501", "TRIGGER");
+        expect_error(
+            "SELECT vc.remote_add('roles_o', 'file:///tmp/pgvc-roles-remote')",
+            "42501",
+            "pg_write_server_files",
+        );
+        run("RESET ROLE");
+        run("GRANT TRIGGER ON public.roles_c TO r_admin");
+        run("SET ROLE r_admin");
+        run("SELECT vc.track('public.roles_c')");
+        run("RESET ROLE");
+
+        run("SET ROLE r_nobody");
+        for sql in [
+            "SELECT * FROM vc.log()",
+            "SELECT * FROM vc.status()",
+            "SELECT * FROM vc._log('HEAD')",
+            "SELECT vc._commit('x', NULL, true)",
+        ] {
+            expect_error(sql, "42501", "permission denied");
+        }
+        run("RESET ROLE");
+    }
+
+    /// A role allowed to call an internal function directly cannot change how rows are
+    /// encoded: the settings are pinned inside, not only by the SQL wrappers.
+    #[pg_test]
+    fn settings_are_pinned_whoever_calls() {
+        serial();
+        run("CREATE TABLE public.pinned (id int PRIMARY KEY, d date, t timestamptz, f float8)");
+        run("SELECT vc.track('public.pinned')");
+        run("INSERT INTO public.pinned VALUES (1, '2024-02-29', '2024-03-01 12:00+02', 0.1)");
+        run("SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Tokyo'; SET extra_float_digits = 0");
+        run("SELECT vc._commit('direct', NULL, false)");
+        run("RESET DateStyle; RESET TimeZone; RESET extra_float_digits");
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+        assert_eq!(
+            text("SELECT d::text FROM vc.as_of(NULL::public.pinned, 'HEAD')"),
+            Some("2024-02-29".into())
+        );
+    }
 }
