@@ -477,47 +477,18 @@ pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
             return f();
         }
         let owner = extension_owner()?;
-        let mut saved_user = pg_sys::InvalidOid;
-        let mut saved_ctx: std::ffi::c_int = 0;
-        // SAFETY: backend state saved here and restored below; on an ERROR the
-        // (sub)transaction abort restores the user id and the GUC nest level.
-        let nest = unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
-            pg_sys::SetUserIdAndSecContext(
-                owner,
-                saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int,
-            );
-            let nest = pg_sys::NewGUCNestLevel();
-            for (name, value) in PINNED_SETTINGS {
-                pg_sys::set_config_option(
-                    name.as_ptr(),
-                    value.as_ptr(),
-                    pg_sys::GucContext::PGC_USERSET,
-                    pg_sys::GucSource::PGC_S_SESSION,
-                    pg_sys::GucAction::GUC_ACTION_SAVE,
-                    true,
-                    0,
-                    false,
-                );
+        let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE;
+        switched(owner, flags, &PINNED_SETTINGS, true, |caller| {
+            struct Forget;
+            impl Drop for Forget {
+                fn drop(&mut self) {
+                    CALLER.with(|c| c.set(None));
+                }
             }
-            nest
-        };
-        struct Forget;
-        impl Drop for Forget {
-            fn drop(&mut self) {
-                CALLER.with(|c| c.set(None));
-            }
-        }
-        CALLER.with(|c| c.set(Some(saved_user)));
-        let forget = Forget;
-        let out = f();
-        drop(forget);
-        // SAFETY: restores exactly what was saved above.
-        unsafe {
-            pg_sys::AtEOXact_GUC(true, nest);
-            pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
-        }
-        out
+            CALLER.with(|c| c.set(Some(caller)));
+            let _forget = Forget;
+            f()
+        })
     })
 }
 
@@ -602,33 +573,53 @@ pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> VcResult<T>) -> VcRes
             "pgvc: reading a table without knowing its owner",
         ));
     }
+    switched(
+        owner,
+        pg_sys::SECURITY_RESTRICTED_OPERATION,
+        &[(c"row_security", c"off")],
+        false,
+        |_| f(),
+    )
+}
+
+/// Runs `f` as `user`, with `flags` added to the security context and `settings` set
+/// for its duration (a new GUC nest level); then puts back the user, the context and
+/// the settings. `f` gets the user it replaced. With `keep_sets`, a plain `SET` made
+/// inside survives (as for a function with SET clauses); without, every setting made
+/// inside is undone (as VACUUM undoes what index functions set). On an ERROR the
+/// (sub)transaction abort restores the user id and the nest level.
+fn switched<T>(
+    user: pg_sys::Oid,
+    flags: u32,
+    settings: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    keep_sets: bool,
+    f: impl FnOnce(pg_sys::Oid) -> T,
+) -> T {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_ctx: std::ffi::c_int = 0;
-    // SAFETY: plain calls on backend globals, undone below (or by the abort of the
-    // transaction on an ERROR, which restores the user id and the GUC nest level).
+    // SAFETY: backend state saved here and restored below.
     let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_ctx | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
-        );
+        pg_sys::SetUserIdAndSecContext(user, saved_ctx | flags as std::ffi::c_int);
         let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"row_security".as_ptr(),
-            c"off".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        for (name, value) in settings {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         nest
     };
-    let out = f();
-    // SAFETY: as above; restores exactly what we saved.
+    let out = f(saved_user);
+    // SAFETY: restores exactly what was saved above.
     unsafe {
-        pg_sys::AtEOXact_GUC(false, nest);
+        pg_sys::AtEOXact_GUC(keep_sets, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
     }
     out
