@@ -158,3 +158,14 @@ impl From<pgrx::spi::SpiError> for VcError {
         VcError::new(Code::ERRCODE_INTERNAL_ERROR, format!("pgvc SPI: {e}"))
     }
 }
+
+/// The caller lacks `privilege` on `table`, which `what` needs.
+pub fn denied_table(what: &str, table: &str, privilege: &str) -> VcError {
+    VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs {privilege} on tracked table {table}"),
+    )
+    .hint(format!(
+        "GRANT {privilege} ON {table} TO <role>, or run it as a role that has it"
+    ))
+}

@@ -15,19 +15,12 @@ pub mod rows;
 pub mod spi;
 pub mod sql;
 pub mod store;
+pub mod tracking;
 pub mod worker;
 
 pgrx::extension_sql_file!("schema.sql", name = "vc_schema", bootstrap);
 pgrx::extension_sql_file!("api.sql", name = "vc_api", finalize);
 mod tests;
-
-/// Microseconds since the Unix epoch (commit timestamps, status times).
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 /// Runs when the library is loaded (at server start with `shared_preload_libraries`).
 #[pgrx::pg_guard]

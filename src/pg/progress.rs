@@ -2,7 +2,6 @@
 //! through `vc.progress()`. One slot per backend in shared memory, so it needs
 //! `shared_preload_libraries = 'pgvc'`; without it, transfers still report by NOTICE.
 
-use crate::pg::now_us;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,4 +161,12 @@ fn vc_progress() -> TableIterator<
         })
         .collect();
     TableIterator::new(rows)
+}
+
+/// Microseconds since the Unix epoch (commit timestamps, status times).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

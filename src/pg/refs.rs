@@ -34,7 +34,8 @@ pub fn ref_hash(name: &str) -> VcResult<Option<Hash>> {
 
 /// Moves branch `name` from `old` to `new` (compare-and-swap); creates it when `old`
 /// is None. A concurrent move is a serialization failure, never a silent overwrite.
-pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<()> {
+/// Returns the move, for replication.
+pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<Moved> {
     let n = match old {
         Some(old) => exec(
             "UPDATE vc.refs SET hash = $3 WHERE name = $1 AND hash = $2",
@@ -59,8 +60,19 @@ pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<()> {
         )
         .hint("retry the operation"));
     }
-    // A primary pushes every movement of a replicated branch.
-    super::replication::primary::branch_moved(name, new)
+    Ok(Moved {
+        branch: name.to_string(),
+        new,
+    })
+}
+
+/// A branch that moved (by `set_branch`, in the current transaction). The caller hands
+/// it to replication (`replication::branch_moved`), which pushes it on a primary: refs
+/// know nothing of replication.
+#[must_use = "hand the move to replication::branch_moved"]
+pub struct Moved {
+    pub branch: String,
+    pub new: Hash,
 }
 
 /// The commit at the tip of the current branch, if it has one.
@@ -129,4 +141,17 @@ pub fn resolve(store: &dyn ChunkStore, spec: &str) -> VcResult<Hash> {
         return Err(unknown_ref(spec));
     };
     Ok(nth_ancestor(store, base, &parsed.steps, spec)?)
+}
+
+/// Records where a remote's branch was last seen (`origin/main`).
+pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
+    exec(
+        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
+         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
+        vec![
+            Arg::Text(Some(format!("{remote}/{branch}"))),
+            Arg::Bytea(Some(h.as_bytes().to_vec())),
+        ],
+    )?;
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! Moving rows between live tables and trees: reading the changed rows of a tracked
 //! table (from its key log, or by a full sorted scan), and writing rows back.
 
-use super::catalog::{Plan, Tracked};
+use super::catalog::Tracked;
 use super::error::VcResult;
 use super::spi::{as_owner, exec, query, Arg, Cursor};
 use super::sql;
+use super::sql::Plan;
 use crate::codec::{decode_key, decode_row, encode_key, encode_row, load_value, Cell};
 use crate::prolly;
 use crate::store::{ChunkStore, Hash};

@@ -20,9 +20,9 @@
 //! generated expressions, sequence names) is untrusted: commits arrive from remotes
 //! and backups that other people can write.
 
-use super::catalog::Plan;
 use super::error::{VcError, VcResult};
-use crate::codec::KeyKind;
+use crate::codec::{JsonKind, KeyKind};
+use crate::commit::{Column, TableSchema};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
 use std::borrow::Cow;
@@ -635,6 +635,99 @@ pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
     let pk: Vec<String> = pk.iter().map(|c| c.to_string()).collect();
     defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
     Sql::built(format!("CREATE TABLE {t} ({})", defs.join(", ")))
+}
+
+// ---------------------------------------------------------------------------------
+// Plans: how SQL reads, encodes and writes the rows of a table
+
+/// How to read, encode and write the rows of a table with a given schema.
+pub struct Plan {
+    pub table: QualName,
+    /// The table's owner (InvalidOid for a plan that only decodes rows): statements on
+    /// the table run as this role (`spi::as_owner`).
+    pub owner: pg_sys::Oid,
+    pub key_cols: Vec<String>,
+    pub key_types: Vec<String>,
+    pub key_kinds: Vec<KeyKind>,
+    pub key_json: Vec<JsonKind>,
+    pub value_cols: Vec<String>,
+    pub value_types: Vec<String>,
+    pub value_json: Vec<JsonKind>,
+    /// bytea value columns, read and written as raw bytes.
+    pub value_raw: Vec<bool>,
+    /// Generated columns cannot be written; identity ALWAYS needs OVERRIDING.
+    pub value_generated: Vec<bool>,
+}
+
+pub fn json_kind(type_name: &str) -> JsonKind {
+    let base = type_name.split('(').next().unwrap_or("");
+    match base {
+        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" | "oid" => {
+            JsonKind::Number
+        }
+        "boolean" => JsonKind::Bool,
+        "json" | "jsonb" => JsonKind::Json,
+        _ => JsonKind::Text,
+    }
+}
+
+pub fn key_kind(type_name: &str) -> KeyKind {
+    match type_name {
+        "smallint" | "integer" | "bigint" => KeyKind::Int,
+        _ => KeyKind::Text,
+    }
+}
+
+impl Plan {
+    /// A plan for the table named `table` with `schema`. The names and types may come
+    /// from a commit: SQL built from a plan re-quotes names and resolves every type
+    /// (`sql`), so this only checks the table name.
+    pub fn new(table: &str, schema: &TableSchema) -> VcResult<Plan> {
+        let keys = schema.key_columns();
+        let vals: Vec<&Column> = schema.value_columns().collect();
+        Ok(Plan {
+            table: QualName::parse("table name", table)?,
+            owner: pg_sys::Oid::INVALID,
+            key_cols: keys.iter().map(|c| c.name.clone()).collect(),
+            key_types: keys.iter().map(|c| c.type_name.clone()).collect(),
+            key_kinds: keys.iter().map(|c| key_kind(&c.type_name)).collect(),
+            key_json: keys.iter().map(|c| json_kind(&c.type_name)).collect(),
+            value_cols: vals.iter().map(|c| c.name.clone()).collect(),
+            value_types: vals.iter().map(|c| c.type_name.clone()).collect(),
+            value_json: vals.iter().map(|c| json_kind(&c.type_name)).collect(),
+            value_raw: vals.iter().map(|c| c.type_name == "bytea").collect(),
+            value_generated: vals.iter().map(|c| c.generated.is_some()).collect(),
+        })
+    }
+
+    /// Which selected columns are read raw: key columns never (keys are text).
+    pub fn raw_mask(&self) -> Vec<bool> {
+        std::iter::repeat_n(false, self.key_cols.len())
+            .chain(self.value_raw.iter().copied())
+            .collect()
+    }
+
+    /// True when `ORDER BY key_order()` yields rows in encoded-key order: integer
+    /// keys, and text-encoded keys whose `::text` cast equals their output function.
+    /// Other key types (char(n) trims, boolean, inet, ...) must be sorted in memory.
+    pub fn sql_order_matches(&self) -> bool {
+        self.key_kinds.iter().zip(&self.key_types).all(|(k, t)| {
+            let base = t.split('(').next().unwrap_or("");
+            *k == KeyKind::Int
+                || matches!(
+                    base,
+                    "text"
+                        | "character varying"
+                        | "uuid"
+                        | "date"
+                        | "numeric"
+                        | "timestamp without time zone"
+                        | "timestamp with time zone"
+                        | "time without time zone"
+                        | "interval"
+                )
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------

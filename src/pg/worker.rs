@@ -13,13 +13,16 @@
 //! what the remote lacks. A failed round is retried with exponential backoff and its
 //! error is logged once, not at every retry.
 
-use crate::pg::now_us;
+use crate::pg::progress::now_us;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 use std::ffi::CString;
 use std::time::{Duration, Instant};
+
+/// `vc.replication_interval`: how often the worker runs a replication round.
+pub static INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -64,6 +67,16 @@ pub fn init() {
         &DATABASE,
         GucContext::Postmaster,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"vc.replication_interval",
+        c"How often the worker polls the remote (standby) or checks pushes (primary).",
+        c"",
+        &INTERVAL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
     );
     pg_shmem_init!(STATE);
     BackgroundWorkerBuilder::new("pgvc worker")
@@ -130,8 +143,7 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
     let mut last_logged = String::new();
     loop {
         // Read the interval each time: a reload may have changed it.
-        let interval =
-            Duration::from_millis(crate::pg::replication::INTERVAL_MS.get().max(10) as u64);
+        let interval = Duration::from_millis(INTERVAL_MS.get().max(10) as u64);
         let next_replication =
             last_round.map_or_else(Instant::now, |t| t + backoff.unwrap_or(interval));
         let now = Instant::now();

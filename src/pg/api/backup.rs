@@ -13,8 +13,8 @@ use crate::codec::Cell;
 use crate::commit::{Commit, RootValue};
 use crate::pg::api::commit::table_entry;
 use crate::pg::api::remote::{add_location, notifier, open_remote};
-use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
+use crate::pg::checkout::checkout_root;
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::progress::Tracker;
 use crate::pg::refs::current_branch;
@@ -171,7 +171,7 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     let (branch, working_hash) = choose_working_set(&store, &fetched)?;
     if force {
         for t in &tracked {
-            crate::pg::api::track::untrack(t.relid)?;
+            crate::pg::tracking::untrack(t.relid)?;
             exec(
                 crate::pg::sql::drop_table(&crate::pg::sql::QualName::parse(
                     "table name",

@@ -9,14 +9,15 @@
 
 use crate::codec::store_value;
 use crate::commit::{Commit, RootValue, TableEntry};
-use crate::pg::api::track::tracking_damaged;
-use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Plan, Tracked};
+use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
-use crate::pg::now_us;
+use crate::pg::progress::now_us;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
 use crate::pg::rows::{working_changes, Scan};
 use crate::pg::spi::{exec, with_snapshot, with_spi, Arg};
+use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
+use crate::pg::tracking::tracking_damaged;
 use crate::prolly::{apply_edits, Builder};
 use crate::store::{ChunkStore, Hash};
 use pgrx::prelude::*;
@@ -86,17 +87,6 @@ where
     })
 }
 
-/// The caller lacks `privilege` on `table`, which `what` needs.
-pub fn denied_table(what: &str, table: &str, privilege: &str) -> VcError {
-    VcError::new(
-        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("permission denied: {what} needs {privilege} on tracked table {table}"),
-    )
-    .hint(format!(
-        "GRANT {privilege} ON {table} TO <role>, or run it as a role that has it"
-    ))
-}
-
 pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResult<String> {
     if message.trim().is_empty() {
         return Err(invalid("commit message must not be empty")
@@ -131,7 +121,7 @@ fn commit_locked(
     for t in tracked_tables()? {
         // A commit reads every tracked table: the caller must be allowed to.
         if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
-            return Err(denied_table("commit", &t.name, "SELECT"));
+            return Err(crate::pg::error::denied_table("commit", &t.name, "SELECT"));
         }
         let entry = table_entry(&store, &t, parent_root.tables.get(&t.name), true)?;
         root.tables.insert(t.name.clone(), entry);
@@ -158,7 +148,7 @@ fn commit_locked(
     };
     let hash = commit.write(&mut s)?;
     store.flush()?;
-    set_branch(branch, parent, hash)?;
+    crate::pg::replication::primary::branch_moved(set_branch(branch, parent, hash)?)?;
     Ok(hash.to_hex())
 }
 

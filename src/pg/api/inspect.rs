@@ -3,13 +3,14 @@
 
 use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
-use crate::pg::api::track::tracking_damaged;
-use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables, Plan};
+use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
 use crate::pg::rows::{for_each_working_change, working_changes};
 use crate::pg::spi::{query, with_snapshot, with_spi, Arg};
+use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
+use crate::pg::tracking::tracking_damaged;
 use crate::prolly::{self, diff};
 use crate::store::Hash;
 use pgrx::prelude::*;

@@ -9,7 +9,6 @@
 //! checked here whatever EXECUTE grants say.
 
 use crate::commit::{Commit, RootValue};
-use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::progress::Tracker;
@@ -146,18 +145,6 @@ pub fn remote_remove(name: &str) -> VcResult<()> {
 }
 
 /// Points the remote-tracking ref `<remote>/<branch>` at `h`.
-pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
-    exec(
-        "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
-         ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
-        vec![
-            Arg::Text(Some(format!("{remote}/{branch}"))),
-            Arg::Bytea(Some(h.as_bytes().to_vec())),
-        ],
-    )?;
-    Ok(())
-}
-
 pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String> {
     crate::pg::replication::refuse_when_fenced("vc.push()")?;
     let url = remote_url(remote)?;
@@ -190,7 +177,7 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
             out.bytes as f64 / 1e6
         );
     }
-    set_tracking_ref(remote, &branch, head)?;
+    crate::pg::refs::set_tracking_ref(remote, &branch, head)?;
     Ok(head.to_hex())
 }
 
@@ -212,23 +199,19 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     }
     store.flush()?;
     for (b, h) in &out {
-        set_tracking_ref(remote, b, *h)?;
+        crate::pg::refs::set_tracking_ref(remote, b, *h)?;
     }
     Ok(out)
 }
 
 /// True when the working set has uncommitted changes.
-pub fn has_uncommitted() -> VcResult<bool> {
-    Ok(!query("SELECT 1 FROM vc.status() LIMIT 1", vec![], &[])?.is_empty())
-}
-
 pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
     crate::pg::replication::refuse_on_standby("vc.pull()")?;
     let local_branch = current_branch(true)?;
     let branch = branch
         .map(str::to_string)
         .unwrap_or_else(|| local_branch.clone());
-    if has_uncommitted()? {
+    if crate::pg::checkout::has_uncommitted()? {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "pull refused: there are uncommitted changes (see vc.status())",
@@ -258,8 +241,8 @@ pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
         }
     }
     let target = RootValue::read(&store, &Commit::read(&store, &theirs)?.root)?;
-    checkout_root(&store, ours, &target, &format!("{remote}/{branch}"))?;
-    set_branch(&local_branch, ours, theirs)?;
+    crate::pg::checkout::checkout_root(&store, ours, &target, &format!("{remote}/{branch}"))?;
+    crate::pg::replication::primary::branch_moved(set_branch(&local_branch, ours, theirs)?)?;
     Ok(theirs.to_hex())
 }
 
@@ -304,7 +287,7 @@ pub fn clone(url: &str, branch: &str) -> VcResult<String> {
     };
     let store = PgStore::new();
     let target = RootValue::read(&store, &Commit::read(&store, head)?.root)?;
-    checkout_root(&store, None, &target, &format!("origin/{branch}"))?;
+    crate::pg::checkout::checkout_root(&store, None, &target, &format!("origin/{branch}"))?;
     // The epoch the clone was taken at: a standby made by this clone knows from the
     // start which promotion it follows (vc.promote() compares).
     let url = remote_url("origin")?;
@@ -313,7 +296,7 @@ pub fn clone(url: &str, branch: &str) -> VcResult<String> {
         "UPDATE vc.head SET branch = $1",
         vec![Arg::Text(Some(branch.to_string()))],
     )?;
-    set_branch(branch, None, *head)?;
+    crate::pg::replication::primary::branch_moved(set_branch(branch, None, *head)?)?;
     Ok(head.to_hex())
 }
 

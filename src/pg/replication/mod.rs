@@ -11,7 +11,7 @@ pub mod sql;
 pub mod standby;
 
 use crate::pg::error::{VcError, VcResult};
-pub use crate::pg::now_us;
+pub use crate::pg::progress::now_us;
 use crate::pg::spi::{exec, query, Arg};
 use crate::store::Hash;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -24,7 +24,6 @@ pub static REPLICATE_TO: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 pub static ASYNC: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static READ_REPLICA_OF: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static HEADS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"main"));
-pub static INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// How long a synchronous publish (at COMMIT, holding the transaction's locks) waits
 /// for the remote's lock before leaving the push to the worker.
 pub static PUBLISH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
@@ -62,16 +61,6 @@ pub fn init() {
         &HEADS,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
-    );
-    GucRegistry::define_int_guc(
-        c"vc.replication_interval",
-        c"How often the worker polls the remote (standby) or checks pushes (primary).",
-        c"",
-        &INTERVAL_MS,
-        10,
-        3_600_000,
-        GucContext::Sighup,
-        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"vc.publish_timeout",

@@ -7,8 +7,8 @@
 
 use super::{current, record_error, record_remote_head, record_success, Config, Role};
 use crate::commit::Commit;
-use crate::pg::api::remote::set_tracking_ref;
 use crate::pg::error::{VcError, VcResult};
+use crate::pg::refs::set_tracking_ref;
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::spi::{exec, one_text, Arg};
 use crate::pg::store::PgStore;
@@ -242,7 +242,8 @@ fn epoch_went_back(cfg: &Config, remote_epoch: u64, ours: u64) -> VcError {
 }
 
 /// Called whenever a branch moves (`refs::set_branch`), inside the moving statement.
-pub fn branch_moved(branch: &str, new: Hash) -> VcResult<()> {
+pub fn branch_moved(moved: crate::pg::refs::Moved) -> VcResult<()> {
+    let (branch, new) = (moved.branch.as_str(), moved.new);
     if !crate::pg::progress::enabled() {
         return Ok(());
     }

@@ -243,7 +243,7 @@ fn do_rejoin(remote: &str) -> VcResult<String> {
         .hint("rejoin a fenced or stale server; to switch roles, promote a standby first"));
     }
     lock()?;
-    if crate::pg::api::remote::has_uncommitted()? {
+    if crate::pg::checkout::has_uncommitted()? {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "rejoin refused: there are uncommitted changes (see vc.status())",

@@ -5,10 +5,10 @@
 use super::primary::{keep_on_branch, open_remote, SharedRemote};
 use super::{record_epoch, record_remote_head, record_success, Config};
 use crate::commit::{Commit, RootValue};
-use crate::pg::api::remote::set_tracking_ref;
-use crate::pg::api::reset::checkout_root;
 use crate::pg::catalog::tracked_tables;
+use crate::pg::checkout::checkout_root;
 use crate::pg::error::{VcError, VcResult};
+use crate::pg::refs::set_tracking_ref;
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::store::PgStore;
 use crate::store::Hash;
@@ -43,7 +43,7 @@ fn follow(
         checkout_root(store, ours, &target, &format!("the remote's {b}"))?;
     }
     match ours {
-        Some(_) => crate::pg::refs::set_branch(b, ours, theirs)?,
+        Some(_) => super::primary::branch_moved(crate::pg::refs::set_branch(b, ours, theirs)?)?,
         None => keep_on_branch(b, theirs)?,
     }
     set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, theirs)?;

@@ -10,6 +10,8 @@ mod commit;
 mod errors;
 #[cfg(any(test, feature = "pg_test"))]
 mod history;
+#[cfg(test)]
+mod layers;
 #[cfg(any(test, feature = "pg_test"))]
 mod partitions;
 #[cfg(any(test, feature = "pg_test"))]

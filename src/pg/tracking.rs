@@ -1,0 +1,335 @@
+//! Tracking: start and stop recording a table's changes (`vc.track` / `vc.untrack`,
+//! whose SQL entry points are in `api/track.rs`), and checking that it still records.
+//!
+//! Tracking installs, per table: a key log `vc.log_<oid>` (the primary-key columns
+//! only, no index: appends are cheap and `vc.commit()` de-duplicates), a trigger
+//! function and statement-level AFTER triggers with transition tables, so a
+//! multi-row statement costs one INSERT ... SELECT into the log, not a round trip
+//! per row; and a TRUNCATE trigger that marks the table for a full comparison.
+
+use super::catalog::{relation_name, table_schema, tracked_by_relid, Tracked};
+use super::error::{VcError, VcResult};
+use super::spi::{exec, query, Arg};
+use super::sql::{self, QualName};
+use crate::codec::Cell;
+use pgrx::pg_sys::Oid;
+use pgrx::PgSqlErrorCode as Code;
+
+/// Column types whose values are cluster-specific identifiers: their text would not
+/// mean the same thing on another cluster, so versioning them would corrupt data.
+const REFUSED_TYPES: &[&str] = &[
+    "tid",
+    "xid",
+    "xid8",
+    "cid",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regclass",
+    "regtype",
+    "regrole",
+    "regnamespace",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+    "pg_lsn",
+    "txid_snapshot",
+    "pg_snapshot",
+];
+
+fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
+    // Rows are encoded from their text output; only UTF-8 text is the same bytes on
+    // every cluster (and only UTF-8 is valid MessagePack str).
+    let enc = query("SELECT pg_catalog.getdatabaseencoding()", vec![], &[])?;
+    if !matches!(enc.first().and_then(|r| r.first()), Some(Cell::Text(e)) if e == "UTF8") {
+        return Err(VcError::new(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "pgvc needs a database with encoding UTF8",
+        )
+        .hint("create the database with ENCODING 'UTF8' and load the data there"));
+    }
+    let rows = query(
+        "SELECT c.relkind::text, c.relpersistence::text, c.relispartition::text, n.nspname \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    let t = |c: &Cell| match c {
+        Cell::Text(s) => s.clone(),
+        _ => String::new(),
+    };
+    let row = rows.first().ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("table {name} does not exist"),
+        )
+    })?;
+    let (kind, persistence, partition, nsp) = (t(&row[0]), t(&row[1]), t(&row[2]), t(&row[3]));
+    let refuse = |msg: String, hint: &str| {
+        Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, msg).hint(hint.to_string()))
+    };
+    if kind != "r" && kind != "p" {
+        return refuse(
+            format!("{name} is not a table"),
+            "only ordinary and partitioned tables can be tracked",
+        );
+    }
+    if persistence == "t" {
+        return refuse(
+            format!("{name} is a temporary table"),
+            "temporary tables vanish with the session; track a permanent table",
+        );
+    }
+    if partition == "true" {
+        return refuse(
+            format!("{name} is a partition"),
+            "track the partitioned parent table instead",
+        );
+    }
+    if nsp == "vc" || nsp.starts_with("pg_") || nsp == "information_schema" {
+        return refuse(
+            format!("{name} belongs to a system or pgvc schema"),
+            "track user tables only",
+        );
+    }
+    if tracked_by_relid(relid)?.is_some() {
+        return Err(VcError::new(
+            Code::ERRCODE_DUPLICATE_OBJECT,
+            format!("table {name} is already tracked"),
+        )
+        .hint("SELECT vc.untrack(...) first to start over"));
+    }
+    let schema = table_schema(relid)?;
+    if schema.primary_key.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("table {name} has no primary key"),
+        )
+        .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...) first"));
+    }
+    let bad = query(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+         JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+           AND (b.typname = ANY($2) OR e.typname = ANY($2) OR t.typtype = 'p') LIMIT 1",
+        vec![
+            Arg::Oid(relid),
+            Arg::TextArray(REFUSED_TYPES.iter().map(|s| Some(s.to_string())).collect()),
+        ],
+        &[],
+    )?;
+    if let Some(r) = bad.first() {
+        return Err(VcError::new(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("column {} of {name} has type {} which pgvc cannot version", t(&r[0]), t(&r[1])),
+        )
+        .hint("its values are identifiers local to this cluster; store them as text or bigint instead"));
+    }
+    Ok(())
+}
+
+/// (Re)creates the key log `vc.log_<oid>` for the table's current primary key and the
+/// trigger function that fills it. Without a primary key the function logs nothing:
+/// the table is then compared in full, and `vc.commit()` says what is missing.
+fn create_log(relid: Oid) -> VcResult<()> {
+    let schema = table_schema(relid)?;
+    let oid = u32::from(relid);
+    // Names and types as this database's catalog gives them (format_type).
+    let mut cols = Vec::new();
+    for c in schema.key_columns() {
+        cols.push((c.name.clone(), sql::SqlType::resolve(&c.type_name)?));
+    }
+    // (DROP ... IF EXISTS of a missing log would print a NOTICE on every vc.track().)
+    let has_log = query(
+        "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
+        vec![Arg::Text(Some(sql::log_name(oid)))],
+        &[],
+    )?;
+    if !has_log.is_empty() {
+        exec(sql::drop_log(oid), vec![])?;
+    }
+    exec(sql::create_log(oid, &cols), vec![])?;
+    // Writers of the table append to its key log as themselves: INSERT only. The
+    // columns are NOT NULL, so what another role appends can cost a lookup at the next
+    // commit, never a failed or wrong one (reading or deleting the log stays with
+    // pgvc's owner). A SECURITY DEFINER function with a pinned search_path instead
+    // cost ~20% of single-row write throughput.
+    for g in sql::log_grants(oid) {
+        exec(g, vec![])?;
+    }
+    exec(
+        sql::create_log_trigger_function(oid, &schema.primary_key),
+        vec![],
+    )?;
+    exec(sql::revoke_trigger_function(oid), vec![])?;
+    Ok(())
+}
+
+/// After `ALTER TABLE` of a tracked table (called by the `vc_on_alter` event trigger):
+/// the primary key may have changed, so the key log is rebuilt for it, and the next
+/// commit compares the whole table.
+pub fn retrack(relid: Oid) -> VcResult<()> {
+    if tracked_by_relid(relid)?.is_none() {
+        return Ok(());
+    }
+    create_log(relid)?;
+    exec(
+        "UPDATE vc.tracked SET full_scan = true WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    Ok(())
+}
+
+/// Tracking installs triggers on the table: the caller needs the TRIGGER privilege on
+/// it (as `CREATE TRIGGER` would), whatever pgvc's own rights.
+fn require_trigger_right(relid: Oid, name: &str, what: &str) -> VcResult<()> {
+    if crate::pg::spi::caller_may(relid, "TRIGGER")? {
+        return Ok(());
+    }
+    Err(VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs the TRIGGER privilege on {name}"),
+    )
+    .hint(format!(
+        "GRANT TRIGGER ON {name} TO <role>, or run it as the table's owner"
+    )))
+}
+
+pub fn track(relid: Oid) -> VcResult<()> {
+    let name = relation_name(relid)?;
+    require_trigger_right(relid, &name, "vc.track()")?;
+    check_trackable(relid, &name)?;
+    let oid = u32::from(relid);
+    let log = sql::log_name(oid);
+    create_log(relid)?;
+    install_triggers(&QualName::parse("table name", &name)?, oid)?;
+    for part in partitions(relid)? {
+        install_triggers(&part, oid)?;
+    }
+    exec(
+        "INSERT INTO vc.tracked (relid, log_table, full_scan) VALUES ($1, $2, true)",
+        vec![Arg::Oid(relid), Arg::Text(Some(log))],
+    )?;
+    Ok(())
+}
+
+/// The tracking triggers of table `oid`, on `table` (the table itself or one of its
+/// partitions: a statement that names a partition fires only that partition's
+/// statement triggers, so each partition logs its own direct writes into the
+/// parent's key log).
+fn install_triggers(table: &QualName, oid: u32) -> VcResult<()> {
+    // The guard: standbys and fenced servers refuse writes (skipped in replica role,
+    // which the apply of replicated commits uses).
+    for stmt in sql::create_tracking_triggers(table, oid) {
+        exec(stmt, vec![])?;
+    }
+    Ok(())
+}
+
+/// Every partition below a partitioned table, at any depth (empty for a plain table).
+fn partitions(relid: Oid) -> VcResult<Vec<QualName>> {
+    let rows = query(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_partition_tree($1) p \
+         JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE p.relid <> $1 ORDER BY 1",
+        vec![Arg::Oid(relid)],
+        &[],
+    )?;
+    rows.into_iter()
+        .filter_map(|r| match r.into_iter().next() {
+            Some(Cell::Text(t)) => Some(QualName::parse("partition name", &t)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks that the table and every partition carry pgvc's triggers exactly as
+/// `vc.track()` made them: the three key-logging triggers (right events, transition
+/// tables, function), the TRUNCATE marker and the write guard, enabled, for every
+/// column, with no WHEN clause. Partitions attached or created after `vc.track()`
+/// have none; a table owner may drop, disable or replace any of them, and tracking
+/// would silently stop. With `install`, puts them back. Returns whether any relation
+/// was missing one: its unlogged writes are then found by comparing the whole table.
+pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
+    let oid = u32::from(t.relid);
+    let rows = query(
+        "SELECT format('%I.%I', n.nspname, c.relname) \
+         FROM (SELECT $1::regclass AS rel UNION ALL \
+               SELECT p.relid FROM pg_partition_tree($1) p WHERE p.relid <> $1) r \
+         JOIN pg_class c ON c.oid = r.rel JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE (SELECT count(*) FROM pg_trigger g \
+                WHERE g.tgrelid = r.rel AND g.tgenabled IN ('O', 'A') AND g.tgqual IS NULL \
+                  AND pg_catalog.cardinality(g.tgattr::int2[]) = 0 AND ( \
+                  (g.tgname = 'vc_track_insert' AND g.tgtype = 4 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable = 'vc_new' AND g.tgoldtable IS NULL) OR \
+                  (g.tgname = 'vc_track_update' AND g.tgtype = 16 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable = 'vc_new' AND g.tgoldtable = 'vc_old') OR \
+                  (g.tgname = 'vc_track_delete' AND g.tgtype = 8 AND g.tgfoid = to_regprocedure($2) \
+                   AND g.tgnewtable IS NULL AND g.tgoldtable = 'vc_old') OR \
+                  (g.tgname = 'vc_track_truncate' AND g.tgtype = 32 \
+                   AND g.tgfoid = 'vc._on_truncate()'::regprocedure) OR \
+                  (g.tgname = 'vc_guard' AND g.tgtype = 62 AND g.tgfoid = 'vc._guard()'::regprocedure))) <> 5 \
+         ORDER BY 1",
+        vec![
+            Arg::Oid(t.relid),
+            Arg::Text(Some(format!("vc.trg_{oid}()"))),
+        ],
+        &[],
+    )?;
+    let mut damaged = Vec::new();
+    for r in rows {
+        if let Some(Cell::Text(name)) = r.into_iter().next() {
+            damaged.push(QualName::parse("table name", &name)?);
+        }
+    }
+    if install {
+        for rel in &damaged {
+            // Only those present (IF EXISTS would print a NOTICE for each missing one).
+            let present = query(
+                "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal",
+                vec![Arg::Text(Some(rel.to_string()))],
+                &[],
+            )?;
+            for name in sql::TRACKING_TRIGGERS {
+                if present
+                    .iter()
+                    .any(|r| matches!(r.first(), Some(Cell::Text(n)) if n == name))
+                {
+                    exec(sql::drop_trigger(name, rel), vec![])?;
+                }
+            }
+            install_triggers(rel, oid)?;
+        }
+    }
+    Ok(!damaged.is_empty())
+}
+
+pub fn untrack(relid: Oid) -> VcResult<()> {
+    let name = relation_name(relid)?;
+    require_trigger_right(relid, &name, "vc.untrack()")?;
+    if tracked_by_relid(relid)?.is_none() {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("table {name} is not tracked"),
+        )
+        .hint("SELECT relid::regclass FROM vc.tracked lists the tracked tables"));
+    };
+    let mut tables = partitions(relid)?;
+    tables.push(QualName::parse("table name", &name)?);
+    for table in &tables {
+        for stmt in sql::drop_tracking_triggers(table) {
+            exec(stmt, vec![])?;
+        }
+    }
+    let oid = u32::from(relid);
+    exec(sql::drop_trigger_function(oid), vec![])?;
+    exec(sql::drop_log(oid), vec![])?;
+    exec(
+        "DELETE FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    Ok(())
+}
