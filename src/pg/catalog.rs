@@ -240,3 +240,49 @@ pub fn table_owner(relid: Oid) -> VcResult<Oid> {
         )),
     }
 }
+
+/// The first object (description, owner) that `relid` depends on, directly or through
+/// others (domains and their checks, composites' columns, array elements, defaults and
+/// generation expressions), owned by a role other than a superuser or `allowed`: code
+/// that using the table could run with someone else's rights. Types, functions,
+/// operators, collations and relations count; schemas and sequences carry no code.
+/// With `casts_only`, only what casting a value to the table's row type runs: the
+/// functions reached from the column types.
+pub fn foreign_code(
+    relid: Oid,
+    allowed: Oid,
+    casts_only: bool,
+) -> VcResult<Option<(String, String)>> {
+    let found = query(
+        "WITH RECURSIVE objs(classid, objid) AS ( \
+             SELECT * FROM ( \
+               SELECT 'pg_class'::regclass::oid, $1::oid WHERE NOT $3 \
+               UNION ALL \
+               SELECT 'pg_type'::regclass::oid, a.atttypid FROM pg_attribute a \
+               WHERE $3 AND a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped) s \
+           UNION \
+             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
+                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
+             FROM objs o JOIN pg_depend d \
+               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
+               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
+                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
+         ) \
+         SELECT pg_describe_object(o.classid, o.objid, 0), r.rolname::text \
+         FROM objs o \
+         CROSS JOIN LATERAL (SELECT CASE o.classid \
+             WHEN 'pg_type'::regclass THEN (SELECT typowner FROM pg_type WHERE oid = o.objid) \
+             WHEN 'pg_proc'::regclass THEN (SELECT proowner FROM pg_proc WHERE oid = o.objid) \
+             WHEN 'pg_operator'::regclass THEN (SELECT oprowner FROM pg_operator WHERE oid = o.objid) \
+             WHEN 'pg_collation'::regclass THEN (SELECT collowner FROM pg_collation WHERE oid = o.objid) \
+             WHEN 'pg_class'::regclass THEN (SELECT relowner FROM pg_class WHERE oid = o.objid AND relkind <> 'S') \
+             END AS owner) w \
+         JOIN pg_roles r ON r.oid = w.owner \
+         WHERE NOT r.rolsuper AND r.oid <> $2 \
+           AND (NOT $3 OR o.classid = 'pg_proc'::regclass) \
+         ORDER BY 1 LIMIT 1",
+        vec![Arg::Oid(relid), Arg::Oid(allowed), Arg::Bool(casts_only)],
+        &[],
+    )?;
+    Ok(found.first().map(|r| (text_req(&r[0]), text_req(&r[1]))))
+}

@@ -223,44 +223,12 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
 /// operator and collation the new table depends on, directly or through others, must
 /// belong to a superuser or to the table's owner.
 fn refuse_foreign_code(relid: pgrx::pg_sys::Oid, table: &QualName) -> VcResult<()> {
-    let found = super::spi::query(
-        "WITH RECURSIVE objs(classid, objid) AS ( \
-             SELECT 'pg_class'::regclass::oid, $1::oid \
-           UNION \
-             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
-                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
-             FROM objs o JOIN pg_depend d \
-               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
-               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
-                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
-         ) \
-         SELECT pg_describe_object(o.classid, o.objid, 0), r.rolname::text \
-         FROM objs o \
-         CROSS JOIN LATERAL (SELECT CASE o.classid \
-             WHEN 'pg_type'::regclass THEN (SELECT typowner FROM pg_type WHERE oid = o.objid) \
-             WHEN 'pg_proc'::regclass THEN (SELECT proowner FROM pg_proc WHERE oid = o.objid) \
-             WHEN 'pg_operator'::regclass THEN (SELECT oprowner FROM pg_operator WHERE oid = o.objid) \
-             WHEN 'pg_collation'::regclass THEN (SELECT collowner FROM pg_collation WHERE oid = o.objid) \
-             WHEN 'pg_class'::regclass THEN (SELECT relowner FROM pg_class WHERE oid = o.objid AND relkind <> 'S') \
-             END AS owner) w \
-         JOIN pg_roles r ON r.oid = w.owner \
-         WHERE NOT r.rolsuper AND r.oid <> (SELECT relowner FROM pg_class WHERE oid = $1) \
-         ORDER BY 1 LIMIT 1",
-        vec![Arg::Oid(relid)],
-        &[],
-    )?;
-    if let Some(r) = found.first() {
-        let text = |i: usize| match r.get(i) {
-            Some(crate::codec::Cell::Text(t)) => t.clone(),
-            _ => String::new(),
-        };
+    let owner = super::catalog::table_owner(relid)?;
+    let found = super::catalog::foreign_code(relid, owner, false)?;
+    if let Some((object, role)) = found {
         return Err(VcError::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "table {table} from the commit would run code of role {} ({}) as its owner",
-                text(1),
-                text(0)
-            ),
+            format!("table {table} from the commit would run code of role {role} ({object}) as its owner"),
         )
         .hint("create the table here yourself, owned by the role that should run that code, and vc.track() it; then pull or reset again"));
     }

@@ -497,6 +497,17 @@ fn vc_as_of_rows(
                 )
                 .hint("a role sees the history of the tables it may read"));
             }
+            // The rows are cast to the table's row type by the caller's query: the
+            // functions that cast runs (domain checks) must not be another role's.
+            if let Some((object, role)) =
+                crate::pg::catalog::foreign_code(relid, crate::pg::spi::caller(), true)?
+            {
+                return Err(VcError::new(
+                    Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("vc.as_of on {name} would run code of role {role} ({object}) with your rights"),
+                )
+                .hint(format!("run it as {role} (SET ROLE), or read the rows with vc.diff()")));
+            }
             let store = PgStore::new();
             let commit = resolve(&store, spec)?;
             let root = root_of(&store, &commit)?;

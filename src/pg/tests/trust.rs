@@ -819,4 +819,44 @@ mod tests {
             Some("2024-02-29".into())
         );
     }
+
+    /// Review: `vc.as_of` casts history rows to the table's row type in the caller's
+    /// query, which ran the owner's domain checks with the caller's rights.
+    #[pg_test]
+    fn as_of_does_not_run_another_roles_code() {
+        serial();
+        run("CREATE ROLE pgvc_asof");
+        run("CREATE SCHEMA asof AUTHORIZATION pgvc_asof");
+        run("SET ROLE pgvc_asof");
+        run("CREATE FUNCTION asof.f(int) RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN BEGIN EXECUTE 'ALTER ROLE pgvc_asof SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
+             RETURN true; END $$");
+        run("CREATE DOMAIN asof.d AS int CHECK (asof.f(VALUE))");
+        run("CREATE TABLE asof.t (id int PRIMARY KEY, v asof.d)");
+        run("RESET ROLE");
+        run("SELECT vc.track('asof.t')");
+        // Written by its owner (a superuser's own INSERT would run the check as the
+        // superuser: that is the superuser's choice, not pgvc's).
+        run("SET ROLE pgvc_asof");
+        run("INSERT INTO asof.t VALUES (1, 1)");
+        run("RESET ROLE");
+        run("SELECT vc.commit('one')");
+        expect_error(
+            "SELECT * FROM vc.as_of(NULL::asof.t, 'HEAD')",
+            "42501",
+            "would run code of role pgvc_asof",
+        );
+        assert_eq!(
+            text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_asof'"),
+            Some("false".into())
+        );
+        // Its owner, a pgvc reader, reads its history.
+        run("GRANT pgvc_reader TO pgvc_asof");
+        run("SET ROLE pgvc_asof");
+        assert_eq!(
+            int("SELECT count(*) FROM vc.as_of(NULL::asof.t, 'HEAD')"),
+            1
+        );
+        run("RESET ROLE");
+    }
 }
