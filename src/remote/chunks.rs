@@ -70,6 +70,8 @@ pub struct RemoteChunkStore<O: ObjectStore> {
     pending_at: HashMap<Hash, usize>,
     pending_bytes: usize,
     threshold: usize,
+    /// Chunks and data bytes written to packs by flushes so far.
+    flushed: (u64, u64),
 }
 
 impl<O: ObjectStore> RemoteChunkStore<O> {
@@ -86,6 +88,7 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
             pending_at: HashMap::new(),
             pending_bytes: 0,
             threshold: DEFAULT_FLUSH_THRESHOLD,
+            flushed: (0, 0),
         }
     }
 
@@ -93,6 +96,11 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
     pub fn with_flush_threshold(mut self, bytes: usize) -> RemoteChunkStore<O> {
         self.threshold = bytes;
         self
+    }
+
+    /// Chunks and data bytes that flushes wrote to the remote so far.
+    pub fn flushed(&self) -> (u64, u64) {
+        self.flushed
     }
 
     pub fn remote(&self) -> &Remote<O> {
@@ -139,6 +147,8 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
                 None => writer.insert(PackWriter::new(self.remote.store())?),
             };
             w.add(*h, data)?;
+            self.flushed.0 += 1;
+            self.flushed.1 += data.len() as u64;
         }
         let pack = match writer {
             Some(w) => Some(w.finish(self.remote.store())?),

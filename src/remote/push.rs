@@ -116,7 +116,7 @@ impl<O: ObjectStore> Remote<O> {
     /// Step 1 (and 2): one pack of every chunk below `roots` that the remote, as
     /// `base` lists it, lacks; durable, listed by no manifest yet. `None` when nothing
     /// is missing.
-    pub(crate) fn write_missing(
+    pub fn write_missing(
         &self,
         local: &dyn ChunkStore,
         roots: &[Hash],
@@ -152,6 +152,24 @@ impl<O: ObjectStore> Remote<O> {
         progress(report);
         let pack = writer.map(|w| w.finish(&self.store)).transpose()?;
         Ok((pack, report))
+    }
+
+    /// Lists `pack` in the manifest (compare-and-swap, retried on a lost race), moving
+    /// no ref. The pack must be closed under references against the manifest it was
+    /// written for (what `write_missing` makes): chunks then become visible to readers
+    /// and to later pushes, which skip them.
+    pub fn add_pack(&self, pack: &PackRef) -> Result<()> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (mut m, version) = Manifest::read(&self.store)?;
+            if m.has_pack(&pack.name) {
+                return Ok(());
+            }
+            m.packs.push(pack.clone());
+            if m.write_if(&self.store, version.as_ref())? {
+                return Ok(());
+            }
+        }
+        Err(self.contended())
     }
 
     /// Step 3: the manifest CAS, retried while the push stays valid.

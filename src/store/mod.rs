@@ -18,7 +18,7 @@ pub use chunk_store::{verify, Chunk, ChunkStore};
 pub use error::{Result, StoreError};
 pub use hash::{hash_of, Hash};
 pub use mem::MemStore;
-pub use overlay::Overlay;
+pub use overlay::{Layered, Overlay};
 
 /// The first byte of every chunk says what it is, so a chunk can be
 /// interpreted (or rejected) without outside context.

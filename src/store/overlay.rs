@@ -46,6 +46,53 @@ impl ChunkStore for &Overlay<'_> {
     }
 }
 
+/// A store that reads `base` first, then `top`, and writes to `top` only: a tree built
+/// on top of `base` with its new chunks going elsewhere (a backup's working set goes
+/// straight to the backup's remote, so its memory stays bounded whatever its size).
+pub struct Layered<'a, T: ChunkStore> {
+    base: &'a dyn ChunkStore,
+    top: RefCell<T>,
+    written: std::cell::Cell<(u64, u64)>,
+}
+
+impl<'a, T: ChunkStore> Layered<'a, T> {
+    pub fn new(base: &'a dyn ChunkStore, top: T) -> Layered<'a, T> {
+        Layered {
+            base,
+            top: RefCell::new(top),
+            written: std::cell::Cell::new((0, 0)),
+        }
+    }
+
+    /// Chunks and bytes handed to `top` (it may skip some it already holds).
+    pub fn written(&self) -> (u64, u64) {
+        self.written.get()
+    }
+
+    pub fn into_top(self) -> T {
+        self.top.into_inner()
+    }
+}
+
+impl<T: ChunkStore> ChunkStore for &Layered<'_, T> {
+    fn get(&self, h: &Hash) -> Result<Chunk> {
+        match self.base.get(h) {
+            Err(super::StoreError::Missing(_)) => self.top.borrow().get(h),
+            other => other,
+        }
+    }
+
+    fn has(&self, h: &Hash) -> Result<bool> {
+        Ok(self.base.has(h)? || self.top.borrow().has(h)?)
+    }
+
+    fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
+        let (c, b) = self.written.get();
+        self.written.set((c + 1, b + data.len() as u64));
+        self.top.borrow_mut().put(data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +109,20 @@ mod tests {
         assert!(w.has(&a).unwrap() && w.has(&b).unwrap());
         assert!(!base.has(&b).unwrap(), "writes never reach the base");
         assert_eq!(o.written(), 1);
+    }
+
+    #[test]
+    fn layered_reads_base_then_top_and_writes_top() {
+        let mut base = MemStore::default();
+        let a = base.put(b"base".to_vec()).unwrap();
+        let l = Layered::new(&base, MemStore::default());
+        let mut w = &l;
+        let b = w.put(b"top".to_vec()).unwrap();
+        assert_eq!(&*w.get(&a).unwrap(), b"base");
+        assert_eq!(&*w.get(&b).unwrap(), b"top");
+        assert!(w.has(&a).unwrap() && w.has(&b).unwrap());
+        assert!(!base.has(&b).unwrap());
+        assert_eq!(l.written(), (1, 3));
+        assert!(l.into_top().has(&b).unwrap());
     }
 }

@@ -5,8 +5,8 @@
 //! Layout in the backup's manifest refs: `heads/<branch>` and `tags/<tag>` for every
 //! branch and tag, and `working/<current branch>` for the working set: a commit whose
 //! parent is HEAD and whose root holds the live tables (HEAD's trees plus the
-//! uncommitted changes, built in an in-memory overlay so the local store is untouched)
-//! with their sequences. Its timestamp is HEAD's, so a sync with nothing changed makes
+//! uncommitted changes, written straight to the backup as they are built, so the local
+//! store is untouched and memory stays flat whatever the size) with their sequences. Its timestamp is HEAD's, so a sync with nothing changed makes
 //! exactly the same chunks and writes nothing. The whole sync reads one snapshot.
 
 use crate::codec::Cell;
@@ -21,7 +21,7 @@ use crate::pg::refs::current_branch;
 use crate::pg::spi::{exec, one_text, query, with_snapshot, with_spi, Arg};
 use crate::pg::store::PgStore;
 use crate::remote::{chunk_refs, RemoteChunkStore};
-use crate::store::{ChunkStore, Hash, Overlay};
+use crate::store::{ChunkStore, Hash, Layered};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::collections::{BTreeMap, HashSet};
@@ -66,7 +66,11 @@ fn local_refs() -> VcResult<Vec<(String, String, Hash)>> {
 }
 
 /// Writes the working set's commit into `overlay` and returns it.
-fn working_commit(store: &PgStore, overlay: &Overlay, head: Option<Hash>) -> VcResult<Hash> {
+fn working_commit<T: ChunkStore>(
+    store: &PgStore,
+    overlay: &Layered<'_, T>,
+    head: Option<Hash>,
+) -> VcResult<Hash> {
     let (head_root, ts) = match head {
         Some(h) => {
             let c = Commit::read(store, &h)?;
@@ -102,9 +106,6 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
             .iter()
             .find(|(k, n, _)| k == "branch" && *n == branch)
             .map(|r| r.2);
-        let overlay = Overlay::new(&store);
-        let working = working_commit(&store, &overlay, head)?;
-        let reader: &dyn ChunkStore = &&overlay;
         let mut targets: BTreeMap<String, Hash> = refs
             .iter()
             .map(|(k, n, h)| {
@@ -114,14 +115,37 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
                 )
             })
             .collect();
-        targets.insert(format!("working/{branch}"), working);
         let tracker = Tracker::start("backup sync");
         let mut report = notifier("backup sync", &tracker);
-        // Every ref in one manifest swap: an interrupted sync leaves the previous
-        // backup whole, never new heads beside an old working set. Branches and tags
-        // deleted here, and the working set of a branch no longer current, go too.
-        let out = r.mirror(reader, &BACKUP_PREFIXES, &targets, &mut report)?;
-        let (chunks, bytes) = (out.chunks as i64, out.bytes as i64);
+        // 1. Every chunk of the branches and tags the backup lacks, in one pack listed
+        //    without moving a ref: the working set built next reuses their subtrees.
+        let roots: Vec<Hash> = targets.values().copied().collect();
+        let (base, _) = crate::remote::Manifest::read(r.store())?;
+        let (pack, sent) = r.write_missing(&store, &roots, &base, &mut report)?;
+        if let Some(p) = &pack {
+            r.add_pack(p)?;
+        }
+        // 2. The working set, its new chunks sent to the backup as they are made (in
+        //    packs of a few MB, each closed under references: trees are written bottom
+        //    up, over subtrees step 1 sent), so memory stays flat for any table size.
+        let spill = Layered::new(
+            &store,
+            RemoteChunkStore::from_remote(crate::pg::api::remote::open_remote(
+                &url,
+                "pg_write_server_files",
+            )?),
+        );
+        let working = working_commit(&store, &spill, head)?;
+        let mut top = spill.into_top();
+        top.flush()?;
+        let (spilled_chunks, spilled_bytes) = top.flushed();
+        targets.insert(format!("working/{branch}"), working);
+        // 3. Every ref in one manifest swap: an interrupted sync leaves the previous
+        //    backup whole, never new heads beside an old working set. Branches and
+        //    tags deleted here, and the working set of a branch no longer current, go.
+        let out = r.mirror(&store, &BACKUP_PREFIXES, &targets, &mut report)?;
+        let chunks = (sent.chunks_done + spilled_chunks + out.chunks) as i64;
+        let bytes = (sent.bytes_done + spilled_bytes + out.bytes) as i64;
         exec(
             "UPDATE vc.backups SET last_sync_at = now(), last_sync_commit = $2 WHERE name = $1",
             vec![
