@@ -30,25 +30,11 @@
 # sides, because the machine is shared and noisy.
 set -euo pipefail
 
+NAME=backups.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+# The harness: cluster, SQL, memory, results and report helpers shared by the scripts.
 . "$ROOT/benches/lib.sh"
-SYS_BIN=/usr/lib/postgresql/15/bin
-
-ARGS="$*"
-QUICK=0
-OUT=""
-KEEP=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    --out) OUT=$2; shift ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
-    *) echo "backups.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+parse_args 2,29 "" "$@"
 
 # ---------------------------------------------------------------------------------------
 # Sizes. Default: the issue's sizes. --quick: 10x smaller, same shapes.
@@ -86,99 +72,16 @@ cause() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc (as benches/run.sh).
+# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc (benches/lib.sh).
 # ---------------------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pgvc-bench-backups.XXXXXX)
-chown postgres: "$WORK"
-PGBIN=$WORK/usr/lib/postgresql/15/bin
-PORT=""
+make_work pgvc-bench-backups
 BACKUPS=$WORK/backups          # backup directories and the dump file: one filesystem
 DUMPFILE=$BACKUPS/t.dump
-CLIENT_PID=""
-
-cleanup() {
-    local rc=$?
-    [[ -n $CLIENT_PID ]] && kill "$CLIENT_PID" 2>/dev/null || true
-    if [[ -f $WORK/data/postmaster.pid ]]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-    fi
-    if ((rc != 0)) && [[ -f $WORK/server.log ]]; then
-        echo "backups.sh: failed; last lines of the server log ($WORK/server.log):" >&2
-        tail -n 20 "$WORK/server.log" >&2
-        grep -q 'Segmentation fault' "$WORK/server.log" && echo "backups.sh: the server crashed (see above)" >&2
-        KEEP=1
-    fi
-    if ((KEEP)); then echo "backups.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK; pgvc is
-# taken from the release package scripts/install.sh builds, when present (the system
-# copy may be a debug build that `cargo pgrx test` installed meanwhile).
-snapshot_install() {
-    local lib share so pkg=$ROOT/target/pgvc-package
-    lib=$("$SYS_BIN/pg_config" --pkglibdir)
-    share=$("$SYS_BIN/pg_config" --sharedir)
-    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
-    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
-    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
-    cp -a "$share" "$WORK/usr/share/postgresql/"
-    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
-        cp -p "$pkg$lib/pgvc.so" "$WORK$lib/"
-        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
-    fi
-    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
-    [[ -f $so ]] || { echo "backups.sh: pgvc is not installed: run scripts/install.sh" >&2; exit 1; }
-    if readelf -S "$so" | grep -q '\.debug_info'; then
-        echo "backups.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
-            "run scripts/install.sh for the release build" >&2
-        exit 1
-    fi
-    grep -q 'backup_sync' "$WORK$share/extension/pgvc--"*.sql || {
-        echo "backups.sh: the installed pgvc has no backups (vc.backup_sync): run scripts/install.sh" >&2
-        exit 1
-    }
-    SO_SHA=$(sha256sum "$so" | cut -c1-12)
-    SO_DATE=$(date -u -r "$so" '+%Y-%m-%d %H:%M UTC')
-    # The commit checked out when the run started (others may commit meanwhile).
-    REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
-}
 
 start_cluster() {
-    PORT=$(free_port 45000)
-    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
-        --no-sync >"$WORK/initdb.log"
-    cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pgvc'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = logical
-EOF
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-    mkdir -p "$BACKUPS"
-    chown postgres: "$BACKUPS"
-    sqlf template1 <<'EOF'
-CREATE SCHEMA bench;
--- Milliseconds one statement takes, measured inside the server.
-CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
-END $$;
-CREATE FUNCTION bench.rows(lo int, hi int)
-RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
-    SELECT g, md5(g::text), ((g::bigint * 7919) % 1000000) / 100.0,
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
-    FROM generate_series(lo, hi) g
-$$;
--- (vc exists only where pgvc is created: do not check the bodies here.)
-SET check_function_bodies = off;
+    cluster_start data 45000
+    new_dir "$BACKUPS"
+    bench_schema template1 <<'EOF'
 -- vc.backup_sync(b) timed inside the server, with what it reports.
 CREATE FUNCTION bench.sync(b text, OUT ms numeric, OUT chunks bigint, OUT bytes bigint)
 LANGUAGE plpgsql AS $$
@@ -201,47 +104,12 @@ EOF
 # ---------------------------------------------------------------------------------------
 # Helpers. Each sql call is a new session (a fresh backend: cold plan and chunk caches).
 # ---------------------------------------------------------------------------------------
-psql_() {
-    PGOPTIONS="-c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres "$@"
-}
-sql() { psql_ -d "$1" -c "$2"; }
-sqlf() { psql_ -d "$1"; }
-ms() { sql "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"; }
-
-new_db() {
-    sql postgres "DROP DATABASE IF EXISTS $1"
-    sql postgres "CREATE DATABASE $1"
-    [[ ${2:-} == plain ]] || sql "$1" "CREATE EXTENSION pgvc"
-}
-
-# new_tracked DB N: table t with ids 1..N, tracked, first commit done, vacuumed.
-new_tracked() {
-    sqlf "$1" >/dev/null <<EOF
-CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
-INSERT INTO t SELECT * FROM bench.rows(1, $2);
-VACUUM ANALYZE t;
-SELECT vc.track('t');
-SELECT vc.commit('load t');
-EOF
-}
-
-vacuum_tracked() {
-    sqlf "$1" >/dev/null <<'EOF'
-VACUUM t;
-SELECT format('VACUUM vc.%I', log_table) FROM vc.tracked \gexec
-EOF
-}
-
 # new_backup DB NAME: an empty backup directory owned by postgres, registered as backup
 # NAME of DB; prints its path.
 new_backup() {
-    local d=$BACKUPS/$2
-    rm -rf "$d"
-    mkdir -p "$d"
-    chown postgres: "$d"
-    sql "$1" "SELECT vc.backup_add('$2', 'file://$d')" >/dev/null
-    echo "$d"
+    new_dir "$BACKUPS/$2"
+    sql "$1" "SELECT vc.backup_add('$2', 'file://$BACKUPS/$2')" >/dev/null
+    echo "$BACKUPS/$2"
 }
 drop_backup() {
     sql "$1" "SELECT vc.backup_remove('$2')" >/dev/null
@@ -251,77 +119,6 @@ drop_backup() {
 # Spread condition: k rows evenly over ids 1..n; the shift s picks which residue, so
 # that different runs change different rows.
 spread() { echo "id % $(($1 / $2)) = $(((${3:-0} * 7 + 1) % ($1 / $2)))"; }
-touch_rows() { sql "$1" "UPDATE t SET price = price + 1, ts = ts + interval '1 hour' WHERE $2" >/dev/null; }
-
-mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
-
-# Quiesce before a timed step: dirty pages of earlier steps written out, so neither
-# side of a comparison pays for the other's writes.
-settle() { sync; sql postgres "CHECKPOINT"; }
-
-RESULTS=$WORK/results.tsv
-# Summary rows go to the current section's file, so the summary lists them in section
-# order whatever order the benchmarks ran in.
-result() {
-    local IFS=$'\t'
-    echo "$*" >>"$RESULTS.$SECTION_NO"
-    printf '  %-70s %-8s %s\n' "$2" "$6" "$7" >&2
-}
-SECTION_NO=0
-section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
-explain() {
-    local e id text order=()
-    declare -A ids=()
-    for e in "$@"; do
-        [[ ${e##*:} == MISS ]] || continue
-        id=${e%:*}
-        text=$(cause "$id")
-        text=${text:-not yet explained: profile it (see How to investigate a MISS below).}
-        [[ -z ${ids[$text]:-} ]] && order+=("$text")
-        ids[$text]+="${ids[$text]:+, }\`$id\`"
-    done
-    for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
-    ((${#order[@]} == 0)) || md ""
-}
-
-# measure_memory DB STATEMENT: runs STATEMENT (a SELECT of one row) in a fresh session
-# while sampling the backend's /proc/<pid>/status every 50 ms. Prints "peak_RssAnon_kB
-# VmHWM_kB idle_RssAnon_kB <the statement's row>" (RssAnon: private memory, palloc and
-# Rust heap; VmHWM also counts the shared_buffers pages the backend touched).
-measure_memory() {
-    local db=$1 stmt=$2 pidfile=$WORK/mem.pid out=$WORK/mem.out pid
-    rm -f "$pidfile"
-    psql_ -d "$db" >"$out" <<EOF &
-\o $pidfile
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(0.3);
-$stmt;
-SELECT pg_sleep(0.3);
-EOF
-    CLIENT_PID=$!
-    while [[ ! -s $pidfile ]] && kill -0 "$CLIENT_PID" 2>/dev/null; do sleep 0.01; done
-    pid=$(<"$pidfile")
-    local key val _ anon hwm idle="" peak=0 maxhwm=0
-    while kill -0 "$CLIENT_PID" 2>/dev/null && [[ -r /proc/$pid/status ]]; do
-        anon="" hwm=""
-        while read -r key val _; do
-            case $key in
-            RssAnon:) anon=$val ;;
-            VmHWM:) hwm=$val ;;
-            esac
-        done </proc/"$pid"/status 2>/dev/null || true
-        if [[ -n $anon ]]; then
-            [[ -z $idle ]] && idle=$anon
-            ((anon > peak)) && peak=$anon
-            ((hwm > maxhwm)) && maxhwm=$hwm
-        fi
-        sleep 0.05
-    done
-    wait "$CLIENT_PID"
-    CLIENT_PID=""
-    echo "$peak $maxhwm $idle $(grep -v '^$' "$out" | head -1)"
-}
 
 # ---------------------------------------------------------------------------------------
 # Set-up: the source database, N rows, tracked and committed.
@@ -350,12 +147,10 @@ sync_run() {
     SYNC_MS=${m[0]} SYNC_CHUNKS=${m[1]} SYNC_BYTES=${m[2]}
 }
 dump_run() {
-    local t0
     rm -f "$DUMPFILE"
     settle
-    t0=$(now)
-    "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres -Fc -t t -f "$DUMPFILE" src
-    DUMP_MS=$(since_ms "$t0")
+    wall pg_client pg_dump -Fc -t t -f "$DUMPFILE" src
+    DUMP_MS=$WALL_MS
 }
 
 bench_full() {
@@ -423,18 +218,14 @@ bench_full() {
 # 2. Restore vs pg_restore.
 # ---------------------------------------------------------------------------------------
 restore_run() {
-    local t0
     settle
-    t0=$(now)
-    RESTORE_IN=$(ms rst_$1 "SELECT vc.backup_restore('file://$FULL_DIR')")
-    RESTORE_WALL=$(since_ms "$t0")
+    ms_wall rst_$1 "SELECT vc.backup_restore('file://$FULL_DIR')"
+    RESTORE_IN=$MS_IN RESTORE_WALL=$WALL_MS
 }
 pg_restore_run() {
-    local t0
     settle
-    t0=$(now)
-    "$PGBIN/pg_restore" -h "$WORK" -p "$PORT" -U postgres -d pgr_$1 -L "$DUMPFILE.list" "$DUMPFILE"
-    PGR_MS=$(since_ms "$t0")
+    wall pg_client pg_restore -d pgr_$1 -L "$DUMPFILE.list" "$DUMPFILE"
+    PGR_MS=$WALL_MS
 }
 
 bench_restore() {
@@ -498,17 +289,10 @@ bench_restore() {
 # inc_sync DB NAME DIR: a timed sync; prints "ms chunks bytes pack_bytes idx_bytes packs"
 # where pack/idx bytes are the st_size of the files the sync added under packs/.
 inc_sync() {
-    local before new f pack=0 idx=0 packs=0
+    local before
     before=$(ls "$3/packs" 2>/dev/null || true)
     sync_run "$1" "$2"
-    new=$(comm -13 <(echo "$before") <(ls "$3/packs"))
-    for f in $new; do
-        case $f in
-        *.pack) pack=$((pack + $(stat -c %s "$3/packs/$f"))) packs=$((packs + 1)) ;;
-        *.idx) idx=$((idx + $(stat -c %s "$3/packs/$f"))) ;;
-        esac
-    done
-    echo "$SYNC_MS $SYNC_CHUNKS $SYNC_BYTES $pack $idx $packs"
+    echo "$SYNC_MS $SYNC_CHUNKS $SYNC_BYTES $(new_pack_bytes "$3" "$before")"
 }
 
 bench_incremental() {
@@ -690,12 +474,7 @@ bench_memory() {
     # Extra: a sync whose working set is the whole table (tracked, never committed): the
     # working set's chunks are built in memory (an Overlay) before they are pushed.
     new_db unc
-    sqlf unc >/dev/null <<EOF
-CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
-INSERT INTO t SELECT * FROM bench.rows(1, $N);
-VACUUM ANALYZE t;
-SELECT vc.track('t');
-EOF
+    new_table unc t "$N" "SELECT vc.track('t');" >/dev/null
     new_backup unc unc >/dev/null
     settle
     m=($(measure_memory unc "SELECT * FROM bench.sync('unc')"))
@@ -723,8 +502,7 @@ tiny_syncs() {
         ts+=("${m[0]}")
     done
     packs=$(find "$FULL_DIR/packs" -name '*.idx' | wc -l)
-    # idx = 12-byte header + 44 bytes per chunk + 40-byte trailer
-    chunks=$(find "$FULL_DIR/packs" -name '*.idx' -printf '%s\n' | awk '{n += ($1 - 52) / 44} END {printf "%d", n}')
+    chunks=$(idx_chunks "$FULL_DIR")
     printf -v "TINY_$1" '%s' "$(median "${ts[@]}") $packs $chunks ${ts[*]}"
     log "   1-row sync ($1): ${ts[*]} ms; backup: $packs packs, $chunks chunks"
 }
@@ -781,9 +559,8 @@ bench_memory_history() {
 # Report
 # ---------------------------------------------------------------------------------------
 write_report() {
-    local mode="full run" rev=$REV
-    ((QUICK)) && mode="QUICK SMOKE RUN (\`benches/backups.sh --quick\`: small sizes, not the figures of record)"
-    ((DIRTY)) && rev="$rev (the work tree had uncommitted changes in src/ at the start)"
+    local rev
+    rev=$(rev_at_start)
     {
         echo "# pgvc backup benchmarks"
         echo
@@ -791,9 +568,9 @@ write_report() {
         echo "\`benches/backups.sh\` (as root, with the release build installed by"
         echo "\`scripts/install.sh\`); \`benches/backups.sh --quick\` for a smoke run."
         echo
-        echo "- **Command**: \`benches/backups.sh${ARGS:+ $ARGS}\`"
-        echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
-        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); backups and dump on $(df -T "$BACKUPS" | awk 'NR == 2 {print $2 " (" $1 ")"}'); shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        report_command
+        report_run
+        report_machine "backups and dump on $(fs_of "$BACKUPS"); "
         echo "- **PostgreSQL**: $PG_VERSION; \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, other settings default (fsync on, \`synchronous_commit = on\`)"
         echo "- **pgvc**: commit $rev checked out at the start; measured: the installed release build (pgvc.so sha256 $SO_SHA..., installed $SO_DATE)"
         echo "- **Sizes**: N = $N rows (memory also at $N_MEM_SMALL), K = $K changed rows (1%); table" \
@@ -806,46 +583,18 @@ write_report() {
             "time. Every goal is a ratio against a baseline measured in the same run, interleaved" \
             "(the machine is shared; absolute times drift)."
         echo
-        echo "## Summary"
-        echo
-        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
-        echo "|---|---|---|---:|---:|---:|---|"
-        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-        echo
-        local s
-        for s in 1 2 3 4; do
-            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
-        done
+        report_summary 1 2 3 4
         echo -n "Causes of MISSes from profiles of pgvc $CAUSES_FROM"
         if [[ $SO_SHA == "$CAUSES_SO" ]]; then echo ": the build measured here."; else echo "; this run measured another build (pgvc.so $SO_SHA): re-check them."; fi
         echo
-        cat <<'EOF'
-## How to investigate a MISS
-
-- CPU: start the statement in one session, find its backend
-  (`SELECT pid FROM pg_stat_activity WHERE ...`), then `perf record -g -p <pid> -- sleep 10`
-  and `perf report --children --sort symbol` (or `--no-children` for self time).
-- Memory: `SELECT pg_log_backend_memory_contexts(<pid>)` while it runs writes the backend's
-  memory contexts to the server log; `benches/backups.sh --keep` keeps the log.
-EOF
+        report_investigate " (or \`--no-children\` for self time)"
     } >"$OUT"
 }
 
-print_summary() {
-    echo
-    awk -F'\t' 'BEGIN {printf "%-20s %-70s %-10s %12s %12s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
-        {printf "%-20s %-70s %-10s %12s %12s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-    echo
-    echo "report: $OUT"
-}
-
 main() {
-    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    snapshot_install
-    PG_VERSION=$("$PGBIN/postgres" --version)
+    bench_begin backup_sync backups
     start_cluster
-    log "cluster on $WORK, port $PORT ($PG_VERSION, pgvc.so $SO_SHA)"
+    log "cluster on $WORK, port ${PORTS[data]} ($PG_VERSION, pgvc.so $SO_SHA)"
     setup_source
     bench_full
     bench_restore
@@ -854,9 +603,9 @@ main() {
     bench_incremental
     check_uncommitted_restore
     bench_memory_history
-    cat "$RESULTS".[1-4] >"$RESULTS" 2>/dev/null || true
+    collect_results
     write_report
-    print_summary
+    print_summary 20 70 12
 }
 
 main

@@ -30,27 +30,13 @@
 # between the two sides, because the machine is shared and noisy.
 set -euo pipefail
 
+NAME=remotes.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+# The harness: cluster, SQL, memory, results and report helpers shared by the scripts.
 . "$ROOT/benches/lib.sh"
-SYS_BIN=/usr/lib/postgresql/15/bin
-
-ARGS="$*"
-QUICK=0
-ONLY="1,2,3,4"
-OUT=""
-KEEP=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    --only) ONLY=$2; shift ;;
-    --out) OUT=$2; shift ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
-    *) echo "remotes.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+parse_args 2,28 "1,2,3,4" "$@"
+RESULT_WIDTH=62
+UNEXPLAINED="not yet explained: profile it (see How to investigate below)."
 
 # ---------------------------------------------------------------------------------------
 # Sizes. Default: the issue's sizes. --quick: 10x smaller, same shapes.
@@ -122,94 +108,16 @@ EOF
 )
 
 # ---------------------------------------------------------------------------------------
-# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc (as benches/run.sh).
+# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc (benches/lib.sh).
 # ---------------------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pgvc-bench-remotes.XXXXXX)
-chown postgres: "$WORK"
-PGBIN=$WORK/usr/lib/postgresql/15/bin
-PORT=""
+make_work pgvc-bench-remotes
 REMOTES=$WORK/remotes          # file:// remotes and the dd target: one filesystem
 DUMPFILE=$WORK/t.dump
 
-cleanup() {
-    local rc=$?
-    if [[ -f $WORK/data/postmaster.pid ]]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-    fi
-    if ((rc != 0)) && [[ -f $WORK/server.log ]]; then
-        echo "remotes.sh: failed; last lines of the server log ($WORK/server.log):" >&2
-        tail -n 20 "$WORK/server.log" >&2
-        grep -q 'Segmentation fault' "$WORK/server.log" && echo "remotes.sh: the server crashed (see above)" >&2
-        KEEP=1
-    fi
-    if ((KEEP)); then echo "remotes.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK; pgvc is
-# taken from the release package scripts/install.sh builds, when present (the system
-# copy may be a debug build that `cargo pgrx test` installed meanwhile).
-snapshot_install() {
-    local lib share so pkg=$ROOT/target/pgvc-package
-    lib=$("$SYS_BIN/pg_config" --pkglibdir)
-    share=$("$SYS_BIN/pg_config" --sharedir)
-    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
-    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
-    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
-    cp -a "$share" "$WORK/usr/share/postgresql/"
-    SO_BUILT=$(date -u -r "$lib/pgvc.so" '+%Y-%m-%d %H:%M UTC' 2>/dev/null || echo "?")
-    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
-        SO_BUILT=$(date -u -r "$pkg$lib/pgvc.so" '+%Y-%m-%d %H:%M UTC')
-        cp "$pkg$lib/pgvc.so" "$WORK$lib/"
-        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
-    fi
-    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
-    [[ -f $so ]] || { echo "remotes.sh: pgvc is not installed: run scripts/install.sh" >&2; exit 1; }
-    if readelf -S "$so" | grep -q '\.debug_info'; then
-        echo "remotes.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
-            "run scripts/install.sh for the release build" >&2
-        exit 1
-    fi
-    SO_SHA=$(sha256sum "$so" | cut -c1-12)
-    # What the source looked like when the copy was taken (others may commit meanwhile).
-    REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    REV_DATE=$(TZ=UTC git -C "$ROOT" log -1 --format=%cd --date=format-local:'%Y-%m-%d %H:%M UTC' 2>/dev/null || echo "?")
-    DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
-}
-
 start_cluster() {
-    PORT=$(free_port 50000)
-    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
-        --no-sync >"$WORK/initdb.log"
-    cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pgvc'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = logical
-EOF
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-    mkdir -p "$REMOTES"
-    chown postgres: "$REMOTES"
-    sqlf template1 <<'EOF'
-CREATE SCHEMA bench;
--- Milliseconds one statement takes, measured inside the server.
-CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
-END $$;
-CREATE FUNCTION bench.rows(lo int, hi int)
-RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
-    SELECT g, md5(g::text), ((g::bigint * 7919) % 1000000) / 100.0,
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
-    FROM generate_series(lo, hi) g
-$$;
-SET check_function_bodies = off;
+    cluster_start data 50000
+    new_dir "$REMOTES"
+    bench_schema template1 <<'EOF'
 -- Encoded bytes of the chunk store (length(data) of every chunk).
 CREATE FUNCTION bench.chunk_bytes() RETURNS bigint LANGUAGE sql AS $$
     SELECT coalesce(sum(length(data)), 0) FROM vc.chunks
@@ -220,120 +128,15 @@ EOF
 # ---------------------------------------------------------------------------------------
 # Helpers. Each sql call is a new session (a fresh backend: cold plan and chunk caches).
 # ---------------------------------------------------------------------------------------
-psql_() {
-    PGOPTIONS="-c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres "$@"
-}
-sql() { psql_ -d "$1" -c "$2"; }
-sqlf() { psql_ -d "$1"; }
-ms() { sql "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"; }
-
-new_db() {
-    sql postgres "DROP DATABASE IF EXISTS $1"
-    sql postgres "CREATE DATABASE $1"
-    [[ ${2:-} == plain ]] || sql "$1" "CREATE EXTENSION pgvc"
-}
-
-# new_tracked DB N: table t with ids 1..N, tracked, first commit done, vacuumed.
-new_tracked() {
-    sqlf "$1" >/dev/null <<EOF
-CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
-INSERT INTO t SELECT * FROM bench.rows(1, $2);
-VACUUM ANALYZE t;
-SELECT vc.track('t');
-SELECT vc.commit('load t');
-EOF
-}
-
-vacuum_tracked() {
-    sqlf "$1" >/dev/null <<'EOF'
-VACUUM t;
-SELECT format('VACUUM vc.%I', log_table) FROM vc.tracked \gexec
-EOF
-}
-
 # An empty remote directory owned by postgres; prints its path.
 new_remote_dir() {
-    local d=$REMOTES/$1
-    rm -rf "$d"
-    mkdir -p "$d"
-    chown postgres: "$d"
-    echo "$d"
+    new_dir "$REMOTES/$1"
+    echo "$REMOTES/$1"
 }
 
 # Spread condition: k rows evenly over ids 1..n. A run number shifts the rows so that
 # runs of the same k change different rows.
 spread() { echo "id % $(($1 / $2)) = $((($1 / $2 / 2 + ${3:-0}) % ($1 / $2)))"; }
-touch_rows() { sql "$1" "UPDATE t SET price = price + 1, ts = ts + interval '1 hour' WHERE $2" >/dev/null; }
-
-mibs() { awk -v b="$1" -v ms="$2" 'BEGIN {printf "%.1f", b / 1048576 / (ms / 1000)}'; }
-
-# Quiesce before a timed step: dirty pages of earlier steps written out, so neither
-# side of a comparison pays for the other's writes.
-settle() { sync; sql postgres "CHECKPOINT"; }
-
-RESULTS=$WORK/results.tsv
-# Summary rows go to the current section's file, so the summary lists them in section
-# order whatever order the benchmarks ran in.
-result() {
-    local IFS=$'\t'
-    echo "$*" >>"$RESULTS.${SECTION_NO:-0}"
-    printf '  %-62s %-8s %s\n' "$2" "$6" "$7" >&2
-}
-SECTION=""
-section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
-explain() {
-    local e id text order=()
-    declare -A ids=()
-    for e in "$@"; do
-        [[ ${e##*:} == MISS ]] || continue
-        id=${e%:*}
-        text=$(cause "$id")
-        text=${text:-not yet explained: profile it (see How to investigate below).}
-        [[ -z ${ids[$text]:-} ]] && order+=("$text")
-        ids[$text]+="${ids[$text]:+, }\`$id\`"
-    done
-    for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
-    ((${#order[@]} == 0)) || md ""
-}
-
-# measure_memory DB STATEMENT: runs STATEMENT in a fresh session while sampling the
-# backend's /proc/<pid>/status every 50 ms. Prints "ms peak_RssAnon_kB VmHWM_kB
-# idle_RssAnon_kB" (RssAnon: private memory, palloc + Rust heap; VmHWM also counts the
-# shared_buffers pages the backend touched).
-measure_memory() {
-    local db=$1 stmt=$2 pidfile=$WORK/mem.pid out=$WORK/mem.out client pid
-    rm -f "$pidfile"
-    psql_ -d "$db" >"$out" <<EOF &
-\o $pidfile
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(0.3);
-SELECT bench.ms(\$bq\$ $stmt \$bq\$);
-SELECT pg_sleep(0.3);
-EOF
-    client=$!
-    while [[ ! -s $pidfile ]] && kill -0 "$client" 2>/dev/null; do sleep 0.01; done
-    pid=$(<"$pidfile")
-    local key val _ anon hwm idle="" peak=0 maxhwm=0
-    while kill -0 "$client" 2>/dev/null && [[ -r /proc/$pid/status ]]; do
-        anon="" hwm=""
-        while read -r key val _; do
-            case $key in
-            RssAnon:) anon=$val ;;
-            VmHWM:) hwm=$val ;;
-            esac
-        done </proc/"$pid"/status 2>/dev/null || true
-        if [[ -n $anon ]]; then
-            [[ -z $idle ]] && idle=$anon
-            ((anon > peak)) && peak=$anon
-            ((hwm > maxhwm)) && maxhwm=$hwm
-        fi
-        sleep 0.05
-    done
-    wait "$client"
-    echo "$(grep -E '^[0-9.]+$' "$out" | head -1) $peak $maxhwm $idle"
-}
 
 # ---------------------------------------------------------------------------------------
 # Set-up: the source database (N rows) and a small one (N_SMALL rows), committed.
@@ -360,11 +163,10 @@ push_run() {
 }
 # dd_run BYTES: dd of BYTES rounded up to whole MiB into the remotes' filesystem.
 dd_run() {
-    local count=$((($1 + 1048575) / 1048576)) t0
+    local count=$((($1 + 1048575) / 1048576))
     settle
-    t0=$(now)
-    dd if=/dev/zero of="$REMOTES/dd.out" bs=1M count="$count" conv=fdatasync status=none
-    DD_MS=$(since_ms "$t0")
+    wall dd if=/dev/zero of="$REMOTES/dd.out" bs=1M count="$count" conv=fdatasync status=none
+    DD_MS=$WALL_MS
     DD_BYTES=$((count * 1048576))
     rm -f "$REMOTES/dd.out"
 }
@@ -444,26 +246,21 @@ bench_initial_push() {
 # 2. Clone vs pg_dump -Fc + pg_restore.
 # ---------------------------------------------------------------------------------------
 clone_run() {
-    local t0
     settle
-    t0=$(now)
-    CLONE_IN=$(ms clone_$1 "SELECT vc.clone('file://$ORIGIN')")
-    CLONE_WALL=$(since_ms "$t0")
+    ms_wall clone_$1 "SELECT vc.clone('file://$ORIGIN')"
+    CLONE_IN=$MS_IN CLONE_WALL=$WALL_MS
 }
 # dump_restore_run DB [PG_DUMP_OPTION]: pg_dump -Fc of t from src, pg_restore into DB.
 dump_restore_run() {
-    local t0
     rm -f "$DUMPFILE"
     settle
-    t0=$(now)
-    "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres -Fc ${2:-} -t t -f "$DUMPFILE" src
-    DUMP_MS=$(since_ms "$t0")
+    wall pg_client pg_dump -Fc ${2:-} -t t -f "$DUMPFILE" src
+    DUMP_MS=$WALL_MS
     # The dump carries pgvc's tracking triggers on t (they call vc.trg_<oid>(), which
     # does not exist in the target): restore everything but them (untimed listing).
     "$PGBIN/pg_restore" -l "$DUMPFILE" | grep -v ' TRIGGER ' >"$DUMPFILE.list"
-    t0=$(now)
-    "$PGBIN/pg_restore" -h "$WORK" -p "$PORT" -U postgres -d "$1" -L "$DUMPFILE.list" "$DUMPFILE"
-    RESTORE_MS=$(since_ms "$t0")
+    wall pg_client pg_restore -d "$1" -L "$DUMPFILE.list" "$DUMPFILE"
+    RESTORE_MS=$WALL_MS
     DUMP_SIZE=$(stat -c %s "$DUMPFILE")
 }
 
@@ -548,25 +345,18 @@ bench_clone() {
 # commits, pushes to origin. Prints "push_ms new_chunk_bytes pack_bytes idx_bytes
 # new_chunks pushed_chunks remote_chunks_before".
 incremental() {
-    local db=$1 dir=$2 cond=$3 label=$4 before after push packs_before new pack=0 idx=0 f
+    local db=$1 dir=$2 cond=$3 label=$4 before after push packs_before remote_chunks p
     touch_rows "$db" "$cond"
     vacuum_tracked "$db"
     before=$(sql "$db" "SELECT count(*) || ' ' || bench.chunk_bytes() FROM vc.chunks")
     sql "$db" "SELECT vc.commit('$label')" >/dev/null
     after=$(sql "$db" "SELECT count(*) || ' ' || bench.chunk_bytes() FROM vc.chunks")
     packs_before=$(ls "$dir/packs")
-    local remote_chunks
-    remote_chunks=$(find "$dir/packs" -name '*.idx' -printf '%s\n' | awk '{n += ($1 - 52) / 44} END {printf "%d", n}')
+    remote_chunks=$(idx_chunks "$dir")
     settle
     push=$(ms "$db" "SELECT vc.push()")
-    new=$(comm -13 <(echo "$packs_before") <(ls "$dir/packs"))
-    for f in $new; do
-        case $f in
-        *.pack) pack=$((pack + $(stat -c %s "$dir/packs/$f"))) ;;
-        *.idx) idx=$((idx + $(stat -c %s "$dir/packs/$f"))) ;;
-        esac
-    done
-    local b=($before) a=($after) pushed=0
+    p=($(new_pack_bytes "$dir" "$packs_before"))
+    local b=($before) a=($after) pack=${p[0]} idx=${p[1]} pushed=0
     # idx = 12-byte header + 44 bytes per chunk + 40-byte trailer
     ((idx > 0)) && pushed=$(((idx - 52) / 44))
     echo "$push $((a[1] - b[1])) $pack $idx $((a[0] - b[0])) $pushed $remote_chunks"
@@ -705,10 +495,10 @@ bench_memory() {
         for op in push clone; do
             settle
             if [[ $op == push ]]; then
-                m=($(measure_memory $db "SELECT vc.push('mem')"))
+                m=($(measure_memory_ms $db "SELECT vc.push('mem')"))
             else
                 new_db memclone_$n
-                m=($(measure_memory memclone_$n "SELECT vc.clone('file://$dir')"))
+                m=($(measure_memory_ms memclone_$n "SELECT vc.clone('file://$dir')"))
                 sql postgres "DROP DATABASE memclone_$n"
             fi
             peak[$op.$n]=${m[1]}
@@ -750,9 +540,8 @@ bench_memory() {
 # Report
 # ---------------------------------------------------------------------------------------
 write_report() {
-    local mode="full run" rev=$REV
-    ((QUICK)) && mode="QUICK SMOKE RUN (\`benches/remotes.sh --quick\`: small sizes, not the figures of record)"
-    if ((DIRTY)); then rev="$rev (the work tree had uncommitted changes in src/ at the start)"; fi
+    local rev
+    rev=$(rev_at_start)
     {
         echo "# pgvc remote-transfer benchmarks"
         echo
@@ -761,11 +550,11 @@ write_report() {
         echo "\`scripts/install.sh\`; \`make bench\` does both and runs the other benchmark scripts);"
         echo "\`benches/remotes.sh --quick\` for a smoke run."
         echo
-        echo "- **Command**: \`benches/remotes.sh${ARGS:+ $ARGS}\`"
-        echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
-        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); remotes and dd on $(df -T "$REMOTES" | awk 'NR == 2 {print $2 " (" $1 ")"}'); shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        report_command
+        report_run
+        report_machine "remotes and dd on $(fs_of "$REMOTES"); "
         echo "- **PostgreSQL**: $PG_VERSION; \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, other settings default (fsync on, \`synchronous_commit = on\`)"
-        echo "- **pgvc**: commit $rev (committed $REV_DATE) at the start of the run; release build installed by \`scripts/install.sh\` (pgvc.so built $SO_BUILT, sha256 $SO_SHA...)"
+        echo "- **pgvc**: commit $rev (committed $REV_DATE) at the start of the run; release build installed by \`scripts/install.sh\` (pgvc.so built $SO_DATE, sha256 $SO_SHA...)"
         echo "- **Sizes**: N = $N rows (memory also at $N_MEM_SMALL, push scaling at $N_SMALL); table" \
             "\`t (id int primary key, name text, price numeric(10,2), ts timestamptz)\`, values" \
             "\`(g, md5(g::text), (g * 7919 % 1000000) / 100.0, '2024-01-01' + g * 17 s)\`."
@@ -775,60 +564,29 @@ write_report() {
             "unless a section says otherwise. Every goal is a ratio against a baseline measured in the" \
             "same run (the machine is shared; absolute times drift)."
         echo
-        echo "## Summary"
-        echo
-        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
-        echo "|---|---|---|---:|---:|---:|---|"
-        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-        echo
-        local s
-        for s in 1 2 3 4; do
-            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
-        done
+        report_summary 1 2 3 4
         echo "$OBSERVATIONS"
         echo
-        cat <<'EOF'
-## How to investigate a MISS
-
-- CPU: start the statement in one session, find its backend
-  (`SELECT pid FROM pg_stat_activity WHERE ...`), then `perf record -g -p <pid> -- sleep 10`
-  and `perf report --children --sort symbol` (or `--no-children` for self time).
-- Memory: `SELECT pg_log_backend_memory_contexts(<pid>)` while it runs writes the backend's
-  memory contexts to the server log; `benches/remotes.sh --keep` keeps the log.
-EOF
+        report_investigate " (or \`--no-children\` for self time)"
     } >"$OUT"
 }
 
-print_summary() {
-    echo
-    awk -F'\t' 'BEGIN {printf "%-16s %-64s %-10s %12s %12s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
-        {printf "%-16s %-64s %-10s %12s %12s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-    echo
-    echo "report: $OUT"
-}
-
 main() {
-    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    snapshot_install
-    PG_VERSION=$("$PGBIN/postgres" --version)
+    bench_begin
     start_cluster
-    log "cluster on $WORK, port $PORT ($PG_VERSION, pgvc.so $SO_SHA)"
+    log "cluster on $WORK, port ${PORTS[data]} ($PG_VERSION, pgvc.so $SO_SHA)"
     setup_sources
-    local b
-    for b in ${ONLY//,/ }; do
-        [[ $b == [1-4] ]] || { echo "remotes.sh: no benchmark $b" >&2; exit 2; }
-    done
+    check_only 4
     # 1 always runs (2 and 3 use its remote); unless asked for, it is not reported.
     bench_initial_push
-    if [[ ,$ONLY, != *,1,* ]]; then rm -f "$WORK/section.1.md" "$RESULTS.1"; fi
+    if ! wanted 1; then rm -f "$WORK/section.1.md" "$RESULTS.1"; fi
     # 4 before 3: memory is measured on the source table at its single commit.
-    if [[ ,$ONLY, == *,2,* ]]; then bench_clone; fi
-    if [[ ,$ONLY, == *,4,* ]]; then bench_memory; fi
-    if [[ ,$ONLY, == *,3,* ]]; then bench_incremental; fi
-    cat "$RESULTS".[1-4] >"$RESULTS" 2>/dev/null || true
+    if wanted 2; then bench_clone; fi
+    if wanted 4; then bench_memory; fi
+    if wanted 3; then bench_incremental; fi
+    collect_results
     write_report
-    print_summary
+    print_summary 16 64 12
 }
 
 main

@@ -38,30 +38,12 @@
 # alternate between the two sides, because the machine is shared and noisy.
 set -euo pipefail
 
+NAME=replication.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+# The harness: cluster, SQL, memory, results and report helpers shared by the scripts.
 . "$ROOT/benches/lib.sh"
-SYS_BIN=/usr/lib/postgresql/15/bin
-
-ARGS="$*"
-QUICK=0
-ONLY="1,2,3,4"
-OUT=""
-KEEP=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    --only) ONLY=$2; shift ;;
-    --out) OUT=$2; shift ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
-    *) echo "replication.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
-for b in ${ONLY//,/ }; do
-    [[ $b == [1-4] ]] || { echo "replication.sh: no benchmark $b (see --help)" >&2; exit 2; }
-done
+parse_args 2,38 "1,2,3,4" "$@"
+check_only 4
 
 # ---------------------------------------------------------------------------------------
 # Sizes. Default: the issue's sizes. --quick: smaller, same shapes.
@@ -114,115 +96,21 @@ EOF2
 )
 
 # ---------------------------------------------------------------------------------------
-# Two throwaway clusters on a private copy of PostgreSQL 15 + pgvc (as benches/run.sh).
+# Two throwaway clusters on a private copy of PostgreSQL 15 + pgvc (benches/lib.sh):
+# nodes p (primary) and s (standby).
 # ---------------------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pgvc-bench-replication.XXXXXX)
-chown postgres: "$WORK"
-PGBIN=$WORK/usr/lib/postgresql/15/bin
-declare -A PORTS=()            # node (p: primary, s: standby) -> port
+make_work pgvc-bench-replication
+NODE_NAMES[p]=primary NODE_NAMES[s]=standby
 REMOTE=$WORK/remote            # the file:// remote both servers use
-SESSION_PIDS=()
 
-cleanup() {
-    local rc=$? pid n
-    for pid in "${SESSION_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for n in p s; do
-        if [[ -f $WORK/$n/postmaster.pid ]]; then
-            runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$n" -m immediate stop >/dev/null 2>&1 || true
-        fi
-    done
-    if ((rc != 0)); then
-        for n in p s; do
-            [[ -f $WORK/$n.log ]] || continue
-            echo "replication.sh: failed; last lines of the $(node_name $n)'s server log ($WORK/$n.log):" >&2
-            tail -n 20 "$WORK/$n.log" >&2
-            grep -q 'Segmentation fault' "$WORK/$n.log" && echo "replication.sh: the $(node_name $n) crashed (see above)" >&2
-        done
-        for f in "$WORK"/*.err; do
-            [[ -s $f ]] && { echo "replication.sh: session $(basename "$f" .err):" >&2; cat "$f" >&2; }
-        done
-        KEEP=1
-    fi
-    if ((KEEP)); then echo "replication.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-node_name() { if [[ $1 == p ]]; then echo primary; else echo standby; fi; }
-
-# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK; pgvc is
-# taken from the release package scripts/install.sh builds, when present (the system
-# copy may be a debug build that `cargo pgrx test` installed meanwhile).
-snapshot_install() {
-    local lib share so pkg=$ROOT/target/pgvc-package
-    lib=$("$SYS_BIN/pg_config" --pkglibdir)
-    share=$("$SYS_BIN/pg_config" --sharedir)
-    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
-    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
-    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
-    cp -a "$share" "$WORK/usr/share/postgresql/"
-    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
-        cp -p "$pkg$lib/pgvc.so" "$WORK$lib/"
-        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
-    fi
-    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
-    [[ -f $so ]] || { echo "replication.sh: pgvc is not installed: run scripts/install.sh" >&2; exit 1; }
-    if readelf -S "$so" | grep -q '\.debug_info'; then
-        echo "replication.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
-            "run scripts/install.sh for the release build" >&2
-        exit 1
-    fi
-    grep -q 'replication_status' "$WORK$share/extension/pgvc--"*.sql || {
-        echo "replication.sh: the installed pgvc has no replication (vc.replication_status): run scripts/install.sh" >&2
-        exit 1
-    }
-    SO_SHA=$(sha256sum "$so" | cut -c1-12)
-    SO_DATE=$(date -u -r "$so" '+%Y-%m-%d %H:%M UTC')
-    # The commit checked out when the run started (others may commit meanwhile).
-    REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
-}
-
-# start_cluster NODE [CONF LINE...]: initdb + start; the pgvc worker serves `postgres`.
+# start_cluster NODE [CONF LINE...]: a cluster whose pgvc worker serves `postgres`, with
+# schema bench in template1 and postgres.
 start_cluster() {
-    local n=$1
+    local n=$1 db
     shift
-    PORTS[$n]=$(free_port 40000)
-    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/$n" -A trust -U postgres \
-        --no-sync >"$WORK/initdb.$n.log"
-    {
-        cat <<EOF
-port = ${PORTS[$n]}
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pgvc'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = logical
-vc.database = 'postgres'
-EOF
-        printf '%s\n' "$@"
-    } >>"$WORK/$n/postgresql.conf"
-    pg_start "$n"
-    local db
+    cluster_start "$n" 40000 "vc.database = 'postgres'" "$@"
     for db in template1 postgres; do
-        sqlf "$n" $db <<'EOF'
-CREATE SCHEMA bench;
--- Milliseconds one statement takes, measured inside the server.
-CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
-END $$;
-CREATE FUNCTION bench.rows(lo int, hi int)
-RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
-    SELECT g, md5(g::text), ((g::bigint * 7919) % 1000000) / 100.0,
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
-    FROM generate_series(lo, hi) g
-$$;
--- (vc exists only where pgvc is created: do not check the bodies here.)
-SET check_function_bodies = off;
+        on "$n" bench_schema $db <<'EOF'
 -- vc.sync() timed inside the server, with what it returns (branches moved).
 CREATE FUNCTION bench.sync(OUT ms numeric, OUT moved bigint) LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp();
@@ -243,35 +131,19 @@ EOF
     done
 }
 
-pg_start() {
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start >/dev/null
-}
-pg_stop() {
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$1" -m fast -w stop >/dev/null
-}
-
 # ---------------------------------------------------------------------------------------
-# Helpers. Each sql call is a new session (a fresh backend: cold plan and chunk caches).
-# NODE is p (primary) or s (standby).
+# Helpers. Each sql call is a new session (a fresh backend: cold plan and chunk caches);
+# `on NODE sql ...` runs it on p (primary) or s (standby). NODE is p or s.
 # ---------------------------------------------------------------------------------------
-psql_() {
-    local n=$1
-    shift
-    PGOPTIONS="-c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$WORK" -p "${PORTS[$n]}" -U postgres "$@"
-}
-sql() { psql_ "$1" -d "$2" -c "$3"; }
-sqlf() { psql_ "$1" -d "$2"; }
-
 # ALTER SYSTEM (value "": RESET) and reload; waits until a new session sees it.
 set_conf() {
     local n=$1 name=$2 value=$3 want
     if [[ -n $value ]]; then
-        sql "$n" postgres "ALTER SYSTEM SET $name = '$value'"
+        on "$n" sql postgres "ALTER SYSTEM SET $name = '$value'"
     else
-        sql "$n" postgres "ALTER SYSTEM RESET $name"
+        on "$n" sql postgres "ALTER SYSTEM RESET $name"
     fi
-    sql "$n" postgres "SELECT pg_reload_conf()" >/dev/null
+    on "$n" sql postgres "SELECT pg_reload_conf()" >/dev/null
     # Backends and the worker read the file at their next command or latch.
     sleep 0.3
 }
@@ -282,8 +154,8 @@ declare -A SW=() SR=()
 session_open() {
     local name=$1 n=$2 db=$3 w r
     mkfifo "$WORK/$name.in" "$WORK/$name.out"
-    psql_ "$n" -d "$db" <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    SESSION_PIDS+=($!)
+    on "$n" psql_ -d "$db" <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    BG_PIDS+=($!)
     exec {w}>"$WORK/$name.in"
     exec {r}<"$WORK/$name.out"
     SW[$name]=$w SR[$name]=$r
@@ -323,53 +195,9 @@ poll() {
 # Milliseconds between two microsecond times, 1 decimal.
 dms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1000}'; }
 
-# pct P VALUES...: nearest-rank percentile.
-pct() {
-    local p=$1
-    shift
-    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{v[NR] = $1} END {i = int((p * NR + 99) / 100); if (i < 1) i = 1; print v[i]}'
-}
-mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
-
-# Quiesce before a timed step: dirty pages of earlier steps written out, so neither
-# side of a comparison pays for the other's writes.
-settle() {
-    sync
-    local n
-    for n in p s; do
-        [[ -f $WORK/$n/postmaster.pid ]] && sql $n postgres "CHECKPOINT"
-    done
-    return 0
-}
-
-RESULTS=$WORK/results.tsv
-# Summary rows go to the current section's file, so the summary lists them in section
-# order whatever order the benchmarks ran in.
-result() {
-    local IFS=$'\t'
-    echo "$*" >>"$RESULTS.$SECTION_NO"
-    printf '  %-70s %-8s %s\n' "$2" "$6" "$7" >&2
-}
-SECTION_NO=0
-section() { SECTION_NO=$1 SECTION=$WORK/section.$1.md; : >"$SECTION"; : >"$RESULTS.$1"; }
-explain() {
-    local e id text order=()
-    declare -A ids=()
-    for e in "$@"; do
-        [[ ${e##*:} == MISS ]] || continue
-        id=${e%:*}
-        text=$(cause "$id")
-        text=${text:-not yet explained: profile it (see How to investigate a MISS below).}
-        [[ -z ${ids[$text]:-} ]] && order+=("$text")
-        ids[$text]+="${ids[$text]:+, }\`$id\`"
-    done
-    for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
-    ((${#order[@]} == 0)) || md ""
-}
-
 # The standby's replication status (main), "<null>" for NULLs: status COLUMN.
 status() {
-    sql "$1" postgres "SELECT coalesce($2::text, '<null>') FROM vc.replication_status() WHERE branch = 'main'"
+    on "$1" sql postgres "SELECT coalesce($2::text, '<null>') FROM vc.replication_status() WHERE branch = 'main'"
 }
 # Stops the run when the standby reports a replication error: a pgvc bug to report,
 # not to work around.
@@ -382,12 +210,6 @@ check_no_error() {
     fi
 }
 
-vacuum_tracked() {
-    sqlf "$1" postgres >/dev/null <<'EOF2'
-VACUUM;
-SELECT format('VACUUM vc.%I', log_table) FROM vc.tracked \gexec
-EOF2
-}
 # Packs the remote lists (one per push that wrote anything; nothing repacks).
 packs() { find "$REMOTE/packs" -name '*.pack' | wc -l; }
 
@@ -401,15 +223,14 @@ next_ev() { EV_ID=$((EV_ID + 1)); }
 # ---------------------------------------------------------------------------------------
 setup() {
     log "set-up: primary, standby (clone of file://$REMOTE), logical replication baseline"
-    mkdir -p "$REMOTE"
-    chown postgres: "$REMOTE"
+    new_dir "$REMOTE"
     start_cluster p
     start_cluster s "vc.read_replica_remote = 'origin'" "vc.replication_interval = $INTERVAL_MS"
     # The primary: replication to origin from the first commit on (ALTER SYSTEM, so
     # that 3 can turn it off with ALTER SYSTEM RESET).
-    sql p postgres "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', 'file://$REMOTE')" >/dev/null
+    on p sql postgres "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', 'file://$REMOTE')" >/dev/null
     set_conf p vc.replicate_to_remote origin
-    sqlf p postgres >/dev/null <<'EOF'
+    on p sqlf postgres >/dev/null <<'EOF'
 CREATE TABLE ev (id int PRIMARY KEY, what text);
 CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
 CREATE TABLE m (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
@@ -420,11 +241,11 @@ SELECT vc.commit('init');
 EOF
     [[ $(status p role) == primary ]] || { echo "replication.sh: the primary's role is $(status p role)" >&2; exit 1; }
     check_no_error p "after its first commit"
-    PRIMARY_HEAD=$(sql p postgres "SELECT vc.hashof('main')")
+    PRIMARY_HEAD=$(on p sql postgres "SELECT vc.hashof('main')")
     [[ $(status p remote_head) == "$PRIMARY_HEAD" ]] || { echo "replication.sh: the first commit was not pushed (remote head $(status p remote_head))" >&2; exit 1; }
     # The standby.
-    sql s postgres "CREATE EXTENSION pgvc" >/dev/null
-    sql s postgres "SELECT vc.clone('file://$REMOTE')" >/dev/null
+    on s sql postgres "CREATE EXTENSION pgvc" >/dev/null
+    on s sql postgres "SELECT vc.clone('file://$REMOTE')" >/dev/null
     [[ $(status s role) == standby ]] || { echo "replication.sh: the standby's role is $(status s role)" >&2; exit 1; }
     session_open sp s postgres
     poll sp "SELECT coalesce(vc.hashof('main'), '');" "$PRIMARY_HEAD" 30
@@ -434,11 +255,11 @@ EOF
     # The baseline: the same tables in database logi, published by the primary and
     # subscribed to by the standby (copy_data = false: they start empty).
     local lt="CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz); CREATE TABLE ev (id int PRIMARY KEY, what text)"
-    sql p postgres "CREATE DATABASE logi"
-    sql s postgres "CREATE DATABASE logi"
-    sql p logi "$lt; CREATE PUBLICATION pub FOR TABLE t, ev"
-    sql s logi "$lt"
-    sql s logi "CREATE SUBSCRIPTION sub CONNECTION 'host=$WORK port=${PORTS[p]} dbname=logi user=postgres' PUBLICATION pub WITH (copy_data = false)" >/dev/null
+    on p sql postgres "CREATE DATABASE logi"
+    on s sql postgres "CREATE DATABASE logi"
+    on p sql logi "$lt; CREATE PUBLICATION pub FOR TABLE t, ev"
+    on s sql logi "$lt"
+    on s sql logi "CREATE SUBSCRIPTION sub CONNECTION 'host=$WORK port=${PORTS[p]} dbname=logi user=postgres' PUBLICATION pub WITH (copy_data = false)" >/dev/null
     session_open lp p logi
     session_open ls s logi
     # Wait until the subscription applies: a probe row goes over and back out.
@@ -541,7 +362,7 @@ check_long_interval() {
     [[ $REPLY == 1h ]] || { echo "replication.sh: the standby's vc.replication_interval is $REPLY, not 1h" >&2; exit 1; }
     sleep 1.5
     next_ev
-    head=$(sql p postgres "INSERT INTO ev VALUES ($EV_ID, 'interval check'); SELECT vc.commit('interval check')")
+    head=$(on p sql postgres "INSERT INTO ev VALUES ($EV_ID, 'interval check'); SELECT vc.commit('interval check')")
     us
     t0=$US
     if poll sp "SELECT vc.hashof('main');" "$head" 5 2>/dev/null; then
@@ -568,7 +389,7 @@ pgvc_apply_run() {
     # 1), src/pg/replication/mod.rs), so that the worker cannot apply the commit first.
     q sp "BEGIN; SELECT pg_advisory_xact_lock(7283519, 1);"
     t0=$(now)
-    head=$(sql p postgres "INSERT INTO t SELECT * FROM bench.rows($lo, $hi); SELECT vc.commit('apply run $r')")
+    head=$(on p sql postgres "INSERT INTO t SELECT * FROM bench.rows($lo, $hi); SELECT vc.commit('apply run $r')")
     PCOMMIT_MS=$(since_ms "$t0")
     settle
     us
@@ -646,7 +467,7 @@ bench_apply() {
     v=$(verdict "$ratio" ">=" 1.0)
     sm=$(median "${syncs[@]}") lm=$(median "${logicals[@]}") wm=$(median "${walls[@]}")
     local chunks
-    chunks=$(sql s postgres "SELECT count(*) || ' chunks, ' || pg_size_pretty(sum(length(data))) FROM vc.chunks")
+    chunks=$(on s sql postgres "SELECT count(*) || ' chunks, ' || pg_size_pretty(sum(length(data))) FROM vc.chunks")
     md "## 2. Apply throughput" "" \
         "Each run, a commit of $N_APPLY new rows on the primary (\`INSERT INTO t SELECT ...\` of" \
         "$N_APPLY rows of \`t (id int primary key, name text, price numeric(10,2), ts timestamptz)\`," \
@@ -734,7 +555,7 @@ bench_push_overhead() {
     # emptied by the large commits of 2 are vacuumed (their dead rows slow every commit
     # down until autovacuum comes: see Observations).
     pg_stop s
-    vacuum_tracked p
+    on p vacuum_tracked postgres ""
     LAT_WALL_on=() LAT_IN_on=() LAT_WALL_off=() LAT_IN_off=() LAT_BLOCKS=()
     local packs0
     packs0=$(packs)
@@ -750,7 +571,7 @@ bench_push_overhead() {
         if [[ $mode == on ]]; then
             # Every commit of the block is on the remote, without error.
             check_no_error p "after a block of commits with replication on"
-            [[ $(status p remote_head) == "$(sql p postgres "SELECT vc.hashof('main')")" ]] \
+            [[ $(status p remote_head) == "$(on p sql postgres "SELECT vc.hashof('main')")" ]] \
                 || { echo "replication.sh: the remote head is not the primary's after a block with replication on" >&2; exit 1; }
         fi
         log "   block $mode: median $(median "${LAT_WALL_on[@]:-0}") ms on, $(median "${LAT_WALL_off[@]:-0}") ms off so far"
@@ -798,7 +619,7 @@ bench_memory() {
     pg_stop s
     pg_start s
     local wpid head t0 t_commit=0 t_seen=0 hfile=$WORK/mem.head client
-    head=$(sql p postgres "SELECT vc.hashof('main')")
+    head=$(on p sql postgres "SELECT vc.hashof('main')")
     # The sessions on the standby ended with the restart: reopen the one we need.
     session_open sm s postgres
     poll sm "SELECT coalesce(vc.hashof('main'), '');" "$head" 60
@@ -812,23 +633,12 @@ bench_memory() {
     # The primary's INSERT + commit (pushed at COMMIT) in the background; the worker
     # applies it at its next round (interval $INTERVAL_MS).
     t0=$(now)
-    sql p postgres "INSERT INTO m SELECT * FROM bench.rows(1, $N_MEM); SELECT vc.commit('load m')" >"$hfile.tmp" &
+    on p sql postgres "INSERT INTO m SELECT * FROM bench.rows(1, $N_MEM); SELECT vc.commit('load m')" >"$hfile.tmp" &
     client=$!
-    local key val _ anon hwm idle="" peak=0 maxhwm=0 samples=0 after=0 want=""
+    local after=0 want=""
+    mem_reset
     while :; do
-        anon="" hwm=""
-        while read -r key val _; do
-            case $key in
-            RssAnon:) anon=$val ;;
-            VmHWM:) hwm=$val ;;
-            esac
-        done </proc/"$wpid"/status 2>/dev/null || { echo "replication.sh: the worker ($wpid) is gone" >&2; exit 1; }
-        if [[ -n $anon ]]; then
-            samples=$((samples + 1))
-            [[ -z $idle ]] && idle=$anon
-            ((anon > peak)) && peak=$anon
-            ((hwm > maxhwm)) && maxhwm=$hwm
-        fi
+        mem_sample "$wpid" || { echo "replication.sh: the worker ($wpid) is gone" >&2; exit 1; }
         if [[ -z $want ]] && ! kill -0 "$client" 2>/dev/null; then
             wait "$client"
             want=$(<"$hfile.tmp")
@@ -858,27 +668,27 @@ bench_memory() {
     q sm "SELECT count(*) FROM m;"
     ((REPLY == N_MEM)) || { echo "replication.sh: the standby has $REPLY rows in m, want $N_MEM" >&2; exit 1; }
     local v
-    v=$(verdict "$peak" "<=" $MEM_GOAL_KB)
-    log "   worker $wpid: idle RssAnon $((idle / 1024)) MB, peak RssAnon $((peak / 1024)) MB, VmHWM $((maxhwm / 1024)) MB; primary commit $t_commit ms, then applied after $E2E_MEM ms (lag_ms ${w[1]})"
+    v=$(verdict "$MEM_PEAK" "<=" $MEM_GOAL_KB)
+    log "   worker $wpid: idle RssAnon $((MEM_IDLE / 1024)) MB, peak RssAnon $((MEM_PEAK / 1024)) MB, VmHWM $((MEM_HWM / 1024)) MB; primary commit $t_commit ms, then applied after $E2E_MEM ms (lag_ms ${w[1]})"
     md "## 4. Memory of the standby's worker" "" \
         "The standby is restarted (a fresh worker) and caught up; then the primary commits $N_MEM" \
         "new rows (\`INSERT INTO m SELECT ...\` into an empty tracked table of the same columns as" \
         "t, then \`vc.commit()\`, pushed at COMMIT) and the standby's worker applies the commit at" \
         "its next round (\`vc.replication_interval = $INTERVAL_MS\`). The worker's" \
         "\`/proc/<pid>/status\` (pid from \`vc.worker_status()\`) is sampled every 50 ms from before" \
-        "the primary's INSERT until 0.3 s after the standby shows the new head ($samples samples):" \
+        "the primary's INSERT until 0.3 s after the standby shows the new head ($MEM_SAMPLES samples):" \
         "\`RssAnon\` (private memory: palloc and Rust heap) and \`VmHWM\` (peak resident set, which" \
         "also counts the shared_buffers pages the worker touched). One run." \
         "**Goal**: peak RssAnon <= 256 MB (the figure compared with the goal is the peak" \
         "RssAnon; VmHWM is shown for information)." "" \
         "| rows applied | idle RssAnon | peak RssAnon | peak VmHWM | result |" \
         "|---:|---:|---:|---:|---|" \
-        "| $N_MEM | $(human $((idle * 1024))) | $(human $((peak * 1024))) | $(human $((maxhwm * 1024))) | $v |" "" \
+        "| $N_MEM | $(human $((MEM_IDLE * 1024))) | $(human $((MEM_PEAK * 1024))) | $(human $((MEM_HWM * 1024))) | $v |" "" \
         "Times (information): the primary's INSERT + \`vc.commit()\` with its push $t_commit ms" \
         "(client); from that commit returning to the standby showing the new head $E2E_MEM ms (to" \
         "within the 50 ms sampling: the worker's poll, fetch, apply and COMMIT); the standby's" "\`lag_ms\` ${w[1]} ms (taken before the worker's COMMIT)." ""
     explain "4:$v"
-    result 4 "memory of the standby's worker applying $N_MEM rows: peak RssAnon" "<= 256 MB" "-" "$(mb "$peak")" "-" "$v"
+    result 4 "memory of the standby's worker applying $N_MEM rows: peak RssAnon" "<= 256 MB" "-" "$(mb "$MEM_PEAK")" "-" "$v"
     result 4.time "commit of $N_MEM rows: primary commit -> standby head" "info" "-" "$E2E_MEM ms" "-" "info"
 }
 
@@ -886,9 +696,8 @@ bench_memory() {
 # Report
 # ---------------------------------------------------------------------------------------
 write_report() {
-    local mode="full run" rev=$REV
-    ((QUICK)) && mode="QUICK SMOKE RUN (\`benches/replication.sh --quick\`: small sizes, not the figures of record)"
-    ((DIRTY)) && rev="$rev (the work tree had uncommitted changes in src/ at the start)"
+    local rev
+    rev=$(rev_at_start)
     {
         echo "# pgvc replication benchmarks"
         echo
@@ -896,9 +705,9 @@ write_report() {
         echo "\`benches/replication.sh\` (as root, with the release build installed by"
         echo "\`scripts/install.sh\`); \`benches/replication.sh --quick\` for a smoke run."
         echo
-        echo "- **Command**: \`benches/replication.sh${ARGS:+ $ARGS}\`"
-        echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
-        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); the remote on $(df -T "$REMOTE" | awk 'NR == 2 {print $2 " (" $1 ")"}'); both clusters on the same machine, shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        report_command
+        report_run
+        report_machine "the remote on $(fs_of "$REMOTE"); both clusters on the same machine, "
         echo "- **PostgreSQL**: $PG_VERSION, two clusters; each \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, \`vc.database = 'postgres'\`, other settings default (fsync on, \`synchronous_commit = on\`). Primary: \`vc.replicate_to_remote = 'origin'\` (ALTER SYSTEM), \`vc.async_replication = off\`, \`vc.replication_interval\` default (1 s); standby: \`vc.read_replica_remote = 'origin'\`, \`vc.replication_interval = $INTERVAL_MS\`"
         echo "- **pgvc**: commit $rev checked out at the start; measured: the installed release build (pgvc.so sha256 $SO_SHA..., installed $SO_DATE)"
         echo "- **Sizes**: $LAG_COMMITS commits for the lag; commits of $N_APPLY rows for the apply ($RUNS runs, $E2E_RUNS end to end); $LAT_COMMITS commits per side for the push overhead; $N_MEM rows for the memory; tables" \
@@ -912,16 +721,7 @@ write_report() {
             "section says so. Every goal is a ratio against a baseline measured in the same run" \
             "(the machine is shared; absolute times drift)."
         echo
-        echo "## Summary"
-        echo
-        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
-        echo "|---|---|---|---:|---:|---:|---|"
-        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-        echo
-        local s
-        for s in 1 2 3 4; do
-            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
-        done
+        report_summary 1 2 3 4
         echo "$OBSERVATIONS"
         if [[ -n ${INTERVAL_CHECK:-} ]] && ((INTERVAL_HONOURED == 0)); then
             cat <<'EOF'
@@ -947,29 +747,18 @@ EOF
     } >"$OUT"
 }
 
-print_summary() {
-    echo
-    awk -F'\t' 'BEGIN {printf "%-10s %-74s %-10s %12s %14s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
-        {printf "%-10s %-74s %-10s %12s %14s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-    echo
-    echo "report: $OUT"
-}
-
 main() {
-    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    snapshot_install
-    PG_VERSION=$("$PGBIN/postgres" --version)
+    bench_begin replication_status replication
     setup
     log "primary on port ${PORTS[p]}, standby on port ${PORTS[s]}, in $WORK ($PG_VERSION, pgvc.so $SO_SHA)"
-    if [[ ,$ONLY, == *,1,* ]]; then bench_lag; fi
-    if [[ ,$ONLY, == *,2,* ]]; then bench_apply; fi
+    if wanted 1; then bench_lag; fi
+    if wanted 2; then bench_apply; fi
     # 3 stops the standby (the sessions on it end): after 1 and 2; 4 restarts it.
-    if [[ ,$ONLY, == *,3,* ]]; then bench_push_overhead; fi
-    if [[ ,$ONLY, == *,4,* ]]; then bench_memory; fi
-    cat "$RESULTS".[1-4] >"$RESULTS" 2>/dev/null || true
+    if wanted 3; then bench_push_overhead; fi
+    if wanted 4; then bench_memory; fi
+    collect_results
     write_report
-    print_summary
+    print_summary 10 74 14
 }
 
 main

@@ -27,26 +27,13 @@
 # installs a debug build in place) can neither crash it nor change what is measured.
 set -euo pipefail
 
+NAME=run.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# Helpers shared by the benchmark scripts (statistics, formatting, ports).
+# The harness: cluster, SQL, memory, results and report helpers shared by the scripts.
 . "$ROOT/benches/lib.sh"
-SYS_BIN=/usr/lib/postgresql/15/bin
-
-QUICK=0
-ONLY="1,2,3,4,5,6"
-OUT=""
-KEEP=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    --only) ONLY=$2; shift ;;
-    --out) OUT=$2; shift ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+parse_args 2,22 "1,2,3,4,5,6" "$@"
+RESULT_WIDTH=60
+UNEXPLAINED="not yet explained: profile it (see How to investigate below)."
 
 # ---------------------------------------------------------------------------------------
 # Sizes. Default: the issue's sizes. --quick: about 10x smaller, same shapes.
@@ -105,96 +92,17 @@ cause() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc.
+# Throwaway cluster on a private copy of PostgreSQL 15 + pgvc (benches/lib.sh).
 # ---------------------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pgvc-bench.XXXXXX)
-chown postgres: "$WORK"
-PGBIN=$WORK/usr/lib/postgresql/15/bin
-PORT=""
-SAMPLER_PID=""
-
-cleanup() {
-    local rc=$?
-    [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null || true
-    if [[ -f $WORK/data/postmaster.pid ]]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-    fi
-    if ((rc != 0)) && [[ -f $WORK/server.log ]]; then
-        echo "run.sh: failed; last lines of the server log ($WORK/server.log):" >&2
-        tail -n 20 "$WORK/server.log" >&2
-        grep -q 'Segmentation fault' "$WORK/server.log" && echo "run.sh: the server crashed (see above)" >&2
-        KEEP=1
-    fi
-    if ((KEEP)); then echo "run.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# Copies the installed PostgreSQL 15 (binaries, modules, share) into $WORK. PostgreSQL
-# finds lib/ and share/ relative to its binary, so the copy is self-contained. pgvc
-# itself is taken from the release package scripts/install.sh just built (make bench
-# runs it first), when present: the system copy may meanwhile have been replaced by
-# the debug build `cargo pgrx test` installs.
-snapshot_install() {
-    local lib share so pkg=$ROOT/target/pgvc-package
-    lib=$("$SYS_BIN/pg_config" --pkglibdir)
-    share=$("$SYS_BIN/pg_config" --sharedir)
-    mkdir -p "$WORK/usr/lib/postgresql/15/lib" "$WORK/usr/share/postgresql"
-    cp -a "$SYS_BIN" "$WORK/usr/lib/postgresql/15/"
-    cp -a "$lib"/*.so "$WORK/usr/lib/postgresql/15/lib/"
-    cp -a "$share" "$WORK/usr/share/postgresql/"
-    if [[ -f $pkg$lib/pgvc.so && -f $pkg$share/extension/pgvc.control ]]; then
-        cp "$pkg$lib/pgvc.so" "$WORK$lib/"
-        cp "$pkg$share"/extension/pgvc* "$WORK$share/extension/"
-    fi
-    so=$WORK/usr/lib/postgresql/15/lib/pgvc.so
-    [[ -f $so ]] || { echo "run.sh: pgvc is not installed: run make install" >&2; exit 1; }
-    if readelf -S "$so" | grep -q '\.debug_info'; then
-        echo "run.sh: the installed pgvc.so is a debug build (cargo pgrx test installs one);" \
-            "run scripts/install.sh (or make bench) for the release build" >&2
-        exit 1
-    fi
-    SO_SHA=$(sha256sum "$so" | cut -c1-12)
-}
+make_work pgvc-bench
 
 start_cluster() {
-    PORT=$(free_port 55000)
-    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres \
-        --no-sync >"$WORK/initdb.log"
-    cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pgvc'
-# The tracking-overhead database is the one pgvc's worker serves: its tracked tables
-# carry the replication write guard there, the worst case measured.
-vc.database = 'overhead'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = logical
-EOF
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-    # Helpers every benchmark database inherits from template1.
-    sqlf template1 <<'EOF'
-CREATE SCHEMA bench;
--- Milliseconds one statement takes, measured inside the server: no client round trip,
--- and not the transaction's commit (WAL flush), the same for baseline and pgvc.
-CREATE FUNCTION bench.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
-END $$;
--- Rows of the benchmark table shape, ids lo..hi, realistic values.
-CREATE FUNCTION bench.rows(lo int, hi int)
-RETURNS TABLE (id int, name text, price numeric(10,2), ts timestamptz) LANGUAGE sql AS $$
-    SELECT g, md5(g::text), ((g::bigint * 7919) % 1000000) / 100.0,
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds'
-    FROM generate_series(lo, hi) g
-$$;
+    # The tracking-overhead database is the one pgvc's worker serves: its tracked tables
+    # carry the replication write guard there, the worst case measured.
+    cluster_start data 55000 "vc.database = 'overhead'"
+    # Helpers every benchmark database inherits from template1 (with bench.ms, bench.rows).
+    bench_schema template1 <<'EOF'
 -- Totals of the chunk store: count, encoded bytes (length), stored bytes (after lz4).
--- (vc.chunks exists only where pgvc is created: do not check the body here.)
-SET check_function_bodies = off;
 CREATE FUNCTION bench.chunks() RETURNS TABLE (n bigint, bytes bigint, stored bigint)
 LANGUAGE sql AS $$
     SELECT count(*), coalesce(sum(length(data)), 0), coalesce(sum(pg_column_size(data)), 0)
@@ -203,84 +111,16 @@ $$;
 EOF
 }
 
-# ---------------------------------------------------------------------------------------
-# SQL helpers. Each call is a new session (a fresh backend: cold plan and chunk caches).
-# ---------------------------------------------------------------------------------------
-psql_() {
-    PGOPTIONS="-c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres "$@"
-}
-sql() { psql_ -d "$1" -c "$2"; }     # one statement; prints its rows
-sqlf() { psql_ -d "$1"; }            # statements on stdin
-# Milliseconds of one statement, inside the server.
-ms() { sql "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"; }
-
-new_db() {
-    sql postgres "DROP DATABASE IF EXISTS $1"
-    sql postgres "CREATE DATABASE $1"
-    sql "$1" "CREATE EXTENSION pgvc"
-}
-
-# new_table DB TABLE N: the benchmark table shape with ids 1..N, vacuumed.
-new_table() {
-    sqlf "$1" <<EOF
-CREATE TABLE $2 (id int PRIMARY KEY, name text, price numeric(10,2), ts timestamptz);
-INSERT INTO $2 SELECT * FROM bench.rows(1, $3);
-VACUUM ANALYZE $2;
-EOF
-}
-
-# new_tracked DB TABLE N: as new_table, tracked, with its first commit done.
-new_tracked() {
-    new_table "$1" "$2" "$3"
-    sql "$1" "SELECT vc.track('$2')" >/dev/null
-    sql "$1" "SELECT vc.commit('load $2')" >/dev/null
-}
-
-# vacuum_tracked DB: VACUUM the table t and pgvc's key logs, so that dead rows left by
-# earlier steps (a commit empties the key log with a DELETE) do not weigh on the next.
-vacuum_tracked() {
-    sqlf "$1" >/dev/null <<'EOF'
-VACUUM t;
-SELECT format('VACUUM vc.%I', log_table) FROM vc.tracked \gexec
-EOF
-}
-
-# The UPDATE used everywhere: changes price and ts of the rows matching a condition.
-touch_rows() { sql "$1" "UPDATE $2 SET price = price + 1, ts = ts + interval '1 hour' WHERE $3" >/dev/null; }
-
 # Condition selecting k rows spread evenly over ids 1..n.
 spread() { echo "id % $(($1 / $2)) = 0"; }
-
-# ---------------------------------------------------------------------------------------
-# Results: one summary row per goal, plus a Markdown section per benchmark.
-# ---------------------------------------------------------------------------------------
-RESULTS=$WORK/results.tsv
-: >"$RESULTS"
-# result ID BENCHMARK GOAL BASELINE MEASURED RATIO VERDICT
-result() {
-    local IFS=$'\t'
-    echo "$*" >>"$RESULTS"
-    printf '  %-60s %-8s %s\n' "$2" "$6" "$7" >&2
-}
-# Lines of the current benchmark's section of the report.
-SECTION=""
-section() { SECTION=$WORK/section.$1.md; : >"$SECTION"; }
-# explain ID:VERDICT...: one Markdown line per known cause of the MISSes among the given
-# results (ids sharing a cause are listed together), and one per unexplained MISS.
-explain() {
-    local e id text order=()
-    declare -A ids=()
-    for e in "$@"; do
-        [[ ${e##*:} == MISS ]] || continue
-        id=${e%:*}
-        text=$(cause "$id")
-        text=${text:-not yet explained: profile it (see How to investigate below).}
-        [[ -z ${ids[$text]:-} ]] && order+=("$text")
-        ids[$text]+="${ids[$text]:+, }\`$id\`"
-    done
-    for text in "${order[@]}"; do md "- **MISS ${ids[$text]}**: $text"; done
-    ((${#order[@]} == 0)) || md ""
+# changed PATTERN N K: condition selecting K of the ids 1..N, spread evenly or contiguous
+# (from the middle on).
+changed() {
+    if [[ $1 == spread ]]; then
+        spread "$2" "$3"
+    else
+        echo "id BETWEEN $(($2 / 2 + 1)) AND $(($2 / 2 + $3))"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------
@@ -297,7 +137,7 @@ bench_commit_scaling() {
     # in the machine's load weighs on both sides of a ratio alike.
     for n in $N_SMALL $N_LARGE; do
         new_db commit_$n
-        new_tracked commit_$n t "$n"
+        new_tracked commit_$n "$n"
     done
     local c
     for c in "${cases[@]}"; do
@@ -306,12 +146,8 @@ bench_commit_scaling() {
         for ((r = 1; r <= CHEAP_RUNS; r++)); do
             for n in $N_SMALL $N_LARGE; do
                 ((k > n)) && continue
-                if [[ $pattern == spread ]]; then
-                    cond=$(spread "$n" "$k")
-                else
-                    cond="id BETWEEN $((n / 2 + 1)) AND $((n / 2 + k))"
-                fi
-                touch_rows commit_$n t "$cond"
+                cond=$(changed "$pattern" "$n" "$k")
+                touch_rows commit_$n "$cond"
                 vacuum_tracked commit_$n
                 before=$(sql commit_$n "SELECT n FROM bench.chunks()")
                 times[$n]+=" $(ms commit_$n "SELECT vc.commit('$id run $r')")"
@@ -418,8 +254,8 @@ EOF
 # ---------------------------------------------------------------------------------------
 # tps DB SCRIPT [PGOPTIONS]: pgbench's TPS (2 clients, 2 threads).
 tps() {
-    PGOPTIONS=${3:-} "$PGBIN/pgbench" -n -c 2 -j 2 -T "$TPS_SECONDS" -f "$2" \
-        -h "$WORK" -p "$PORT" -U postgres "$1" 2>&1 | awk '/^tps = / {printf "%.0f", $3}'
+    PGOPTIONS=${3:-} pg_client pgbench -n -c 2 -j 2 -T "$TPS_SECONDS" -f "$2" \
+        "$1" 2>&1 | awk '/^tps = / {printf "%.0f", $3}'
 }
 
 bench_tracking_overhead() {
@@ -547,7 +383,7 @@ bench_storage() {
     section 4
     local db=storage n=$STORE_N depth
     new_db $db
-    new_tracked $db t "$n"
+    new_tracked $db "$n"
     # Node chunks are [kind 1][level]...: the root's level + 1 is the tree depth.
     depth=$(sql $db "SELECT max(get_byte(data, 1)) + 1 FROM vc.chunks WHERE get_byte(data, 0) = 1")
     local sizes
@@ -570,7 +406,7 @@ bench_storage() {
         "k1000c:1000:id BETWEEN $((n / 2 + 1)) AND $((n / 2 + 1000))"; do
         IFS=: read -r id k cond <<<"$case"
         before=$(sql $db "SELECT n || ' ' || bytes || ' ' || stored FROM bench.chunks()")
-        touch_rows $db t "$cond"
+        touch_rows $db "$cond"
         est=$(sql $db "SELECT sum(pg_column_size(t.*)) FROM t WHERE $cond")
         sql $db "SELECT vc.commit('$id')" >/dev/null
         after=$(sql $db "SELECT n || ' ' || bytes || ' ' || stored FROM bench.chunks()")
@@ -605,44 +441,10 @@ bench_storage() {
 # ---------------------------------------------------------------------------------------
 # 5. Memory: peak backend memory while one statement runs.
 # ---------------------------------------------------------------------------------------
-# measure_memory DB STATEMENT: runs STATEMENT in a fresh session while sampling the
-# backend's /proc/<pid>/status every 50 ms. Prints "ms peak_RssAnon_kB VmHWM_kB
+# measure_memory_ms (benches/lib.sh) samples the backend's /proc/<pid>/status every 50 ms
+# while one statement runs in a fresh session: "ms peak_RssAnon_kB VmHWM_kB
 # idle_RssAnon_kB". VmHWM counts the shared_buffers pages the backend touched, so
 # RssAnon (private memory) is the figure that matters.
-measure_memory() {
-    local db=$1 stmt=$2 pidfile=$WORK/mem.pid out=$WORK/mem.out client pid
-    rm -f "$pidfile"
-    psql_ -d "$db" >"$out" <<EOF &
-\o $pidfile
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(0.3);
-SELECT bench.ms(\$bq\$ $stmt \$bq\$);
-SELECT pg_sleep(0.3);
-EOF
-    client=$!
-    while [[ ! -s $pidfile ]] && kill -0 "$client" 2>/dev/null; do sleep 0.01; done
-    pid=$(<"$pidfile")
-    local key val _ anon hwm idle="" peak=0 maxhwm=0
-    while kill -0 "$client" 2>/dev/null && [[ -r /proc/$pid/status ]]; do
-        anon="" hwm=""
-        while read -r key val _; do
-            case $key in
-            RssAnon:) anon=$val ;;
-            VmHWM:) hwm=$val ;;
-            esac
-        done </proc/"$pid"/status 2>/dev/null || true
-        if [[ -n $anon ]]; then
-            [[ -z $idle ]] && idle=$anon
-            ((anon > peak)) && peak=$anon
-            ((hwm > maxhwm)) && maxhwm=$hwm
-        fi
-        sleep 0.05
-    done
-    wait "$client"
-    echo "$(grep -E '^[0-9.]+$' "$out" | head -1) $peak $maxhwm $idle"
-}
-
 bench_memory() {
     log "5. memory (N = $MEM_NS; reset across $MEM_CHANGED changed rows)"
     section 5
@@ -665,11 +467,11 @@ bench_memory() {
         sql $db "SELECT vc.track('t')" >/dev/null
         for op in commit reset; do
             if [[ $op == commit ]]; then
-                m=($(measure_memory $db "SELECT vc.commit('first')"))
+                m=($(measure_memory_ms $db "SELECT vc.commit('first')"))
             else
-                touch_rows $db t "$(spread "$n" "$MEM_CHANGED")"
+                touch_rows $db "$(spread "$n" "$MEM_CHANGED")"
                 sql $db "SELECT vc.commit('change $MEM_CHANGED rows')" >/dev/null
-                m=($(measure_memory $db "SELECT vc.reset('HEAD~1')"))
+                m=($(measure_memory_ms $db "SELECT vc.reset('HEAD~1')"))
             fi
             peak[$op.$n]=${m[1]}
             local v label
@@ -708,16 +510,12 @@ bench_status_diff() {
     declare -A med=()
     for n in $N_SMALL $N_LARGE; do
         new_db status_$n
-        new_tracked status_$n t "$n"
+        new_tracked status_$n "$n"
     done
     for pattern in spread contiguous; do
         for n in $N_SMALL $N_LARGE; do
-            if [[ $pattern == spread ]]; then
-                cond=$(spread "$n" "$STATUS_CHANGES")
-            else
-                cond="id BETWEEN $((n / 2 + 1)) AND $((n / 2 + STATUS_CHANGES))"
-            fi
-            touch_rows status_$n t "$cond"
+            cond=$(changed "$pattern" "$n" "$STATUS_CHANGES")
+            touch_rows status_$n "$cond"
             vacuum_tracked status_$n
         done
         for f in status diff; do
@@ -765,10 +563,9 @@ bench_status_diff() {
 # Report
 # ---------------------------------------------------------------------------------------
 write_report() {
-    local mode="full run, \`make bench\`" rev dirty
-    ((QUICK)) && mode="QUICK SMOKE RUN (\`benches/run.sh --quick\`: small sizes, not the figures of record)"
-    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    dirty=$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
+    local rev dirty
+    rev=$(git_rev)
+    dirty=$(git_dirty)
     ((dirty)) && rev="$rev + uncommitted changes in src/"
     {
         echo "# pgvc benchmarks"
@@ -781,8 +578,8 @@ write_report() {
         echo "memory) are in \`docs/BENCHMARKS_REMOTES.md\`, \`docs/BENCHMARKS_BACKUPS.md\` and"
         echo "\`docs/BENCHMARKS_REPLICATION.md\`, written by their scripts in the same \`make bench\`."
         echo
-        echo "- **Run**: $mode, $START_DATE, took $(((SECONDS + 59) / 60)) min"
-        echo "- **Machine**: $(nproc) CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r); shared with other work (load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg))"
+        report_run "full run, \`make bench\`"
+        report_machine
         echo "- **PostgreSQL**: $PG_VERSION; \`shared_buffers = 1GB\`, \`max_wal_size = 8GB\`, \`checkpoint_timeout = 30min\`, \`wal_level = logical\`, \`shared_preload_libraries = 'pgvc'\`, \`vc.database = 'overhead'\`, other settings default (fsync on, \`synchronous_commit = on\`)"
         echo "- **pgvc**: commit $rev, release build (pgvc.so sha256 $SO_SHA...)"
         echo "- **Method**: a throwaway cluster on a private copy of the installed PostgreSQL + pgvc." \
@@ -790,43 +587,15 @@ write_report() {
             "\`bench.ms()\`): no client round trip, no transaction commit. Every goal is a ratio against a" \
             "baseline measured in the same run, because the machine is shared and absolute times drift."
         echo
-        echo "## Summary"
-        echo
-        echo "| id | benchmark | goal | baseline | measured | ratio | result |"
-        echo "|---|---|---|---:|---:|---:|---|"
-        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-        echo
-        local s
-        for s in 1 2 3 4 5 6; do
-            [[ -f $WORK/section.$s.md ]] && cat "$WORK/section.$s.md"
-        done
-        cat <<'EOF'
-## How to investigate a MISS
-
-- CPU: start the statement in one session, find its backend
-  (`SELECT pid FROM pg_stat_activity WHERE ...`), then `perf record -g -p <pid> -- sleep 10`
-  and `perf report --children --sort symbol`.
-- Memory: `SELECT pg_log_backend_memory_contexts(<pid>)` while it runs writes the backend's
-  memory contexts to the server log; `benches/run.sh --keep` keeps the log.
-EOF
+        report_summary 1 2 3 4 5 6
+        report_investigate
     } >"$OUT"
 }
 
-print_summary() {
-    echo
-    awk -F'\t' 'BEGIN {printf "%-20s %-58s %-10s %12s %12s %7s %s\n", "id", "benchmark", "goal", "baseline", "measured", "ratio", "result"}
-        {printf "%-20s %-58s %-10s %12s %12s %7s %s\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
-    echo
-    echo "report: $OUT"
-}
-
 main() {
-    START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    snapshot_install
-    PG_VERSION=$("$PGBIN/postgres" --version)
+    bench_begin
     start_cluster
-    log "cluster on $WORK, port $PORT ($PG_VERSION, pgvc.so $SO_SHA)"
+    log "cluster on $WORK, port ${PORTS[data]} ($PG_VERSION, pgvc.so $SO_SHA)"
     local b
     for b in ${ONLY//,/ }; do
         case $b in
@@ -838,9 +607,11 @@ main() {
         6) bench_status_diff ;;
         *) echo "run.sh: no benchmark $b" >&2; exit 2 ;;
         esac
+        # The summary lists the rows in the order the benchmarks ran.
+        cat "$RESULTS.$b" >>"$RESULTS"
     done
     write_report
-    print_summary
+    print_summary 20 58 12
 }
 
 main
