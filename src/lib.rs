@@ -3,13 +3,15 @@
 //! Layers, dependencies pointing down only (see docs/ARCHITECTURE.md):
 //! `pg` (pgrx glue: SQL functions, SPI, triggers) -> `codec` (row encoding) ->
 //! `commit` (commits, root values, refs) -> `prolly` (trees) -> `store` (chunks);
-//! `remote` (file:// remotes: packs, manifest, push/fetch) sits beside `commit`.
+//! `remote` (file:// remotes: packs, manifest, push/fetch) sits beside `commit`;
+//! `repo` (policy as pure functions: the replication role/epoch state machine) above.
 //! Everything but `pg` is pure Rust, testable without a server.
 
 pub mod codec;
 pub mod commit;
 pub mod prolly;
 pub mod remote;
+pub mod repo;
 pub mod store;
 
 mod pg;

@@ -75,24 +75,7 @@ pub fn init() {
     pg_shmem_init!(STATUS);
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    None,
-    Primary,
-    Standby,
-    Fenced,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::None => "none",
-            Role::Primary => "primary",
-            Role::Standby => "standby",
-            Role::Fenced => "fenced",
-        }
-    }
-}
+pub use crate::repo::replication::Role;
 
 /// What this server does, from `vc.replication` and the settings.
 #[derive(Clone, Debug)]

@@ -13,6 +13,7 @@ use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::spi::{exec, one_text, Arg};
 use crate::pg::store::PgStore;
 use crate::remote::{is_ancestor, open_with, ObjectStore, Prepared, Remote, RemoteError};
+use crate::repo::replication::{primary_step, PrimaryStep};
 use crate::store::{ChunkStore, Hash};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
@@ -217,17 +218,6 @@ fn needs_force(store: &PgStore, branch: &str, theirs: Option<Hash>, ours: Hash) 
     .hint("make sure one primary pushes to each remote; if this server is stale, SELECT vc.rejoin('<remote>')"))
 }
 
-/// The epoch to push with: the stored one, or (first push ever) the remote's.
-fn epoch_for(cfg: &Config, remote_epoch: u64) -> VcResult<u64> {
-    match cfg.epoch {
-        Some(e) => Ok(e),
-        None => {
-            super::store_epoch(remote_epoch)?;
-            Ok(remote_epoch)
-        }
-    }
-}
-
 /// The remote's epoch is below ours: it was replaced or restored from an old copy.
 /// Pushing would hand history to a remote other standbys may not follow: refuse.
 fn epoch_went_back(cfg: &Config, remote_epoch: u64, ours: u64) -> VcError {
@@ -297,15 +287,17 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
         Err(e) => return Err(Prep::Failed(e.message)),
     };
     let manifest = remote.read_manifest().map_err(failed)?;
-    let epoch = epoch_for(cfg, manifest.epoch)?;
-    if manifest.epoch > epoch {
-        return Err(Prep::Fenced(manifest.epoch));
-    }
-    if manifest.epoch < epoch {
-        return Err(Prep::Failed(
-            epoch_went_back(cfg, manifest.epoch, epoch).message,
-        ));
-    }
+    let epoch = match primary_step(cfg.epoch, manifest.epoch) {
+        PrimaryStep::Push(e) => e,
+        PrimaryStep::Adopt(e) => {
+            super::store_epoch(e)?;
+            e
+        }
+        PrimaryStep::Fence(e) => return Err(Prep::Fenced(e)),
+        PrimaryStep::EpochWentBack { remote, ours } => {
+            return Err(Prep::Failed(epoch_went_back(cfg, remote, ours).message))
+        }
+    };
     let store = PgStore::new();
     let theirs = manifest.refs.get(branch).copied();
     let force = match needs_force(&store, branch, theirs, new) {
@@ -395,15 +387,21 @@ pub fn keep_on_branch(name: &str, h: Hash) -> VcResult<()> {
 pub fn push_all(cfg: &Config) -> VcResult<u64> {
     let remote = open_remote(cfg)?;
     let manifest = remote.read_manifest()?;
-    let epoch = epoch_for(cfg, manifest.epoch)?;
     super::record_epoch(manifest.epoch);
-    if manifest.epoch > epoch {
-        fence(cfg, manifest.epoch)?;
-        return Ok(0);
-    }
-    if manifest.epoch < epoch {
-        return Err(epoch_went_back(cfg, manifest.epoch, epoch));
-    }
+    let epoch = match primary_step(cfg.epoch, manifest.epoch) {
+        PrimaryStep::Push(e) => e,
+        PrimaryStep::Adopt(e) => {
+            super::store_epoch(e)?;
+            e
+        }
+        PrimaryStep::Fence(e) => {
+            fence(cfg, e)?;
+            return Ok(0);
+        }
+        PrimaryStep::EpochWentBack { remote, ours } => {
+            return Err(epoch_went_back(cfg, remote, ours))
+        }
+    };
     let store = PgStore::new();
     let mut pushed = 0;
     // Most rounds find nothing to do: look without locking (a row lock per round would

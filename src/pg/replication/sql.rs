@@ -7,6 +7,7 @@ use super::{current, lock, not_loaded, record_error, snapshot, Role};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::ref_hash;
 use crate::pg::spi::with_spi;
+use crate::repo::replication::{may_promote, promote as promote_step, PromoteRefused};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
@@ -158,47 +159,46 @@ fn vc_sync() -> i64 {
     run(|| with_spi(sync))
 }
 
+fn promote_refused(e: PromoteRefused, cfg: &super::Config) -> VcError {
+    match e {
+        PromoteRefused::AlreadyPrimary => VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "this server is already the primary",
+        )
+        .hint("vc.promote() runs on a standby"),
+        PromoteRefused::Fenced => fenced_error(cfg),
+        PromoteRefused::NotReplicating => not_replicating("vc.promote() needs a standby"),
+        PromoteRefused::NotSynced => VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "this standby has not synced with its remote yet, so it cannot tell whether another server was promoted",
+        )
+        .hint("SELECT vc.sync() first, then vc.promote()"),
+        // Promoting this one too would fence the new primary silently. After a round
+        // (or vc.sync()) this standby follows the new epoch, and promoting it then is
+        // a deliberate switchover.
+        PromoteRefused::AnotherPromoted { followed, remote } => VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "another server was promoted: the remote's epoch moved from {followed} to {remote} since this standby last synced"
+            ),
+        )
+        .hint("check vc.replication_status() on the other servers; to promote this one anyway, SELECT vc.sync() first, then vc.promote()"),
+    }
+}
+
 fn promote() -> VcResult<i64> {
     require_loaded()?;
     let cfg = current()?;
     if let Some(p) = &cfg.problem {
         return Err(config_problem(p));
     }
-    match cfg.role {
-        Role::Standby => {}
-        Role::Primary => {
-            return Err(VcError::new(
-                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "this server is already the primary",
-            )
-            .hint("vc.promote() runs on a standby"))
-        }
-        Role::Fenced => return Err(fenced_error(&cfg)),
-        Role::None => return Err(not_replicating("vc.promote() needs a standby")),
-    }
+    may_promote(cfg.role).map_err(|e| promote_refused(e, &cfg))?;
     lock()?;
-    // The epoch this standby has been following. If the remote's epoch moved since,
-    // another server was promoted meanwhile: promoting this one too would fence that
-    // new primary silently. Refused; after a round (or vc.sync()) this standby follows
-    // the new epoch, and promoting it then is a deliberate switchover.
+    // The epoch this standby has been following against the remote's (see
+    // repo::replication::promote).
     let remote = open_remote(&cfg)?;
     let seen = remote.epoch()?;
-    let Some(followed) = cfg.epoch else {
-        return Err(VcError::new(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "this standby has not synced with its remote yet, so it cannot tell whether another server was promoted",
-        )
-        .hint("SELECT vc.sync() first, then vc.promote()"));
-    };
-    if let Some(f) = Some(followed).filter(|f| *f != seen) {
-        return Err(VcError::new(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "another server was promoted: the remote's epoch moved from {f} to {seen} since this standby last synced"
-            ),
-        )
-        .hint("check vc.replication_status() on the other servers; to promote this one anyway, SELECT vc.sync() first, then vc.promote()"));
-    }
+    let next = promote_step(cfg.role, cfg.epoch, seen).map_err(|e| promote_refused(e, &cfg))?;
     // Everything the remote has, first: a promoted standby starts from the last
     // commit the old primary published.
     if let Applied::WaitingForClone = apply_all(&cfg)? {
@@ -207,6 +207,7 @@ fn promote() -> VcResult<i64> {
     // The CAS expects the epoch checked above: a promotion that won meanwhile makes
     // it fail (Fenced), never overwritten.
     let epoch = remote.bump_epoch(seen)?;
+    debug_assert_eq!(epoch, next);
     let name = cfg.remote.clone().unwrap_or_default();
     super::store_role(Role::Primary, &name, epoch)?;
     super::record_epoch(epoch);
