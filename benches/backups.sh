@@ -40,10 +40,10 @@ parse_args 2,29 "" "$@"
 # Sizes. Default: the issue's sizes. --quick: 10x smaller, same shapes.
 # ---------------------------------------------------------------------------------------
 if ((QUICK)); then
-    N=100000 N_MEM_SMALL=20000 RUNS=3
+    N=100000 N_MEM_SMALL=20000 RUNS=3 N_ALTER=100000
     OUT=${OUT:-/tmp/pgvc-bench-backups-quick.md}
 else
-    N=1000000 N_MEM_SMALL=200000 RUNS=5
+    N=1000000 N_MEM_SMALL=200000 RUNS=5 N_ALTER=10000000
     OUT=${OUT:-$ROOT/docs/BENCHMARKS_BACKUPS.md}
 fi
 K=$((N / 100))                 # rows changed for the incremental sync: 1%
@@ -472,7 +472,7 @@ bench_memory() {
         result "4.$op.flat" "memory of $op: N=$N vs $N_MEM_SMALL (information)" "info" "$(mb "${peak[$op.$N_MEM_SMALL]}")" "$(mb "${peak[$op.$N]}")" "$ratio" "info"
     done
     # Extra: a sync whose working set is the whole table (tracked, never committed): the
-    # working set's chunks are built in memory (an Overlay) before they are pushed.
+    # working set's chunks go to the backup as they are built.
     new_db unc
     new_table unc t "$N" "SELECT vc.track('t');" >/dev/null
     new_backup unc unc >/dev/null
@@ -481,12 +481,33 @@ bench_memory() {
     v=$(verdict "${m[0]}" "<=" $MEM_GOAL_KB)
     log "   sync of $N uncommitted rows (extra): ${m[3]} ms, ${m[4]} chunks, peak RssAnon $((m[0] / 1024)) MB"
     md "" "Extra: \`vc.backup_sync()\` of a database whose table of $N rows is tracked but was never" \
-        "committed (so the backup's working set is the whole table, built in memory before it is" \
-        "pushed): ${m[3]} ms inside the server, ${m[4]} chunks (${m[5]} B); peak RssAnon" \
+        "committed (so the backup's working set is the whole table, written to the backup as it is" \
+        "built): ${m[3]} ms inside the server, ${m[4]} chunks (${m[5]} B); peak RssAnon" \
         "$(human $((m[0] * 1024))), VmHWM $(human $((m[1] * 1024))) ($v against the goal)." ""
     result "4.sync.uncommitted" "memory of sync of $N uncommitted rows (extra)" "<= 256 MB" "-" "$(mb "${m[0]}")" "-" "($v)"
     sql postgres "DROP DATABASE unc"
     rm -rf "${BACKUPS:?}/unc"
+    # A sync after ALTER TABLE ... ADD COLUMN of a table of N_ALTER rows: the working set
+    # is the whole table again (every row gains a column), compared in full and written
+    # to the backup as it is built.
+    log "   set-up: $N_ALTER rows, committed and backed up, then ADD COLUMN"
+    new_db alt
+    new_tracked alt "$N_ALTER"
+    new_backup alt alt >/dev/null
+    sql alt "SELECT * FROM vc.backup_sync('alt')" >/dev/null
+    sql alt "ALTER TABLE t ADD COLUMN note text" >/dev/null
+    settle
+    m=($(measure_memory alt "SELECT * FROM bench.sync('alt')"))
+    v=$(verdict "${m[0]}" "<=" $MEM_GOAL_KB)
+    ids+=("4.sync.altered:$v")
+    log "   sync after ADD COLUMN, $N_ALTER rows: ${m[3]} ms, ${m[4]} chunks, peak RssAnon $((m[0] / 1024)) MB"
+    md "" "Sync after \`ALTER TABLE t ADD COLUMN note text\` of a committed, backed-up table of" \
+        "$N_ALTER rows (the working set is the whole table, compared in full): ${m[3]} ms inside" \
+        "the server, ${m[4]} chunks (${m[5]} B) written; peak RssAnon $(human $((m[0] * 1024))), VmHWM" \
+        "$(human $((m[1] * 1024))): $v." ""
+    result "4.sync.altered" "memory of sync after ADD COLUMN, $N_ALTER rows" "<= 256 MB" "-" "$(mb "${m[0]}")" "-" "$v"
+    sql postgres "DROP DATABASE alt"
+    rm -rf "${BACKUPS:?}/alt"
     md ""
     explain "${ids[@]}"
 }
