@@ -462,7 +462,10 @@ fn a_sync_that_kills_the_worker_is_backed_off_not_looped() {
     // that before connecting again, or the new session could be ended as well.
     let started = std::time::Instant::now();
     while da.simple_query("SELECT 1").is_ok() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no crash restart");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no crash restart"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(da);

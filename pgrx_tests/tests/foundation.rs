@@ -216,3 +216,34 @@ fn root_hash_is_history_independent() {
     assert_eq!(query_scalar(&mut da, digest), query_scalar(&mut db, digest));
     assert_eq!(root_hash(&mut da), root_hash(&mut db));
 }
+
+/// The roles pgvc grants its functions to must be its own: one made beforehand by
+/// someone else (here one that can log in) is refused, and nothing is installed.
+#[test]
+fn pgvc_roles_made_by_someone_else_are_refused() {
+    let c = Cluster::start();
+    let mut db = c.connect();
+    db.batch_execute("CREATE ROLE pgvc_admin LOGIN PASSWORD 'known'")
+        .unwrap();
+    let e = db.batch_execute("CREATE EXTENSION pgvc").unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "42710", "{}", e.message());
+    assert!(e.message().contains("pgvc_admin"), "{}", e.message());
+    assert_eq!(
+        query_scalar(
+            &mut db,
+            "SELECT count(*)::text FROM pg_extension WHERE extname = 'pgvc'"
+        ),
+        "0"
+    );
+    // Once it is a plain group role, the extension uses it.
+    db.batch_execute("ALTER ROLE pgvc_admin NOLOGIN PASSWORD NULL; CREATE EXTENSION pgvc")
+        .unwrap();
+    assert_eq!(
+        query_scalar(
+            &mut db,
+            "SELECT has_function_privilege('pgvc_admin', 'vc.track(regclass)', 'EXECUTE')::text"
+        ),
+        "true"
+    );
+}

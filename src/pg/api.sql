@@ -135,7 +135,7 @@ AS $$ SELECT vc._remote_remove($1) $$;
 
 CREATE FUNCTION vc.remotes() RETURNS TABLE(name text, url text) LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT r.name, r.url FROM vc.remotes r ORDER BY r.name $$;
+AS $$ SELECT r.name, vc._redact(r.url) FROM vc.remotes r ORDER BY r.name $$;
 
 CREATE FUNCTION vc.push(remote text DEFAULT 'origin', branch text DEFAULT NULL, force boolean DEFAULT false)
 RETURNS text LANGUAGE sql VOLATILE
@@ -175,7 +175,7 @@ CREATE FUNCTION vc.backups()
 RETURNS TABLE(name text, url text, last_sync_at timestamptz, last_sync_commit text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT b.name, b.url, b.last_sync_at, b.last_sync_commit FROM vc.backups b ORDER BY b.name $$;
+AS $$ SELECT b.name, vc._redact(b.url), b.last_sync_at, b.last_sync_commit FROM vc.backups b ORDER BY b.name $$;
 
 CREATE FUNCTION vc.backup_sync(name text)
 RETURNS TABLE(chunks_written bigint, bytes_written bigint) LANGUAGE sql VOLATILE
@@ -382,6 +382,16 @@ BEGIN
     FOREACH r IN ARRAY ARRAY['pgvc_reader', 'pgvc_writer', 'pgvc_admin'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        -- Made beforehand by someone else? Then it could be a role that person logs in
+        -- as, or administers: pgvc would grant its functions to them. Refused.
+        ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r
+                      AND (rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb
+                           OR rolreplication OR rolbypassrls))
+           OR EXISTS (SELECT 1 FROM pg_auth_members m
+                      WHERE m.roleid = r::regrole AND m.admin_option) THEN
+            RAISE EXCEPTION 'role % exists with attributes or administrators pgvc does not give it', r
+                USING ERRCODE = '42710',
+                      HINT = 'a superuser should check who made it, then DROP ROLE it (or make it NOLOGIN with no other attribute) and retry';
         END IF;
     END LOOP;
     IF NOT pg_has_role('pgvc_writer', 'pgvc_reader', 'MEMBER') THEN
@@ -401,6 +411,7 @@ BEGIN
             ('progress', 'pgvc_reader'), ('_progress', 'pgvc_reader'),
             ('worker_status', 'pgvc_reader'), ('_worker_status', 'pgvc_reader'),
             ('replication_status', 'pgvc_reader'), ('_replication_status', 'pgvc_reader'),
+            ('_redact', 'pgvc_reader'),
             ('commit', 'pgvc_writer'), ('_commit', 'pgvc_writer'),
             ('reset', 'pgvc_writer'), ('_reset', 'pgvc_writer'),
             ('track', 'pgvc_admin'), ('_track', 'pgvc_admin'),

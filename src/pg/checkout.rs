@@ -138,6 +138,14 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     // pgvc creates as its owner; a caller who is not a superuser must have the rights
     // a CREATE would need, and owns what is created.
     let for_caller = caller_owns_new_objects(&table.schema, has_schema.is_some())?;
+    if entry
+        .schema
+        .columns
+        .iter()
+        .any(|c| c.default.is_some() || c.generated.is_some())
+    {
+        refuse_parse_time_code(&table)?;
+    }
     if has_schema.is_none() {
         exec(sql::create_schema(&table.schema)?, vec![])?;
         if let Some(role) = &for_caller {
@@ -235,6 +243,43 @@ fn refuse_foreign_code(relid: pgrx::pg_sys::Oid, table: &QualName) -> VcResult<(
     Ok(())
 }
 
+/// Parsing a default or generation expression runs code: a literal of an array or
+/// composite of a domain is read by the domain's input, which runs the domain's CHECK
+/// at parse time, with the rights of whoever runs the DDL (pgvc's owner here). A
+/// commit's expression can name any type of this database. So while any domain here
+/// has a CHECK that calls a function of a role other than a superuser, pgvc does not
+/// parse a commit's expressions at all. (Other input functions are written in C by
+/// superusers; domain checks are the only code a non-superuser can put on that path.)
+fn refuse_parse_time_code(table: &QualName) -> VcResult<()> {
+    let found = super::spi::query(
+        "SELECT format_type(t.oid, NULL), p.oid::regprocedure::text, r.rolname::text \
+         FROM pg_type t JOIN pg_constraint c ON c.contypid = t.oid \
+         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
+              AND d.refclassid = 'pg_proc'::regclass \
+         JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_roles r ON r.oid = p.proowner \
+         WHERE t.typtype = 'd' AND NOT r.rolsuper ORDER BY 1, 2 LIMIT 1",
+        vec![],
+        &[],
+    )?;
+    if let Some(r) = found.first() {
+        let text = |i: usize| match r.get(i) {
+            Some(crate::codec::Cell::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "pgvc will not parse the defaults of table {table} from a commit here: domain {} checks values with function {} of role {}, which a default could make run with pgvc's rights",
+                text(0),
+                text(1),
+                text(2)
+            ),
+        )
+        .hint("create the table yourself with its defaults and vc.track() it, then pull or reset again; or have a superuser own that function"));
+    }
+    Ok(())
+}
+
 /// For a caller who is not a superuser: the caller's role (new objects are handed to
 /// it), after checking it could create them itself (CREATE on the schema, or on the
 /// database for a new schema). None for a superuser: objects stay pgvc's owner's.
@@ -259,6 +304,23 @@ fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option
     };
     if text(0) == "true" {
         return Ok(None);
+    }
+    // Creating a table from history hands its rows to the caller: for pgvc_admin (who
+    // may back up and restore everything) only, never a writer whose reset meets a
+    // table dropped here.
+    let admin = super::spi::one_text(
+        "SELECT pg_has_role($1, 'pgvc_admin', 'MEMBER')::text",
+        vec![Arg::Oid(caller)],
+    )?;
+    if admin.as_deref() != Some("true") {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to create table {} from a commit: that needs pgvc_admin",
+                Ident::new(schema)
+            ),
+        )
+        .hint("ask an administrator to reset or pull, or to recreate and vc.track() the table"));
     }
     if text(1) != "true" {
         return Err(VcError::new(
@@ -375,7 +437,12 @@ pub fn checkout_root(
             ));
         }
         let (_, plan) = live_plan(t)?;
-        exec(sql::lock_exclusive(&plan.table), vec![])?;
+        // Lock only what the caller could lock itself (LOCK needs a write right): a
+        // role must not hold every tracked table locked from a transaction it leaves
+        // open. A table it may not write is refused below if it must be rewritten.
+        if caller_may_write(t.relid)? {
+            exec(sql::lock_exclusive(&plan.table), vec![])?;
+        }
         plans.push((t.clone(), plan, entry.clone()));
     }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
@@ -462,9 +529,16 @@ fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcR
             "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
             vec![Arg::Oid(t.relid)],
         )?;
-        restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
+        // Sequences are part of the table's state: restored for a caller who may write it.
+        if caller_may_write(t.relid)? {
+            restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
+        }
     }
     Ok(())
+}
+
+fn caller_may_write(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
+    Ok(super::spi::caller_may(relid, "UPDATE")? || super::spi::caller_may(relid, "DELETE")?)
 }
 
 /// Whether the working set differs from HEAD (what `vc.status()` shows).

@@ -521,6 +521,24 @@ pub fn caller_may(relid: pg_sys::Oid, privilege: &str) -> VcResult<bool> {
     Ok(ok.as_deref() == Some("true"))
 }
 
+/// File access for `file://` remotes, checked against the caller's own membership.
+pub fn require_file_access(role: &str, url: &str) -> VcResult<()> {
+    // The caller's own rights: pgvc's functions run as its owner.
+    let ok = one_text(
+        "SELECT (pg_has_role($2, $1, 'MEMBER') \
+                 OR (SELECT rolsuper FROM pg_roles WHERE oid = $2))::text",
+        vec![Arg::Text(Some(role.to_string())), Arg::Oid(caller())],
+    )?;
+    if ok.as_deref() == Some("true") {
+        return Ok(());
+    }
+    Err(VcError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for remote {url}: file:// remotes need superuser or {role}"),
+    )
+    .hint(format!("GRANT {role} TO <role>, as a superuser")))
+}
+
 /// The calling role's name.
 pub fn caller_name() -> VcResult<String> {
     Ok(one_text(

@@ -255,6 +255,49 @@ fn partitions(relid: Oid) -> VcResult<Vec<QualName>> {
 /// was missing one: its unlogged writes are then found by comparing the whole table.
 pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     let oid = u32::from(t.relid);
+    if INTACT.with(|s| s.borrow().contains(&oid)) {
+        return Ok(false);
+    }
+    let damaged = check_triggers(t, install)?;
+    if !damaged {
+        remember_intact(oid);
+    }
+    Ok(damaged)
+}
+
+thread_local! {
+    /// Tracked tables whose triggers (and their partitions') were found intact since
+    /// this backend last processed a relcache invalidation. Dropping, disabling or
+    /// creating a trigger, and attaching or creating a partition, invalidate the
+    /// relation's relcache entry in every backend before the change can be seen, so a
+    /// table stays in this set only while nothing that matters can have changed: the
+    /// catalog query runs once per change, not at every commit.
+    static INTACT: std::cell::RefCell<std::collections::HashSet<u32>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+    static CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Any relcache invalidation forgets every table (cheap, and safe whatever the relid).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_intact(_arg: pgrx::pg_sys::Datum, _relid: Oid) {
+    INTACT.with(|s| s.borrow_mut().clear());
+}
+
+fn remember_intact(oid: u32) {
+    if !CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registers a plain function for this backend's life (once).
+        unsafe {
+            pgrx::pg_sys::CacheRegisterRelcacheCallback(
+                Some(forget_intact),
+                pgrx::pg_sys::Datum::from(0usize),
+            )
+        };
+    }
+    INTACT.with(|s| s.borrow_mut().insert(oid));
+}
+
+fn check_triggers(t: &Tracked, install: bool) -> VcResult<bool> {
+    let oid = u32::from(t.relid);
     let rows = query(
         "SELECT format('%I.%I', n.nspname, c.relname) \
          FROM (SELECT $1::regclass AS rel UNION ALL \

@@ -178,7 +178,11 @@ mod tests {
             if self.remote == expected {
                 // A promotion knows the primary it replaces: the standby followed the
                 // epoch it raises (never fencing a primary it has not seen).
-                assert_eq!(followed, Some(expected), "promoted without following the remote");
+                assert_eq!(
+                    followed,
+                    Some(expected),
+                    "promoted without following the remote"
+                );
                 assert_eq!(next, expected + 1);
                 self.remote = next;
                 self.servers[i] = (Role::Primary, Some(next));

@@ -194,6 +194,24 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     store.flush()?;
     let (branch, working_hash) = choose_working_set(&store, &fetched)?;
     if force {
+        // Replacing drops the tracked tables: only their owners (or a superuser) may.
+        for t in &tracked {
+            let owns = crate::pg::spi::one_text(
+                "SELECT (r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE'))::text \
+                 FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
+                vec![Arg::Oid(crate::pg::spi::caller()), Arg::Oid(t.relid)],
+            )?;
+            if owns.as_deref() != Some("true") {
+                return Err(VcError::new(
+                    Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "permission denied: restore with force drops {}, which only its owner may",
+                        t.name
+                    ),
+                )
+                .hint("run it as the tables' owner or a superuser"));
+            }
+        }
         for t in &tracked {
             crate::pg::tracking::untrack(t.relid)?;
             exec(

@@ -104,7 +104,7 @@ fn vc_status() -> TableIterator<
                 let mut out = Vec::new();
                 let tracked = tracked_tables()?;
                 for t in &tracked {
-                    if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+                    if !may_see_rows(t.relid)? {
                         continue;
                     }
                     let (schema, plan) = live_plan(t)?;
@@ -204,20 +204,42 @@ struct RawDiff {
     after: Option<Vec<u8>>,
 }
 
-/// Whether the caller may see the rows of the table `name` (from a commit): SELECT on
-/// the live table; a table that no longer exists here, superusers only.
+/// Whether the caller may see the rows of the table `name` (from a commit): the live,
+/// tracked table of that name (a table made later under an old name is not its
+/// history), readable by the caller (`may_see_rows`); superusers see everything.
 fn may_read(name: &str) -> VcResult<bool> {
     if crate::pg::sql::QualName::parse("table name", name).is_err() {
         return Ok(false);
     }
+    let rel = crate::pg::spi::one_text(
+        "SELECT t.relid::int8::text FROM vc.tracked t WHERE t.relid = to_regclass($1)",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?
+    .and_then(|t| t.parse::<u32>().ok());
+    match rel {
+        Some(r) => may_see_rows(pgrx::pg_sys::Oid::from(r)),
+        None => caller_is_superuser(),
+    }
+}
+
+fn caller_is_superuser() -> VcResult<bool> {
+    Ok(crate::pg::spi::one_text(
+        "SELECT rolsuper::text FROM pg_roles WHERE oid = $1",
+        vec![Arg::Oid(crate::pg::spi::caller())],
+    )?
+    .as_deref()
+        == Some("true"))
+}
+
+/// Whether the caller may see the rows of the live table `relid` through history: SELECT
+/// on it, and, where row-level security is on, no policy would hide rows from it (its
+/// owner, a superuser or a BYPASSRLS role): history shows whole tables.
+fn may_see_rows(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
     let ok = crate::pg::spi::one_text(
-        "SELECT CASE WHEN to_regclass($1) IS NULL \
-                     THEN (SELECT rolsuper FROM pg_roles WHERE oid = $2) \
-                     ELSE has_table_privilege($2, to_regclass($1), 'SELECT') END::text",
-        vec![
-            Arg::Text(Some(name.to_string())),
-            Arg::Oid(crate::pg::spi::caller()),
-        ],
+        "SELECT (r.rolsuper OR (has_table_privilege(r.oid, c.oid, 'SELECT') \
+                 AND (NOT c.relrowsecurity OR c.relowner = r.oid OR r.rolbypassrls)))::text \
+         FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
+        vec![Arg::Oid(crate::pg::spi::caller()), Arg::Oid(relid)],
     )?;
     Ok(ok.as_deref() == Some("true"))
 }
@@ -237,7 +259,7 @@ fn diff_rows(
             let mut tables = BTreeMap::new();
             let mut changes = BTreeMap::new();
             for t in tracked_tables()? {
-                if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+                if !may_see_rows(t.relid)? {
                     continue;
                 }
                 let (schema, plan) = live_plan(&t)?;
@@ -490,12 +512,12 @@ fn vc_as_of_rows(
             }
             let relid = pgrx::pg_sys::Oid::from(relid);
             let name = relation_name(relid)?;
-            if !crate::pg::spi::caller_may(relid, "SELECT")? {
+            if !may_read(&name)? {
                 return Err(VcError::new(
                     Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    format!("permission denied: the history of {name} needs SELECT on it"),
+                    format!("permission denied: the history of {name} needs SELECT on it (and, under row-level security, no policy hiding rows from you)"),
                 )
-                .hint("a role sees the history of the tables it may read"));
+                .hint("a role sees the history of the tracked tables it may read whole"));
             }
             // The rows are cast to the table's row type by the caller's query: the
             // functions that cast runs (domain checks) must not be another role's.

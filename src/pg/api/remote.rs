@@ -38,27 +38,6 @@ fn check_name(name: &str) -> VcResult<()> {
     }
 }
 
-/// Superuser, or member of the predefined role that grants this kind of file access.
-fn require_file_access(role: &str, url: &str) -> VcResult<()> {
-    // The caller's own rights: pgvc's functions run as its owner.
-    let ok = one_text(
-        "SELECT (pg_has_role($2, $1, 'MEMBER') \
-                 OR (SELECT rolsuper FROM pg_roles WHERE oid = $2))::text",
-        vec![
-            Arg::Text(Some(role.to_string())),
-            Arg::Oid(crate::pg::spi::caller()),
-        ],
-    )?;
-    if ok.as_deref() == Some("true") {
-        return Ok(());
-    }
-    Err(VcError::new(
-        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("permission denied for remote {url}: file:// remotes need superuser or {role}"),
-    )
-    .hint(format!("GRANT {role} TO <role>, as a superuser")))
-}
-
 fn remote_url(name: &str) -> VcResult<String> {
     one_text(
         "SELECT url FROM vc.remotes WHERE name = $1",
@@ -75,7 +54,7 @@ fn remote_url(name: &str) -> VcResult<String> {
 
 pub fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::ObjectStore>>> {
     if let RemoteUrl::File(_) = parse_url(url)? {
-        require_file_access(role, url)?;
+        crate::pg::spi::require_file_access(role, url)?;
     }
     Ok(open(url)?)
 }

@@ -230,6 +230,9 @@ fn do_rejoin(remote: &str) -> VcResult<String> {
     let mut target = cfg.clone();
     target.remote = Some(remote.to_string());
     let r = open_remote(&target)?;
+    // Rejoining reads the remote and points this server's replication at it for good
+    // (the stored role wins over postgresql.conf): the caller's own file access.
+    crate::pg::spi::require_file_access("pg_read_server_files", r.url())?;
     let remote_epoch = r.epoch()?;
     if cfg.role == Role::Primary
         && cfg.remote.as_deref() == Some(remote)

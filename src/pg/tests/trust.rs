@@ -859,4 +859,114 @@ mod tests {
         );
         run("RESET ROLE");
     }
+
+    /// Review: a literal of an array of a domain in a default is read by the domain's
+    /// input at parse time, running its CHECK as whoever runs the CREATE TABLE: pgvc's
+    /// owner, when a reset, pull, clone, restore or standby recreates the table.
+    #[pg_test]
+    fn defaults_are_not_parsed_when_a_domain_runs_another_roles_code() {
+        serial();
+        run("CREATE ROLE pgvc_parse");
+        run("CREATE SCHEMA parse AUTHORIZATION pgvc_parse");
+        run("SET ROLE pgvc_parse");
+        run(
+            "CREATE FUNCTION parse.ev(int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN \
+             IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN \
+               EXECUTE 'ALTER ROLE pgvc_parse SUPERUSER'; END IF; RETURN true; END $$",
+        );
+        run("CREATE DOMAIN parse.d AS int CHECK (parse.ev(VALUE))");
+        run("CREATE TABLE parse.t (id int PRIMARY KEY, c parse.d[] DEFAULT '{1}'::parse.d[])");
+        run("INSERT INTO parse.t (id) VALUES (1)");
+        run("RESET ROLE");
+        run("SELECT vc.track('parse.t')");
+        run("SELECT vc.commit('with a default')");
+        run("DROP TABLE parse.t");
+        expect_error(
+            "SELECT vc.reset('HEAD')",
+            "42501",
+            "will not parse the defaults",
+        );
+        assert_eq!(
+            text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_parse'"),
+            Some("false".into())
+        );
+    }
+
+    /// Review: a writer's reset recreated a table dropped here, handing its rows to the
+    /// writer; a reader saw the history of a dropped table through a new table of the
+    /// same name; row-level security did not limit history.
+    #[pg_test]
+    fn history_of_tables_a_role_may_not_read_stays_hidden() {
+        serial();
+        run("CREATE TABLE public.gone (id int PRIMARY KEY, secret text)");
+        run("SELECT vc.track('public.gone')");
+        run("CREATE TABLE public.policed (id int PRIMARY KEY, v text)");
+        run("SELECT vc.track('public.policed')");
+        run("SELECT vc.commit('empty tables')");
+        run("INSERT INTO public.gone VALUES (1, 'hush')");
+        run("INSERT INTO public.policed VALUES (1, 'a'), (2, 'b')");
+        run("SELECT vc.commit('two tables')");
+        run("ALTER TABLE public.policed ENABLE ROW LEVEL SECURITY");
+        run("CREATE ROLE h_writer IN ROLE pgvc_writer");
+        run("GRANT CREATE ON SCHEMA public TO h_writer");
+        run("GRANT SELECT, INSERT, UPDATE, DELETE ON public.policed TO h_writer");
+        run("CREATE POLICY only_one ON public.policed USING (id = 1)");
+        run("DROP TABLE public.gone");
+        run("SET ROLE h_writer");
+        expect_error("SELECT vc.reset('HEAD')", "42501", "needs pgvc_admin");
+        // Its own table under the old name is not that table's history.
+        run("CREATE TABLE public.gone (id int PRIMARY KEY, secret text)");
+        expect_error(
+            "SELECT * FROM vc.as_of(NULL::public.gone, 'HEAD')",
+            "42501",
+            "permission denied",
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM vc.diff('HEAD~1', 'HEAD') WHERE table_name = 'public.gone'"),
+            0
+        );
+        // A policy hides a row from it: the history of that table stays hidden whole.
+        assert_eq!(int("SELECT count(*) FROM public.policed"), 1);
+        expect_error(
+            "SELECT * FROM vc.as_of(NULL::public.policed, 'HEAD')",
+            "42501",
+            "row-level security",
+        );
+        run("RESET ROLE");
+    }
+
+    /// Review: restore with force dropped tracked tables as pgvc's owner for a caller
+    /// who does not own them; rejoin read a remote without the caller's file access.
+    #[pg_test]
+    fn restore_force_and_rejoin_need_the_callers_own_rights() {
+        serial();
+        run("CREATE TABLE public.owned_elsewhere (id int PRIMARY KEY)");
+        run("SELECT vc.track('public.owned_elsewhere')");
+        run("SELECT vc.commit('one', allow_empty => true)");
+        let d = dir("force");
+        std::fs::create_dir_all(&d).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .args(["a+rwx", &d])
+            .status();
+        run(&format!("SELECT vc.backup_add('force_b', 'file://{d}')"));
+        run("SELECT * FROM vc.backup_sync('force_b')");
+        run(&format!("SELECT vc.remote_add('rejoin_o', 'file://{d}')"));
+        run("CREATE ROLE f_admin IN ROLE pgvc_admin, pg_read_server_files");
+        run("SET ROLE f_admin");
+        expect_error(
+            &format!("SELECT vc.backup_restore('file://{d}', force => true)"),
+            "42501",
+            "only its owner may",
+        );
+        run("RESET ROLE");
+        assert_eq!(int("SELECT count(*) FROM vc.tracked"), 1);
+        run("CREATE ROLE f_admin2 IN ROLE pgvc_admin");
+        run("SET ROLE f_admin2");
+        expect_error(
+            "SELECT vc.rejoin('rejoin_o')",
+            "42501",
+            "pg_read_server_files",
+        );
+        run("RESET ROLE");
+    }
 }
