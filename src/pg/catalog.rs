@@ -5,7 +5,7 @@
 //! function), so they are schema-qualified and the same on every cluster.
 
 use super::error::{invalid, VcError, VcResult};
-use super::spi::{query, Arg};
+use super::spi::{one_row, one_value, query, query_values, Arg, Value};
 use super::sql::{self, Plan, QualName};
 use crate::codec::Cell;
 use crate::commit::{Column, SequenceState, TableSchema};
@@ -34,21 +34,21 @@ pub struct Tracked {
 
 /// Every tracked table that still exists, ordered by name.
 pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
-    let rows = query(
-        "SELECT t.relid::int8::text, format('%I.%I', n.nspname, c.relname), t.log_table, t.full_scan::text \
+    let rows = query_values(
+        "SELECT t.relid, format('%I.%I', n.nspname, c.relname), t.full_scan \
          FROM vc.tracked t JOIN pg_class c ON c.oid = t.relid \
          JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2",
         vec![],
-        &[],
     )?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Tracked {
-            relid: Oid::from(text_req(&r[0]).parse::<u32>().unwrap_or(0)),
-            name: text_req(&r[1]),
-            full_scan: text_req(&r[3]) == "true",
+    rows.into_iter()
+        .map(|r| {
+            Ok(Tracked {
+                relid: r[0].oid()?,
+                name: r[1].text()?,
+                full_scan: r[2].bool()?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub fn tracked_by_relid(relid: Oid) -> VcResult<Option<Tracked>> {
@@ -73,13 +73,12 @@ pub fn relation_name(relid: Oid) -> VcResult<String> {
 
 /// The OID of a table named `schema.table`.
 pub fn relid_of(name: &str) -> VcResult<Oid> {
-    let rows = query(
-        "SELECT to_regclass($1)::oid::int8::text",
+    let found = one_value(
+        "SELECT to_regclass($1)::oid",
         vec![Arg::Text(Some(name.to_string()))],
-        &[],
     )?;
-    match rows.first().and_then(|r| text(&r[0])) {
-        Some(t) => Ok(Oid::from(t.parse::<u32>().unwrap_or(0))),
+    match found.as_ref().and_then(Value::opt) {
+        Some(v) => v.oid(),
         None => Err(VcError::new(
             Code::ERRCODE_UNDEFINED_TABLE,
             format!("table {name} does not exist"),
@@ -89,27 +88,29 @@ pub fn relid_of(name: &str) -> VcResult<Oid> {
 
 /// The live schema of a table: columns in attribute order and primary key.
 pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
-    let cols = query(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text, \
+    let cols = query_values(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                 CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
                 CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
                 NULLIF(a.attidentity, '') \
          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         vec![Arg::Oid(relid)],
-        &[],
     )?;
+    let opt_text = |v: &Value| v.opt().map(Value::text).transpose();
     let columns = cols
         .iter()
-        .map(|r| Column {
-            name: text_req(&r[0]),
-            type_name: text_req(&r[1]),
-            not_null: text_req(&r[2]) == "true",
-            default: text(&r[3]),
-            generated: text(&r[4]),
-            identity: text(&r[5]),
+        .map(|r| {
+            Ok(Column {
+                name: r[0].text()?,
+                type_name: r[1].text()?,
+                not_null: r[2].bool()?,
+                default: opt_text(&r[3])?,
+                generated: opt_text(&r[4])?,
+                identity: opt_text(&r[5])?,
+            })
         })
-        .collect();
+        .collect::<VcResult<Vec<_>>>()?;
     let pk = query(
         "SELECT a.attname FROM pg_index i \
          CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord) \
@@ -131,19 +132,16 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
 pub fn owned_sequences(relid: Oid) -> VcResult<Vec<SequenceState>> {
     let mut out = Vec::new();
     for (name, column) in sequences_of(relid)? {
-        let v = query(
+        let row = one_row(
             sql::sequence_state(&QualName::parse("sequence name", &name)?),
             vec![],
-            &[],
-        )?;
-        let row = v
-            .first()
-            .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
+        )?
+        .ok_or_else(|| invalid(format!("sequence {name} is empty")))?;
         out.push(SequenceState {
             name,
             column,
-            last_value: text_req(&row[0]).parse().unwrap_or(0),
-            is_called: text_req(&row[1]) == "t",
+            last_value: row[0].int()?,
+            is_called: row[1].bool()?,
         });
     }
     Ok(out)
@@ -223,17 +221,11 @@ pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
 
 /// The owner of a relation: pgvc reads and writes a user table as its owner.
 pub fn table_owner(relid: Oid) -> VcResult<Oid> {
-    let rows = query(
-        "SELECT relowner::int8::text FROM pg_class WHERE oid = $1",
+    match one_value(
+        "SELECT relowner FROM pg_class WHERE oid = $1",
         vec![Arg::Oid(relid)],
-        &[],
-    )?;
-    match rows
-        .first()
-        .and_then(|r| text(&r[0]))
-        .and_then(|t| t.parse::<u32>().ok())
-    {
-        Some(o) => Ok(Oid::from(o)),
+    )? {
+        Some(v) => v.oid(),
         None => Err(VcError::new(
             Code::ERRCODE_UNDEFINED_TABLE,
             format!("relation with OID {} does not exist", u32::from(relid)),

@@ -285,56 +285,58 @@ fn refuse_parse_time_code(table: &QualName) -> VcResult<()> {
 /// database for a new schema). None for a superuser: objects stay pgvc's owner's.
 fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option<Ident>> {
     let caller = super::spi::caller();
-    let rows = super::spi::query(
-        "SELECT r.rolsuper::text, \
+    let row = super::spi::one_row(
+        "SELECT r.rolsuper, \
                 CASE WHEN $3 THEN has_schema_privilege($1, $2, 'CREATE') \
-                     ELSE has_database_privilege($1, current_database(), 'CREATE') END::text, \
-                r.rolname::text \
+                     ELSE has_database_privilege($1, current_database(), 'CREATE') END, \
+                r.rolname::text, pg_has_role($1, 'pgvc_admin', 'MEMBER') \
          FROM pg_roles r WHERE r.oid = $1",
         vec![
             Arg::Oid(caller),
             Arg::Text(Some(schema.to_string())),
             Arg::Bool(schema_exists),
         ],
-        &[],
-    )?;
-    let text = |i: usize| match rows.first().and_then(|r| r.get(i)) {
-        Some(crate::codec::Cell::Text(t)) => t.clone(),
-        _ => String::new(),
-    };
-    if text(0) == "true" {
+    )?
+    .ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            "the calling role does not exist",
+        )
+    })?;
+    let (superuser, may_create, role, admin) = (
+        row[0].bool()?,
+        row[1].bool()?,
+        row[2].text()?,
+        row[3].bool()?,
+    );
+    if superuser {
         return Ok(None);
     }
     // Creating a table from history hands its rows to the caller: for pgvc_admin (who
     // may back up and restore everything) only, never a writer whose reset meets a
     // table dropped here.
-    let admin = super::spi::one_text(
-        "SELECT pg_has_role($1, 'pgvc_admin', 'MEMBER')::text",
-        vec![Arg::Oid(caller)],
-    )?;
-    if admin.as_deref() != Some("true") {
+    if !admin {
         return Err(VcError::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "permission denied to create table {} from a commit: that needs pgvc_admin",
+                "permission denied to create tables in schema {} from a commit: that needs pgvc_admin",
                 Ident::new(schema)
             ),
         )
         .hint("ask an administrator to reset or pull, or to recreate and vc.track() the table"));
     }
-    if text(1) != "true" {
+    if !may_create {
         return Err(VcError::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "permission denied to create table {} here: the commit has it, and role {} may not create in {}",
+                "permission denied to create tables in schema {} from a commit: role {role} may not create in {}",
                 Ident::new(schema),
-                text(2),
                 if schema_exists { "that schema" } else { "this database" }
             ),
         )
         .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may create the table"));
     }
-    Ok(Some(Ident::new(&text(2))))
+    Ok(Some(Ident::new(&role)))
 }
 
 fn bad_sequence(seq: &QualName, table: &QualName) -> VcError {

@@ -133,12 +133,13 @@ pub const MAX_LOGGED_KEYS: i64 = 500_000;
 
 /// Whether the key log holds too many keys to read (see [`MAX_LOGGED_KEYS`]).
 pub fn log_too_long(t: &Tracked) -> VcResult<bool> {
-    let rows = query(
+    match super::spi::one_value(
         sql::log_longer_than(u32::from(t.relid)),
         vec![Arg::Int8(MAX_LOGGED_KEYS)],
-        &[],
-    )?;
-    Ok(matches!(rows.first().and_then(|r| r.first()), Some(Cell::Text(t)) if t == "t"))
+    )? {
+        Some(v) => v.bool(),
+        None => Ok(false),
+    }
 }
 
 /// The encoded keys recorded in a table's key log (read only), sorted, distinct.

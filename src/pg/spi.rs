@@ -302,6 +302,12 @@ pub fn query(sql: impl Into<Sql>, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<
 }
 
 fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    execute_here(sql, args)?;
+    Ok(take_tuptable(raw))
+}
+
+/// Runs a statement, leaving its rows in `SPI_tuptable` for the caller to take.
+fn execute_here(sql: &str, args: Vec<Arg>) -> VcResult<()> {
     // SAFETY: plain read of a backend global.
     let ctx = unsafe { pg_sys::CurrentMemoryContext };
     let mut p = params(args);
@@ -331,7 +337,146 @@ fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>
         return Err(sql_error(sql, rc));
     }
     back_to(ctx);
-    Ok(take_tuptable(raw))
+    Ok(())
+}
+
+/// A value read by its SQL type (catalog reads; row encoding reads output text).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Oid(pg_sys::Oid),
+    /// text, name, varchar, "char", and any other type by its output function.
+    Text(String),
+}
+
+impl Value {
+    fn wrong(&self, want: &str) -> VcError {
+        VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pgvc read {self:?} where its statement yields {want}"),
+        )
+    }
+
+    pub fn bool(&self) -> VcResult<bool> {
+        match self {
+            Value::Bool(b) => Ok(*b),
+            other => Err(other.wrong("a boolean")),
+        }
+    }
+
+    pub fn int(&self) -> VcResult<i64> {
+        match self {
+            Value::Int(i) => Ok(*i),
+            other => Err(other.wrong("an integer")),
+        }
+    }
+
+    pub fn oid(&self) -> VcResult<pg_sys::Oid> {
+        match self {
+            Value::Oid(o) => Ok(*o),
+            other => Err(other.wrong("an oid")),
+        }
+    }
+
+    pub fn text(&self) -> VcResult<String> {
+        match self {
+            Value::Text(t) => Ok(t.clone()),
+            other => Err(other.wrong("text")),
+        }
+    }
+
+    /// NULL as None, else the value.
+    pub fn opt(&self) -> Option<&Value> {
+        (*self != Value::Null).then_some(self)
+    }
+}
+
+/// Runs a statement and reads every column by its type (`Value`): booleans, integers
+/// and OIDs as such, never by parsing their text.
+pub fn query_values(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Vec<Vec<Value>>> {
+    let sql = sql.into();
+    in_temp_context(|| {
+        execute_here(sql.as_str(), args)?;
+        Ok(take_values())
+    })
+}
+
+/// Copies the rows of the current `SPI_tuptable` into `Value`s by column type, and
+/// frees it.
+fn take_values() -> Vec<Vec<Value>> {
+    // SAFETY: right after a successful SPI execute, as in `take_tuptable`: the table is
+    // null or valid and owned by the current SPI connection; every value is copied
+    // out before it is freed.
+    unsafe {
+        let tt = pg_sys::SPI_tuptable;
+        if tt.is_null() {
+            return Vec::new();
+        }
+        let n = (*tt).numvals as usize;
+        let desc = (*tt).tupdesc;
+        let natts = (*desc).natts as usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let tuple = *(*tt).vals.add(i);
+            let mut row = Vec::with_capacity(natts);
+            for col in 0..natts {
+                let fnum = (col + 1) as i32;
+                let ty = pg_sys::SPI_gettypeid(desc, fnum);
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
+                if isnull {
+                    row.push(Value::Null);
+                    continue;
+                }
+                let v = match ty {
+                    pg_sys::BOOLOID => bool::from_datum(d, false).map(Value::Bool),
+                    pg_sys::INT8OID => i64::from_datum(d, false).map(Value::Int),
+                    pg_sys::INT4OID => i32::from_datum(d, false).map(|v| Value::Int(v.into())),
+                    pg_sys::INT2OID => i16::from_datum(d, false).map(|v| Value::Int(v.into())),
+                    pg_sys::OIDOID
+                    | pg_sys::REGCLASSOID
+                    | pg_sys::REGTYPEOID
+                    | pg_sys::REGPROCEDUREOID
+                    | pg_sys::REGNAMESPACEOID
+                    | pg_sys::REGROLEOID => pg_sys::Oid::from_datum(d, false).map(Value::Oid),
+                    _ => {
+                        let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
+                        if p.is_null() {
+                            Some(Value::Null)
+                        } else {
+                            let t = CStr::from_ptr(p).to_string_lossy().into_owned();
+                            pg_sys::pfree(p.cast());
+                            Some(Value::Text(t))
+                        }
+                    }
+                };
+                row.push(v.unwrap_or(Value::Null));
+            }
+            out.push(row);
+        }
+        pg_sys::SPI_freetuptable(tt);
+        out
+    }
+}
+
+/// A boolean the statement always returns (one row, one column, NULL as false).
+pub fn one_bool(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<bool> {
+    match one_value(sql, args)? {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => v.bool(),
+    }
+}
+
+/// The first row of `query_values`, if any.
+pub fn one_row(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Option<Vec<Value>>> {
+    Ok(query_values(sql, args)?.into_iter().next())
+}
+
+/// The first column of the first row, if any row.
+pub fn one_value(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Option<Value>> {
+    Ok(one_row(sql, args)?.and_then(|r| r.into_iter().next()))
 }
 
 /// Runs a statement for its effect; returns the number of rows processed.
@@ -494,12 +639,11 @@ pub fn with_spi<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
 
 /// The role that owns the pgvc extension (and so its tables).
 fn extension_owner() -> VcResult<pg_sys::Oid> {
-    let owner = one_text(
-        "SELECT extowner::int8::text FROM pg_catalog.pg_extension WHERE extname = 'pgvc'",
+    let owner = one_value(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pgvc'",
         vec![],
-    )?
-    .and_then(|t| t.parse::<u32>().ok());
-    owner.map(pg_sys::Oid::from).ok_or_else(|| {
+    )?;
+    owner.map(|v| v.oid()).transpose()?.ok_or_else(|| {
         VcError::new(
             pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "the pgvc extension is not installed in this database",
@@ -510,26 +654,24 @@ fn extension_owner() -> VcResult<pg_sys::Oid> {
 /// Whether the calling role has `privilege` ("SELECT", "INSERT, UPDATE, DELETE", ...:
 /// all of them) on relation `relid`.
 pub fn caller_may(relid: pg_sys::Oid, privilege: &str) -> VcResult<bool> {
-    let ok = one_text(
-        "SELECT pg_catalog.has_table_privilege($1, $2, $3)::text",
+    one_bool(
+        "SELECT pg_catalog.has_table_privilege($1, $2, $3)",
         vec![
             Arg::Oid(caller()),
             Arg::Oid(relid),
             Arg::Text(Some(privilege.to_string())),
         ],
-    )?;
-    Ok(ok.as_deref() == Some("true"))
+    )
 }
 
 /// File access for `file://` remotes, checked against the caller's own membership.
 pub fn require_file_access(role: &str, url: &str) -> VcResult<()> {
     // The caller's own rights: pgvc's functions run as its owner.
-    let ok = one_text(
-        "SELECT (pg_has_role($2, $1, 'MEMBER') \
-                 OR (SELECT rolsuper FROM pg_roles WHERE oid = $2))::text",
+    let ok = one_bool(
+        "SELECT pg_has_role($2, $1, 'MEMBER') OR (SELECT rolsuper FROM pg_roles WHERE oid = $2)",
         vec![Arg::Text(Some(role.to_string())), Arg::Oid(caller())],
     )?;
-    if ok.as_deref() == Some("true") {
+    if ok {
         return Ok(());
     }
     Err(VcError::new(

@@ -9,7 +9,7 @@
 
 use super::catalog::{relation_name, table_schema, tracked_by_relid, Tracked};
 use super::error::{VcError, VcResult};
-use super::spi::{exec, query, Arg};
+use super::spi::{exec, one_row, query, Arg};
 use super::sql::{self, QualName};
 use crate::codec::Cell;
 use pgrx::pg_sys::Oid;
@@ -49,23 +49,23 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
         )
         .hint("create the database with ENCODING 'UTF8' and load the data there"));
     }
-    let rows = query(
-        "SELECT c.relkind::text, c.relpersistence::text, c.relispartition::text, n.nspname \
+    let row = one_row(
+        "SELECT c.relkind::text, c.relpersistence::text, c.relispartition, n.nspname::text \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         vec![Arg::Oid(relid)],
-        &[],
-    )?;
-    let t = |c: &Cell| match c {
-        Cell::Text(s) => s.clone(),
-        _ => String::new(),
-    };
-    let row = rows.first().ok_or_else(|| {
+    )?
+    .ok_or_else(|| {
         VcError::new(
             Code::ERRCODE_UNDEFINED_TABLE,
             format!("table {name} does not exist"),
         )
     })?;
-    let (kind, persistence, partition, nsp) = (t(&row[0]), t(&row[1]), t(&row[2]), t(&row[3]));
+    let (kind, persistence, partition, nsp) = (
+        row[0].text()?,
+        row[1].text()?,
+        row[2].bool()?,
+        row[3].text()?,
+    );
     let refuse = |msg: String, hint: &str| {
         Err(VcError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, msg).hint(hint.to_string()))
     };
@@ -81,7 +81,7 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
             "temporary tables vanish with the session; track a permanent table",
         );
     }
-    if partition == "true" {
+    if partition {
         return refuse(
             format!("{name} is a partition"),
             "track the partitioned parent table instead",
@@ -108,8 +108,8 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
         )
         .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...) first"));
     }
-    let bad = query(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+    let bad = one_row(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
          JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
          JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) \
@@ -119,12 +119,15 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
             Arg::Oid(relid),
             Arg::TextArray(REFUSED_TYPES.iter().map(|s| Some(s.to_string())).collect()),
         ],
-        &[],
     )?;
-    if let Some(r) = bad.first() {
+    if let Some(r) = bad {
         return Err(VcError::new(
             Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("column {} of {name} has type {} which pgvc cannot version", t(&r[0]), t(&r[1])),
+            format!(
+                "column {} of {name} has type {} which pgvc cannot version",
+                r[0].text()?,
+                r[1].text()?
+            ),
         )
         .hint("its values are identifiers local to this cluster; store them as text or bigint instead"));
     }

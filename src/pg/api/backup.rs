@@ -196,12 +196,12 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     if force {
         // Replacing drops the tracked tables: only their owners (or a superuser) may.
         for t in &tracked {
-            let owns = crate::pg::spi::one_text(
-                "SELECT (r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE'))::text \
+            let owns = crate::pg::spi::one_bool(
+                "SELECT r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE') \
                  FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
                 vec![Arg::Oid(crate::pg::spi::caller()), Arg::Oid(t.relid)],
             )?;
-            if owns.as_deref() != Some("true") {
+            if !owns {
                 return Err(VcError::new(
                     Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!(

@@ -7,7 +7,7 @@ use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables}
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
 use crate::pg::rows::{for_each_working_change, working_changes};
-use crate::pg::spi::{query, with_snapshot, with_spi, Arg};
+use crate::pg::spi::{with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
 use crate::pg::tracking::tracking_damaged;
@@ -211,37 +211,33 @@ fn may_read(name: &str) -> VcResult<bool> {
     if crate::pg::sql::QualName::parse("table name", name).is_err() {
         return Ok(false);
     }
-    let rel = crate::pg::spi::one_text(
-        "SELECT t.relid::int8::text FROM vc.tracked t WHERE t.relid = to_regclass($1)",
+    let rel = crate::pg::spi::one_value(
+        "SELECT t.relid FROM vc.tracked t WHERE t.relid = to_regclass($1)",
         vec![Arg::Text(Some(name.to_string()))],
-    )?
-    .and_then(|t| t.parse::<u32>().ok());
+    )?;
     match rel {
-        Some(r) => may_see_rows(pgrx::pg_sys::Oid::from(r)),
+        Some(r) => may_see_rows(r.oid()?),
         None => caller_is_superuser(),
     }
 }
 
 fn caller_is_superuser() -> VcResult<bool> {
-    Ok(crate::pg::spi::one_text(
-        "SELECT rolsuper::text FROM pg_roles WHERE oid = $1",
+    crate::pg::spi::one_bool(
+        "SELECT rolsuper FROM pg_roles WHERE oid = $1",
         vec![Arg::Oid(crate::pg::spi::caller())],
-    )?
-    .as_deref()
-        == Some("true"))
+    )
 }
 
 /// Whether the caller may see the rows of the live table `relid` through history: SELECT
 /// on it, and, where row-level security is on, no policy would hide rows from it (its
 /// owner, a superuser or a BYPASSRLS role): history shows whole tables.
 fn may_see_rows(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
-    let ok = crate::pg::spi::one_text(
-        "SELECT (r.rolsuper OR (has_table_privilege(r.oid, c.oid, 'SELECT') \
-                 AND (NOT c.relrowsecurity OR c.relowner = r.oid OR r.rolbypassrls)))::text \
+    crate::pg::spi::one_bool(
+        "SELECT r.rolsuper OR (has_table_privilege(r.oid, c.oid, 'SELECT') \
+                 AND (NOT c.relrowsecurity OR c.relowner = r.oid OR r.rolbypassrls)) \
          FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
         vec![Arg::Oid(crate::pg::spi::caller()), Arg::Oid(relid)],
-    )?;
-    Ok(ok.as_deref() == Some("true"))
+    )
 }
 
 fn diff_rows(
@@ -494,23 +490,20 @@ fn vc_as_of_rows(
         let typ = typ.ok_or_else(|| null_arg("tbl"))?;
         let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
         with_spi(|| {
-            let rel = query(
-                "SELECT typrelid::int8::text FROM pg_type WHERE oid = $1",
+            let relid = crate::pg::spi::one_value(
+                "SELECT typrelid FROM pg_type WHERE oid = $1",
                 vec![Arg::Oid(typ)],
-                &[],
-            )?;
-            let relid: u32 = match rel.first().and_then(|r| r.first()) {
-                Some(Cell::Text(t)) => t.parse().unwrap_or(0),
-                _ => 0,
-            };
-            if relid == 0 {
+            )?
+            .map(|v| v.oid())
+            .transpose()?
+            .unwrap_or(pgrx::pg_sys::Oid::INVALID);
+            if relid == pgrx::pg_sys::Oid::INVALID {
                 return Err(VcError::new(
                     Code::ERRCODE_WRONG_OBJECT_TYPE,
                     "vc.as_of needs a table's row type",
                 )
                 .hint("call it as SELECT * FROM vc.as_of(NULL::schema.table, 'HEAD~1')"));
             }
-            let relid = pgrx::pg_sys::Oid::from(relid);
             let name = relation_name(relid)?;
             if !may_read(&name)? {
                 return Err(VcError::new(
