@@ -190,9 +190,9 @@ fn syncs_are_incremental_and_verify_finds_damage() {
     );
 }
 
-#[test]
-fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
-    let good = RemoteDir::new("sched");
+/// A cluster whose worker runs, with table `acct` (100 rows) committed and backup
+/// `name` added (not scheduled).
+fn worker_with_backup(name: &str, target: &RemoteDir) -> (Cluster, Client) {
     let a = Cluster::start();
     let mut da = db(&a);
     assert_eq!(
@@ -208,11 +208,19 @@ fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
         "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
          INSERT INTO acct SELECT g, 1 FROM generate_series(1, 100) g;
          SELECT vc.track('acct'); SELECT vc.commit('open');
-         SELECT vc.backup_add('often', '{}');
-         SELECT vc.backup_schedule('often', interval '1 second');",
-        good.url()
+         SELECT vc.backup_add('{name}', '{}');",
+        target.url()
     ))
     .unwrap();
+    (a, da)
+}
+
+#[test]
+fn the_worker_runs_scheduled_backups_and_shows_their_errors() {
+    let good = RemoteDir::new("sched");
+    let (_a, mut da) = worker_with_backup("often", &good);
+    da.batch_execute("SELECT vc.backup_schedule('often', interval '1 second')")
+        .unwrap();
     assert_eq!(
         wait_for(
             &mut da,
@@ -410,25 +418,7 @@ fn a_sync_during_transfers_is_one_consistent_snapshot() {
 #[test]
 fn a_sync_that_kills_the_worker_is_backed_off_not_looped() {
     let target = RemoteDir::new("sched-killed");
-    let a = Cluster::start();
-    let mut da = db(&a);
-    assert_eq!(
-        wait_for(
-            &mut da,
-            "SELECT state FROM vc.worker_status()",
-            "running",
-            20
-        ),
-        "running"
-    );
-    da.batch_execute(&format!(
-        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO acct SELECT g, 1 FROM generate_series(1, 100) g;
-         SELECT vc.track('acct'); SELECT vc.commit('open');
-         SELECT vc.backup_add('killer', '{}');",
-        target.url()
-    ))
-    .unwrap();
+    let (a, mut da) = worker_with_backup("killer", &target);
     // The sync will wait on this lock (at its manifest swap) until killed.
     std::fs::create_dir_all(&target.0).unwrap();
     let holder = std::fs::OpenOptions::new()

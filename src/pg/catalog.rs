@@ -206,7 +206,7 @@ fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
 /// The live schema of a tracked table and its plan; a table that lost its primary
 /// key (ALTER TABLE after tracking) is an error that says what to do.
 pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
-    let schema = table_schema(t.relid)?;
+    let (schema, plan) = table_plan(t.relid, &t.name)?;
     if schema.primary_key.is_empty() {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
@@ -214,8 +214,15 @@ pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
         )
         .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or vc.untrack() it"));
     }
-    let mut plan = Plan::new(&t.name, &schema)?;
-    plan.owner = table_owner(t.relid)?;
+    Ok((schema, plan))
+}
+
+/// The live schema of table `relid` (named `name`) and the plan to read and write it,
+/// as its owner.
+pub fn table_plan(relid: Oid, name: &str) -> VcResult<(TableSchema, Plan)> {
+    let schema = table_schema(relid)?;
+    let mut plan = Plan::new(name, &schema)?;
+    plan.owner = table_owner(relid)?;
     Ok((schema, plan))
 }
 

@@ -458,8 +458,7 @@ pub fn checkout_root(
             // triggers' transition tables. The plan comes from the table just created
             // (its catalog), not from the commit.
             let relid = crate::pg::catalog::relid_of(name)?;
-            let mut plan = Plan::new(name, &table_schema(relid)?)?;
-            plan.owner = crate::pg::catalog::table_owner(relid)?;
+            let (_, plan) = crate::pg::catalog::table_plan(relid, name)?;
             load_rows(store, &plan, entry.tree)?;
             crate::pg::tracking::track(relid)?;
             restore_sequences(plan.owner, &sequences, &entry.sequences)?;

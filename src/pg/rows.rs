@@ -98,9 +98,6 @@ impl Iterator for Scan<'_> {
 /// keys we process leave the log; rows logged by transactions still in flight are
 /// invisible to that statement and stay for a later commit.
 pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<String>>> {
-    if consume {
-        exec(sql::drop_oversized_keys(u32::from(t.relid)), vec![])?;
-    }
     let rows = query(
         sql::read_log(u32::from(t.relid), &plan.key_cols, consume),
         vec![],
@@ -109,7 +106,8 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for r in rows {
-        // Key logs are NOT NULL; a key that is not all text cannot name a row.
+        // Key logs are NOT NULL: a key that is not all text is an oversized row
+        // (see `sql::read_log`), which cannot name a row.
         let k: Option<Vec<String>> = r
             .into_iter()
             .map(|c| match c {
@@ -223,7 +221,6 @@ pub fn for_each_working_change(
     consume: bool,
     f: &mut dyn FnMut(Change) -> VcResult<()>,
 ) -> VcResult<()> {
-    let mut out = Emit(f);
     if full || head.is_none() {
         if consume {
             exec(sql::clear_log(u32::from(t.relid)), vec![])?;
@@ -241,7 +238,7 @@ pub fn for_each_working_change(
                 match old.peek() {
                     Some(Ok((ok, _))) if *ok < k => {
                         let (ok, ov) = old.next().expect("peeked")?;
-                        out.push(Change {
+                        f(Change {
                             key: ok,
                             before: tree_row(store, Some(ov))?,
                             after: None,
@@ -260,7 +257,7 @@ pub fn for_each_working_change(
                 _ => None,
             };
             if before.as_ref() != Some(&v) {
-                out.push(Change {
+                f(Change {
                     key: k,
                     before,
                     after: Some(v),
@@ -269,7 +266,7 @@ pub fn for_each_working_change(
         }
         for rest in old {
             let (ok, ov) = rest?;
-            out.push(Change {
+            f(Change {
                 key: ok,
                 before: tree_row(store, Some(ov))?,
                 after: None,
@@ -284,7 +281,7 @@ pub fn for_each_working_change(
     for (k, live) in live {
         let before = tree_row(store, committed.get(&k)?)?;
         if before != live {
-            out.push(Change {
+            f(Change {
                 key: k,
                 before,
                 after: live,
@@ -292,15 +289,6 @@ pub fn for_each_working_change(
         }
     }
     Ok(())
-}
-
-/// Hands changes to a callback; `push` so the comparison reads as it did.
-struct Emit<'f>(&'f mut dyn FnMut(Change) -> VcResult<()>);
-
-impl Emit<'_> {
-    fn push(&mut self, c: Change) -> VcResult<()> {
-        (self.0)(c)
-    }
 }
 
 /// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,

@@ -64,47 +64,67 @@ fn sql_error(sql: &str, code: i32) -> VcError {
     )
 }
 
+/// Copies the rows of the current `SPI_tuptable` into Rust, one `read(tuple, desc,
+/// column number)` per value, and frees it.
+///
+/// # Safety
+/// Call right after a successful SPI execute/fetch: `SPI_tuptable` is then null or a
+/// valid table owned by the current SPI connection. `read` must copy what it keeps.
+unsafe fn take_rows<T>(
+    mut read: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc, i32) -> T,
+) -> Vec<Vec<T>> {
+    let tt = pg_sys::SPI_tuptable;
+    if tt.is_null() {
+        return Vec::new();
+    }
+    let n = (*tt).numvals as usize;
+    let desc = (*tt).tupdesc;
+    let natts = (*desc).natts;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let tuple = *(*tt).vals.add(i);
+        out.push((1..=natts).map(|fnum| read(tuple, desc, fnum)).collect());
+    }
+    pg_sys::SPI_freetuptable(tt);
+    out
+}
+
+/// The current result's value at `fnum` as output-function text.
+///
+/// # Safety
+/// A tuple and descriptor of the current `SPI_tuptable`.
+unsafe fn output_text(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    fnum: i32,
+) -> Option<String> {
+    let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
+    if p.is_null() {
+        return None;
+    }
+    let t = CStr::from_ptr(p).to_string_lossy().into_owned();
+    pg_sys::pfree(p.cast());
+    Some(t)
+}
+
 /// Copies the rows of the current `SPI_tuptable` into Rust and frees it. Columns whose
 /// `raw` flag is set are read as bytea bytes, the others as output-function text.
 fn take_tuptable(raw: &[bool]) -> Vec<Vec<Cell>> {
-    // SAFETY: called right after a successful SPI execute/fetch, so SPI_tuptable is
-    // either null or a valid table owned by the current SPI connection; we copy every
-    // value out before freeing it and never touch it afterwards.
+    // SAFETY: called right after a successful SPI execute/fetch (see `take_rows`);
+    // every value is copied out.
     unsafe {
-        let tt = pg_sys::SPI_tuptable;
-        if tt.is_null() {
-            return Vec::new();
-        }
-        let n = (*tt).numvals as usize;
-        let desc = (*tt).tupdesc;
-        let natts = (*desc).natts as usize;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let tuple = *(*tt).vals.add(i);
-            let mut row = Vec::with_capacity(natts);
-            for col in 0..natts {
-                let fnum = (col + 1) as i32;
-                if raw.get(col).copied().unwrap_or(false) {
-                    let mut isnull = false;
-                    let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
-                    row.push(match Vec::<u8>::from_datum(d, isnull) {
-                        Some(b) => Cell::Bytes(b),
-                        None => Cell::Null,
-                    });
-                } else {
-                    let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
-                    if p.is_null() {
-                        row.push(Cell::Null);
-                    } else {
-                        row.push(Cell::Text(CStr::from_ptr(p).to_string_lossy().into_owned()));
-                        pg_sys::pfree(p.cast());
-                    }
+        take_rows(|tuple, desc, fnum| {
+            if raw.get(fnum as usize - 1).copied().unwrap_or(false) {
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
+                match Vec::<u8>::from_datum(d, isnull) {
+                    Some(b) => Cell::Bytes(b),
+                    None => Cell::Null,
                 }
+            } else {
+                output_text(tuple, desc, fnum).map_or(Cell::Null, Cell::Text)
             }
-            out.push(row);
-        }
-        pg_sys::SPI_freetuptable(tt);
-        out
+        })
     }
 }
 
@@ -406,58 +426,30 @@ pub fn query_values(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Vec<Vec<Val
 /// Copies the rows of the current `SPI_tuptable` into `Value`s by column type, and
 /// frees it.
 fn take_values() -> Vec<Vec<Value>> {
-    // SAFETY: right after a successful SPI execute, as in `take_tuptable`: the table is
-    // null or valid and owned by the current SPI connection; every value is copied
-    // out before it is freed.
+    // SAFETY: right after a successful SPI execute (see `take_rows`); every value is
+    // copied out.
     unsafe {
-        let tt = pg_sys::SPI_tuptable;
-        if tt.is_null() {
-            return Vec::new();
-        }
-        let n = (*tt).numvals as usize;
-        let desc = (*tt).tupdesc;
-        let natts = (*desc).natts as usize;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let tuple = *(*tt).vals.add(i);
-            let mut row = Vec::with_capacity(natts);
-            for col in 0..natts {
-                let fnum = (col + 1) as i32;
-                let ty = pg_sys::SPI_gettypeid(desc, fnum);
-                let mut isnull = false;
-                let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
-                if isnull {
-                    row.push(Value::Null);
-                    continue;
-                }
-                let v = match ty {
-                    pg_sys::BOOLOID => bool::from_datum(d, false).map(Value::Bool),
-                    pg_sys::INT8OID => i64::from_datum(d, false).map(Value::Int),
-                    pg_sys::INT4OID => i32::from_datum(d, false).map(|v| Value::Int(v.into())),
-                    pg_sys::INT2OID => i16::from_datum(d, false).map(|v| Value::Int(v.into())),
-                    pg_sys::OIDOID
-                    | pg_sys::REGCLASSOID
-                    | pg_sys::REGTYPEOID
-                    | pg_sys::REGPROCEDUREOID
-                    | pg_sys::REGNAMESPACEOID
-                    | pg_sys::REGROLEOID => pg_sys::Oid::from_datum(d, false).map(Value::Oid),
-                    _ => {
-                        let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
-                        if p.is_null() {
-                            Some(Value::Null)
-                        } else {
-                            let t = CStr::from_ptr(p).to_string_lossy().into_owned();
-                            pg_sys::pfree(p.cast());
-                            Some(Value::Text(t))
-                        }
-                    }
-                };
-                row.push(v.unwrap_or(Value::Null));
+        take_rows(|tuple, desc, fnum| {
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
+            if isnull {
+                return Value::Null;
             }
-            out.push(row);
-        }
-        pg_sys::SPI_freetuptable(tt);
-        out
+            let v = match pg_sys::SPI_gettypeid(desc, fnum) {
+                pg_sys::BOOLOID => bool::from_datum(d, false).map(Value::Bool),
+                pg_sys::INT8OID => i64::from_datum(d, false).map(Value::Int),
+                pg_sys::INT4OID => i32::from_datum(d, false).map(|v| Value::Int(v.into())),
+                pg_sys::INT2OID => i16::from_datum(d, false).map(|v| Value::Int(v.into())),
+                pg_sys::OIDOID
+                | pg_sys::REGCLASSOID
+                | pg_sys::REGTYPEOID
+                | pg_sys::REGPROCEDUREOID
+                | pg_sys::REGNAMESPACEOID
+                | pg_sys::REGROLEOID => pg_sys::Oid::from_datum(d, false).map(Value::Oid),
+                _ => output_text(tuple, desc, fnum).map(Value::Text),
+            };
+            v.unwrap_or(Value::Null)
+        })
     }
 }
 

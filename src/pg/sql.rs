@@ -521,24 +521,26 @@ pub fn clear_log(oid: u32) -> Sql {
 /// else and would only cost memory.
 pub const MAX_LOG_ROW: i64 = 10_000;
 
-/// Reads a key log's keys as text (distinct); with `consume`, claims them. Rows too
-/// big to be a key are skipped (and, consumed, dropped by [`drop_oversized_keys`]).
+/// Reads a key log's keys as text (distinct); with `consume`, claims them, in one
+/// statement. Rows too big to be a key are skipped; consumed, they are deleted with
+/// the others and come back as NULL keys (skipped by the reader), so their bytes are
+/// never read out.
 pub fn read_log(oid: u32, key_cols: &[String], consume: bool) -> Sql {
-    let cols: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
-    let cols = cols.join(", ");
     let log = log_table(oid);
+    let small = format!("pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW}");
     Sql::built(if consume {
-        format!("DELETE FROM {log} l WHERE pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW} RETURNING {cols}")
+        let cols: Vec<String> = key_cols
+            .iter()
+            .map(|c| format!("CASE WHEN {small} THEN l.{} END", Ident::new(c)))
+            .collect();
+        format!("DELETE FROM {log} l RETURNING {}", cols.join(", "))
     } else {
-        format!("SELECT DISTINCT {cols} FROM {log} l WHERE pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW}")
+        let cols: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
+        format!(
+            "SELECT DISTINCT {} FROM {log} l WHERE {small}",
+            cols.join(", ")
+        )
     })
-}
-
-pub fn drop_oversized_keys(oid: u32) -> Sql {
-    Sql::built(format!(
-        "DELETE FROM {} l WHERE pg_catalog.pg_column_size(l.*) > {MAX_LOG_ROW}",
-        log_table(oid)
-    ))
 }
 
 /// Whether a key log holds more than `$1` rows (reads at most `$1 + 1`).
