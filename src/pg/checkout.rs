@@ -6,17 +6,18 @@ use super::catalog::{
     live_plan, restore_sequences, sequence_names, table_schema, tracked_tables, Tracked,
 };
 use super::error::{VcError, VcResult};
-use super::rows::{logged_key_bytes, working_changes, write_rows};
+use super::rows::{logged_key_bytes, read_mode_of, working_changes, write_rows};
 use super::spi::{exec, one_text, with_replica_role, Arg};
 use super::sql::{self, ColumnDef, Ident, ObjectKind, Plan, QualName, SqlExpr, SqlType};
 use super::store::PgStore;
-use super::tracking::tracking_damaged;
 use crate::codec::load_value;
 use crate::commit::{Commit, RootValue, TableEntry};
-use crate::prolly::{self, diff};
+use crate::prolly;
+use crate::repo::worktree::{
+    plan_checkout, rewrite_keys, CheckoutRefused, LiveTable, ReadMode, Step,
+};
 use crate::store::ChunkStore;
 use pgrx::PgSqlErrorCode as Code;
-use std::collections::BTreeSet;
 
 /// Rows written per statement while loading a table.
 const LOAD_BATCH: usize = 5000;
@@ -397,143 +398,143 @@ pub fn checkout_root(
         Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
         None => RootValue::default(),
     };
-    let tracked = tracked_tables()?;
-    let mut create = Vec::new();
-    for (name, entry) in &target.tables {
-        // Names in a commit are untrusted: refuse a malformed one before using it.
+    // Names in a commit are untrusted: refuse a malformed one before using any.
+    for name in target.tables.keys() {
         sql::QualName::parse_user("table name", name)?;
-        if !tracked.iter().any(|t| &t.name == name) {
-            if one_text(
-                "SELECT to_regclass($1)::text",
-                vec![Arg::Text(Some(name.clone()))],
-            )?
-            .is_some()
-            {
-                return Err(VcError::new(
-                    Code::ERRCODE_DUPLICATE_TABLE,
-                    format!("{what} contains table {name}, which exists here but is not tracked"),
-                )
-                .hint("vc.track() it (then commit or reset), or drop or rename it"));
-            }
-            create.push((name.clone(), entry.clone()));
-        }
     }
-    // Check every schema before changing anything.
+    let mut tracked = Vec::new();
+    for t in tracked_tables()? {
+        tracked.push(LiveTable {
+            name: t.name.clone(),
+            schema: table_schema(t.relid)?,
+            handle: t,
+        });
+    }
+    let steps = plan_checkout(&head_root, target, tracked, exists)?.map_err(|e| match e {
+        CheckoutRefused::UntrackedExists { table } => VcError::new(
+            Code::ERRCODE_DUPLICATE_TABLE,
+            format!("{what} contains table {table}, which exists here but is not tracked"),
+        )
+        .hint("vc.track() it (then commit or reset), or drop or rename it"),
+        CheckoutRefused::SchemaDiffers { table } => VcError::new(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("the columns or primary key of {table} differ from {what}"),
+        )
+        .hint("ALTER the table to the committed definition first (compare with \\d and vc.log)"),
+    })?;
+    // Lock each table to rewrite, before changing any.
     let mut plans = Vec::new();
-    for t in &tracked {
-        let Some(entry) = target.tables.get(&t.name) else {
-            pgrx::notice!("pgvc: {} is not in {what}; left as it is", t.name);
-            continue;
-        };
-        let live = table_schema(t.relid)?;
-        if live != entry.schema {
-            return Err(VcError::new(
-                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!(
-                    "the columns or primary key of {} differ from {what}",
-                    t.name
-                ),
-            )
-            .hint(
-                "ALTER the table to the committed definition first (compare with \\d and vc.log)",
-            ));
+    for step in &steps {
+        match step {
+            Step::Leave { table } => {
+                pgrx::notice!("pgvc: {} is not in {what}; left as it is", table.name)
+            }
+            Step::Rewrite { table, .. } => {
+                let (_, plan) = live_plan(&table.handle)?;
+                // Lock only what the caller could lock itself (LOCK needs a write
+                // right): a role must not hold every tracked table locked from a
+                // transaction it leaves open. A table it may not write is refused
+                // below if it must be rewritten.
+                if caller_may_write(table.handle.relid)? {
+                    exec(sql::lock_exclusive(&plan.table), vec![])?;
+                }
+                plans.push(plan);
+            }
+            Step::Create { .. } => {}
         }
-        let (_, plan) = live_plan(t)?;
-        // Lock only what the caller could lock itself (LOCK needs a write right): a
-        // role must not hold every tracked table locked from a transaction it leaves
-        // open. A table it may not write is refused below if it must be rewritten.
-        if caller_may_write(t.relid)? {
-            exec(sql::lock_exclusive(&plan.table), vec![])?;
-        }
-        plans.push((t.clone(), plan, entry.clone()));
     }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
     // own key log.
     with_replica_role(|| {
-        apply_all(store, &plans, &head_root)?;
-        for (name, entry) in &create {
-            let sequences = create_table(name, entry)?;
-            // Load before tracking: the rows need not pass through the tracking
-            // triggers' transition tables. The plan comes from the table just created
-            // (its catalog), not from the commit.
-            let relid = crate::pg::catalog::relid_of(name)?;
-            let (_, plan) = crate::pg::catalog::table_plan(relid, name)?;
-            load_rows(store, &plan, entry.tree)?;
-            crate::pg::tracking::track(relid)?;
-            restore_sequences(plan.owner, &sequences, &entry.sequences)?;
-            exec(
-                "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
-                vec![Arg::Oid(relid)],
-            )?;
+        let mut plans = plans.into_iter();
+        for step in &steps {
+            match step {
+                Step::Leave { .. } => {}
+                Step::Rewrite {
+                    table,
+                    target,
+                    head,
+                } => {
+                    let plan = plans.next().expect("one plan per rewrite");
+                    rewrite(store, &table.handle, &plan, target, head.as_ref())?;
+                }
+                Step::Create { name, entry } => {
+                    let sequences = create_table(name, entry)?;
+                    // Load before tracking: the rows need not pass through the tracking
+                    // triggers' transition tables. The plan comes from the table just
+                    // created (its catalog), not from the commit.
+                    let relid = crate::pg::catalog::relid_of(name)?;
+                    let (_, plan) = crate::pg::catalog::table_plan(relid, name)?;
+                    load_rows(store, &plan, entry.tree)?;
+                    crate::pg::tracking::track(relid)?;
+                    restore_sequences(plan.owner, &sequences, &entry.sequences)?;
+                    exec(
+                        "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
+                        vec![Arg::Oid(relid)],
+                    )?;
+                }
+            }
         }
         Ok(())
     })
 }
 
-type TablePlan = (Tracked, Plan, TableEntry);
-
-fn apply_all(store: &PgStore, plans: &[TablePlan], head_root: &RootValue) -> VcResult<()> {
-    for (t, plan, entry) in plans {
-        let old = head_root.tables.get(&t.name);
-        let full = t.full_scan
-            || old.is_none_or(|o| o.schema != entry.schema)
-            || tracking_damaged(t, true)?
-            || crate::pg::rows::log_too_long(t)?;
-        let head_tree = old.map(|o| o.tree);
-        // The keys to rewrite: those changed since HEAD (just the logged keys, no need
-        // to compare values: rewriting an unchanged row is harmless) and those that
-        // differ between HEAD and the target.
-        let mut rewrite: BTreeSet<Vec<u8>> = if full {
-            working_changes(store, t, plan, head_tree, true, false)?
-                .into_iter()
-                .map(|c| c.key)
-                .collect()
-        } else {
-            logged_key_bytes(t, plan)?.into_iter().collect()
+/// Rewrites one tracked table to `entry`, given its entry at HEAD (`head`). Its live
+/// definition is the target's (the plan checked).
+fn rewrite(
+    store: &PgStore,
+    t: &Tracked,
+    plan: &Plan,
+    entry: &TableEntry,
+    head: Option<&TableEntry>,
+) -> VcResult<()> {
+    let mode = read_mode_of(t, &entry.schema, head, true)?;
+    // The keys changed since HEAD: just the logged keys (no need to compare values:
+    // rewriting an unchanged row is harmless), or those a full comparison finds.
+    let working: Vec<Vec<u8>> = match mode {
+        ReadMode::Log { .. } => logged_key_bytes(t, plan)?,
+        ReadMode::Full { .. } => working_changes(store, t, plan, mode, false)?
+            .into_iter()
+            .map(|c| c.key)
+            .collect(),
+    };
+    let keys = rewrite_keys(store, working, head.map(|h| h.tree), entry.tree)?;
+    // Rewriting a table needs the caller's own rights to write it.
+    if !keys.is_empty() {
+        for privilege in ["INSERT", "UPDATE", "DELETE"] {
+            if !crate::pg::spi::caller_may(t.relid, privilege)? {
+                return Err(crate::pg::error::denied_table(
+                    "rewriting its rows",
+                    &t.name,
+                    privilege,
+                ));
+            }
+        }
+    }
+    // Rewrite in batches, reading the target rows as we go: memory stays flat.
+    let mut target = prolly::Lookup::new(store, entry.tree);
+    let mut rows = Vec::with_capacity(REWRITE_BATCH);
+    for k in keys {
+        let v = match target.get(&k)? {
+            Some(v) => Some(crate::codec::load_value(store, &v)?),
+            None => None,
         };
-        let base = head_tree.unwrap_or_else(prolly::empty_root);
-        if base != entry.tree {
-            for d in diff(store, base, entry.tree) {
-                rewrite.insert(d?.key);
-            }
+        rows.push((k, v));
+        if rows.len() == REWRITE_BATCH {
+            write_rows(plan, &rows, false)?;
+            rows.clear();
         }
-        // Rewriting a table needs the caller's own rights to write it.
-        if !rewrite.is_empty() {
-            for privilege in ["INSERT", "UPDATE", "DELETE"] {
-                if !crate::pg::spi::caller_may(t.relid, privilege)? {
-                    return Err(crate::pg::error::denied_table(
-                        "rewriting its rows",
-                        &t.name,
-                        privilege,
-                    ));
-                }
-            }
-        }
-        // Rewrite in batches, reading the target rows as we go: memory stays flat.
-        let mut target = prolly::Lookup::new(store, entry.tree);
-        let mut rows = Vec::with_capacity(REWRITE_BATCH);
-        for k in rewrite {
-            let v = match target.get(&k)? {
-                Some(v) => Some(crate::codec::load_value(store, &v)?),
-                None => None,
-            };
-            rows.push((k, v));
-            if rows.len() == REWRITE_BATCH {
-                write_rows(plan, &rows, false)?;
-                rows.clear();
-            }
-        }
-        write_rows(plan, &rows, false)?;
-        exec(sql::clear_log(u32::from(t.relid)), vec![])?;
-        exec(
-            "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
-            vec![Arg::Oid(t.relid)],
-        )?;
-        // Sequences are part of the table's state: restored for a caller who may write it.
-        if caller_may_write(t.relid)? {
-            restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
-        }
+    }
+    write_rows(plan, &rows, false)?;
+    exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+    exec(
+        "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
+        vec![Arg::Oid(t.relid)],
+    )?;
+    // Sequences are part of the table's state: restored for a caller who may write it.
+    if caller_may_write(t.relid)? {
+        restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
     }
     Ok(())
 }

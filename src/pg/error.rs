@@ -153,6 +153,24 @@ impl From<crate::remote::RemoteError> for VcError {
     }
 }
 
+impl From<crate::repo::refs::RefError> for VcError {
+    fn from(e: crate::repo::refs::RefError) -> VcError {
+        use crate::repo::refs::RefError as R;
+        let msg = e.to_string();
+        match e {
+            R::Unborn { .. } => VcError::new(Code::ERRCODE_UNDEFINED_OBJECT, msg)
+                .hint("track a table and run SELECT vc.commit('message') first"),
+            R::Unknown { .. } => VcError::new(Code::ERRCODE_UNDEFINED_OBJECT, msg).hint(
+                "list commits with SELECT * FROM vc.log(), branches with SELECT name FROM vc.refs",
+            ),
+            R::Ambiguous { .. } => VcError::new(Code::ERRCODE_AMBIGUOUS_PARAMETER, msg)
+                .hint("give more hex digits of the hash"),
+            R::Moved { .. } => VcError::new(Code::ERRCODE_T_R_SERIALIZATION_FAILURE, msg)
+                .hint("retry the operation"),
+        }
+    }
+}
+
 impl From<pgrx::spi::SpiError> for VcError {
     fn from(e: pgrx::spi::SpiError) -> VcError {
         VcError::new(Code::ERRCODE_INTERNAL_ERROR, format!("pgvc SPI: {e}"))

@@ -6,24 +6,15 @@ use super::error::VcResult;
 use super::spi::{as_owner, exec, query, Arg, Cursor};
 use super::sql;
 use super::sql::Plan;
-use crate::codec::{decode_key, decode_row, encode_key, encode_row, load_value, Cell};
-use crate::prolly;
-use crate::store::{ChunkStore, Hash};
+use crate::codec::{decode_key, decode_row, encode_key, encode_row, Cell};
+use crate::repo::worktree::{compare_full, compare_keys, read_mode, ReadMode};
+use crate::store::ChunkStore;
 use std::collections::{HashSet, VecDeque};
 
 /// Rows fetched per round trip: big enough to amortise SPI, small enough for flat memory.
 const BATCH: i64 = 5000;
 
-/// A tree entry: encoded key and tree value.
-type Entry = (Vec<u8>, Vec<u8>);
-
-/// One row's change between HEAD and the working set. Rows are encoded values.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub key: Vec<u8>,
-    pub before: Option<Vec<u8>>,
-    pub after: Option<Vec<u8>>,
-}
+pub use crate::repo::worktree::Change;
 
 /// Splits a fetched row (key columns then value columns) into encoded key and row.
 pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec<u8>)> {
@@ -184,26 +175,30 @@ pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<KeyedRows> {
     Ok(out)
 }
 
-fn tree_row(store: &dyn ChunkStore, v: Option<Vec<u8>>) -> VcResult<Option<Vec<u8>>> {
-    Ok(match v {
-        Some(v) => Some(load_value(store, &v)?),
-        None => None,
-    })
+/// How to read a tracked table's working changes against its entry in a commit
+/// (`committed`), its live definition being `schema`: the facts gathered here, the
+/// rule in `repo::worktree::read_mode`. With `repair`, missing tracking triggers are
+/// put back (for a commit or a checkout, which then compare in full once).
+pub fn read_mode_of(
+    t: &Tracked,
+    schema: &crate::commit::TableSchema,
+    committed: Option<&crate::commit::TableEntry>,
+    repair: bool,
+) -> VcResult<ReadMode> {
+    let damaged = super::tracking::tracking_damaged(t, repair)?;
+    read_mode(committed, schema, t.full_scan, damaged, || log_too_long(t))
 }
 
-/// The working set's changes against the tree `head` (None: table not in HEAD).
-/// `full` compares a full scan with the tree (after TRUNCATE, a schema change, or
-/// before the first commit); otherwise only the logged keys are read.
+/// The working set's changes, read as `mode` says.
 pub fn working_changes(
     store: &dyn ChunkStore,
     t: &Tracked,
     plan: &Plan,
-    head: Option<Hash>,
-    full: bool,
+    mode: ReadMode,
     consume: bool,
 ) -> VcResult<Vec<Change>> {
     let mut out = Vec::new();
-    for_each_working_change(store, t, plan, head, full, consume, &mut |c| {
+    for_each_working_change(store, t, plan, mode, consume, &mut |c| {
         out.push(c);
         Ok(())
     })?;
@@ -211,84 +206,28 @@ pub fn working_changes(
 }
 
 /// `working_changes`, handing each change to `f` as it is found: a full comparison of
-/// a big table then runs in flat memory (`vc.status()` only counts).
+/// a big table then runs in flat memory (`vc.status()` only counts). With `consume`
+/// (a commit), the keys read leave the key log (all of it for a full comparison).
 pub fn for_each_working_change(
     store: &dyn ChunkStore,
     t: &Tracked,
     plan: &Plan,
-    head: Option<Hash>,
-    full: bool,
+    mode: ReadMode,
     consume: bool,
     f: &mut dyn FnMut(Change) -> VcResult<()>,
 ) -> VcResult<()> {
-    if full || head.is_none() {
-        if consume {
-            exec(sql::clear_log(u32::from(t.relid)), vec![])?;
-        }
-        // Before the table's first commit there is no tree (not even an empty one).
-        let committed: Box<dyn Iterator<Item = crate::store::Result<Entry>>> = match head {
-            Some(root) => Box::new(prolly::iter(store, root)),
-            None => Box::new(std::iter::empty()),
-        };
-        let mut old = committed.peekable();
-        for live in Scan::open(plan)? {
-            let (k, v) = live?;
-            // Tree entries below the live key were removed.
-            loop {
-                match old.peek() {
-                    Some(Ok((ok, _))) if *ok < k => {
-                        let (ok, ov) = old.next().expect("peeked")?;
-                        f(Change {
-                            key: ok,
-                            before: tree_row(store, Some(ov))?,
-                            after: None,
-                        })?;
-                    }
-                    Some(Err(_)) => {
-                        old.next().expect("peeked")?;
-                    }
-                    _ => break,
-                }
+    match mode {
+        ReadMode::Full { base, .. } => {
+            if consume {
+                exec(sql::clear_log(u32::from(t.relid)), vec![])?;
             }
-            let before = match old.peek() {
-                Some(Ok((ok, _))) if *ok == k => {
-                    tree_row(store, Some(old.next().expect("peeked")?.1))?
-                }
-                _ => None,
-            };
-            if before.as_ref() != Some(&v) {
-                f(Change {
-                    key: k,
-                    before,
-                    after: Some(v),
-                })?;
-            }
+            compare_full(store, base, Scan::open(plan)?, f)
         }
-        for rest in old {
-            let (ok, ov) = rest?;
-            f(Change {
-                key: ok,
-                before: tree_row(store, Some(ov))?,
-                after: None,
-            })?;
-        }
-        return Ok(());
-    }
-    let keys = logged_keys(t, plan, consume)?;
-    let head = head.expect("checked above");
-    let live = live_rows(plan, &keys)?;
-    let mut committed = prolly::Lookup::new(store, head);
-    for (k, live) in live {
-        let before = tree_row(store, committed.get(&k)?)?;
-        if before != live {
-            f(Change {
-                key: k,
-                before,
-                after: live,
-            })?;
+        ReadMode::Log { base } => {
+            let keys = logged_keys(t, plan, consume)?;
+            compare_keys(store, base, live_rows(plan, &keys)?, f)
         }
     }
-    Ok(())
 }
 
 /// Replaces the rows at `keys` by `rows` (key bytes -> Some(encoded row) to write,

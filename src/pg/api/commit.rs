@@ -13,12 +13,12 @@ use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::progress::now_us;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
-use crate::pg::rows::{working_changes, Scan};
+use crate::pg::rows::{read_mode_of, working_changes, Scan};
 use crate::pg::spi::{exec, with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
-use crate::pg::tracking::tracking_damaged;
 use crate::prolly::{apply_edits, Builder};
+use crate::repo::worktree::{commit_outcome, CommitOutcome, ReadMode};
 use crate::store::{ChunkStore, Hash};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -51,34 +51,33 @@ where
     for<'a> &'a S: ChunkStore,
 {
     let (schema, plan) = live_plan(t)?;
-    let full = tracking_damaged(t, consume)?
-        || t.full_scan
-        || old.is_none_or(|o| o.schema != schema)
-        || crate::pg::rows::log_too_long(t)?;
-    let tree = if full {
-        if consume {
-            exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;
-            exec(
-                "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
-                vec![Arg::Oid(t.relid)],
-            )?;
+    let mode = read_mode_of(t, &schema, old, consume)?;
+    let tree = match mode {
+        ReadMode::Full { .. } => {
+            if consume {
+                exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;
+                exec(
+                    "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",
+                    vec![Arg::Oid(t.relid)],
+                )?;
+            }
+            build_from_scan(store, &plan)?
         }
-        build_from_scan(store, &plan)?
-    } else {
-        let old_tree = old.expect("not full").tree;
-        let reader: &dyn ChunkStore = &store;
-        let changes = working_changes(reader, t, &plan, Some(old_tree), false, consume)?;
-        let mut blobs = store;
-        let mut edits = Vec::with_capacity(changes.len());
-        for c in changes {
-            let v = match c.after {
-                Some(row) => Some(store_value(&mut blobs, row)?),
-                None => None,
-            };
-            edits.push((c.key, v));
+        ReadMode::Log { base } => {
+            let reader: &dyn ChunkStore = &store;
+            let changes = working_changes(reader, t, &plan, mode, consume)?;
+            let mut blobs = store;
+            let mut edits = Vec::with_capacity(changes.len());
+            for c in changes {
+                let v = match c.after {
+                    Some(row) => Some(store_value(&mut blobs, row)?),
+                    None => None,
+                };
+                edits.push((c.key, v));
+            }
+            let mut s = store;
+            apply_edits(&mut s, base, edits)?
         }
-        let mut s = store;
-        apply_edits(&mut s, old_tree, edits)?
     };
     Ok(TableEntry {
         schema,
@@ -126,11 +125,7 @@ fn commit_locked(
         let entry = table_entry(&store, &t, parent_root.tables.get(&t.name), true)?;
         root.tables.insert(t.name.clone(), entry);
     }
-    let unchanged = match parent {
-        Some(_) => root.same_data(&parent_root),
-        None => root.tables.is_empty(),
-    };
-    if unchanged && !allow_empty {
+    if commit_outcome(parent, &parent_root, &root, allow_empty) == CommitOutcome::NothingToCommit {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "nothing to commit: no tracked table changed",

@@ -6,11 +6,10 @@ use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
 use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
-use crate::pg::rows::{for_each_working_change, working_changes};
+use crate::pg::rows::{for_each_working_change, read_mode_of, working_changes};
 use crate::pg::spi::{with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
-use crate::pg::tracking::tracking_damaged;
 use crate::prolly::{self, diff};
 use crate::store::Hash;
 use pgrx::prelude::*;
@@ -109,29 +108,18 @@ fn vc_status() -> TableIterator<
                     }
                     let (schema, plan) = live_plan(t)?;
                     let old = head.tables.get(&t.name);
-                    let full = t.full_scan
-                        || old.is_none_or(|o| o.schema != schema)
-                        || tracking_damaged(t, false)?
-                        || crate::pg::rows::log_too_long(t)?;
+                    let mode = read_mode_of(t, &schema, old, false)?;
                     // Counted as found: flat memory even when the whole table differs.
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
-                    for_each_working_change(
-                        &store,
-                        t,
-                        &plan,
-                        old.map(|o| o.tree),
-                        full,
-                        false,
-                        &mut |c| {
-                            match (&c.before, &c.after) {
-                                (None, Some(_)) => i += 1,
-                                (Some(_), Some(_)) => u += 1,
-                                (Some(_), None) => d += 1,
-                                (None, None) => {}
-                            }
-                            Ok(())
-                        },
-                    )?;
+                    for_each_working_change(&store, t, &plan, mode, false, &mut |c| {
+                        match (&c.before, &c.after) {
+                            (None, Some(_)) => i += 1,
+                            (Some(_), Some(_)) => u += 1,
+                            (Some(_), None) => d += 1,
+                            (None, None) => {}
+                        }
+                        Ok(())
+                    })?;
                     if i + u + d > 0 {
                         out.push((t.name.clone(), i, u, d));
                     }
@@ -260,11 +248,8 @@ fn diff_rows(
                 }
                 let (schema, plan) = live_plan(&t)?;
                 let old = head.tables.get(&t.name);
-                let full = t.full_scan
-                    || old.is_none_or(|o| o.schema != schema)
-                    || tracking_damaged(&t, false)?
-                    || crate::pg::rows::log_too_long(&t)?;
-                let ch = working_changes(store, &t, &plan, old.map(|o| o.tree), full, false)?;
+                let mode = read_mode_of(&t, &schema, old, false)?;
+                let ch = working_changes(store, &t, &plan, mode, false)?;
                 let tree = old.map(|o| o.tree).unwrap_or_else(prolly::empty_root);
                 tables.insert(t.name.clone(), (schema, tree));
                 changes.insert(t.name.clone(), ch);
