@@ -699,3 +699,54 @@ fn without_preloading_replication_says_what_is_missing() {
     d.batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); SELECT vc.track('t'); SELECT vc.commit('c'); INSERT INTO t VALUES (2);")
         .unwrap();
 }
+
+/// Finding 2 on the standby: what arrives from the remote is untrusted. A new table
+/// whose default would run a function that, on the standby, belongs to an unprivileged
+/// role (who may also write the remote) is refused by the worker: the error is
+/// recorded, nothing of that commit is applied, and the standby resumes once fixed.
+#[test]
+fn the_standby_refuses_a_commit_that_would_run_an_unprivileged_roles_code() {
+    let remote = RemoteDir::new("repl-foreign");
+    let (_p, mut dp) = primary(&remote);
+    let (_s, mut ds) = standby(&remote);
+    caught_up(&mut ds, &head(&mut dp));
+    // On the standby, public.stamp() belongs to mallory, who is no superuser.
+    ds.batch_execute(
+        "CREATE ROLE mallory LOGIN;
+         CREATE FUNCTION public.stamp() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         ALTER FUNCTION public.stamp() OWNER TO mallory;",
+    )
+    .unwrap();
+    let before = head(&mut ds);
+    let acct = rows(&mut ds, "acct");
+    dp.batch_execute(
+        "CREATE FUNCTION public.stamp() RETURNS int LANGUAGE sql AS 'SELECT 7';
+         CREATE TABLE stamped (id int PRIMARY KEY, v int DEFAULT public.stamp());
+         INSERT INTO stamped (id) VALUES (1), (2);
+         SELECT vc.track('stamped');
+         UPDATE acct SET balance = 0 WHERE id = 1;
+         SELECT vc.commit('stamped');",
+    )
+    .unwrap();
+    let err = wait_for(
+        &mut ds,
+        "SELECT coalesce(last_error LIKE '%would run code of role mallory%', false)::text FROM vc.replication_status()",
+        "true",
+        15,
+    );
+    assert_eq!(err, "true", "{}", status(&mut ds, "last_error"));
+    // Nothing of that commit is applied: no table, no row change, HEAD where it was.
+    assert_eq!(head(&mut ds), before);
+    assert_eq!(
+        query_scalar(&mut ds, "SELECT coalesce(to_regclass('public.stamped')::text, '<none>')"),
+        "<none>"
+    );
+    assert_eq!(rows(&mut ds, "acct"), acct);
+    // The worker keeps retrying without crashing; a superuser owning the function
+    // lets it through.
+    ds.batch_execute("ALTER FUNCTION public.stamp() OWNER TO CURRENT_USER")
+        .unwrap();
+    caught_up(&mut ds, &head(&mut dp));
+    assert_eq!(rows(&mut ds, "stamped"), rows(&mut dp, "stamped"));
+    assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
+}
