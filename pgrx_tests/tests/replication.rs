@@ -738,7 +738,10 @@ fn the_standby_refuses_a_commit_that_would_run_an_unprivileged_roles_code() {
     // Nothing of that commit is applied: no table, no row change, HEAD where it was.
     assert_eq!(head(&mut ds), before);
     assert_eq!(
-        query_scalar(&mut ds, "SELECT coalesce(to_regclass('public.stamped')::text, '<none>')"),
+        query_scalar(
+            &mut ds,
+            "SELECT coalesce(to_regclass('public.stamped')::text, '<none>')"
+        ),
         "<none>"
     );
     assert_eq!(rows(&mut ds, "acct"), acct);

@@ -196,8 +196,11 @@ RETURNS TABLE(ok boolean, chunks_checked bigint, problems text[]) LANGUAGE sql V
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM vc._backup_verify($1) $$;
 
+-- SECURITY INVOKER: the caller's own file rights decide (a schedule makes the server
+-- write to the backup's directory on its own), and pgvc_admin may update only the
+-- schedule of vc.backups (column grants at the end of this file).
 CREATE FUNCTION vc.backup_schedule(name text, every interval) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL THEN
@@ -206,6 +209,11 @@ BEGIN
     IF every IS NOT NULL AND every < interval '1 second' THEN
         RAISE EXCEPTION 'backup interval % is too short', every USING ERRCODE = '22023',
             HINT = 'use at least 1 second, e.g. interval ''1 hour''; NULL stops the schedule';
+    END IF;
+    IF NOT (pg_has_role(current_user, 'pg_write_server_files', 'MEMBER')
+            OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'permission denied to schedule backup "%": scheduled backups write files as the server, which needs superuser or pg_write_server_files', name
+            USING ERRCODE = '42501', HINT = 'GRANT pg_write_server_files TO <role>, as a superuser';
     END IF;
     UPDATE vc.backups b SET every = backup_schedule.every WHERE b.name = backup_schedule.name;
     IF NOT FOUND THEN
@@ -437,5 +445,6 @@ BEGIN
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, r);
     END LOOP;
+    GRANT SELECT (name), UPDATE (every) ON vc.backups TO pgvc_admin;
 END $$;
 

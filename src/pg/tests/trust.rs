@@ -785,6 +785,30 @@ mod tests {
             "pg_write_server_files",
         );
         run("RESET ROLE");
+        // Scheduling makes the server write files on its own: file rights needed.
+        let bk = dir("roles-bk");
+        run(&format!("SELECT vc.backup_add('roles_bk', 'file://{bk}')"));
+        run("SET ROLE r_admin");
+        expect_error(
+            "SELECT vc.backup_schedule('roles_bk', interval '1 hour')",
+            "42501",
+            "pg_write_server_files",
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT coalesce(every::text, 'none') FROM vc.backups WHERE name = 'roles_bk'"),
+            Some("none".into())
+        );
+        run("GRANT pg_write_server_files TO r_admin");
+        run("SET ROLE r_admin");
+        run("SELECT vc.backup_schedule('roles_bk', interval '1 hour')");
+        run("RESET ROLE");
+        run("REVOKE pg_write_server_files FROM r_admin");
+        assert_eq!(
+            text("SELECT every::text FROM vc.backups WHERE name = 'roles_bk'"),
+            Some("01:00:00".into())
+        );
+        run("SELECT vc.backup_remove('roles_bk')");
         run("GRANT TRIGGER ON public.roles_c TO r_admin");
         run("SET ROLE r_admin");
         run("SELECT vc.track('public.roles_c')");
