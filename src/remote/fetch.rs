@@ -42,7 +42,32 @@ impl<O: ObjectStore> Remote<O> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<FetchOutcome> {
         self.check_branch(branch)?;
-        let (manifest, _) = Manifest::read(&self.store)?;
+        let mut attempts = 0;
+        loop {
+            let (manifest, _) = Manifest::read(&self.store)?;
+            self.trim_cache(&manifest);
+            match self.fetch_listed(&manifest, local, branch, progress) {
+                // A pack this manifest lists was deleted under us (compacted, then
+                // pruned): if the manifest moved on, walk again from it. Chunks stored
+                // so far are valid and skipped.
+                Err(e) if attempts < 10 && pack_gone(&e) => {
+                    attempts += 1;
+                    if Manifest::read(&self.store)?.0.packs == manifest.packs {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn fetch_listed(
+        &self,
+        manifest: &Manifest,
+        local: &mut dyn ChunkStore,
+        branch: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<FetchOutcome> {
         let head = *manifest
             .refs
             .get(branch)
@@ -50,7 +75,7 @@ impl<O: ObjectStore> Remote<O> {
                 url: self.url().to_string(),
                 branch: branch.to_string(),
             })?;
-        let index = self.index(&manifest)?;
+        let index = self.index(manifest)?;
         let mut seen = HashSet::new();
         let mut frontier = vec![head];
         let mut report = Progress::default();
@@ -137,6 +162,15 @@ impl<O: ObjectStore> Remote<O> {
             out.push((*e, data.to_vec()));
         }
         Ok(out)
+    }
+}
+
+/// Whether `e` says a listed pack or index is not there (deleted after it was listed).
+pub(crate) fn pack_gone(e: &RemoteError) -> bool {
+    match e {
+        RemoteError::NotFound { key, .. } => key.starts_with("packs/"),
+        RemoteError::MissingChunk { detail, .. } => detail.starts_with("its pack"),
+        _ => false,
     }
 }
 

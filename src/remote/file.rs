@@ -13,7 +13,7 @@
 //! writer never wedges the remote. Readers take no lock: rename is atomic. A
 //! version is the BLAKE3 of the object's bytes.
 
-use super::object::{valid_key, ObjectStore, ObjectWriter, Version};
+use super::object::{valid_key, ObjectInfo, ObjectStore, ObjectWriter, Version};
 use super::{RemoteError, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -186,6 +186,14 @@ impl FileStore {
     }
 }
 
+fn modified_ms(m: &fs::Metadata) -> u64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -267,6 +275,50 @@ impl ObjectStore for FileStore {
             .map_err(|e| RemoteError::io(&self.url, prefix, "list", e))?;
         out.sort();
         Ok(out)
+    }
+
+    fn list_aged(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        for key in self.list(prefix)? {
+            match fs::metadata(self.path(&key)?) {
+                Ok(m) => out.push(ObjectInfo {
+                    key,
+                    modified_ms: modified_ms(&m),
+                    bytes: m.len(),
+                }),
+                // Deleted between the listing and now: not there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RemoteError::io(&self.url, &key, "stat", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn sweep_temporaries(&self, before_ms: u64) -> Result<u64> {
+        // Temporary files live in the root (streams) and next to their key (puts).
+        let mut dirs = vec![self.root.clone()];
+        let mut removed = 0;
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(RemoteError::io(&self.url, "(temporary files)", "list", e)),
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() && !name.starts_with('.') {
+                    dirs.push(entry.path());
+                } else if meta.is_file()
+                    && name.starts_with(".tmp-")
+                    && modified_ms(&meta) < before_ms
+                    && fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn delete(&self, key: &str) -> Result<()> {

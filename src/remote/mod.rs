@@ -14,6 +14,7 @@
 //! everything X reaches, and walks stop there. Local stores keep the same invariant.
 
 mod chunks;
+mod compact;
 mod error;
 mod fetch;
 mod file;
@@ -30,12 +31,16 @@ mod walk;
 mod tests;
 
 pub use chunks::{RemoteChunkStore, DEFAULT_FLUSH_THRESHOLD};
+pub use compact::{
+    level as pack_level, plan as compaction_plan, CompactOutcome, PruneOutcome, DEFAULT_FAN_IN,
+    LEVEL_UNIT,
+};
 pub use error::{RemoteError, Result};
 pub use fetch::FetchOutcome;
 pub use file::FileStore;
-pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
+pub use manifest::{Manifest, Retired, FORMAT, MANIFEST_KEY};
 pub use mirror::MirrorOutcome;
-pub use object::{valid_key, ObjectStore, ObjectWriter, Version};
+pub use object::{now_ms, valid_key, ObjectInfo, ObjectStore, ObjectWriter, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
 pub use push::{is_ancestor, Prepared, PushOutcome};
 pub use url::{open, open_with, parse_url, RemoteUrl};
@@ -76,6 +81,14 @@ impl Index {
             .iter()
             .rev()
             .find_map(|(p, idx)| idx.get(h).map(|e| (p, *e)))
+    }
+
+    /// The loaded index of listed pack `name`.
+    pub fn pack(&self, name: &str) -> Option<&PackIndex> {
+        self.packs
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(_, i)| &**i)
     }
 
     pub fn contains(&self, h: &Hash) -> bool {
@@ -139,6 +152,18 @@ impl<O: ObjectStore> Remote<O> {
             packs.push((p.clone(), idx));
         }
         Ok(Index { packs })
+    }
+
+    /// Forgets the indexes of packs `m` neither lists nor retires (compacted away
+    /// long ago): the cache holds at most what the remote holds now.
+    pub fn trim_cache(&self, m: &Manifest) {
+        self.cache()
+            .retain(|name, _| m.has_pack(name) || m.retired.iter().any(|r| &r.name == name));
+    }
+
+    /// Bytes of pack indexes held in this remote's cache.
+    pub fn cached_index_bytes(&self) -> u64 {
+        self.cache().values().map(|i| i.len() as u64 * 44).sum()
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PackIndex>>> {

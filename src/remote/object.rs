@@ -51,6 +51,14 @@ pub trait ObjectStore: Send + Sync {
 
     /// Removes an object; removing an absent object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// Objects whose keys start with `prefix`, sorted by key, with their size and
+    /// when each was last written: what pruning needs to leave young objects alone.
+    fn list_aged(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Removes the backend's own debris (temporary files of interrupted writes)
+    /// last written before `before_ms` (Unix milliseconds); returns how many.
+    fn sweep_temporaries(&self, before_ms: u64) -> Result<u64>;
 }
 
 /// A streamed object write in progress.
@@ -92,6 +100,29 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {
     fn delete(&self, key: &str) -> Result<()> {
         (**self).delete(key)
     }
+    fn list_aged(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        (**self).list_aged(prefix)
+    }
+    fn sweep_temporaries(&self, before_ms: u64) -> Result<u64> {
+        (**self).sweep_temporaries(before_ms)
+    }
+}
+
+/// An object as `list_aged` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// When it was last written (Unix milliseconds).
+    pub modified_ms: u64,
+    pub bytes: u64,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// `true` if `key` is a valid object key (see the module comment).

@@ -8,9 +8,10 @@
 //! Until step 3 nothing refers to the new objects and readers ignore them; after
 //! it, every chunk the new manifest reaches is durable. A lost CAS is retried with
 //! the same pack as long as the push is still a fast-forward: the pack holds the
-//! chunks missing from the manifest it was walked against, and packs are only
-//! appended, so it is still complete against any later manifest. If a later
-//! manifest dropped one of those packs (a future repack/GC), the push starts over.
+//! chunks missing from the manifest it was walked against, and a later manifest
+//! still has all of those as long as it covers each of its packs (listed, or retired
+//! into a listed pack by a compaction). If a pack was pruned since, the push starts
+//! over.
 
 use super::manifest::Manifest;
 use super::object::{ObjectStore, Version};
@@ -67,9 +68,13 @@ impl<O: ObjectStore> Remote<O> {
         self.check_branch(branch)?;
         commit_of(local, &new_head)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(prep) =
-                self.prepare(local, branch, new_head, force, expected_epoch, progress)?
-            else {
+            let prep = match self.prepare(local, branch, new_head, force, expected_epoch, progress)
+            {
+                // A listed pack was pruned under the walk (after a compaction): again.
+                Err(e) if super::fetch::pack_gone(&e) => continue,
+                other => other?,
+            };
+            let Some(prep) = prep else {
                 return Ok(PushOutcome {
                     up_to_date: true,
                     ..PushOutcome::default()
@@ -95,6 +100,7 @@ impl<O: ObjectStore> Remote<O> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Option<Prepared>> {
         let (base, version) = Manifest::read(&self.store)?;
+        self.trim_cache(&base);
         self.check_epoch(&base, expected_epoch)?;
         let old = base.refs.get(branch).copied();
         if old == Some(new_head) {
@@ -202,7 +208,7 @@ impl<O: ObjectStore> Remote<O> {
             }
             let (fresh, v) = Manifest::read(&self.store)?;
             self.check_epoch(&fresh, expected_epoch)?;
-            if !prep.base.packs.iter().all(|p| fresh.has_pack(&p.name)) {
+            if !prep.base.packs.iter().all(|p| fresh.covers(&p.name)) {
                 return Ok(Published::Restart);
             }
             let head = fresh.refs.get(branch).copied();
@@ -283,7 +289,7 @@ impl<O: ObjectStore> Remote<O> {
                 return Ok(true);
             }
             if !acceptable.contains(&head)
-                || !prep.base.packs.iter().all(|p| current.has_pack(&p.name))
+                || !prep.base.packs.iter().all(|p| current.covers(&p.name))
             {
                 return Ok(false);
             }

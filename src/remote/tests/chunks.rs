@@ -316,6 +316,12 @@ impl ObjectStore for Interfering {
     fn delete(&self, key: &str) -> Result<()> {
         self.inner.delete(key)
     }
+    fn list_aged(&self, prefix: &str) -> Result<Vec<crate::remote::ObjectInfo>> {
+        self.inner.list_aged(prefix)
+    }
+    fn sweep_temporaries(&self, before_ms: u64) -> Result<u64> {
+        self.inner.sweep_temporaries(before_ms)
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! commits) and remotes in temporary directories.
 
 mod chunks;
+mod compact;
 mod crash;
 mod integrity;
 mod props;
