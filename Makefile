@@ -41,9 +41,11 @@ tour: install
 .PHONY: bench
 # Each script writes its own figures: docs/BENCHMARKS.md (commits, tracking, storage,
 # memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md,
-# docs/BENCHMARKS_REPLICATION.md (lag, apply vs logical replication, push overhead).
+# docs/BENCHMARKS_REPLICATION.md (lag, apply vs logical replication, push overhead),
+# docs/BENCHMARKS_STORAGE.md (soak with remote compaction, local gc).
 bench: install
 	benches/run.sh
 	benches/remotes.sh
 	benches/backups.sh
 	benches/replication.sh
+	benches/storage.sh

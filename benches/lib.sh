@@ -1,7 +1,7 @@
-# The benchmark harness, sourced by benches/run.sh, remotes.sh, backups.sh and
-# replication.sh (which set their own shell options), so that each of them holds only
-# its own measurements. A script sets NAME (its file name, for messages), sources this
-# file, then:
+# The benchmark harness, sourced by benches/run.sh, remotes.sh, backups.sh,
+# replication.sh and storage.sh (which set their own shell options), so that each of
+# them holds only its own measurements. A script sets NAME (its file name, for
+# messages), sources this file, then:
 #
 #   parse_args HELP_LINES ONLY_DEFAULT "$@"   --quick, --only, --out, --keep, --help
 #   make_work PREFIX                          $WORK, $PGBIN, $RESULTS, the exit trap
@@ -16,7 +16,7 @@
 #
 # Clusters are named by a node. "data" is the one cluster of run.sh, remotes.sh and
 # backups.sh ($WORK/data, log $WORK/server.log); replication.sh has two, p and s ($WORK/p,
-# log $WORK/p.log). psql_, sql, sqlf, ms and the helpers built on them talk to the
+# log $WORK/p.log); storage.sh has all three. psql_, sql, sqlf, ms and the helpers built on them talk to the
 # cluster $NODE ("data" unless run under `on NODE ...`).
 
 SYS_BIN=/usr/lib/postgresql/15/bin
@@ -387,6 +387,31 @@ settle() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Long-lived sessions: psql fed through a FIFO (no process, no connection per statement)
+# ---------------------------------------------------------------------------------------
+# session_open NAME NODE DB: a psql session on cluster NODE, database DB, in the
+# background (its error output in $WORK/NAME.err). q NAME SQL: sends SQL, which must
+# print exactly one line, and reads that line into REPLY.
+declare -A SW=() SR=()
+session_open() {
+    local name=$1 n=$2 db=$3 w r
+    mkfifo "$WORK/$name.in" "$WORK/$name.out"
+    on "$n" psql_ -d "$db" <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    BG_PIDS+=($!)
+    exec {w}>"$WORK/$name.in"
+    exec {r}<"$WORK/$name.out"
+    SW[$name]=$w SR[$name]=$r
+}
+q() {
+    printf '%s\n' "$2" >&"${SW[$1]}"
+    IFS= read -r REPLY <&"${SR[$1]}" || { echo "$NAME: session $1 ended (after: $2)" >&2; exit 1; }
+}
+# us: US, microseconds since the epoch (bash's clock, no fork). dms A B: milliseconds
+# from microsecond time A to B, 1 decimal.
+us() { US=${EPOCHREALTIME//[!0-9]/}; }
+dms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1000}'; }
+
+# ---------------------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------------------
 # mem_reset, then mem_sample PID at each sample: reads RssAnon and VmHWM (kB) from
@@ -443,6 +468,18 @@ measure_memory_ms() {
     local m
     m=($(measure_memory "$1" "SELECT bench.ms(\$bq\$ $2 \$bq\$)"))
     echo "${m[3]} ${m[0]} ${m[1]} ${m[2]}"
+}
+# rss_anon PID: RssAnon (kB) of process PID, now; fails when it cannot be read (the
+# process is gone). For sampling several processes side by side (mem_sample keeps one
+# process's figures). Read in one go, and again (up to 3 times) when the line is not
+# there: a sample of a live backend once came back without it (cause not found).
+rss_anon() {
+    local s i
+    for i in 1 2 3; do
+        { s=$(<"/proc/$1/status"); } 2>/dev/null || return 1
+        [[ $s =~ RssAnon:[[:space:]]*([0-9]+) ]] && { echo "${BASH_REMATCH[1]}"; return 0; }
+    done
+    return 1
 }
 
 # ---------------------------------------------------------------------------------------

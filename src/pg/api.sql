@@ -367,6 +367,58 @@ EXCEPTION WHEN OTHERS THEN
     RETURN 'error: ' || SQLERRM;
 END $$;
 
+-- Storage ------------------------------------------------------------------------
+
+CREATE FUNCTION vc.gc() RETURNS TABLE(chunks bigint, bytes bigint, reachable bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._gc() $$;
+
+CREATE FUNCTION vc.verify() RETURNS TABLE(refs bigint, chunks bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._verify() $$;
+
+-- The worker's look at the garbage: never raises (a failure is logged, and tried
+-- again at the next look).
+CREATE FUNCTION vc._auto_gc_tick() RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN vc._auto_gc();
+EXCEPTION WHEN OTHERS THEN
+    RAISE LOG 'pgvc: automatic gc failed: %', SQLERRM;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION vc.remote_compact(remote text DEFAULT 'origin')
+RETURNS TABLE(packs_merged bigint, chunks bigint, bytes bigint) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._remote_compact($1) $$;
+
+CREATE FUNCTION vc.remote_gc(remote text DEFAULT 'origin', grace interval DEFAULT '1 hour')
+RETURNS TABLE(objects bigint, bytes bigint, temporaries bigint) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._remote_gc($1, $2) $$;
+
+CREATE FUNCTION vc.backup_compact(name text)
+RETURNS TABLE(packs_merged bigint, chunks bigint, bytes bigint) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._backup_compact($1) $$;
+
+CREATE FUNCTION vc.backup_gc(name text, grace interval DEFAULT '1 hour')
+RETURNS TABLE(objects bigint, bytes bigint, temporaries bigint) LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._backup_gc($1, $2) $$;
+
+CREATE FUNCTION vc.storage()
+RETURNS TABLE(location text, objects bigint, bytes bigint, chunks bigint,
+              reachable_share float8, retired_packs bigint, last_gc_at timestamptz,
+              last_compact_at timestamptz, last_prune_at timestamptz,
+              last_freed_objects bigint, last_freed_bytes bigint, problem text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM vc._storage() $$;
+
 -- Nothing is callable by PUBLIC: history holds every row ever committed, and the
 -- state-changing functions rewrite tables. Grant per role (see README, Security).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vc FROM PUBLIC;
@@ -439,7 +491,14 @@ BEGIN
             ('backup_status', 'pgvc_admin'),
             ('sync', 'pgvc_admin'), ('_sync', 'pgvc_admin'),
             ('promote', 'pgvc_admin'), ('_promote', 'pgvc_admin'),
-            ('rejoin', 'pgvc_admin'), ('_rejoin', 'pgvc_admin')
+            ('rejoin', 'pgvc_admin'), ('_rejoin', 'pgvc_admin'),
+            ('gc', 'pgvc_admin'), ('_gc', 'pgvc_admin'),
+            ('verify', 'pgvc_admin'), ('_verify', 'pgvc_admin'),
+            ('remote_compact', 'pgvc_admin'), ('_remote_compact', 'pgvc_admin'),
+            ('remote_gc', 'pgvc_admin'), ('_remote_gc', 'pgvc_admin'),
+            ('backup_compact', 'pgvc_admin'), ('_backup_compact', 'pgvc_admin'),
+            ('backup_gc', 'pgvc_admin'), ('_backup_gc', 'pgvc_admin'),
+            ('storage', 'pgvc_admin'), ('_storage', 'pgvc_admin')
         ) AS g(name, role) ON g.name = p.proname
         WHERE p.pronamespace = 'vc'::regnamespace
     LOOP

@@ -14,6 +14,7 @@ pub mod replication;
 pub mod rows;
 pub mod spi;
 pub mod sql;
+pub mod storage;
 pub mod store;
 pub mod tracking;
 pub mod worker;
@@ -39,4 +40,5 @@ pub extern "C-unwind" fn _PG_init() {
         worker::init();
     }
     replication::primary::init_callbacks();
+    storage::init();
 }

@@ -80,4 +80,24 @@ INSERT INTO vc.replication (singleton) VALUES (true);
 -- the worker and vc.promote(); nobody but pgvc's owner has any right on this table.
 CREATE TABLE vc.replication_lock ();
 
+-- vc.gc() and the writers of vc.chunks meet on a lock of this empty table (see
+-- src/pg/storage.rs): a transaction that writes chunks, or skips fetching chunks
+-- because vc.chunks has them, holds it in ROW EXCLUSIVE mode; vc.gc() takes SHARE ROW
+-- EXCLUSIVE, conditionally, for its final mark and its deletes. Nobody but pgvc's
+-- owner has any right on it, so no other role can stall either side.
+CREATE TABLE vc.gc_lock ();
+
+-- What the last garbage collection, compaction and prune of each location did
+-- ('local', 'remote <name>', 'backup <name>'); shown by vc.storage(). For a gc,
+-- kept is the number of chunks left: the worker's garbage estimate starts from it.
+CREATE TABLE vc.maintenance (
+    location text NOT NULL,
+    what text NOT NULL CHECK (what IN ('gc', 'compact', 'prune')),
+    at timestamptz NOT NULL,
+    objects bigint NOT NULL,
+    bytes bigint NOT NULL,
+    kept bigint,
+    PRIMARY KEY (location, what)
+);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;

@@ -5,7 +5,8 @@
 //! no chunk behind. Reads go through a per-backend cache; caching across transactions
 //! is safe because a chunk's bytes are fixed by its hash, and writes never trust the
 //! cache (a cached chunk may come from a rolled back transaction), they always INSERT.
-//! Every chunk read from the table is verified against its hash.
+//! Every chunk read from the table is verified against its hash. Writing, and trusting
+//! presence (`has_many`), hold off `vc.gc()` for the transaction (`storage`).
 
 use super::spi::{query, Arg};
 use crate::codec::Cell;
@@ -69,6 +70,8 @@ impl PgStore {
         if drained.is_empty() {
             return Ok(());
         }
+        // A write may reuse a chunk a concurrent vc.gc() is about to delete: keep it out.
+        super::storage::writing_chunks()?;
         let (hashes, datas): (Vec<_>, Vec<_>) = drained
             .into_iter()
             .map(|(h, d)| (Some(h.as_bytes().to_vec()), Some(d.to_vec())))
@@ -126,8 +129,10 @@ impl PgStore {
         Ok(!rows.is_empty())
     }
 
-    /// One query for a whole batch (fetch asks per tree level).
+    /// One query for a whole batch (fetch asks per tree level). A caller skips what
+    /// is here with everything below it, so a concurrent vc.gc() is held off.
     fn has_many_chunks(&self, hs: &[Hash]) -> Result<Vec<bool>> {
+        super::storage::writing_chunks()?;
         let rows = query(
             "SELECT hash FROM vc.chunks WHERE hash = ANY($1)",
             vec![Arg::ByteaArray(

@@ -7,6 +7,10 @@
 //! never ends (the worker killed by the OOM killer) is found at the next look by its
 //! committed attempt and backed off too, never retried in a crash loop.
 //!
+//! Every `vc.gc_check_interval` it estimates the garbage in `vc.chunks` and runs
+//! `vc.gc()` past `vc.gc_threshold` (`vc.auto_gc`); a primary's replication round also
+//! compacts and prunes the remote when due (`vc.auto_compact`).
+//!
 //! It also replicates (`docs/REPLICATION.md`): every `vc.replication_interval`, or at
 //! once when a commit wakes it (by setting its latch), it runs
 //! `vc._replication_tick()`: a standby applies what the remote has, a primary pushes
@@ -137,6 +141,8 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
     }
     log!("pgvc worker started in database \"{db}\"");
     let mut next_schedule = Instant::now();
+    // The next look at the garbage in vc.chunks (vc.gc_check_interval).
+    let mut next_gc_check = Instant::now() + Duration::from_secs(5);
     // The last replication round, and the pause a failure asked for.
     let mut last_round: Option<Instant> = None;
     let mut backoff: Option<Duration> = None;
@@ -202,6 +208,17 @@ pub extern "C-unwind" fn pgvc_worker_main(_arg: pg_sys::Datum) {
             (installed, tick)
         });
         let (ready, tick) = outcome;
+        if ready && Instant::now() >= next_gc_check {
+            next_gc_check = Instant::now()
+                + Duration::from_millis(crate::pg::storage::GC_CHECK_MS.get().max(1000) as u64);
+            // Its own transaction: a failed collection (no moment between writers) is
+            // logged and tried again at the next look.
+            BackgroundWorker::transaction(|| {
+                if let Err(e) = Spi::get_one::<i64>("SELECT vc._auto_gc_tick()") {
+                    log!("pgvc gc: {e}");
+                }
+            });
+        }
         if run_schedule {
             next_schedule = now + TICK;
         }

@@ -5,8 +5,11 @@
 //! - `worktree`: the working-set plan (how each table's changes are read, the
 //!   comparison of live rows with a tree, what a checkout creates, rewrites or
 //!   refuses, whether a root makes a commit);
+//! - `gc`: marking what roots reach and what a collection may delete (with the rule
+//!   that keeps every kept chunk's references);
 //! - `replication`: the replication role and fencing epoch state machine.
 
+pub mod gc;
 pub mod refs;
 pub mod replication;
 pub mod worktree;

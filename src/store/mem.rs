@@ -51,6 +51,13 @@ impl MemStore {
         self.chunks.insert(h, data.into());
     }
 
+    /// Every chunk's hash, sorted.
+    pub fn hashes(&self) -> Vec<Hash> {
+        let mut v: Vec<Hash> = self.chunks.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Drop a chunk, to simulate a missing one.
     pub fn remove(&mut self, h: &Hash) -> bool {
         self.chunks.remove(h).is_some()

@@ -144,6 +144,7 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
         //    backup whole, never new heads beside an old working set. Branches and
         //    tags deleted here, and the working set of a branch no longer current, go.
         let out = r.mirror(&store, &BACKUP_PREFIXES, &targets, &mut report)?;
+        crate::pg::storage::maintain(&r, &format!("backup {name}"), &r.read_manifest()?)?;
         let chunks = (sent.chunks_done + spilled_chunks + out.chunks) as i64;
         let bytes = (sent.bytes_done + spilled_bytes + out.bytes) as i64;
         exec(

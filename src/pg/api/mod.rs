@@ -6,4 +6,5 @@ pub mod commit;
 mod inspect;
 pub mod remote;
 pub mod reset;
+mod storage;
 pub mod track;

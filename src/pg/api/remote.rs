@@ -157,6 +157,7 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         );
     }
     crate::pg::refs::set_tracking_ref(remote, &branch, head)?;
+    crate::pg::storage::maintain(&r, &format!("remote {remote}"), &r.read_manifest()?)?;
     Ok(head.to_hex())
 }
 

@@ -402,6 +402,13 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
             return Err(epoch_went_back(cfg, remote, ours))
         }
     };
+    // Compaction and pruning of the remote when due (decided from the manifest just
+    // read: nothing more is read otherwise), before the HEAD lock below: commits go on
+    // meanwhile. A failure is reported, never a reason to stop replicating.
+    let location = format!("remote {}", cfg.remote.as_deref().unwrap_or_default());
+    if let Err(e) = crate::pg::storage::maintain(&*remote, &location, &manifest) {
+        pgrx::warning!("pgvc: maintenance of {location} failed: {}", e.message);
+    }
     let store = PgStore::new();
     let mut pushed = 0;
     // Most rounds find nothing to do: look without locking (a row lock per round would

@@ -1,0 +1,464 @@
+//! Storage that stays bounded: garbage collection of `vc.chunks` online and under
+//! SIGKILL, compaction and pruning of remotes and backups (also under SIGKILL), and
+//! clone and restore from what they leave.
+
+use pgvc_cluster_tests::{query_scalar, Cluster, RemoteDir};
+use postgres::Client;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn q(d: &mut Client, sql: &str) -> String {
+    query_scalar(d, sql)
+}
+
+fn rows(d: &mut Client, table: &str) -> String {
+    q(
+        d,
+        &format!(
+            "SELECT coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM {table} x"
+        ),
+    )
+}
+
+/// `vc.verify()` reads every chunk every ref reaches: (refs, chunks).
+fn verify(d: &mut Client) -> (i64, i64) {
+    let r = d
+        .query_one("SELECT refs, chunks FROM vc.verify()", &[])
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+fn gc(d: &mut Client) -> (i64, i64, i64) {
+    let r = d
+        .query_one("SELECT chunks, bytes, reachable FROM vc.gc()", &[])
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+fn chunks(d: &mut Client) -> i64 {
+    q(d, "SELECT count(*) FROM vc.chunks").parse().unwrap()
+}
+
+/// Makes garbage: fetches every branch of remote `r` (its chunks and the
+/// remote-tracking refs arrive), then forgets the remote (the refs go, the chunks stay,
+/// reachable from nothing).
+fn fetch_and_forget(d: &mut Client, url: &str) {
+    d.batch_execute(&format!(
+        "SELECT vc.remote_add('r', '{url}'); SELECT * FROM vc.fetch('r'); SELECT vc.remote_remove('r');"
+    ))
+    .unwrap();
+}
+
+/// A second cluster committing to its own table and pushing to `remote`.
+fn upstream(remote: &RemoteDir, rows: i64) -> (Cluster, Client) {
+    let b = Cluster::start();
+    let mut db = b.connect();
+    db.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE TABLE up (id int PRIMARY KEY, v text);
+         INSERT INTO up SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;
+         SELECT vc.track('up'); SELECT vc.commit('up'); SELECT vc.push('origin');",
+        remote.url()
+    ))
+    .unwrap();
+    (b, db)
+}
+
+#[test]
+fn gc_frees_what_nothing_reaches_and_nothing_else() {
+    let remote = RemoteDir::new("gc-free");
+    let (_b, mut db) = upstream(&remote, 20_000);
+    let a = Cluster::start();
+    let mut d = a.connect();
+    d.batch_execute(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g;
+         SELECT vc.track('t'); SELECT vc.commit('one');
+         UPDATE t SET v = v || '!' WHERE id % 10 = 0; SELECT vc.commit('two');",
+    )
+    .unwrap();
+    let before = verify(&mut d);
+    let root = q(&mut d, "SELECT vc.root_hash('main')");
+    let live = chunks(&mut d);
+    fetch_and_forget(&mut d, &remote.url());
+    let with_garbage = chunks(&mut d);
+    assert!(with_garbage > live);
+    let (freed, bytes, reachable) = gc(&mut d);
+    assert_eq!(freed, with_garbage - live, "exactly the fetched chunks go");
+    assert!(bytes > 0);
+    assert_eq!(reachable, live);
+    assert_eq!(chunks(&mut d), live);
+    assert_eq!(
+        verify(&mut d),
+        before,
+        "every ref reads whole, nothing reachable went"
+    );
+    assert_eq!(q(&mut d, "SELECT vc.root_hash('main')"), root);
+    assert_eq!(q(&mut d, "SELECT count(*) FROM vc.log()"), "2");
+    // Nothing more to free; the storage view says what the last gc did.
+    assert_eq!(gc(&mut d).0, 0);
+    assert_eq!(
+        q(&mut d, "SELECT format('%s %s', reachable_share, last_gc_at IS NOT NULL) FROM vc.storage() WHERE location = 'local'"),
+        "1 true"
+    );
+    // The same chunks fetched again after the gc are whole (nothing half-deleted).
+    db.batch_execute(
+        "UPDATE up SET v = 'x' WHERE id = 1; SELECT vc.commit('more'); SELECT vc.push('origin');",
+    )
+    .unwrap();
+    d.batch_execute(&format!(
+        "SELECT vc.remote_add('r', '{}'); SELECT * FROM vc.fetch('r');",
+        remote.url()
+    ))
+    .unwrap();
+    verify(&mut d);
+    assert_eq!(
+        q(&mut d, "SELECT vc.hashof('r/main')"),
+        q(&mut db, "SELECT vc.hashof('main')")
+    );
+}
+
+/// GC online: commits on one session, fetches that keep re-creating and dropping
+/// garbage on another, and vc.gc() in a loop on a third. Every ref reads whole at the
+/// end, and a final gc keeps exactly what the refs reach.
+#[test]
+fn gc_during_commits_and_fetches_loses_nothing() {
+    let remote = RemoteDir::new("gc-online");
+    let (_b, mut db) = upstream(&remote, 5_000);
+    let a = Cluster::start();
+    let mut d = a.connect();
+    d.batch_execute(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 2000) g;
+         SELECT vc.track('t'); SELECT vc.commit('start');",
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let committer = {
+        let (mut c, stop) = (a.connect(), stop.clone());
+        thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                c.batch_execute(&format!(
+                    "UPDATE t SET n = n + 1 WHERE id = {}; SELECT vc.commit('c{n}');",
+                    n % 2000 + 1
+                ))
+                .unwrap();
+            }
+            n
+        })
+    };
+    let fetcher = {
+        let (mut c, stop, url) = (a.connect(), stop.clone(), remote.url());
+        thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                fetch_and_forget(&mut c, &url);
+                n += 1;
+            }
+            n
+        })
+    };
+    let collector = {
+        let (mut c, stop) = (a.connect(), stop.clone());
+        thread::spawn(move || {
+            let (mut runs, mut freed) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                freed += gc(&mut c).0;
+                runs += 1;
+            }
+            (runs, freed)
+        })
+    };
+    // Upstream keeps moving so fetches bring new chunks too.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut k = 0;
+    while Instant::now() < until {
+        k += 1;
+        db.batch_execute(&format!(
+            "UPDATE up SET v = 'u{k}' WHERE id = {}; SELECT vc.commit('u{k}'); SELECT vc.push('origin');",
+            k % 5000 + 1
+        ))
+        .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let commits = committer.join().unwrap();
+    let fetches = fetcher.join().unwrap();
+    let (runs, freed) = collector.join().unwrap();
+    assert!(
+        commits > 10 && fetches > 2 && runs > 2 && freed > 0,
+        "commits {commits}, fetches {fetches}, gc runs {runs}, freed {freed}"
+    );
+    // Every ref whole; history complete; the table's rows are the last commit's.
+    let (refs, reachable) = verify(&mut d);
+    assert!(refs >= 1);
+    assert_eq!(
+        q(&mut d, "SELECT count(*) FROM vc.log()"),
+        (commits + 1).to_string()
+    );
+    assert_eq!(q(&mut d, "SELECT count(*) FROM vc.status()"), "0");
+    assert_eq!(q(&mut d, "SELECT sum(n) FROM t"), commits.to_string());
+    assert_eq!(
+        q(&mut d, "SELECT sum(n) FROM vc.as_of(NULL::t, 'HEAD')"),
+        commits.to_string()
+    );
+    // A final gc keeps exactly the reachable set, and it is still whole.
+    let (_, _, kept) = gc(&mut d);
+    assert_eq!(kept, reachable);
+    assert_eq!(chunks(&mut d), reachable);
+    assert_eq!(verify(&mut d).1, reachable);
+}
+
+/// SIGKILL of the backend running vc.gc() at several points (the whole server
+/// restarts): every ref reads whole afterwards, and a gc then completes.
+#[test]
+fn sigkill_during_gc_leaves_every_ref_readable() {
+    let remote = RemoteDir::new("gc-kill");
+    let (_b, _db) = upstream(&remote, 200_000);
+    let a = Cluster::start();
+    let mut d = a.connect();
+    d.batch_execute(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+         SELECT vc.track('t'); SELECT vc.commit('one');
+         UPDATE t SET v = v || '.' WHERE id % 3 = 0; SELECT vc.commit('two');",
+    )
+    .unwrap();
+    let root = q(&mut d, "SELECT vc.root_hash('main')");
+    let (_, reachable) = verify(&mut d);
+    for delay_ms in [30u64, 200, 600] {
+        fetch_and_forget(&mut d, &remote.url());
+        let mut victim = a.connect();
+        let pid: i32 = victim
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let runner = thread::spawn(move || victim.batch_execute("SELECT * FROM vc.gc()"));
+        thread::sleep(Duration::from_millis(delay_ms));
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        let outcome = runner.join().unwrap();
+        drop(d);
+        d = a.connect_when_ready(Duration::from_secs(30));
+        assert!(killed || outcome.is_ok());
+        assert_eq!(verify(&mut d).1, reachable, "after a kill at {delay_ms} ms");
+        assert_eq!(q(&mut d, "SELECT vc.root_hash('main')"), root);
+    }
+    let (freed, _, kept) = gc(&mut d);
+    assert!(freed > 0);
+    assert_eq!(kept, reachable);
+    assert_eq!(verify(&mut d).1, reachable);
+}
+
+/// Objects in the remote: every file but the backend's own lock.
+fn files(r: &RemoteDir) -> usize {
+    r.files()
+        .iter()
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .count()
+}
+
+fn packs_listed(d: &mut Client, location: &str) -> i64 {
+    q(
+        d,
+        &format!("SELECT objects FROM vc.storage() WHERE location = '{location}'"),
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Pushes and backup syncs without automatic compaction pile up packs; compaction
+/// merges them, pruning deletes what it replaced, and a clone and a restore from what
+/// is left give the same rows and hashes. With automatic compaction on, pushes keep
+/// the count down by themselves.
+#[test]
+fn compacted_and_pruned_remotes_and_backups_clone_and_restore_identically() {
+    let remote = RemoteDir::new("compact-remote");
+    let backup = RemoteDir::new("compact-backup");
+    let a = Cluster::start_with(&["vc.auto_compact = off", "vc.retired_pack_grace = 0"]);
+    let mut d = a.connect();
+    d.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}'); SELECT vc.backup_add('bk', '{}');
+         CREATE TABLE t (id int PRIMARY KEY, v text, big text);
+         INSERT INTO t SELECT g, 'v' || g, NULL FROM generate_series(1, 3000) g;
+         SELECT vc.track('t'); SELECT vc.commit('base'); SELECT vc.push('origin');",
+        remote.url(),
+        backup.url()
+    ))
+    .unwrap();
+    for i in 0..30 {
+        d.batch_execute(&format!(
+            "UPDATE t SET v = 'c{i}', big = repeat('x', 3000) WHERE id % 30 = {i};
+             SELECT vc.commit('c{i}'); SELECT vc.push('origin'); SELECT * FROM vc.backup_sync('bk');"
+        ))
+        .unwrap();
+    }
+    assert!(packs_listed(&mut d, "remote origin") >= 31);
+    let bk_packs = packs_listed(&mut d, "backup bk");
+    assert!(bk_packs >= 30, "{bk_packs}");
+    // Compact both; prune with no grace.
+    let merged: i64 = q(
+        &mut d,
+        "SELECT packs_merged FROM vc.remote_compact('origin')",
+    )
+    .parse()
+    .unwrap();
+    assert!(merged >= 8);
+    let listed = packs_listed(&mut d, "remote origin");
+    assert!(listed < 8, "{listed} packs after compaction");
+    assert!(
+        q(&mut d, "SELECT packs_merged FROM vc.backup_compact('bk')")
+            .parse::<i64>()
+            .unwrap()
+            >= 8
+    );
+    let pruned: i64 = q(
+        &mut d,
+        "SELECT objects FROM vc.remote_gc('origin', interval '0')",
+    )
+    .parse()
+    .unwrap();
+    assert!(pruned >= 16, "{pruned}");
+    q(
+        &mut d,
+        "SELECT objects FROM vc.backup_gc('bk', interval '0')",
+    );
+    assert_eq!(
+        files(&remote) as i64,
+        2 * listed + 1,
+        "packs, indexes and the manifest"
+    );
+    assert_eq!(
+        q(
+            &mut d,
+            "SELECT retired_packs FROM vc.storage() WHERE location = 'remote origin'"
+        ),
+        "0"
+    );
+    let root = q(&mut d, "SELECT vc.root_hash('main')");
+    let data = rows(&mut d, "t");
+    // Clone and restore from what is left.
+    let c = Cluster::start();
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    assert_eq!(q(&mut dc, "SELECT vc.root_hash('main')"), root);
+    assert_eq!(rows(&mut dc, "t"), data);
+    assert_eq!(q(&mut dc, "SELECT count(*) FROM vc.log()"), "31");
+    verify(&mut dc);
+    dc.batch_execute("CREATE DATABASE restored").unwrap();
+    let mut dr = c.connect_db("restored");
+    dr.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{}')",
+        backup.url()
+    ))
+    .unwrap();
+    assert_eq!(q(&mut dr, "SELECT vc.root_hash('main')"), root);
+    assert_eq!(rows(&mut dr, "t"), data);
+    verify(&mut dr);
+    // Automatic compaction: pushes keep the remote at a few packs per level.
+    d.batch_execute("ALTER SYSTEM SET vc.auto_compact = on; SELECT pg_reload_conf();")
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    for i in 0..40 {
+        d.batch_execute(&format!(
+            "UPDATE t SET v = 'a{i}' WHERE id = {}; SELECT vc.commit('a{i}'); SELECT vc.push('origin');",
+            i + 1
+        ))
+        .unwrap();
+    }
+    let listed = packs_listed(&mut d, "remote origin");
+    assert!(listed < 16, "{listed} packs with automatic compaction");
+    assert!(files(&remote) < 60, "{} files", files(&remote));
+    dc.batch_execute("SELECT vc.pull('origin')").unwrap();
+    assert_eq!(rows(&mut dc, "t"), rows(&mut d, "t"));
+}
+
+/// SIGKILL of a backend in the middle of a compaction: the remote stays whole (the
+/// manifest swap is the only change readers see), and compaction and pruning then
+/// finish the job.
+#[test]
+fn sigkill_during_compaction_leaves_the_remote_whole() {
+    let remote = RemoteDir::new("compact-kill");
+    let a = Cluster::start_with(&["vc.auto_compact = off", "vc.retired_pack_grace = 0"]);
+    let mut d = a.connect();
+    d.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
+         SELECT vc.track('t'); SELECT vc.commit('base'); SELECT vc.push('origin');",
+        remote.url()
+    ))
+    .unwrap();
+    for i in 0..24 {
+        d.batch_execute(&format!(
+            "UPDATE t SET v = md5(v || '{i}') WHERE id % 24 = {i}; SELECT vc.commit('c{i}'); SELECT vc.push('origin');"
+        ))
+        .unwrap();
+    }
+    let root = q(&mut d, "SELECT vc.root_hash('main')");
+    for delay_ms in [5u64, 40, 150] {
+        let mut victim = a.connect();
+        let pid: i32 = victim
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let runner = thread::spawn(move || {
+            victim.batch_execute("SELECT * FROM vc.remote_compact('origin')")
+        });
+        thread::sleep(Duration::from_millis(delay_ms));
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        let _ = runner.join().unwrap();
+        drop(d);
+        d = a.connect_when_ready(Duration::from_secs(30));
+        // Whole: a fresh clone reads every chunk of the head.
+        let c = Cluster::start();
+        let mut dc = c.connect();
+        dc.batch_execute(&format!(
+            "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+            remote.url()
+        ))
+        .unwrap();
+        assert_eq!(
+            q(&mut dc, "SELECT vc.root_hash('main')"),
+            root,
+            "after a kill at {delay_ms} ms"
+        );
+    }
+    q(
+        &mut d,
+        "SELECT packs_merged FROM vc.remote_compact('origin')",
+    );
+    q(
+        &mut d,
+        "SELECT objects FROM vc.remote_gc('origin', interval '0')",
+    );
+    let listed = packs_listed(&mut d, "remote origin");
+    assert_eq!(
+        files(&remote) as i64,
+        2 * listed + 1,
+        "orphans of killed compactions pruned"
+    );
+    let c = Cluster::start();
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    assert_eq!(q(&mut dc, "SELECT vc.root_hash('main')"), root);
+}
