@@ -149,13 +149,13 @@ remote_kinds() {
         awk '/\.pack$/ {p++; next} /\.idx$/ {i++; next} {o++} END {printf "%d %d %d", p, i, o}'
 }
 
-# storage_field NODE LOCATION FIELD...: the first of the FIELDs that vc.storage() has,
-# on LOCATION's row (database postgres); "" when none.
+# storage_field NODE DB LOCATION FIELD...: the first of the FIELDs that vc.storage() of
+# DB has, on LOCATION's row; "" when none.
 storage_field() {
-    local n=$1 loc=$2 f e=""
-    shift 2
+    local n=$1 db=$2 loc=$3 f e=""
+    shift 3
     for f in "$@"; do e+="to_jsonb(s)->>'$f', "; done
-    on "$n" sql postgres "SELECT coalesce(${e}'') FROM vc.storage() s WHERE location = '$loc'"
+    on "$n" sql "$db" "SELECT coalesce(${e}'') FROM vc.storage() s WHERE location = '$loc'"
 }
 # storage_md NODE DB: vc.storage() of DB as a Markdown table, columns as it returns them.
 storage_md() {
@@ -300,7 +300,7 @@ settle_remote() {
     us
     deadline=$((US + 60000000)) SETTLED=no
     while :; do
-        retired=$(storage_field p "remote origin" retired retired_packs)
+        retired=$(storage_field p postgres "remote origin" retired retired_packs)
         files=$(remote_files)
         if [[ $retired == 0 && $files == "$prev" ]]; then SETTLED=yes; break; fi
         us
@@ -363,7 +363,7 @@ bench_soak() {
     poll ss "SELECT vc.hashof('main');" "$head" 120 || { check_no_error s "after the soak"; exit 1; }
     lag=$(dms "$last" "$SEEN_US")
     local retired_now
-    retired_now=$(storage_field p "remote origin" retired retired_packs)
+    retired_now=$(storage_field p postgres "remote origin" retired retired_packs)
     log "   standby at the primary's head $lag ms after the last commit; remote: $files_now files right after"
     check_no_error p "after the soak"
     local st
@@ -537,7 +537,7 @@ EOF
     }
     local before share_before
     before=($(chunk_stats gcdb))
-    share_before=$(sql gcdb "SELECT coalesce(to_jsonb(s)->>'reachable_share', '?') FROM vc.storage() s WHERE location = 'local'")
+    share_before=$(storage_field data gcdb local reachable_share)
     # The baseline: main pushed to a new file:// remote and cloned into a new database.
     local dir=$WORK/gcremote
     new_dir "$dir"
@@ -688,6 +688,7 @@ bench_gc_cost() {
     # 1-row commits of a concurrent session, COST_RUNS pairs of blocks (ABBA: off gc,
     # gc off, ...), each BLOCK_MS long; a gc block lasts until its last vc.gc() ends.
     session_open cs data gccost
+    COMMITS_FILE=$WORK/commits.warm
     for ((i = 0; i < 5; i++)); do commit1; done # warm the session
     settle
     for ((r = 1; r <= COST_RUNS; r++)); do
