@@ -420,7 +420,7 @@ bench_soak() {
     nsamples=$(wc -l <"$samples")
     step=$(((nsamples + 9) / 10))
     srows=$(awk -v s="$step" -v n="$nsamples" '(NR - 1) % s == 0 || NR == n {
-        printf "| %s | %s | %s | %s | %s | %s |\n", $1 / 1000, $2, $6, ($3 == "-") ? "-" : sprintf("%.1f", $3 / 1024), ($4 == "-") ? "-" : sprintf("%.1f", $4 / 1024), ($5 == "-") ? "-" : sprintf("%.1f", $5 / 1024)}' "$samples")
+        printf "| %.1f | %s | %s | %s | %s | %s |\n", $1 / 1000, $2, $6, ($3 == "-") ? "-" : sprintf("%.1f", $3 / 1024), ($4 == "-") ? "-" : sprintf("%.1f", $4 / 1024), ($5 == "-") ? "-" : sprintf("%.1f", $5 / 1024)}' "$samples")
     local kn=($kinds_now) ka=($kinds_after)
     md "## 1. Soak: $N_SOAK commits on a replicating primary" "" \
         "A primary (\`vc.replicate_to_remote = 'origin'\`, synchronous push at COMMIT;" \

@@ -527,7 +527,8 @@ fn rewrite(
         }
     }
     write_rows(plan, &rows, false)?;
-    exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+    let n = exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+    crate::pg::rows::truncate_emptied_log(t, n)?;
     exec(
         "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
         vec![Arg::Oid(t.relid)],

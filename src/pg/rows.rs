@@ -94,6 +94,9 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
         vec![],
         &[],
     )?;
+    if consume {
+        truncate_emptied_log(t, rows.len() as u64)?;
+    }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for r in rows {
@@ -113,6 +116,37 @@ pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<
         }
     }
     Ok(out)
+}
+
+/// Rows a commit must have emptied from a key log before it truncates the log.
+const TRUNCATE_AFTER: u64 = 1000;
+
+/// After a commit emptied `n` rows from a key log: DELETE leaves them dead, and every
+/// later read of the log scans their pages until a vacuum. A log emptied of many rows
+/// is truncated instead (a new, empty file) when no other transaction uses it: the
+/// lock is conditional, so a writer is never waited for, and it is held off only for
+/// the rest of this commit. (A few dead rows of small commits are pruned as the log's
+/// pages are read, and vacuumed by autovacuum.)
+pub fn truncate_emptied_log(t: &Tracked, n: u64) -> VcResult<()> {
+    if n < TRUNCATE_AFTER {
+        return Ok(());
+    }
+    let oid = u32::from(t.relid);
+    let Some(row) = super::spi::one_row(sql::log_is_empty(oid), vec![])? else {
+        return Ok(());
+    };
+    let relid = match row.get(1) {
+        Some(super::spi::Value::Oid(o)) => *o,
+        _ => return Ok(()),
+    };
+    // Rows another transaction appended and committed since our DELETE stay: only an
+    // empty log is truncated, checked under the lock.
+    if super::spi::try_lock_exclusive(relid)
+        && super::spi::one_bool(sql::log_is_empty(oid), vec![])?
+    {
+        exec(sql::truncate_log(oid), vec![])?;
+    }
+    Ok(())
 }
 
 /// Keys read from a log at most; past this, the table is compared in full (streaming,
@@ -219,7 +253,8 @@ pub fn for_each_working_change(
     match mode {
         ReadMode::Full { base, .. } => {
             if consume {
-                exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+                let n = exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+                truncate_emptied_log(t, n)?;
             }
             compare_full(store, base, Scan::open(plan)?, f)
         }

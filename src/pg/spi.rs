@@ -739,6 +739,13 @@ pub fn with_replica_role<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
 /// silently returning fewer rows (a commit would record the rest as deleted).
 ///
 /// On an ERROR the (sub)transaction abort restores the user and the settings.
+/// Takes an ACCESS EXCLUSIVE lock on `relid` if no other transaction holds any lock
+/// on it (never waits); held to the end of the transaction.
+pub fn try_lock_exclusive(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a conditional table lock, as LOCK TABLE ... NOWAIT takes.
+    unsafe { pg_sys::ConditionalLockRelationOid(relid, pg_sys::AccessExclusiveLock as i32) }
+}
+
 pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     if owner == pg_sys::InvalidOid {
         return Err(VcError::new(

@@ -516,6 +516,18 @@ pub fn clear_log(oid: u32) -> Sql {
     Sql::built(format!("DELETE FROM {}", log_table(oid)))
 }
 
+/// Whether a key log is empty, and its relation id.
+pub fn log_is_empty(oid: u32) -> Sql {
+    Sql::built(format!(
+        "SELECT NOT EXISTS (SELECT 1 FROM {0}), '{0}'::regclass::oid",
+        log_table(oid)
+    ))
+}
+
+pub fn truncate_log(oid: u32) -> Sql {
+    Sql::built(format!("TRUNCATE {}", log_table(oid)))
+}
+
 /// Largest key-log row (`pg_column_size`) that can name a row: a primary key's index
 /// entry must fit in a third of a page, so anything far bigger was appended by someone
 /// else and would only cost memory.
