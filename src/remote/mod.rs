@@ -101,12 +101,23 @@ impl Index {
     }
 }
 
+/// Bytes of pack indexes a `Remote` keeps loaded between operations (default).
+pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 64 << 20;
+
+/// Memory of a loaded index (its entries).
+fn index_bytes(i: &PackIndex) -> u64 {
+    i.len() as u64 * std::mem::size_of::<IdxEntry>() as u64
+}
+
 /// A remote: an object store plus the operations on its manifest and packs.
 pub struct Remote<O: ObjectStore> {
     store: O,
     /// Loaded pack indexes by pack name. Packs are immutable, so entries never
-    /// go stale; a pack that disappears is noticed when a chunk read fails.
+    /// go stale; a pack that disappears is noticed when a chunk read fails. Holds
+    /// only packs the last manifest read lists or retires, and at most
+    /// `idx_cache_limit` bytes: memory per process does not grow with the history.
     idx_cache: Mutex<HashMap<String, Arc<PackIndex>>>,
+    idx_cache_limit: u64,
 }
 
 impl<O: ObjectStore> Remote<O> {
@@ -114,7 +125,15 @@ impl<O: ObjectStore> Remote<O> {
         Remote {
             store,
             idx_cache: Mutex::new(HashMap::new()),
+            idx_cache_limit: DEFAULT_INDEX_CACHE_BYTES,
         }
+    }
+
+    /// Keeps at most `bytes` of pack indexes loaded between operations (an operation
+    /// holds the indexes it uses while it runs, whatever the limit).
+    pub fn with_index_cache_limit(mut self, bytes: u64) -> Remote<O> {
+        self.idx_cache_limit = bytes;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -145,7 +164,11 @@ impl<O: ObjectStore> Remote<O> {
                         key,
                     })?;
                     let idx = Arc::new(PackIndex::decode(self.url(), p, &data)?);
-                    self.cache().insert(p.name.clone(), idx.clone());
+                    let mut cache = self.cache();
+                    let held: u64 = cache.values().map(|i| index_bytes(i)).sum();
+                    if held + index_bytes(&idx) <= self.idx_cache_limit {
+                        cache.insert(p.name.clone(), idx.clone());
+                    }
                     idx
                 }
             };
@@ -163,7 +186,7 @@ impl<O: ObjectStore> Remote<O> {
 
     /// Bytes of pack indexes held in this remote's cache.
     pub fn cached_index_bytes(&self) -> u64 {
-        self.cache().values().map(|i| i.len() as u64 * 44).sum()
+        self.cache().values().map(|i| index_bytes(i)).sum()
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PackIndex>>> {

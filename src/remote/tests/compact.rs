@@ -279,3 +279,29 @@ fn compactions_race_pushes_fetches_and_each_other() {
     assert_closed(&pusher);
     fetch_all(&pusher, *heads.last().unwrap(), &s);
 }
+
+/// The index cache forgets packs compacted away, and never holds more than its limit.
+#[test]
+fn the_index_cache_stays_bounded() {
+    let (_d, remote) = temp_remote();
+    let (_s, _heads) = history(&remote, 20);
+    let mut local = MemStore::new();
+    remote.fetch(&mut local, "main", &mut quiet()).unwrap();
+    let before = remote.cached_index_bytes();
+    assert!(before > 0);
+    remote.compact(4).unwrap();
+    remote.prune(0, 3_600_000).unwrap();
+    let mut local = MemStore::new();
+    remote.fetch(&mut local, "main", &mut quiet()).unwrap();
+    let m = remote.read_manifest().unwrap();
+    let listed: u64 = m.packs.iter().map(|p| p.chunks).sum();
+    assert!(
+        remote.cached_index_bytes() <= listed * 48,
+        "only listed packs stay"
+    );
+    // A limit below one index: nothing is kept, and fetches still work.
+    let small = Remote::new(FileStore::new(remote.store().root())).with_index_cache_limit(10);
+    let mut local = MemStore::new();
+    small.fetch(&mut local, "main", &mut quiet()).unwrap();
+    assert_eq!(small.cached_index_bytes(), 0);
+}
