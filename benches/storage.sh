@@ -27,7 +27,8 @@
 #                      same branch <= 1.0 (bytes on disk after VACUUM FULL, information)
 #   3 gc cost          vc.gc() on N_COST rows with COST_COMMITS commits of ~10 spread rows
 #                      (time, information); p50 of 1-row commits of a concurrent session
-#                      while vc.gc() runs / without, goal <= 2.0
+#                      while vc.gc() runs / without, goal <= 2.0; and, as a control, while
+#                      a CPU-bound reader of vc.chunks runs (information)
 #
 # Method as in benches/replication.sh: throwaway clusters on a private copy of the
 # installed PostgreSQL 15 + pgvc (so a concurrent reinstall cannot disturb it), Unix
@@ -39,7 +40,7 @@ NAME=storage.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # The harness: cluster, SQL, memory, results and report helpers shared by the scripts.
 . "$ROOT/benches/lib.sh"
-parse_args 2,35 "1,2,3" "$@"
+parse_args 2,36 "1,2,3" "$@"
 check_only 3
 RESULT_WIDTH=70
 
@@ -91,6 +92,24 @@ LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp();
 BEGIN
     SELECT * INTO chunks, bytes, reachable FROM vc.gc();
+    t0_us := (extract(epoch FROM t0) * 1000000)::bigint;
+    t1_us := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+    ms := round((t1_us - t0_us) / 1000.0, 1);
+END $$;
+-- The control of 3: a CPU-bound reader of the same data as vc.gc() (every chunk
+-- detoasted and hashed by md5), taking no lock of pgvc's, for about target_ms.
+-- scans: how many passes over vc.chunks it made.
+CREATE FUNCTION bench.busy(target_ms numeric, OUT ms numeric, OUT scans bigint,
+                           OUT t0_us bigint, OUT t1_us bigint)
+LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    scans := 0;
+    LOOP
+        PERFORM count(md5(data)) FROM vc.chunks;
+        scans := scans + 1;
+        EXIT WHEN clock_timestamp() - t0 >= target_ms * interval '1 millisecond';
+    END LOOP;
     t0_us := (extract(epoch FROM t0) * 1000000)::bigint;
     t1_us := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
     ms := round((t1_us - t0_us) / 1000.0, 1);
@@ -234,6 +253,15 @@ pgbench_wait() {
 # (1-based, in order) of a pgbench latency log.
 lat_pct() {
     pct "$1" $(awk -v a="$3" -v b="$4" 'NR >= a && NR <= b {printf "%.3f\n", $3 / 1000}' "$2")
+}
+# mem_points COLUMN SAMPLES: "first start mid end peak" RssAnon (kB) of column COLUMN of
+# the soak's samples ("-": no reading): the first reading, the first once W commits
+# were logged (column 2), the first once half of N_SOAK were, the last, the highest.
+mem_points() {
+    awk -v c="$1" -v w="$W" -v h=$((N_SOAK / 2)) '$c != "-" {
+            if (f == "") f = $c; if (s == "" && $2 >= w) s = $c; if (m == "" && $2 >= h) m = $c
+            e = $c; if ($c + 0 > p) p = $c + 0 }
+        END {if (f == "") exit; if (s == "") s = f; if (m == "") m = e; print f, s, m, e, p}' "$2"
 }
 # last_end_us LOG: when the last transaction of a pgbench latency log ended (us).
 last_end_us() { tail -1 "$1" | awk '{printf "%d%06d", $5, $6}'; }
@@ -402,19 +430,15 @@ bench_soak() {
     local lratio lv
     lratio=$(calc "$lag / 1000") lv=$(verdict "$lratio" "<=" 1.0)
     # Memory: start = the first sample once the first W commits were logged (warm: the
-    # backend's caches have seen W commits), end = the last sample of the process.
-    local bfirst bstart bend bpeak swfirst swstart swend swpeak pwstart pwend pwpeak
-    read -r bfirst bstart bend bpeak < <(awk -v w="$W" '$3 != "-" {if (f == "") f = $3; if (s == "" && $2 >= w) s = $3; e = $3; if ($3 > p) p = $3}
-        END {if (s == "") s = f; print f, s, e, p}' "$samples")
-    read -r swfirst swstart swend swpeak < <(awk -v w="$W" '$4 != "-" {if (f == "") f = $4; if (s == "" && $2 >= w) s = $4; e = $4; if ($4 > p) p = $4}
-        END {if (s == "") s = f; print f, s, e, p}' "$samples")
-    read -r _ pwstart pwend pwpeak < <(awk -v w="$W" '$5 != "-" {if (f == "") f = $5; if (s == "" && $2 >= w) s = $5; e = $5; if ($5 > p) p = $5}
-        END {if (s == "") s = f; print f, s, e, p}' "$samples")
-    [[ -n $bstart && -n $bend ]] || { echo "$NAME: no memory sample of the pgbench backend (pid '$bpid')" >&2; exit 1; }
+    # backend's caches have seen W commits), mid = the first once half were, end = the
+    # last sample of the process.
+    local bm swm pwm
+    bm=($(mem_points 3 "$samples")) swm=($(mem_points 4 "$samples")) pwm=($(mem_points 5 "$samples"))
+    ((${#bm[@]} == 5)) || { echo "$NAME: no memory sample of the pgbench backend (pid '$bpid')" >&2; exit 1; }
     local bratio swratio pwratio bv swv
-    bratio=$(calc "$bend / $bstart") swratio=$(calc "$swend / $swstart") pwratio=$(calc "$pwend / $pwstart")
+    bratio=$(calc "${bm[3]} / ${bm[1]}") swratio=$(calc "${swm[3]} / ${swm[1]}") pwratio=$(calc "${pwm[3]} / ${pwm[1]}")
     bv=$(verdict "$bratio" "<=" 1.2) swv=$(verdict "$swratio" "<=" 1.2)
-    log "   p50 first $W $f50 ms, last $W $l50 ms (ratio $ratio); backend RssAnon $bstart -> $bend kB; standby worker $swstart -> $swend kB"
+    log "   p50 first $W $f50 ms, last $W $l50 ms (ratio $ratio); backend RssAnon ${bm[1]} -> ${bm[3]} kB; standby worker ${swm[1]} -> ${swm[3]} kB"
     # Samples for the report: about ten, evenly spread.
     local nsamples step srows
     nsamples=$(wc -l <"$samples")
@@ -461,13 +485,14 @@ bench_soak() {
         "\`vc.storage()\` listed no retired pack for \`remote origin\` and the file count held" \
         "still for 1 s, waited for from $((GRACE_MS / 1000 + 2)) s after the last commit on (at" \
         "most 60 s more). A manual \`vc.remote_compact('origin')\` afterwards: $manual." "" \
-        "| | start (kB) | end (kB) | ratio end / start | peak (kB) | result |" \
-        "|---|---:|---:|---:|---:|---|" \
-        "| pgbench backend (primary) RssAnon | $bstart | $bend | $bratio | $bpeak | $bv |" \
-        "| standby's worker RssAnon | $swstart | $swend | $swratio | $swpeak | $swv |" \
-        "| primary's worker RssAnon (information) | $pwstart | $pwend | $pwratio | $pwpeak | info |" "" \
-        "First samples (before the first $W commits were logged): pgbench backend $bfirst kB," \
-        "standby's worker $swfirst kB." "" \
+        "| RssAnon | start (kB) | mid (kB) | end (kB) | ratio end / start | ratio end / mid | peak (kB) | result |" \
+        "|---|---:|---:|---:|---:|---:|---:|---|" \
+        "| pgbench backend (primary) | ${bm[1]} | ${bm[2]} | ${bm[3]} | $bratio | $(calc "${bm[3]} / ${bm[2]}") | ${bm[4]} | $bv |" \
+        "| standby's worker | ${swm[1]} | ${swm[2]} | ${swm[3]} | $swratio | $(calc "${swm[3]} / ${swm[2]}") | ${swm[4]} | $swv |" \
+        "| primary's worker (information) | ${pwm[1]} | ${pwm[2]} | ${pwm[3]} | $pwratio | $(calc "${pwm[3]} / ${pwm[2]}") | ${pwm[4]} | info |" "" \
+        "Mid: the first sample once $((N_SOAK / 2)) commits were logged (information: end / mid" \
+        "near 1.0 means the growth stopped in the second half). First samples (before the first" \
+        "$W commits were logged): pgbench backend ${bm[0]} kB, standby's worker ${swm[0]} kB." "" \
         "| | ms | ratio / 1000 ms | result |" "|---|---:|---:|---|" \
         "| last commit (pgbench's end time of the last transaction) -> standby at the primary's head | $lag | $lratio | $lv |" "" \
         "Probed from a long-lived session on the standby (\`SELECT vc.hashof('main')\` every ~2" \
@@ -483,8 +508,8 @@ bench_soak() {
     result 1.objects "files in the remote after the grace / ($N_SOAK / 10)" "<= 1.0" "$OBJ_GOAL" "$files_after" "$oratio" "$ov"
     result 1.objects.now "files in the remote right after the last commit / ($N_SOAK / 10)" "info" "$OBJ_GOAL" "$files_now" "$onow_ratio" "($onow_v)"
     result 1.lag "last commit -> standby at the primary's head / 1 s" "<= 1.0" "1000 ms" "$lag ms" "$lratio" "$lv"
-    result 1.mem.backend "RssAnon of the pgbench backend: end / start" "<= 1.2" "$((bstart / 1024)) MB" "$((bend / 1024)) MB" "$bratio" "$bv"
-    result 1.mem.worker "RssAnon of the standby's worker: end / start" "<= 1.2" "$((swstart / 1024)) MB" "$((swend / 1024)) MB" "$swratio" "$swv"
+    result 1.mem.backend "RssAnon of the pgbench backend: end / start" "<= 1.2" "$(mb "${bm[1]}")" "$(mb "${bm[3]}")" "$bratio" "$bv"
+    result 1.mem.worker "RssAnon of the standby's worker: end / start" "<= 1.2" "$(mb "${swm[1]}")" "$(mb "${swm[3]}")" "$swratio" "$swv"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -625,35 +650,56 @@ commit1() {
     us
     echo "$t0 $US" >>"$COMMITS_FILE"
 }
-# gc_loop UNTIL_US OUT: vc.gc() again and again, each in a new session, until UNTIL_US
-# (at least once); "t0_us t1_us ms chunks" per run to OUT, errors to OUT.errors.
-gc_loop() {
-    local until=$1 out=$2
+# load_loop KIND UNTIL_US OUT: KIND (gc: vc.gc(); busy: bench.busy() for about as long
+# as vc.gc() takes alone, GC_MS) again and again, each in a new session, until UNTIL_US
+# (at least once); "t0_us t1_us ms chunks_freed_or_scans" per run to OUT, "failed" for
+# a run that failed (its error in OUT.errors).
+load_loop() {
+    local kind=$1 until=$2 out=$3 stmt
+    if [[ $kind == gc ]]; then
+        stmt="SELECT t0_us || ' ' || t1_us || ' ' || ms || ' ' || chunks FROM bench.gc()"
+    else
+        stmt="SELECT t0_us || ' ' || t1_us || ' ' || ms || ' ' || scans FROM bench.busy($GC_MS)"
+    fi
     while :; do
-        on data sql gccost "SELECT t0_us || ' ' || t1_us || ' ' || ms || ' ' || chunks FROM bench.gc()" \
-            >>"$out" 2>>"$out.errors" || echo "failed" >>"$out"
+        on data sql gccost "$stmt" >>"$out" 2>>"$out.errors" || echo "failed" >>"$out"
         us
         ((US >= until)) && break
     done
 }
-# block_off N: commits for BLOCK_MS, no gc. block_gc N: the same while gc_loop runs.
-block_off() {
-    local until
-    COMMITS_FILE=$WORK/commits.off.$1
+# block KIND R: 1-row commits in session cs for BLOCK_MS (KIND off), or while load_loop
+# KIND (gc, busy) runs for BLOCK_MS (until its last run ends). Commits: "start_us
+# end_us" in $WORK/commits.KIND.R; the load's runs in $WORK/runs.KIND.R.
+block() {
+    local kind=$1 r=$2 until pid
+    COMMITS_FILE=$WORK/commits.$kind.$r
     : >"$COMMITS_FILE"
     us
     until=$((US + BLOCK_MS * 1000))
-    while us && ((US < until)); do commit1; done
+    if [[ $kind == off ]]; then
+        while us && ((US < until)); do commit1; done
+        return
+    fi
+    load_loop "$kind" "$until" "$WORK/runs.$kind.$r" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do commit1; done
+    wait "$pid"
 }
-block_gc() {
-    local gcpid
-    COMMITS_FILE=$WORK/commits.gc.$1
-    : >"$COMMITS_FILE"
-    us
-    gc_loop $((US + BLOCK_MS * 1000)) "$WORK/gcruns.$1" &
-    gcpid=$!
-    while kill -0 "$gcpid" 2>/dev/null; do commit1; done
-    wait "$gcpid"
+# overlapping KIND: latencies (ms) of the commits of the KIND blocks that overlap a run
+# of the load (from its start to its end inside the server, the same clock).
+overlapping() {
+    local r
+    for ((r = 1; r <= COST_RUNS; r++)); do
+        awk 'NR == FNR {if ($1 != "failed") {s[++n] = $1; e[n] = $2}; next}
+            {for (i = 1; i <= n; i++) if ($2 > s[i] && $1 < e[i]) {printf "%.3f\n", ($2 - $1) / 1000; break}}' \
+            "$WORK/runs.$1.$r" "$WORK/commits.$1.$r"
+    done
+}
+# run_field KIND FIELD: FIELD (3: ms, 4: freed or scans) of every run of the load KIND
+# that succeeded.
+run_field() {
+    local r
+    for ((r = 1; r <= COST_RUNS; r++)); do awk -v f="$2" '$1 != "failed" {print $f}' "$WORK/runs.$1.$r"; done
 }
 
 bench_gc_cost() {
@@ -682,51 +728,50 @@ bench_gc_cost() {
         g=($(sql gccost "SELECT ms, chunks, reachable FROM bench.gc()"))
         alone+=("${g[0]}") freed+=("${g[1]}") reach=${g[2]}
     done
-    local gc_ms
-    gc_ms=$(median "${alone[@]}")
+    GC_MS=$(median "${alone[@]}")
     log "   vc.gc() alone: ${alone[*]} ms (freed ${freed[*]})"
-    # 1-row commits of a concurrent session, COST_RUNS pairs of blocks (ABBA: off gc,
-    # gc off, ...), each BLOCK_MS long; a gc block lasts until its last vc.gc() ends.
+    # 1-row commits of a concurrent session in COST_RUNS triples of blocks, each about
+    # BLOCK_MS long: without load (off), while vc.gc() runs (gc), and while bench.busy()
+    # runs (busy: the control, CPU without pgvc's locks); order off gc busy, then busy gc
+    # off, and so on.
     session_open cs data gccost
     COMMITS_FILE=$WORK/commits.warm
     for ((i = 0; i < 5; i++)); do commit1; done # warm the session
     settle
+    local kind order
     for ((r = 1; r <= COST_RUNS; r++)); do
-        if ((r % 2)); then block_off $r; block_gc $r; else block_gc $r; block_off $r; fi
-        log "   pair $r: $(wc -l <"$WORK/commits.off.$r") commits without gc, $(wc -l <"$WORK/commits.gc.$r") with; gc runs: $(awk '{print $3}' "$WORK/gcruns.$r" | tr '\n' ' ')"
+        order="off gc busy"
+        ((r % 2)) || order="busy gc off"
+        for kind in $order; do block "$kind" $r; done
+        log "   triple $r: commits without load $(wc -l <"$WORK/commits.off.$r"), during gc $(wc -l <"$WORK/commits.gc.$r"), during busy $(wc -l <"$WORK/commits.busy.$r"); gc runs: $(awk '{print $3}' "$WORK/runs.gc.$r" | tr '\n' ' ')"
     done
-    # Latencies: without gc, every commit of the off blocks; with, the commits of the gc
-    # blocks that overlap a vc.gc() (from its start to its end inside the server).
-    local off=() during=() runs_ms=() runs_freed=() failures errors=""
+    # Latencies: without load, every commit of the off blocks; with a load, the commits
+    # of its blocks that overlap one of its runs.
+    local off=() during=() busy=() runs_ms=() runs_freed=() busy_ms=() failures=0 errors=""
     off=($(cat "$WORK"/commits.off.* | awk '{printf "%.3f\n", ($2 - $1) / 1000}'))
+    during=($(overlapping gc)) busy=($(overlapping busy))
+    runs_ms=($(run_field gc 3)) runs_freed=($(run_field gc 4)) busy_ms=($(run_field busy 3))
     for ((r = 1; r <= COST_RUNS; r++)); do
-        during+=($(awk 'NR == FNR {if ($1 != "failed") {s[++n] = $1; e[n] = $2}; next}
-            {for (i = 1; i <= n; i++) if ($2 > s[i] && $1 < e[i]) {printf "%.3f\n", ($2 - $1) / 1000; break}}' \
-            "$WORK/gcruns.$r" "$WORK/commits.gc.$r"))
-        runs_ms+=($(awk '$1 != "failed" {print $3}' "$WORK/gcruns.$r"))
+        failures=$((failures + $(awk '$1 == "failed" {n++} END {print n + 0}' "$WORK/runs.gc.$r")))
     done
-    failures=0
-    for ((r = 1; r <= COST_RUNS; r++)); do
-        failures=$((failures + $(awk '$1 == "failed" {n++} END {print n + 0}' "$WORK/gcruns.$r")))
-        runs_freed+=($(awk '$1 != "failed" {print $4}' "$WORK/gcruns.$r"))
-    done
-    if ((failures)); then errors=$(cat "$WORK"/gcruns.*.errors | sort | uniq -c | head -5); fi
+    if ((failures)); then errors=$(cat "$WORK"/runs.gc.*.errors | sort | uniq -c | head -5); fi
     # Still all there: the head reads as the live table, nothing uncommitted.
     local check
     check=$(sql gccost "SELECT (SELECT count(*) || ':' || sum(price) FROM vc.as_of(NULL::public.t, 'HEAD'))
         = (SELECT count(*) || ':' || sum(price) FROM t) AND NOT EXISTS (SELECT FROM vc.status())")
     [[ $check == t ]] || { echo "$NAME: after the concurrent commits and gcs, gccost's HEAD does not read as its live table" >&2; exit 1; }
-    local off50 off99 dur50 dur99 ratio v
-    off50=$(pct 50 "${off[@]}") off99=$(pct 99 "${off[@]}")
-    if ((${#during[@]} == 0)); then
-        echo "$NAME: no commit overlapped a vc.gc() that succeeded ($failures failed):" >&2
+    if ((${#during[@]} == 0 || ${#busy[@]} == 0)); then
+        echo "$NAME: ${#during[@]} commits overlapped a vc.gc() that succeeded ($failures failed), ${#busy[@]} a run of the control" >&2
         echo "$errors" >&2
         exit 1
     fi
+    local off50 off99 dur50 dur99 ratio v busy50 busy99 bratio gbratio
+    off50=$(pct 50 "${off[@]}") off99=$(pct 99 "${off[@]}")
     dur50=$(pct 50 "${during[@]}") dur99=$(pct 99 "${during[@]}")
-    ratio=$(calc "$dur50 / $off50")
+    busy50=$(pct 50 "${busy[@]}") busy99=$(pct 99 "${busy[@]}")
+    ratio=$(calc "$dur50 / $off50") bratio=$(calc "$busy50 / $off50") gbratio=$(calc "$dur50 / $busy50")
     v=$(verdict "$ratio" "<=" 2.0)
-    log "   commits p50 $off50 ms without gc, $dur50 ms during gc (ratio $ratio; ${#during[@]} commits; $failures gc failures)"
+    log "   commits p50 $off50 ms without load, $dur50 ms during gc (ratio $ratio; ${#during[@]} commits; $failures gc failures), $busy50 ms during the control"
     md "## 3. Cost of vc.gc()" "" \
         "Database \`gccost\` (no worker serves it): \`t (id int primary key, name text," \
         "price numeric(10,2), ts timestamptz)\` of $N_COST rows, tracked and committed, then" \
@@ -738,26 +783,36 @@ bench_gc_cost() {
         "new session after \`sync\` + CHECKPOINT." "" \
         "Then 1-row commits (\`UPDATE t SET ... WHERE id = x; SELECT vc.commit(...)\`, autocommit)" \
         "from one long-lived session, timed by the client (round trip, COMMIT included), in" \
-        "$COST_RUNS pairs of blocks alternating ABBA: without gc, for $BLOCK_MS ms; and while a" \
-        "background loop runs \`vc.gc()\` again and again (each in a new session) for at least" \
-        "$BLOCK_MS ms. With gc: the commits whose round trip overlaps a \`vc.gc()\` (its start and" \
-        "end taken inside the server, the same clock). Information, **goal**: p50 with gc / p50" \
-        "without <= 2.0. After the blocks the head read by \`vc.as_of()\` equals the live table" \
-        "(count and sum) and nothing is uncommitted (checked)." "" \
+        "$COST_RUNS triples of blocks of about $BLOCK_MS ms (order off, gc, control; then control," \
+        "gc, off; ...): without load (off); while a background loop runs \`vc.gc()\` again and" \
+        "again, each in a new session (gc); and, as a control, while the same loop runs" \
+        "\`bench.busy()\` instead: about as long as a \`vc.gc()\` alone ($GC_MS ms), passes of" \
+        "\`SELECT count(md5(data)) FROM vc.chunks\`, a CPU-bound reader of the same chunks that" \
+        "takes none of pgvc's locks. It tells what any busy backend costs a commit on this" \
+        "machine ($(nproc) CPUs, shared) from what \`vc.gc()\` itself adds (its lock," \
+        "\`vc.gc_lock\`, taken for its last step). With a load: the commits whose round trip" \
+        "overlaps one of its runs (start and end taken inside the server, the same clock)." \
+        "**Goal** (information): p50 while \`vc.gc()\` runs / p50 without <= 2.0. After the" \
+        "blocks the head read by \`vc.as_of()\` equals the live table (count and sum) and" \
+        "nothing is uncommitted (checked)." "" \
         "| vc.gc() | runs (ms) | median (ms) | freed (chunks) | reachable |" \
         "|---|---|---:|---|---:|" \
-        "| alone | ${alone[*]} | $gc_ms | ${freed[*]} | $reach |" \
+        "| alone | ${alone[*]} | $GC_MS | ${freed[*]} | $reach |" \
         "| during the commits | ${runs_ms[*]:-none} | $(median "${runs_ms[@]:-0}") | ${runs_freed[*]:-} | |" "" \
-        "| 1-row commit (client) | commits | p50 (ms) | p99 (ms) | ratio p50 | result |" \
+        "| 1-row commit (client) | commits | p50 (ms) | p99 (ms) | ratio p50 / without | result |" \
         "|---|---:|---:|---:|---:|---|" \
-        "| without gc | ${#off[@]} | $off50 | $off99 | | |" \
-        "| while vc.gc() runs | ${#during[@]} | $dur50 | $dur99 | $ratio | $v |" ""
+        "| without load | ${#off[@]} | $off50 | $off99 | | |" \
+        "| while vc.gc() runs | ${#during[@]} | $dur50 | $dur99 | $ratio | $v |" \
+        "| while the control runs (bench.busy, no pgvc lock) | ${#busy[@]} | $busy50 | $busy99 | $bratio | info |" "" \
+        "While \`vc.gc()\` runs / while the control runs: $gbratio (p50). The control's runs:" \
+        "${busy_ms[*]} ms." ""
     if ((failures)); then
         md "$failures of the \`vc.gc()\` calls during the commits failed:" "" '```' "$errors" '```' ""
     fi
     explain "3:$v"
-    result 3.gc "vc.gc(): $N_COST rows, $commits commits, ${stats[0]} chunks" "info" "-" "$gc_ms ms" "-" "info"
+    result 3.gc "vc.gc(): $N_COST rows, $commits commits, ${stats[0]} chunks" "info" "-" "$GC_MS ms" "-" "info"
     result 3 "1-row commit p50 while vc.gc() runs / without" "<= 2.0" "$off50 ms" "$dur50 ms" "$ratio" "$v"
+    result 3.control "1-row commit p50 while a CPU-bound reader runs / without (control)" "info" "$off50 ms" "$busy50 ms" "$bratio" "info"
 }
 
 # ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@
 use super::error::{VcError, VcResult};
 use super::spi::{exec, one_value, query, Arg, Cursor};
 use crate::codec::Cell;
-use crate::remote::{compaction_plan, now_ms, CompactOutcome, ObjectStore, PruneOutcome, Remote};
+use crate::remote::{compaction_plan, CompactOutcome, ObjectStore, PruneOutcome, Remote};
 use crate::repo::gc::{doomed, mark};
 use crate::store::{Hash, StoreError};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -335,9 +335,21 @@ pub fn auto_gc() -> VcResult<Option<GcOutcome>> {
     Ok(Some(gc()?))
 }
 
+thread_local! {
+    /// When this process last swept a remote for unlisted objects (per URL).
+    static LAST_SWEEP: std::cell::RefCell<std::collections::HashMap<String, Instant>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// How often automatic maintenance also sweeps unlisted objects older than
+/// `UNLISTED_GRACE_MS` (a directory listing of every pack).
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 /// Automatic maintenance of a remote after a push to it (by the primary's worker,
-/// `vc.push()`, a backup sync): compaction when a level is full, pruning of retired
-/// packs past their grace. Reads nothing when `m` shows nothing to do.
+/// `vc.push()`, a backup sync): compaction when a level is full (decided from `m`,
+/// without reading anything), deletion of packs retired longer than
+/// `vc.retired_pack_grace` (a listing of the few tombstones), and every ten minutes a
+/// sweep of unlisted objects older than an hour.
 pub fn maintain<O: ObjectStore>(
     remote: &Remote<O>,
     location: &str,
@@ -351,10 +363,25 @@ pub fn maintain<O: ObjectStore>(
     if compaction_plan(&sizes, fan_in).is_some() {
         compact(remote, location)?;
     }
+    let url = remote.url().to_string();
+    let sweep = LAST_SWEEP.with(|l| {
+        let mut l = l.borrow_mut();
+        let due = l.get(&url).is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+        if due {
+            l.insert(url, Instant::now());
+        }
+        due
+    });
     let grace = RETIRED_GRACE_MS.get().max(0) as u64;
-    let cutoff = now_ms().saturating_sub(grace);
-    if m.retired.iter().any(|r| r.at_ms <= cutoff) {
-        prune(remote, location, UNLISTED_GRACE_MS)?;
+    let out = remote.prune(grace, sweep.then_some(UNLISTED_GRACE_MS))?;
+    if out.objects > 0 || out.temporaries > 0 {
+        record(
+            location,
+            "prune",
+            out.objects as i64,
+            out.bytes as i64,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -374,15 +401,16 @@ pub fn compact<O: ObjectStore>(remote: &Remote<O>, location: &str) -> VcResult<C
     Ok(out)
 }
 
-/// `vc.remote_gc()`: deletes retired packs past `vc.retired_pack_grace`, and unlisted
-/// packs and temporary files older than `unlisted_grace_ms`.
+/// `vc.remote_gc()`: deletes packs retired longer than `vc.retired_pack_grace` (or
+/// `unlisted_grace_ms`, if shorter), and unlisted packs and temporary files older than
+/// `unlisted_grace_ms`.
 pub fn prune<O: ObjectStore>(
     remote: &Remote<O>,
     location: &str,
     unlisted_grace_ms: u64,
 ) -> VcResult<PruneOutcome> {
     let retired = RETIRED_GRACE_MS.get().max(0) as u64;
-    let out = remote.prune(retired.min(unlisted_grace_ms), unlisted_grace_ms)?;
+    let out = remote.prune(retired.min(unlisted_grace_ms), Some(unlisted_grace_ms))?;
     record(
         location,
         "prune",

@@ -18,27 +18,50 @@ use std::collections::HashMap;
 /// enough to keep a big commit's memory flat and the `unnest` of the batch under the
 /// default work_mem (4 MB; 8 MB batches spilled to temp files).
 const FLUSH_BYTES: usize = 2 << 20;
-/// Bound of the per-backend read cache.
-const CACHE_BYTES: usize = 32 << 20;
+/// Bound of the per-backend read cache: two generations of at most half each. A chunk
+/// read or written goes to the young one; when it is full it becomes the old one (the
+/// previous old one is dropped), and a hit in the old one moves the chunk back. What a
+/// stream of commits keeps touching (the paths from the root to the changed leaves)
+/// stays cached; memory stays flat however many commits a session makes.
+const CACHE_BYTES: usize = 8 << 20;
+
+#[derive(Default)]
+struct Cache {
+    young: HashMap<Hash, Chunk>,
+    young_bytes: usize,
+    old: HashMap<Hash, Chunk>,
+}
+
+impl Cache {
+    fn insert(&mut self, h: Hash, data: Chunk) {
+        if self.young_bytes + data.len() > CACHE_BYTES / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.young_bytes = 0;
+        }
+        self.young_bytes += data.len();
+        self.young.insert(h, data);
+    }
+
+    fn get(&mut self, h: &Hash) -> Option<Chunk> {
+        if let Some(c) = self.young.get(h) {
+            return Some(c.clone());
+        }
+        let c = self.old.remove(h)?;
+        self.insert(*h, c.clone());
+        Some(c)
+    }
+}
 
 thread_local! {
-    static CACHE: RefCell<(HashMap<Hash, Chunk>, usize)> = RefCell::new((HashMap::new(), 0));
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
 fn cache_get(h: &Hash) -> Option<Chunk> {
-    CACHE.with(|c| c.borrow().0.get(h).cloned())
+    CACHE.with(|c| c.borrow_mut().get(h))
 }
 
 fn cache_put(h: Hash, data: Chunk) {
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.1 + data.len() > CACHE_BYTES {
-            c.0.clear();
-            c.1 = 0;
-        }
-        c.1 += data.len();
-        c.0.insert(h, data);
-    })
+    CACHE.with(|c| c.borrow_mut().insert(h, data))
 }
 
 #[derive(Default)]

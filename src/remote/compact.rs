@@ -5,11 +5,13 @@
 //! swaps the manifest to it by the same compare-and-swap as a ref move: the merged
 //! pack holds every chunk of the packs it replaces, so the manifest's chunks are the
 //! same set and stay closed under references. The replaced packs are not deleted at
-//! once: the manifest lists them as `retired` (with the time and the pack that holds
-//! their chunks now) for a grace period, so a reader that listed them keeps reading;
-//! a reader that still loses a race (a pack gone under it) re-reads the manifest and
-//! retries (`fetch`). A push walked against the old manifest still publishes: the new
-//! manifest *covers* every pack it relied on (`Manifest::covers`).
+//! once: a *tombstone* object (`retired/<ms>-<merged>`: the replaced names, written
+//! before the swap) keeps them for a grace period, so a reader that listed them keeps
+//! reading; a reader that still loses a race (a pack gone under it) re-reads the
+//! manifest and retries (`fetch`). A push walked against the old manifest still
+//! publishes: the tombstones show that the new manifest *covers* every pack it relied
+//! on (`Remote::covers`). Tombstones live outside the manifest, so the manifest every
+//! commit reads and writes stays the size of the live pack list.
 //!
 //! Which packs merge ([`plan`]): packs have a level by size (doublings of 64 KiB);
 //! when `fan_in` packs share a level they merge into one, at least `fan_in` times
@@ -23,11 +25,12 @@
 //! temporary files. The grace period protects a push that wrote its pack but has not
 //! yet swapped the manifest: it must be longer than any push takes.
 
-use super::manifest::{Manifest, Retired};
+use super::manifest::Manifest;
 use super::object::{now_ms, ObjectInfo, ObjectStore};
-use super::pack::{pack_key, PackRef, PackWriter, HEADER_LEN};
+use super::pack::{idx_key, pack_key, PackRef, PackWriter, HEADER_LEN};
 use super::{Remote, RemoteError, Result, MAX_CAS_ATTEMPTS};
 use crate::store::{hash_of, Hash};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// How many packs of one level a compaction merges (default).
@@ -38,6 +41,21 @@ pub const LEVEL_UNIT: u64 = 64 << 10;
 
 /// Bytes read from a pack per range read while merging.
 const READ_RUN: u64 = 8 << 20;
+
+/// Prefix of the tombstones of compactions.
+pub const RETIRED_PREFIX: &str = "retired/";
+
+/// A compaction's tombstone: `names` were replaced by `into` at `at_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub into: String,
+    pub names: Vec<String>,
+    pub at_ms: u64,
+}
+
+fn tombstone_key(at_ms: u64, into: &str) -> String {
+    format!("{RETIRED_PREFIX}{at_ms:013}-{into}")
+}
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,9 +185,25 @@ impl<O: ObjectStore> Remote<O> {
         writer.finish(self.store())
     }
 
-    /// The manifest swap of a compaction: `merged` in place of `merging` (which
-    /// become retired). `false` if one of them is no longer listed.
+    /// The manifest swap of a compaction: `merged` in place of `merging`, after a
+    /// tombstone naming them. `false` if one of them is no longer listed (the
+    /// tombstone then names packs another compaction retired, or still-listed ones:
+    /// pruning never deletes a listed pack, so it is harmless).
     fn swap_in(&self, merging: &[PackRef], merged: &PackRef) -> Result<bool> {
+        let at_ms = now_ms();
+        let stone = Tombstone {
+            into: merged.name.clone(),
+            names: merging
+                .iter()
+                .map(|p| p.name.clone())
+                .filter(|n| *n != merged.name)
+                .collect(),
+            at_ms,
+        };
+        let mut data = Vec::new();
+        rmp_serde::encode::write_named(&mut data, &stone).expect("msgpack of a tombstone");
+        self.store()
+            .put(&tombstone_key(at_ms, &merged.name), &data)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let (mut m, version) = Manifest::read(self.store())?;
             if !merging.iter().all(|p| m.has_pack(&p.name)) {
@@ -185,16 +219,6 @@ impl<O: ObjectStore> Remote<O> {
             if !m.has_pack(&merged.name) {
                 m.packs.insert(at.min(m.packs.len()), merged.clone());
             }
-            let when = now_ms();
-            for p in merging {
-                if p.name != merged.name {
-                    m.retired.push(Retired {
-                        name: p.name.clone(),
-                        into: merged.name.clone(),
-                        at_ms: when,
-                    });
-                }
-            }
             if m.write_if(self.store(), version.as_ref())? {
                 return Ok(true);
             }
@@ -202,67 +226,114 @@ impl<O: ObjectStore> Remote<O> {
         Err(self.contended())
     }
 
-    /// Deletes what no reader needs any more: retired packs replaced more than
-    /// `retired_grace_ms` ago (dropped from the manifest first; a reader that loses
-    /// this race retries), and unlisted packs, indexes and the backend's temporary
-    /// files older than `unlisted_grace_ms` (which must exceed the longest push: a
-    /// push's pack is unlisted until its manifest swap).
-    pub fn prune(&self, retired_grace_ms: u64, unlisted_grace_ms: u64) -> Result<PruneOutcome> {
+    /// The tombstones on the remote, oldest first (unreadable ones skipped: a
+    /// tombstone only ever delays a deletion).
+    pub fn tombstones(&self) -> Result<Vec<(String, Tombstone)>> {
+        let mut out = Vec::new();
+        for key in self.store().list(RETIRED_PREFIX)? {
+            if let Some((data, _)) = self.store().get(&key)? {
+                if let Ok(t) = rmp_serde::from_slice::<Tombstone>(&data) {
+                    out.push((key, t));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether manifest `m` still has every chunk of pack `name`: listed, or retired
+    /// (by a tombstone) into a pack it covers, through any number of compactions. A
+    /// push walked against an older manifest may publish on `m` when it covers every
+    /// pack the walk relied on. Reads the tombstones only when `name` is not listed.
+    pub fn covers(&self, m: &Manifest, names: &[&str]) -> Result<bool> {
+        if names.iter().all(|n| m.has_pack(n)) {
+            return Ok(true);
+        }
+        let stones = self.tombstones()?;
+        // Covered: listed, or named by any tombstone whose merged pack is covered.
+        fn covered(m: &Manifest, stones: &[(String, Tombstone)], name: &str, depth: usize) -> bool {
+            m.has_pack(name)
+                || (depth > 0
+                    && stones.iter().any(|(_, t)| {
+                        t.names.iter().any(|x| x == name) && covered(m, stones, &t.into, depth - 1)
+                    }))
+        }
+        Ok(names.iter().all(|n| covered(m, &stones, n, stones.len())))
+    }
+
+    /// Deletes what no reader needs any more: packs retired (by a tombstone) more than
+    /// `retired_grace_ms` ago, unless listed again, then their tombstone; and, when
+    /// `unlisted_grace_ms` is given, packs and indexes no manifest lists and no young
+    /// tombstone names, and the backend's temporary files, older than it (which must
+    /// exceed the longest push: a push's pack is unlisted until its manifest swap).
+    pub fn prune(
+        &self,
+        retired_grace_ms: u64,
+        unlisted_grace_ms: Option<u64>,
+    ) -> Result<PruneOutcome> {
         let now = now_ms();
         let cutoff = now.saturating_sub(retired_grace_ms);
-        let unlisted_cutoff = now.saturating_sub(unlisted_grace_ms);
         let mut out = PruneOutcome::default();
-        // 1. Retired packs past the grace period leave the manifest (one CAS).
-        let mut expired: Vec<String> = Vec::new();
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut m, version) = Manifest::read(self.store())?;
-            let before = m.retired.len();
-            expired = m
-                .retired
-                .iter()
-                .filter(|r| r.at_ms <= cutoff)
-                .map(|r| r.name.clone())
-                .collect();
-            m.retired.retain(|r| r.at_ms > cutoff);
-            if m.retired.len() == before || m.write_if(self.store(), version.as_ref())? {
-                break;
-            }
-        }
-        // 2. Every pack or index no manifest lists or retires, old enough. (Expired
-        // retired packs are unlisted now.)
         let (m, _) = Manifest::read(self.store())?;
-        let keep: HashSet<&str> = m
-            .packs
-            .iter()
-            .map(|p| p.name.as_str())
-            .chain(m.retired.iter().map(|r| r.name.as_str()))
-            .collect();
-        let mut doomed: Vec<ObjectInfo> = Vec::new();
-        for o in self.store().list_aged("packs/")? {
-            let Some(name) = o
-                .key
-                .strip_prefix("packs/")
-                .and_then(|k| k.strip_suffix(".pack").or_else(|| k.strip_suffix(".idx")))
-            else {
-                continue;
+        let stones = self.tombstones()?;
+        let sizes: std::collections::HashMap<String, u64> =
+            if unlisted_grace_ms.is_some() || stones.iter().any(|(_, t)| t.at_ms <= cutoff) {
+                self.store()
+                    .list_aged("packs/")?
+                    .into_iter()
+                    .map(|o| (o.key, o.bytes))
+                    .collect()
+            } else {
+                Default::default()
             };
-            if keep.contains(name) {
+        let delete = |key: String, out: &mut PruneOutcome| -> Result<()> {
+            if let Some(bytes) = sizes.get(&key) {
+                self.store().delete(&key)?;
+                out.objects += 1;
+                out.bytes += bytes;
+            }
+            Ok(())
+        };
+        // 1. Expired tombstones: their packs (index first), then the tombstone.
+        let mut young: HashSet<&str> = HashSet::new();
+        for (key, t) in &stones {
+            if t.at_ms > cutoff {
+                young.extend(t.names.iter().map(|n| n.as_str()));
                 continue;
             }
-            // Expired retired packs go whatever their file times say.
-            if o.modified_ms > unlisted_cutoff && !expired.iter().any(|e| e == name) {
-                continue;
+            for name in &t.names {
+                if !m.has_pack(name) {
+                    delete(idx_key(name), &mut out)?;
+                    delete(pack_key(name), &mut out)?;
+                }
             }
-            doomed.push(o);
+            self.store().delete(key)?;
         }
-        // Indexes before packs, so no index ever names a missing pack.
-        doomed.sort_by_key(|o| (!o.key.ends_with(".idx"), o.key.clone()));
-        for o in doomed {
-            self.store().delete(&o.key)?;
-            out.objects += 1;
-            out.bytes += o.bytes;
+        // 2. Unlisted objects and temporaries past their grace.
+        if let Some(grace) = unlisted_grace_ms {
+            let unlisted_cutoff = now.saturating_sub(grace);
+            let mut doomed: Vec<ObjectInfo> = Vec::new();
+            for o in self.store().list_aged("packs/")? {
+                let Some(name) = o
+                    .key
+                    .strip_prefix("packs/")
+                    .and_then(|k| k.strip_suffix(".pack").or_else(|| k.strip_suffix(".idx")))
+                else {
+                    continue;
+                };
+                if m.has_pack(name) || young.contains(name) || o.modified_ms > unlisted_cutoff {
+                    continue;
+                }
+                doomed.push(o);
+            }
+            // Indexes before packs, so no index ever names a missing pack.
+            doomed.sort_by_key(|o| (!o.key.ends_with(".idx"), o.key.clone()));
+            for o in doomed {
+                self.store().delete(&o.key)?;
+                out.objects += 1;
+                out.bytes += o.bytes;
+            }
+            out.temporaries = self.store().sweep_temporaries(unlisted_cutoff)?;
         }
-        out.temporaries = self.store().sweep_temporaries(unlisted_cutoff)?;
         Ok(out)
     }
 }

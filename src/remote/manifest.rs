@@ -28,20 +28,6 @@ pub struct Manifest {
     /// references. Pushes append; a compaction replaces some packs by one that holds
     /// all their chunks.
     pub packs: Vec<PackRef>,
-    /// Packs a compaction replaced, kept until a grace period has passed (readers
-    /// that listed them may still be reading them), then deleted by pruning.
-    #[serde(default)]
-    pub retired: Vec<Retired>,
-}
-
-/// A pack replaced by a compaction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retired {
-    pub name: String,
-    /// The pack that holds its chunks now.
-    pub into: String,
-    /// When it was replaced (Unix milliseconds).
-    pub at_ms: u64,
 }
 
 impl Default for Manifest {
@@ -51,7 +37,6 @@ impl Default for Manifest {
             epoch: 0,
             refs: BTreeMap::new(),
             packs: Vec::new(),
-            retired: Vec::new(),
         }
     }
 }
@@ -94,23 +79,5 @@ impl Manifest {
 
     pub fn has_pack(&self, name: &str) -> bool {
         self.packs.iter().any(|p| p.name == name)
-    }
-
-    /// Whether this manifest still has every chunk of pack `name`: listed, or
-    /// retired into a pack that is (through any number of compactions). A push
-    /// walked against an older manifest may publish on this one when it covers
-    /// every pack the walk relied on.
-    pub fn covers(&self, name: &str) -> bool {
-        let mut at = name;
-        for _ in 0..=self.retired.len() {
-            if self.has_pack(at) {
-                return true;
-            }
-            match self.retired.iter().find(|r| r.name == at) {
-                Some(r) => at = &r.into,
-                None => return false,
-            }
-        }
-        false
     }
 }

@@ -32,13 +32,13 @@ mod tests;
 
 pub use chunks::{RemoteChunkStore, DEFAULT_FLUSH_THRESHOLD};
 pub use compact::{
-    level as pack_level, plan as compaction_plan, CompactOutcome, PruneOutcome, DEFAULT_FAN_IN,
-    LEVEL_UNIT,
+    level as pack_level, plan as compaction_plan, CompactOutcome, PruneOutcome, Tombstone,
+    DEFAULT_FAN_IN, LEVEL_UNIT, RETIRED_PREFIX,
 };
 pub use error::{RemoteError, Result};
 pub use fetch::FetchOutcome;
 pub use file::FileStore;
-pub use manifest::{Manifest, Retired, FORMAT, MANIFEST_KEY};
+pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
 pub use mirror::MirrorOutcome;
 pub use object::{now_ms, valid_key, ObjectInfo, ObjectStore, ObjectWriter, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
@@ -177,11 +177,10 @@ impl<O: ObjectStore> Remote<O> {
         Ok(Index { packs })
     }
 
-    /// Forgets the indexes of packs `m` neither lists nor retires (compacted away
-    /// long ago): the cache holds at most what the remote holds now.
+    /// Forgets the indexes of packs `m` does not list (compacted away): the cache
+    /// holds at most what the remote lists now.
     pub fn trim_cache(&self, m: &Manifest) {
-        self.cache()
-            .retain(|name, _| m.has_pack(name) || m.retired.iter().any(|r| &r.name == name));
+        self.cache().retain(|name, _| m.has_pack(name));
     }
 
     /// Bytes of pack indexes held in this remote's cache.

@@ -10,7 +10,7 @@
 //! the same pack as long as the push is still a fast-forward: the pack holds the
 //! chunks missing from the manifest it was walked against, and a later manifest
 //! still has all of those as long as it covers each of its packs (listed, or retired
-//! into a listed pack by a compaction). If a pack was pruned since, the push starts
+//! into a listed pack by a compaction's tombstone). If a pack was pruned since, the push starts
 //! over.
 
 use super::manifest::Manifest;
@@ -208,7 +208,8 @@ impl<O: ObjectStore> Remote<O> {
             }
             let (fresh, v) = Manifest::read(&self.store)?;
             self.check_epoch(&fresh, expected_epoch)?;
-            if !prep.base.packs.iter().all(|p| fresh.covers(&p.name)) {
+            let names: Vec<&str> = prep.base.packs.iter().map(|p| p.name.as_str()).collect();
+            if !self.covers(&fresh, &names)? {
                 return Ok(Published::Restart);
             }
             let head = fresh.refs.get(branch).copied();
@@ -288,9 +289,8 @@ impl<O: ObjectStore> Remote<O> {
             if head == Some(new_head) {
                 return Ok(true);
             }
-            if !acceptable.contains(&head)
-                || !prep.base.packs.iter().all(|p| current.covers(&p.name))
-            {
+            let names: Vec<&str> = prep.base.packs.iter().map(|p| p.name.as_str()).collect();
+            if !acceptable.contains(&head) || !self.covers(&current, &names)? {
                 return Ok(false);
             }
             let mut next = current.clone();

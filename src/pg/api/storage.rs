@@ -167,7 +167,10 @@ fn remote_row<O: ObjectStore>(location: String, r: &Remote<O>) -> Row {
             objects: Some(m.packs.len() as i64),
             bytes: Some(m.packs.iter().map(|p| p.bytes as i64).sum()),
             chunks: Some(m.packs.iter().map(|p| p.chunks as i64).sum()),
-            retired: Some(m.retired.len() as i64),
+            retired: r
+                .tombstones()
+                .ok()
+                .map(|t| t.iter().map(|(_, t)| t.names.len() as i64).sum()),
             ..Row::default()
         },
         Err(e) => Row {
