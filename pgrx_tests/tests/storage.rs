@@ -481,3 +481,91 @@ fn sigkill_during_compaction_leaves_the_remote_whole() {
     .unwrap();
     assert_eq!(q(&mut dc, "SELECT vc.root_hash('main')"), root);
 }
+
+/// Two servers compacting one remote at once, while one of them pushes and a third
+/// fetches: every round leaves a remote that clones whole.
+#[test]
+fn two_servers_compact_one_remote_at_once() {
+    let remote = RemoteDir::new("compact-two");
+    let conf = &["vc.auto_compact = off", "vc.retired_pack_grace = 0"];
+    let a = Cluster::start_with(conf);
+    let b = Cluster::start_with(conf);
+    let mut da = a.connect();
+    da.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;
+         SELECT vc.track('t'); SELECT vc.commit('base'); SELECT vc.push('origin');",
+        remote.url()
+    ))
+    .unwrap();
+    let mut db = b.connect();
+    db.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}');",
+        remote.url()
+    ))
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut compactors = Vec::new();
+    for c in [&a, &b] {
+        let (mut d, stop) = (c.connect(), stop.clone());
+        compactors.push(thread::spawn(move || {
+            let mut merged = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                merged += q(
+                    &mut d,
+                    "SELECT packs_merged FROM vc.remote_compact('origin')",
+                )
+                .parse::<i64>()
+                .unwrap();
+                q(
+                    &mut d,
+                    "SELECT objects FROM vc.remote_gc('origin', interval '1 hour')",
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+            merged
+        }));
+    }
+    let fetcher = {
+        let (mut d, stop) = (b.connect(), stop.clone());
+        thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                d.batch_execute("SELECT * FROM vc.fetch('origin')").unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..80 {
+        da.batch_execute(&format!(
+            "UPDATE t SET v = 'r{i}' WHERE id = {}; SELECT vc.commit('r{i}'); SELECT vc.push('origin');",
+            i * 7 % 2000 + 1
+        ))
+        .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let merged: i64 = compactors.into_iter().map(|t| t.join().unwrap()).sum();
+    let fetches = fetcher.join().unwrap();
+    assert!(
+        merged > 0 && fetches > 0,
+        "merged {merged}, fetches {fetches}"
+    );
+    db.batch_execute("SELECT vc.pull('origin')").unwrap();
+    assert_eq!(
+        q(&mut db, "SELECT vc.root_hash('main')"),
+        q(&mut da, "SELECT vc.root_hash('main')")
+    );
+    assert_eq!(rows(&mut db, "t"), rows(&mut da, "t"));
+    verify(&mut db);
+    let c = Cluster::start();
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut dc, "t"), rows(&mut da, "t"));
+    assert_eq!(q(&mut dc, "SELECT count(*) FROM vc.log()"), "81");
+}
