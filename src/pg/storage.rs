@@ -14,7 +14,7 @@
 //! point rolls it back.
 
 use super::error::{VcError, VcResult};
-use super::spi::{exec, one_value, query, Arg, Cursor};
+use super::spi::{exec, query, Arg, Cursor};
 use crate::codec::Cell;
 use crate::remote::{compaction_plan, CompactOutcome, ObjectStore, PruneOutcome, Remote};
 use crate::repo::gc::{doomed, mark};
@@ -103,36 +103,33 @@ pub fn init() {
     );
 }
 
+/// `vc.gc_lock`, looked up in the catalog caches (no query).
 fn gc_lock_relid() -> VcResult<pg_sys::Oid> {
-    let v = one_value("SELECT 'vc.gc_lock'::regclass::oid", vec![])?;
-    match v {
-        Some(super::spi::Value::Oid(o)) => Ok(o),
-        _ => Err(VcError::new(
+    // SAFETY: catalog cache lookups by name; `missing_ok` returns InvalidOid.
+    let relid = unsafe {
+        let ns = pg_sys::get_namespace_oid(c"vc".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(c"gc_lock".as_ptr(), ns)
+        }
+    };
+    if relid == pg_sys::InvalidOid {
+        return Err(VcError::new(
             Code::ERRCODE_UNDEFINED_TABLE,
             "vc.gc_lock is missing; reinstall pgvc",
-        )),
+        ));
     }
-}
-
-thread_local! {
-    /// (transaction id, relid): the writers' lock is taken once per transaction.
-    static WRITER_LOCKED: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+    Ok(relid)
 }
 
 /// Called before a transaction writes chunks or trusts that `vc.chunks` has some:
-/// holds off a concurrent `vc.gc()` until this transaction ends.
+/// holds off a concurrent `vc.gc()` until this transaction ends. (Taking a lock this
+/// transaction already holds is a local hash lookup.)
 pub fn writing_chunks() -> Result<(), StoreError> {
-    // SAFETY: plain reads of backend state; assigns an xid if none yet (the caller is
-    // about to write anyway).
-    let xid = unsafe { pg_sys::GetCurrentTransactionId() };
-    let xid = u32::from(xid);
-    if WRITER_LOCKED.with(|c| c.get().0) == xid && xid != 0 {
-        return Ok(());
-    }
     let relid = gc_lock_relid().map_err(|e| StoreError::Backend(e.message))?;
     // SAFETY: a table lock held to the end of the transaction, as LOCK TABLE takes.
     unsafe { pg_sys::LockRelationOid(relid, pg_sys::RowExclusiveLock as i32) };
-    WRITER_LOCKED.with(|c| c.set((xid, u32::from(relid))));
     Ok(())
 }
 
