@@ -481,6 +481,20 @@ rss_anon() {
     done
     return 1
 }
+# cpu_ticks PID: CPU time process PID has used so far (user + system, clock ticks: 100
+# a second); fails when it is gone. cpu_busy: "busy total" ticks of all CPUs since boot
+# (/proc/stat; busy: all but idle and iowait), for the machine's load between samples.
+cpu_ticks() {
+    local s f
+    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    f=(${s##*) })    # the fields after the command name (which may hold spaces)
+    echo $((f[11] + f[12]))
+}
+cpu_busy() {
+    local _ user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
 
 # ---------------------------------------------------------------------------------------
 # Remotes and backups: pack files (DIR/packs/*.pack, *.idx)

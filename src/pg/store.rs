@@ -106,6 +106,7 @@ impl PgStore {
             &[],
         )
         .map_err(|e| StoreError::Backend(e.message))?;
+        super::storage::chunks_written().map_err(|e| StoreError::Backend(e.message))?;
         Ok(())
     }
 
