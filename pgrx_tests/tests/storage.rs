@@ -569,3 +569,64 @@ fn two_servers_compact_one_remote_at_once() {
     assert_eq!(rows(&mut dc, "t"), rows(&mut da, "t"));
     assert_eq!(q(&mut dc, "SELECT count(*) FROM vc.log()"), "81");
 }
+
+/// The worker collects by itself, but only when a ref moved in a way that can leave
+/// garbage: a busy primary whose chunks only grow by new history is left alone.
+#[test]
+fn the_worker_collects_when_refs_leave_garbage_and_not_for_new_history() {
+    let remote = RemoteDir::new("gc-auto");
+    let (_b, _db) = upstream(&remote, 20_000);
+    let a = Cluster::start_with(&["vc.gc_check_interval = 1000", "vc.gc_threshold = 0.1"]);
+    let mut d = a.connect();
+    d.batch_execute(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE t (id int PRIMARY KEY, v int);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 3000) g;
+         SELECT vc.track('t'); SELECT vc.commit('one');",
+    )
+    .unwrap();
+    let gcs = |d: &mut Client| {
+        q(
+            d,
+            "SELECT count(*) FROM vc.maintenance WHERE location = 'local' AND what = 'gc'",
+        )
+    };
+    let last_gc = |d: &mut Client| {
+        q(d, "SELECT coalesce(max(at)::text, '') FROM vc.maintenance WHERE location = 'local' AND what = 'gc'")
+    };
+    // The first look collects once (nothing known yet).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gcs(&mut d) == "0" && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let first = last_gc(&mut d);
+    assert!(!first.is_empty(), "the worker never collected");
+    // New history only: the chunk count grows far past the threshold, no gc.
+    for i in 0..40 {
+        d.batch_execute(&format!(
+            "UPDATE t SET v = {i} WHERE id % 40 = {i}; SELECT vc.commit('c{i}');"
+        ))
+        .unwrap();
+    }
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        last_gc(&mut d),
+        first,
+        "collected although nothing became garbage"
+    );
+    // Garbage: fetched, then the remote removed. The worker collects it.
+    let before = chunks(&mut d);
+    fetch_and_forget(&mut d, &remote.url());
+    assert!(chunks(&mut d) > before);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while chunks(&mut d) > before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        chunks(&mut d),
+        before,
+        "the worker did not collect the garbage"
+    );
+    assert_ne!(last_gc(&mut d), first);
+    verify(&mut d);
+}

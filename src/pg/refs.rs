@@ -94,7 +94,24 @@ pub fn ref_hash(name: &str) -> VcResult<Option<Hash>> {
 /// is None. A concurrent move is a serialization failure, never a silent overwrite.
 /// Returns the move: the caller hands it to `replication::primary::branch_moved`.
 pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<Moved> {
-    move_branch(&mut PgRefs, name, old, new)
+    let moved = move_branch(&mut PgRefs, name, old, new)?;
+    if let Some(old) = old {
+        note_if_not_child(old, new)?;
+    }
+    Ok(moved)
+}
+
+/// A ref that moves from `old` to anything but a child of it (back, sideways, several
+/// commits at once) may leave chunks that nothing reaches: tell the collector.
+fn note_if_not_child(old: Hash, new: Hash) -> VcResult<()> {
+    let store = super::store::PgStore::new();
+    let child = crate::commit::Commit::read(&store, &new)
+        .map(|c| c.parents.contains(&old))
+        .unwrap_or(false);
+    if !child && old != new {
+        super::storage::note_orphans()?;
+    }
+    Ok(())
 }
 
 /// The commit at the tip of the current branch, if it has one.
@@ -109,6 +126,9 @@ pub fn resolve(store: &dyn ChunkStore, spec: &str) -> VcResult<Hash> {
 
 /// Records where a remote's branch was last seen (`origin/main`).
 pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
+    if let Some(old) = PgRefs.get(&format!("{remote}/{branch}"))? {
+        note_if_not_child(old, h)?;
+    }
     exec(
         "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
          ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",

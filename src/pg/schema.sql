@@ -90,9 +90,12 @@ CREATE TABLE vc.gc_lock ();
 -- What the last garbage collection, compaction and prune of each location did
 -- ('local', 'remote <name>', 'backup <name>'); shown by vc.storage(). For a gc,
 -- kept is the number of chunks left: the worker's garbage estimate starts from it.
+-- ('local', 'orphaned') counts ref moves that may have left chunks unreachable since
+-- the last gc (a branch moved other than by one commit, refs removed): without one,
+-- growth is only new history and the worker does not collect.
 CREATE TABLE vc.maintenance (
     location text NOT NULL,
-    what text NOT NULL CHECK (what IN ('gc', 'compact', 'prune')),
+    what text NOT NULL CHECK (what IN ('gc', 'compact', 'prune', 'orphaned')),
     at timestamptz NOT NULL,
     objects bigint NOT NULL,
     bytes bigint NOT NULL,

@@ -248,6 +248,10 @@ fn lock_out_writers() -> VcResult<()> {
 
 /// Deletes the chunks of `vc.chunks` that no ref reaches (see the module comment).
 pub fn gc() -> VcResult<GcOutcome> {
+    let started = super::spi::one_value("SELECT clock_timestamp()::text", vec![])?
+        .map(|v| v.text())
+        .transpose()?
+        .unwrap_or_default();
     let mut marked: HashSet<Hash> = HashSet::new();
     let mut fetch = |hs: &[Hash]| fetch_many(hs);
     // 1. Mark from the refs, without holding anything.
@@ -293,6 +297,11 @@ pub fn gc() -> VcResult<GcOutcome> {
     }
     // Every chunk left is marked (what was listed and not marked is gone).
     record("local", "gc", out.chunks, out.bytes, Some(out.reachable))?;
+    // Orphaning noted before this gc's first mark is dealt with.
+    exec(
+        "DELETE FROM vc.maintenance WHERE location = 'local' AND what = 'orphaned' AND at < $1::timestamptz",
+        vec![Arg::Text(Some(started))],
+    )?;
     Ok(out)
 }
 
@@ -305,6 +314,20 @@ pub fn verify() -> VcResult<(i64, i64)> {
         fetch_many(hs)
     })?;
     Ok((roots.len() as i64, n as i64))
+}
+
+/// Notes that a ref moved in a way that may leave chunks unreachable (a branch moved
+/// other than by one new commit, remote-tracking refs removed or forced): the worker's
+/// next look may collect.
+pub fn note_orphans() -> VcResult<()> {
+    exec(
+        "INSERT INTO vc.maintenance (location, what, at, objects, bytes) \
+         VALUES ('local', 'orphaned', clock_timestamp(), 1, 0) \
+         ON CONFLICT (location, what) DO UPDATE SET at = clock_timestamp(), \
+           objects = vc.maintenance.objects + 1",
+        vec![],
+    )?;
+    Ok(())
 }
 
 /// Records a maintenance run for `location` ('local', 'remote <name>', 'backup
@@ -342,10 +365,12 @@ pub fn auto_gc() -> VcResult<Option<GcOutcome>> {
     }
     let row = super::spi::one_row(
         "SELECT (SELECT count(*) FROM vc.chunks), \
-                (SELECT kept FROM vc.maintenance WHERE location = 'local' AND what = 'gc')",
+                (SELECT kept FROM vc.maintenance WHERE location = 'local' AND what = 'gc'), \
+                EXISTS (SELECT 1 FROM vc.maintenance WHERE location = 'local' AND what = 'orphaned')",
         vec![],
     )?
     .unwrap_or_default();
+    let orphaned = row.get(2).map(|v| v.bool()).transpose()?.unwrap_or(false);
     let total = row.first().map(|v| v.int()).transpose()?.unwrap_or(0);
     let reachable = match row.get(1) {
         Some(super::spi::Value::Null) | None => None,
@@ -354,7 +379,8 @@ pub fn auto_gc() -> VcResult<Option<GcOutcome>> {
     let due = match reachable {
         // Never collected: collect once there is something to look at.
         None => total > 0,
-        Some(r) => total > 0 && 1.0 - (r as f64 / total as f64) > GC_THRESHOLD.get(),
+        // Growth with no ref moved back or removed is new history, not garbage.
+        Some(r) => orphaned && total > 0 && 1.0 - (r as f64 / total as f64) > GC_THRESHOLD.get(),
     };
     if !due {
         return Ok(None);

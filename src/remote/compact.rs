@@ -57,6 +57,15 @@ fn tombstone_key(at_ms: u64, into: &str) -> String {
     format!("{RETIRED_PREFIX}{at_ms:013}-{into}")
 }
 
+/// The time in a tombstone's key (None: not one of ours; treated as expired).
+fn tombstone_time(key: &str) -> Option<u64> {
+    key.strip_prefix(RETIRED_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactOutcome {
@@ -274,9 +283,18 @@ impl<O: ObjectStore> Remote<O> {
         let cutoff = now.saturating_sub(retired_grace_ms);
         let mut out = PruneOutcome::default();
         let (m, _) = Manifest::read(self.store())?;
-        let stones = self.tombstones()?;
+        // A tombstone's time is in its key: only expired ones are read (and the young
+        // ones when unlisted objects are swept, to spare the packs they name).
+        let keys = self.store().list(RETIRED_PREFIX)?;
+        let expired = |k: &String| tombstone_time(k).is_none_or(|t| t <= cutoff);
+        let read = |k: &String| -> Result<Option<Tombstone>> {
+            Ok(match self.store().get(k)? {
+                Some((data, _)) => rmp_serde::from_slice::<Tombstone>(&data).ok(),
+                None => None,
+            })
+        };
         let sizes: std::collections::HashMap<String, u64> =
-            if unlisted_grace_ms.is_some() || stones.iter().any(|(_, t)| t.at_ms <= cutoff) {
+            if unlisted_grace_ms.is_some() || keys.iter().any(expired) {
                 self.store()
                     .list_aged("packs/")?
                     .into_iter()
@@ -285,29 +303,36 @@ impl<O: ObjectStore> Remote<O> {
             } else {
                 Default::default()
             };
-        let delete = |key: String, out: &mut PruneOutcome| -> Result<()> {
-            if let Some(bytes) = sizes.get(&key) {
-                self.store().delete(&key)?;
-                out.objects += 1;
-                out.bytes += bytes;
-            }
-            Ok(())
-        };
-        // 1. Expired tombstones: their packs (index first), then the tombstone.
-        let mut young: HashSet<&str> = HashSet::new();
-        for (key, t) in &stones {
-            if t.at_ms > cutoff {
-                young.extend(t.names.iter().map(|n| n.as_str()));
+        // 1. Expired tombstones: their packs (indexes first, so no index ever names a
+        // missing pack), then the tombstones.
+        let mut young: HashSet<String> = HashSet::new();
+        let (mut idxs, mut packs, mut done) = (Vec::new(), Vec::new(), Vec::new());
+        for key in &keys {
+            if !expired(key) {
+                if unlisted_grace_ms.is_some() {
+                    if let Some(t) = read(key)? {
+                        young.extend(t.names);
+                    }
+                }
                 continue;
             }
-            for name in &t.names {
-                if !m.has_pack(name) {
-                    delete(idx_key(name), &mut out)?;
-                    delete(pack_key(name), &mut out)?;
+            for name in read(key)?.map(|t| t.names).unwrap_or_default() {
+                if m.has_pack(&name) {
+                    continue;
+                }
+                for (k, list) in [(idx_key(&name), &mut idxs), (pack_key(&name), &mut packs)] {
+                    if let Some(bytes) = sizes.get(&k) {
+                        out.objects += 1;
+                        out.bytes += bytes;
+                        list.push(k);
+                    }
                 }
             }
-            self.store().delete(key)?;
+            done.push(key.clone());
         }
+        self.store().delete_many(&idxs)?;
+        self.store().delete_many(&packs)?;
+        self.store().delete_many(&done)?;
         // 2. Unlisted objects and temporaries past their grace.
         if let Some(grace) = unlisted_grace_ms {
             let unlisted_cutoff = now.saturating_sub(grace);
@@ -327,10 +352,13 @@ impl<O: ObjectStore> Remote<O> {
             }
             // Indexes before packs, so no index ever names a missing pack.
             doomed.sort_by_key(|o| (!o.key.ends_with(".idx"), o.key.clone()));
-            for o in doomed {
-                self.store().delete(&o.key)?;
-                out.objects += 1;
-                out.bytes += o.bytes;
+            let (idxs, packs): (Vec<ObjectInfo>, Vec<ObjectInfo>) =
+                doomed.into_iter().partition(|o| o.key.ends_with(".idx"));
+            for batch in [idxs, packs] {
+                out.objects += batch.len() as u64;
+                out.bytes += batch.iter().map(|o| o.bytes).sum::<u64>();
+                let keys: Vec<String> = batch.into_iter().map(|o| o.key).collect();
+                self.store().delete_many(&keys)?;
             }
             out.temporaries = self.store().sweep_temporaries(unlisted_cutoff)?;
         }

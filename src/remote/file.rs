@@ -321,6 +321,30 @@ impl ObjectStore for FileStore {
         Ok(removed)
     }
 
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        // One fsync per directory at the end, not one per file.
+        let mut dirs = std::collections::BTreeSet::new();
+        for key in keys {
+            let path = self.path(key)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    dirs.insert(
+                        path.parent()
+                            .expect("object paths have a parent")
+                            .to_path_buf(),
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RemoteError::io(&self.url, key, "delete", e)),
+            }
+        }
+        for dir in dirs {
+            sync_dir(&dir)
+                .map_err(|e| RemoteError::io(&self.url, "(deleted objects)", "delete", e))?;
+        }
+        Ok(())
+    }
+
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {

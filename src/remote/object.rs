@@ -52,6 +52,15 @@ pub trait ObjectStore: Send + Sync {
     /// Removes an object; removing an absent object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
+    /// Removes several objects, in order (a backend may make the removals durable once
+    /// at the end rather than one by one).
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for k in keys {
+            self.delete(k)?;
+        }
+        Ok(())
+    }
+
     /// Objects whose keys start with `prefix`, sorted by key, with their size and
     /// when each was last written: what pruning needs to leave young objects alone.
     fn list_aged(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
@@ -99,6 +108,9 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {
     }
     fn delete(&self, key: &str) -> Result<()> {
         (**self).delete(key)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_many(keys)
     }
     fn list_aged(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         (**self).list_aged(prefix)

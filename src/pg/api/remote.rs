@@ -116,10 +116,13 @@ pub fn remote_remove(name: &str) -> VcResult<()> {
         "DELETE FROM vc.remotes WHERE name = $1",
         vec![Arg::Text(Some(name.to_string()))],
     )?;
-    exec(
+    let removed = exec(
         "DELETE FROM vc.refs WHERE kind = 'remote' AND starts_with(name, $1 || '/')",
         vec![Arg::Text(Some(name.to_string()))],
     )?;
+    if removed > 0 {
+        crate::pg::storage::note_orphans()?;
+    }
     Ok(())
 }
 
