@@ -604,7 +604,7 @@ fn the_worker_collects_when_refs_leave_garbage_and_not_for_new_history() {
     // New history only: the chunk count grows far past the threshold, no gc.
     for i in 0..40 {
         d.batch_execute(&format!(
-            "UPDATE t SET v = {i} WHERE id % 40 = {i}; SELECT vc.commit('c{i}');"
+            "UPDATE t SET v = {i} + 1 WHERE id % 40 = {i}; SELECT vc.commit('c{i}');"
         ))
         .unwrap();
     }
