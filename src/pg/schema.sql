@@ -12,6 +12,11 @@ CREATE TABLE vc.chunks (
 -- commit's time and a second lookup per read.
 ALTER TABLE vc.chunks ALTER COLUMN data SET COMPRESSION lz4;
 ALTER TABLE vc.chunks ALTER COLUMN data SET STORAGE MAIN;
+-- Lookups are by hash only: the planner needs the table's size (relpages, reltuples),
+-- not column statistics. A sample of 300 rows, not 30,000 (whose chunk bytes cost a
+-- commit that analyzes vc.chunks as it grows tens of MB).
+ALTER TABLE vc.chunks ALTER COLUMN hash SET STATISTICS 1;
+ALTER TABLE vc.chunks ALTER COLUMN data SET STATISTICS 0;
 
 -- Branches (kind 'branch'), tags ('tag') and remote-tracking refs ('remote').
 CREATE TABLE vc.refs (

@@ -185,7 +185,8 @@ fn storage_rows() -> VcResult<Vec<Row>> {
     let mut out = Vec::new();
     let local = query_values(
         "SELECT count(*), pg_total_relation_size('vc.chunks'), \
-                (SELECT kept FROM vc.maintenance WHERE location = 'local' AND what = 'gc') \
+                (SELECT kept FROM vc.maintenance WHERE location = 'local' AND what = 'gc'), \
+                EXISTS (SELECT 1 FROM vc.maintenance WHERE location = 'local' AND what = 'orphaned') \
          FROM vc.chunks",
         vec![],
     )?;
@@ -196,14 +197,17 @@ fn storage_rows() -> VcResult<Vec<Row>> {
         Some(Value::Null) | None => None,
         Some(v) => Some(v.int()?),
     };
+    let orphaned = row.get(3).map(|v| v.bool()).transpose()?.unwrap_or(true);
     out.push(Row {
         location: "local".into(),
         objects: Some(count),
         bytes: Some(bytes),
         chunks: Some(count),
-        // As of the last collection (only a gc's mark knows; nothing cheaper can).
+        // Known after a gc: every chunk was reachable then, and chunks written since
+        // came with the ref moves that reach them, unless a ref moved back or went
+        // (then at least the share kept by the last gc: only a mark knows better).
         reachable_share: kept.map(|k| {
-            if count == 0 {
+            if count == 0 || !orphaned {
                 1.0
             } else {
                 (k as f64 / count as f64).min(1.0)
