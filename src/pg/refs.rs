@@ -96,23 +96,40 @@ pub fn ref_hash(name: &str) -> VcResult<Option<Hash>> {
 pub fn set_branch(name: &str, old: Option<Hash>, new: Hash) -> VcResult<Moved> {
     let moved = move_branch(&mut PgRefs, name, old, new)?;
     if let Some(old) = old {
-        note_if_not_child(old, new)?;
+        note_if_not_descendant(old, new)?;
     }
     Ok(moved)
 }
 
-/// A ref that moves from `old` to anything but a child of it (back, sideways, several
-/// commits at once) may leave chunks that nothing reaches: tell the collector.
-fn note_if_not_child(old: Hash, new: Hash) -> VcResult<()> {
-    let store = super::store::PgStore::new();
-    let child = crate::commit::Commit::read(&store, &new)
-        .map(|c| c.parents.contains(&old))
-        .unwrap_or(false);
-    if !child && old != new {
-        super::storage::note_orphans()?;
+/// A ref that moves from `old` to anything but a descendant of it (back, sideways)
+/// may leave chunks that nothing reaches: tell the collector. Looks back at most
+/// `DESCENDANT_WALK` commits from `new` (a follower applying several commits at once
+/// is a descendant; further back is taken as not, which only costs a needless look).
+fn note_if_not_descendant(old: Hash, new: Hash) -> VcResult<()> {
+    if old == new {
+        return Ok(());
     }
-    Ok(())
+    let store = super::store::PgStore::new();
+    let mut todo = vec![new];
+    let mut seen = 0;
+    while let Some(h) = todo.pop() {
+        if h == old {
+            return Ok(());
+        }
+        seen += 1;
+        if seen > DESCENDANT_WALK {
+            break;
+        }
+        match crate::commit::Commit::read(&store, &h) {
+            Ok(c) => todo.extend(c.parents),
+            Err(_) => break,
+        }
+    }
+    super::storage::note_orphans()
 }
+
+/// Commits looked at to tell whether a ref moved forward.
+const DESCENDANT_WALK: usize = 256;
 
 /// The commit at the tip of the current branch, if it has one.
 pub fn head_commit() -> VcResult<Option<Hash>> {
@@ -127,7 +144,7 @@ pub fn resolve(store: &dyn ChunkStore, spec: &str) -> VcResult<Hash> {
 /// Records where a remote's branch was last seen (`origin/main`).
 pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
     if let Some(old) = PgRefs.get(&format!("{remote}/{branch}"))? {
-        note_if_not_child(old, h)?;
+        note_if_not_descendant(old, h)?;
     }
     exec(
         "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
