@@ -101,12 +101,36 @@ impl Index {
     }
 }
 
+/// Index entries (44 bytes each) above which a push does not load a pack's index.
+pub const DEFAULT_LAZY_INDEX_ABOVE: u64 = 16_384;
+
 /// Bytes of pack indexes a `Remote` keeps loaded between operations (default).
 pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 64 << 20;
 
 /// Memory of a loaded index (its entries).
 fn index_bytes(i: &PackIndex) -> u64 {
     i.len() as u64 * std::mem::size_of::<IdxEntry>() as u64
+}
+
+/// Chunk membership over a manifest's packs (see `Remote::membership`).
+pub(crate) struct Membership<'r, O: ObjectStore> {
+    remote: &'r Remote<O>,
+    loaded: Index,
+    lazy: Vec<PackRef>,
+}
+
+impl<O: ObjectStore> Membership<'_, O> {
+    pub(crate) fn contains(&self, h: &Hash) -> Result<bool> {
+        if self.loaded.contains(h) {
+            return Ok(true);
+        }
+        for p in self.lazy.iter().rev() {
+            if self.remote.lookup(p, h)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// A remote: an object store plus the operations on its manifest and packs.
@@ -118,6 +142,10 @@ pub struct Remote<O: ObjectStore> {
     /// `idx_cache_limit` bytes: memory per process does not grow with the history.
     idx_cache: Mutex<HashMap<String, Arc<PackIndex>>>,
     idx_cache_limit: u64,
+    /// A push looks chunks up in the index of a pack with more entries than this by
+    /// range reads (`lookup`) instead of loading it, unless it is cached: a fresh
+    /// connection's push costs the change, not the history.
+    lazy_above: u64,
 }
 
 impl<O: ObjectStore> Remote<O> {
@@ -126,7 +154,15 @@ impl<O: ObjectStore> Remote<O> {
             store,
             idx_cache: Mutex::new(HashMap::new()),
             idx_cache_limit: DEFAULT_INDEX_CACHE_BYTES,
+            lazy_above: DEFAULT_LAZY_INDEX_ABOVE,
         }
+    }
+
+    /// Packs with more index entries than `entries` are looked up by range reads in a
+    /// push instead of loaded (default [`DEFAULT_LAZY_INDEX_ABOVE`]).
+    pub fn with_lazy_index_above(mut self, entries: u64) -> Remote<O> {
+        self.lazy_above = entries;
+        self
     }
 
     /// Keeps at most `bytes` of pack indexes loaded between operations (an operation
@@ -175,6 +211,103 @@ impl<O: ObjectStore> Remote<O> {
             packs.push((p.clone(), idx));
         }
         Ok(Index { packs })
+    }
+
+    /// Whether pack `p` holds chunk `h`, from its index by range reads, without loading
+    /// it: an interpolation search (hashes are uniform, so a lookup takes about two
+    /// reads of 32 entries). The entries read are checked for order and bounds; the
+    /// index as a whole is not (its hash needs all of it), and a chunk read from the
+    /// pack is verified by its hash as always.
+    pub fn lookup(&self, p: &PackRef, h: &Hash) -> Result<Option<IdxEntry>> {
+        const WINDOW: u64 = 32;
+        const ENTRY: u64 = 44;
+        let key = idx_key(&p.name);
+        let prefix = |x: &Hash| u64::from_be_bytes(x.as_bytes()[..8].try_into().expect("8 bytes"));
+        let target = prefix(h) as u128;
+        let (mut lo, mut hi) = (0u64, p.chunks);
+        let (mut lo_v, mut hi_v): (u128, u128) = (0, 1u128 << 64);
+        for _ in 0..64 {
+            if lo >= hi {
+                return Ok(None);
+            }
+            let span = (hi_v - lo_v).max(1);
+            let guess =
+                lo + ((target.saturating_sub(lo_v)).min(span) * u128::from(hi - lo) / span) as u64;
+            let start = guess.min(hi - 1).saturating_sub(WINDOW / 2).max(lo);
+            let end = (start + WINDOW).min(hi);
+            let buf = self
+                .store
+                .get_range(&key, 12 + start * ENTRY, (end - start) * ENTRY)?;
+            if buf.len() as u64 != (end - start) * ENTRY {
+                return Err(RemoteError::corrupt_object(
+                    self.url(),
+                    &key,
+                    "index ends early",
+                ));
+            }
+            let entries: Vec<IdxEntry> = buf
+                .chunks_exact(ENTRY as usize)
+                .map(|e| IdxEntry {
+                    hash: Hash::from_slice(&e[..32]).expect("32 bytes"),
+                    offset: u64::from_be_bytes(e[32..40].try_into().expect("8 bytes")),
+                    len: u32::from_be_bytes(e[40..44].try_into().expect("4 bytes")),
+                })
+                .collect();
+            if entries.windows(2).any(|w| w[0].hash >= w[1].hash) {
+                return Err(RemoteError::corrupt_object(
+                    self.url(),
+                    &key,
+                    "entries are not sorted by hash",
+                ));
+            }
+            let (first, last) = (entries[0], entries[entries.len() - 1]);
+            if *h < first.hash {
+                hi = start;
+                hi_v = prefix(&first.hash) as u128 + 1;
+            } else if *h > last.hash {
+                lo = end;
+                lo_v = prefix(&last.hash) as u128;
+            } else {
+                return Ok(match entries.binary_search_by(|e| e.hash.cmp(h)) {
+                    Ok(i) if entries[i].offset + u64::from(entries[i].len) <= p.bytes => {
+                        Some(entries[i])
+                    }
+                    Ok(_) => {
+                        return Err(RemoteError::corrupt_object(
+                            self.url(),
+                            &key,
+                            "an entry points past the pack",
+                        ))
+                    }
+                    Err(_) => None,
+                });
+            }
+        }
+        Err(RemoteError::corrupt_object(
+            self.url(),
+            &key,
+            "lookup did not converge",
+        ))
+    }
+
+    /// Which packs of `m` hold a chunk, for a push's walk: cached and small indexes
+    /// loaded, big ones looked up by range reads (`lookup`).
+    pub(crate) fn membership(&self, m: &Manifest) -> Result<Membership<'_, O>> {
+        let cached: std::collections::HashSet<String> = self.cache().keys().cloned().collect();
+        let (load, lazy): (Vec<PackRef>, Vec<PackRef>) = m
+            .packs
+            .iter()
+            .cloned()
+            .partition(|p| cached.contains(&p.name) || p.chunks <= self.lazy_above);
+        let loaded = self.index(&Manifest {
+            packs: load,
+            ..Manifest::default()
+        })?;
+        Ok(Membership {
+            remote: self,
+            loaded,
+            lazy,
+        })
     }
 
     /// Forgets the indexes of packs `m` does not list (compacted away): the cache

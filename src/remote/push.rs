@@ -129,13 +129,13 @@ impl<O: ObjectStore> Remote<O> {
         base: &Manifest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(Option<PackRef>, Progress)> {
-        let index = self.index(base)?;
+        let index = self.membership(base)?;
         let mut writer: Option<PackWriter> = None;
         let mut seen = HashSet::new();
         let mut stack: Vec<Hash> = roots.iter().rev().copied().collect();
         let mut report = Progress::default();
         while let Some(h) = stack.pop() {
-            if !seen.insert(h) || index.contains(&h) {
+            if !seen.insert(h) || index.contains(&h)? {
                 // Closure: what the remote has, it has with everything below.
                 continue;
             }

@@ -311,3 +311,47 @@ fn the_index_cache_stays_bounded() {
     small.fetch(&mut local, "main", &mut quiet()).unwrap();
     assert_eq!(small.cached_index_bytes(), 0);
 }
+
+/// Range-read lookups in an index find exactly its entries.
+#[test]
+fn lookups_by_range_reads_find_every_entry_and_nothing_else() {
+    let (_d, remote) = temp_remote();
+    let mut s = MemStore::new();
+    let big = commit(&mut s, &rows(60_000), vec![], "big");
+    remote
+        .push(&s, "main", big, false, None, &mut quiet())
+        .unwrap();
+    let m = remote.read_manifest().unwrap();
+    let index = remote.index(&m).unwrap();
+    let mut n = 0;
+    for p in &m.packs {
+        for e in index.pack(&p.name).unwrap().entries() {
+            assert_eq!(remote.lookup(p, &e.hash).unwrap(), Some(*e));
+            n += 1;
+        }
+        for i in 0..500u32 {
+            assert_eq!(remote.lookup(p, &hash_of(&i.to_be_bytes())).unwrap(), None);
+        }
+    }
+    assert!(n > 300, "{n} entries");
+}
+
+/// A push from a fresh connection to a remote with a long history loads no big index:
+/// it looks up the few chunks it walks by range reads, and the remote stays whole.
+#[test]
+fn a_fresh_push_loads_no_big_index() {
+    let (_d, remote) = temp_remote();
+    let (mut s, heads) = history(&remote, 30);
+    remote.compact(2).unwrap();
+    let fresh = Remote::new(FileStore::new(remote.store().root())).with_lazy_index_above(50);
+    let mut data = rows(50);
+    data.insert(99_999, "from a fresh connection".into());
+    let h = commit(&mut s, &data, vec![*heads.last().unwrap()], "fresh");
+    let out = fresh
+        .push(&s, "main", h, false, None, &mut quiet())
+        .unwrap();
+    assert!(out.chunks > 0 && out.chunks < 10, "{out:?}");
+    assert_eq!(fresh.cached_index_bytes(), 0, "no index was loaded");
+    assert_closed(&remote);
+    fetch_all(&remote, h, &s);
+}
