@@ -75,27 +75,27 @@ impl<O: ObjectStore> Remote<O> {
                 url: self.url().to_string(),
                 branch: branch.to_string(),
             })?;
-        let index = self.index(manifest)?;
+        let index = self.membership(manifest)?;
         let mut seen = HashSet::new();
         let mut frontier = vec![head];
         let mut report = Progress::default();
         while !frontier.is_empty() {
             frontier.retain(|h| seen.insert(*h));
             let have = local.has_many(&frontier)?;
-            let mut by_pack: BTreeMap<&str, Vec<IdxEntry>> = BTreeMap::new();
+            let mut by_pack: BTreeMap<String, Vec<IdxEntry>> = BTreeMap::new();
             for (h, _) in frontier.iter().zip(have).filter(|(_, have)| !have) {
-                let (pack, entry) = index.locate(h).ok_or_else(|| RemoteError::MissingChunk {
+                let (pack, entry) = index.locate(h)?.ok_or_else(|| RemoteError::MissingChunk {
                     url: self.url().to_string(),
                     chunk: *h,
                     detail: "no pack listed in the manifest holds it".into(),
                 })?;
-                by_pack.entry(&pack.name).or_default().push(entry);
+                by_pack.entry(pack.name).or_default().push(entry);
             }
             let mut next = Vec::new();
             for (pack, mut entries) in by_pack {
                 entries.sort_by_key(|e| e.offset);
                 for run in runs(&entries) {
-                    for (entry, data) in self.read_run(pack, run)? {
+                    for (entry, data) in self.read_run(&pack, run)? {
                         if entry.hash == head && data.first() != Some(&kind::COMMIT) {
                             let msg = format!("the head of {branch} is not a commit");
                             return Err(RemoteError::corrupt_chunk(self.url(), head, msg));

@@ -112,24 +112,51 @@ fn index_bytes(i: &PackIndex) -> u64 {
     i.len() as u64 * std::mem::size_of::<IdxEntry>() as u64
 }
 
-/// Chunk membership over a manifest's packs (see `Remote::membership`).
+/// Chunk membership over a manifest's packs (see `Remote::membership`). A big pack
+/// looked up more than `LOAD_AFTER` times in one operation (a clone, a long fetch) is
+/// loaded after all: range reads pay for a few lookups, not for thousands.
 pub(crate) struct Membership<'r, O: ObjectStore> {
     remote: &'r Remote<O>,
-    loaded: Index,
-    lazy: Vec<PackRef>,
+    loaded: std::cell::RefCell<Index>,
+    lazy: std::cell::RefCell<Vec<(PackRef, u32)>>,
 }
 
+const LOAD_AFTER: u32 = 64;
+
 impl<O: ObjectStore> Membership<'_, O> {
-    pub(crate) fn contains(&self, h: &Hash) -> Result<bool> {
-        if self.loaded.contains(h) {
-            return Ok(true);
+    /// The pack holding `h` and its entry, if a listed pack does.
+    pub(crate) fn locate(&self, h: &Hash) -> Result<Option<(PackRef, IdxEntry)>> {
+        if let Some((p, e)) = self.loaded.borrow().locate(h) {
+            return Ok(Some((p.clone(), e)));
         }
-        for p in self.lazy.iter().rev() {
-            if self.remote.lookup(p, h)?.is_some() {
-                return Ok(true);
+        let mut found = None;
+        let mut load = None;
+        {
+            let mut lazy = self.lazy.borrow_mut();
+            for (i, (p, n)) in lazy.iter_mut().enumerate().rev() {
+                *n += 1;
+                if *n > LOAD_AFTER && load.is_none() {
+                    load = Some(i);
+                }
+                if let Some(e) = self.remote.lookup(p, h)? {
+                    found = Some((p.clone(), e));
+                    break;
+                }
             }
         }
-        Ok(false)
+        if let Some(i) = load {
+            let (p, _) = self.lazy.borrow_mut().remove(i);
+            let more = self.remote.index(&Manifest {
+                packs: vec![p],
+                ..Manifest::default()
+            })?;
+            self.loaded.borrow_mut().packs.extend(more.packs);
+        }
+        Ok(found)
+    }
+
+    pub(crate) fn contains(&self, h: &Hash) -> Result<bool> {
+        Ok(self.locate(h)?.is_some())
     }
 }
 
@@ -290,8 +317,9 @@ impl<O: ObjectStore> Remote<O> {
         ))
     }
 
-    /// Which packs of `m` hold a chunk, for a push's walk: cached and small indexes
-    /// loaded, big ones looked up by range reads (`lookup`).
+    /// Which packs of `m` hold a chunk, for a push's walk or a fetch: cached and small
+    /// indexes loaded, big ones looked up by range reads (`lookup`) until they are
+    /// asked often enough to be worth loading.
     pub(crate) fn membership(&self, m: &Manifest) -> Result<Membership<'_, O>> {
         let cached: std::collections::HashSet<String> = self.cache().keys().cloned().collect();
         let (load, lazy): (Vec<PackRef>, Vec<PackRef>) = m
@@ -305,8 +333,8 @@ impl<O: ObjectStore> Remote<O> {
         })?;
         Ok(Membership {
             remote: self,
-            loaded,
-            lazy,
+            loaded: std::cell::RefCell::new(loaded),
+            lazy: std::cell::RefCell::new(lazy.into_iter().map(|p| (p, 0)).collect()),
         })
     }
 

@@ -355,3 +355,36 @@ fn a_fresh_push_loads_no_big_index() {
     assert_closed(&remote);
     fetch_all(&remote, h, &s);
 }
+
+/// A fetch from a fresh connection of a few new chunks reads no big index either; a
+/// fetch of many chunks (a clone) loads it after a few lookups.
+#[test]
+fn a_fresh_fetch_of_a_few_chunks_loads_no_big_index() {
+    let (_d, remote) = temp_remote();
+    let (mut s, heads) = history(&remote, 30);
+    remote.compact(2).unwrap();
+    // A reader that has everything but the newest commit.
+    let mut local = MemStore::new();
+    remote.fetch(&mut local, "main", &mut quiet()).unwrap();
+    let mut data = rows(50);
+    data.insert(77_777, "new".into());
+    let h = commit(&mut s, &data, vec![*heads.last().unwrap()], "new");
+    remote
+        .push(&s, "main", h, false, None, &mut quiet())
+        .unwrap();
+    let fresh = Remote::new(FileStore::new(remote.store().root())).with_lazy_index_above(50);
+    let out = fresh.fetch(&mut local, "main", &mut quiet()).unwrap();
+    assert_eq!(out.head, h);
+    assert!(out.chunks < 10, "{out:?}");
+    // Only the new push's small pack was loaded.
+    assert!(
+        fresh.cached_index_bytes() < 50 * 48,
+        "{} bytes of indexes",
+        fresh.cached_index_bytes()
+    );
+    assert_eq!(closure(&local, h), closure(&s, h));
+    // A clone: thousands of lookups, so the index is loaded after a few.
+    let clone = Remote::new(FileStore::new(remote.store().root())).with_lazy_index_above(50);
+    fetch_all(&clone, h, &s);
+    assert!(clone.cached_index_bytes() > 0);
+}
