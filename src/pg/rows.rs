@@ -9,6 +9,7 @@ use super::sql::Plan;
 use crate::codec::{decode_key, decode_row, encode_key, encode_row, Cell};
 use crate::repo::worktree::{compare_full, compare_keys, read_mode, ReadMode};
 use crate::store::ChunkStore;
+use pgrx::pg_sys;
 use std::collections::{HashSet, VecDeque};
 
 /// Rows fetched per round trip: big enough to amortise SPI, small enough for flat memory.
@@ -128,7 +129,11 @@ const TRUNCATE_AFTER: u64 = 1000;
 /// the rest of this commit. (A few dead rows of small commits are pruned as the log's
 /// pages are read, and vacuumed by autovacuum.)
 pub fn truncate_emptied_log(t: &Tracked, n: u64) -> VcResult<()> {
-    if n < TRUNCATE_AFTER {
+    // Only in READ COMMITTED can a statement see what committed after the transaction
+    // began (the emptiness check below needs that); otherwise leave it to vacuum.
+    // SAFETY: plain read of a backend global.
+    let read_committed = unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_READ_COMMITTED as i32;
+    if n < TRUNCATE_AFTER || !read_committed {
         return Ok(());
     }
     let oid = u32::from(t.relid);
@@ -140,9 +145,13 @@ pub fn truncate_emptied_log(t: &Tracked, n: u64) -> VcResult<()> {
         _ => return Ok(()),
     };
     // Rows another transaction appended and committed since our DELETE stay: only an
-    // empty log is truncated, checked under the lock.
+    // empty log is truncated, checked under the lock and with a snapshot taken then
+    // (TRUNCATE is not MVCC-safe: the commit's own snapshot, pinned before the DELETE,
+    // would not see rows committed since, and truncating them would lose their keys).
     if super::spi::try_lock_exclusive(relid)
-        && super::spi::one_bool(sql::log_is_empty(oid), vec![])?
+        && super::spi::with_latest_snapshot(|| {
+            super::spi::one_bool(sql::log_is_empty(oid), vec![])
+        })?
     {
         exec(sql::truncate_log(oid), vec![])?;
     }

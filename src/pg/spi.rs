@@ -161,6 +161,20 @@ pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     out
 }
 
+/// Runs `f` with no pinned snapshot: each statement sees everything committed before
+/// it starts (READ COMMITTED), even inside `with_snapshot`. For checks made under a
+/// lock that keeps writers out, where an older snapshot would miss their rows.
+pub fn with_latest_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
+    struct Reset(Option<pg_sys::Snapshot>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PINNED.with(|p| p.set(self.0));
+        }
+    }
+    let _guard = Reset(PINNED.with(|p| p.replace(None)));
+    f()
+}
+
 /// Plans kept for the backend's life, by statement text and parameter types: pgvc runs
 /// the same few statements (fetch a chunk, insert chunks, read a key log...) thousands
 /// of times per call, and planning each time cost more than running them. PostgreSQL's
