@@ -148,29 +148,11 @@ set_conf() {
     sleep 0.3
 }
 
-# Long-lived sessions: psql fed through a FIFO; each statement sent must print exactly
-# one line (q reads it into REPLY). Probes cost a pipe round trip, no fork.
-declare -A SW=() SR=()
-session_open() {
-    local name=$1 n=$2 db=$3 w r
-    mkfifo "$WORK/$name.in" "$WORK/$name.out"
-    on "$n" psql_ -d "$db" <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    BG_PIDS+=($!)
-    exec {w}>"$WORK/$name.in"
-    exec {r}<"$WORK/$name.out"
-    SW[$name]=$w SR[$name]=$r
-}
-# q SESSION SQL: sends SQL, reads its one line of output into REPLY.
-q() {
-    printf '%s\n' "$2" >&"${SW[$1]}"
-    IFS= read -r REPLY <&"${SR[$1]}" || { echo "replication.sh: session $1 ended (after: $2)" >&2; exit 1; }
-}
+# Long-lived sessions (session_open, q), us and dms come from lib.sh.
 # A sleep without a fork: a read that times out on a FIFO nobody writes to.
 mkfifo "$WORK/sleep.fifo"
 exec {SLEEP_FD}<>"$WORK/sleep.fifo"
 nap_ms() { read -r -t "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))" -u "$SLEEP_FD" _ || true; }
-# Microseconds since the epoch.
-us() { US=${EPOCHREALTIME//[!0-9]/}; }
 
 # poll SESSION SQL WANT [TIMEOUT_S]: runs SQL every POLL_MS until it prints WANT; sets
 # SEEN_US (when it was seen) and POLLS. Fails after TIMEOUT_S (default 120).
@@ -192,8 +174,6 @@ poll() {
     SEEN_US=$US
 }
 
-# Milliseconds between two microsecond times, 1 decimal.
-dms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1000}'; }
 
 # The standby's replication status (main), "<null>" for NULLs: status COLUMN.
 status() {

@@ -4,7 +4,6 @@
 
 use super::error::{invalid, VcError, VcResult};
 use super::spi::{exec, one_text, query, Arg};
-use crate::codec::Cell;
 pub use crate::repo::refs::Moved;
 use crate::repo::refs::{move_branch, Refs};
 use crate::store::{kind, ChunkStore, Hash};
@@ -26,12 +25,7 @@ impl Refs for PgRefs {
             vec![Arg::Text(Some(name.to_string()))],
             &[true],
         )?;
-        Ok(
-            match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-                Some(Cell::Bytes(b)) => Hash::from_slice(&b),
-                _ => None,
-            },
-        )
+        Ok(super::spi::first_column_hashes(rows).into_iter().next())
     }
 
     fn swap(&mut self, name: &str, old: Option<Hash>, new: Hash) -> VcResult<bool> {
@@ -66,13 +60,7 @@ impl Refs for PgRefs {
             ],
             &[true],
         )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| match r.into_iter().next() {
-                Some(Cell::Bytes(b)) => Hash::from_slice(&b),
-                _ => None,
-            })
-            .collect())
+        Ok(super::spi::first_column_hashes(rows))
     }
 }
 

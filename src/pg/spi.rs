@@ -161,6 +161,16 @@ pub fn with_snapshot<T>(f: impl FnOnce() -> VcResult<T>) -> VcResult<T> {
     out
 }
 
+/// The hashes in the first column of `rows` (bytea read raw); other values skipped.
+pub fn first_column_hashes(rows: Vec<Vec<Cell>>) -> Vec<crate::store::Hash> {
+    rows.into_iter()
+        .filter_map(|r| match r.into_iter().next() {
+            Some(Cell::Bytes(b)) => crate::store::Hash::from_slice(&b),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs `f` with no pinned snapshot: each statement sees everything committed before
 /// it starts (READ COMMITTED), even inside `with_snapshot`. For checks made under a
 /// lock that keeps writers out, where an older snapshot would miss their rows.

@@ -194,13 +194,7 @@ fn fetch_many(hs: &[Hash]) -> VcResult<Vec<(Hash, Vec<u8>)>> {
 /// Every commit a ref of any kind names: branches, tags, remote-tracking refs.
 fn ref_roots() -> VcResult<Vec<Hash>> {
     let rows = query("SELECT hash FROM vc.refs", vec![], &[true])?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| match r.into_iter().next() {
-            Some(Cell::Bytes(b)) => Hash::from_slice(&b),
-            _ => None,
-        })
-        .collect())
+    Ok(super::spi::first_column_hashes(rows))
 }
 
 /// Every chunk hash in `vc.chunks`, read in batches.

@@ -27,7 +27,7 @@
 
 use super::manifest::Manifest;
 use super::object::{now_ms, ObjectInfo, ObjectStore};
-use super::pack::{idx_key, pack_key, PackRef, PackWriter, HEADER_LEN};
+use super::pack::{idx_key, pack_key, PackRef, PackWriter};
 use super::{Remote, RemoteError, Result, MAX_CAS_ATTEMPTS};
 use crate::store::{hash_of, Hash};
 use serde::{Deserialize, Serialize};
@@ -190,7 +190,6 @@ impl<O: ObjectStore> Remote<O> {
                 at = end;
             }
         }
-        debug_assert!(writer.data_bytes() + HEADER_LEN > 0);
         writer.finish(self.store())
     }
 

@@ -247,7 +247,7 @@ impl<O: ObjectStore> Remote<O> {
     /// pack is verified by its hash as always.
     pub fn lookup(&self, p: &PackRef, h: &Hash) -> Result<Option<IdxEntry>> {
         const WINDOW: u64 = 32;
-        const ENTRY: u64 = 44;
+        const ENTRY: u64 = pack::ENTRY_LEN as u64;
         let key = idx_key(&p.name);
         let prefix = |x: &Hash| u64::from_be_bytes(x.as_bytes()[..8].try_into().expect("8 bytes"));
         let target = prefix(h) as u128;
@@ -262,9 +262,11 @@ impl<O: ObjectStore> Remote<O> {
                 lo + ((target.saturating_sub(lo_v)).min(span) * u128::from(hi - lo) / span) as u64;
             let start = guess.min(hi - 1).saturating_sub(WINDOW / 2).max(lo);
             let end = (start + WINDOW).min(hi);
-            let buf = self
-                .store
-                .get_range(&key, 12 + start * ENTRY, (end - start) * ENTRY)?;
+            let buf = self.store.get_range(
+                &key,
+                pack::HEADER_LEN + start * ENTRY,
+                (end - start) * ENTRY,
+            )?;
             if buf.len() as u64 != (end - start) * ENTRY {
                 return Err(RemoteError::corrupt_object(
                     self.url(),
@@ -272,21 +274,9 @@ impl<O: ObjectStore> Remote<O> {
                     "index ends early",
                 ));
             }
-            let entries: Vec<IdxEntry> = buf
-                .chunks_exact(ENTRY as usize)
-                .map(|e| IdxEntry {
-                    hash: Hash::from_slice(&e[..32]).expect("32 bytes"),
-                    offset: u64::from_be_bytes(e[32..40].try_into().expect("8 bytes")),
-                    len: u32::from_be_bytes(e[40..44].try_into().expect("4 bytes")),
-                })
-                .collect();
-            if entries.windows(2).any(|w| w[0].hash >= w[1].hash) {
-                return Err(RemoteError::corrupt_object(
-                    self.url(),
-                    &key,
-                    "entries are not sorted by hash",
-                ));
-            }
+            let entries = pack::decode_entries(&buf).ok_or_else(|| {
+                RemoteError::corrupt_object(self.url(), &key, "entries are not sorted by hash")
+            })?;
             let (first, last) = (entries[0], entries[entries.len() - 1]);
             if *h < first.hash {
                 hi = start;

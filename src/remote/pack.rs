@@ -25,7 +25,7 @@ pub const IDX_MAGIC: &[u8; 8] = b"PGVCIDX\0";
 pub const PACK_VERSION: u32 = 1;
 /// Magic + version, the same length for both files.
 pub const HEADER_LEN: u64 = 12;
-const ENTRY_LEN: usize = 44;
+pub(crate) const ENTRY_LEN: usize = 44;
 const TRAILER_LEN: usize = 40;
 
 /// A pack as listed in the manifest.
@@ -131,6 +131,23 @@ impl PackWriter {
     }
 }
 
+/// Index entries from `body` (a whole number of 44-byte entries), or None when they
+/// are not strictly sorted by hash.
+pub(crate) fn decode_entries(body: &[u8]) -> Option<Vec<IdxEntry>> {
+    let entries: Vec<IdxEntry> = body
+        .chunks_exact(ENTRY_LEN)
+        .map(|e| IdxEntry {
+            hash: Hash::from_slice(&e[..32]).expect("32 bytes"),
+            offset: u64::from_be_bytes(e[32..40].try_into().expect("8 bytes")),
+            len: u32::from_be_bytes(e[40..44].try_into().expect("4 bytes")),
+        })
+        .collect();
+    if entries.windows(2).any(|w| w[0].hash >= w[1].hash) {
+        return None;
+    }
+    Some(entries)
+}
+
 /// A loaded, verified pack index.
 #[derive(Debug)]
 pub struct PackIndex {
@@ -163,17 +180,7 @@ impl PackIndex {
             return Err(bad("entry count does not match the manifest"));
         }
         let pack_hash = Hash::from_slice(&trailer[8..]).expect("32 bytes");
-        let entries: Vec<IdxEntry> = body
-            .chunks_exact(ENTRY_LEN)
-            .map(|e| IdxEntry {
-                hash: Hash::from_slice(&e[..32]).expect("32 bytes"),
-                offset: u64::from_be_bytes(e[32..40].try_into().expect("8 bytes")),
-                len: u32::from_be_bytes(e[40..44].try_into().expect("4 bytes")),
-            })
-            .collect();
-        if entries.windows(2).any(|w| w[0].hash >= w[1].hash) {
-            return Err(bad("entries are not sorted by hash"));
-        }
+        let entries = decode_entries(body).ok_or_else(|| bad("entries are not sorted by hash"))?;
         let mut spans: Vec<(u64, u64)> = entries
             .iter()
             .map(|e| (e.offset, u64::from(e.len)))

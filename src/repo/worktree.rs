@@ -46,13 +46,6 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
-    pub fn base(&self) -> Option<Hash> {
-        match *self {
-            ReadMode::Log { base } => Some(base),
-            ReadMode::Full { base, .. } => base,
-        }
-    }
-
     pub fn is_full(&self) -> bool {
         matches!(self, ReadMode::Full { .. })
     }
