@@ -576,7 +576,8 @@ write_report() {
         echo "Commits, tracking, storage and memory are here. Remotes (push, clone), backups and"
         echo "replication (lag, apply against logical replication, push overhead, the standby's"
         echo "memory) are in \`docs/BENCHMARKS_REMOTES.md\`, \`docs/BENCHMARKS_BACKUPS.md\` and"
-        echo "\`docs/BENCHMARKS_REPLICATION.md\`, written by their scripts in the same \`make bench\`."
+        echo "\`docs/BENCHMARKS_REPLICATION.md\`; the storage lifecycle (a 10,000-commit soak, gc, compaction)"
+        echo "in \`docs/BENCHMARKS_STORAGE.md\`; each written by its script in the same \`make bench\`."
         echo
         report_run "full run, \`make bench\`"
         report_machine

@@ -19,10 +19,9 @@
 //! packs per level, O(log size) in all, and each byte is rewritten O(log size) times
 //! over its life, whatever the pattern of pushes.
 //!
-//! **Pruning** deletes, after a grace period: retired packs (then drops them from the
-//! manifest, by CAS), packs and indexes no manifest lists (interrupted pushes, pushes
-//! whose transaction rolled back, compactions that lost a race), and the backend's
-//! temporary files. The grace period protects a push that wrote its pack but has not
+//! **Pruning** deletes, after a grace period: retired packs (then their tombstone),
+//! packs and indexes no manifest lists (interrupted pushes, pushes whose transaction
+//! rolled back, compactions that lost a race), and the backend's temporary files. The grace period protects a push that wrote its pack but has not
 //! yet swapped the manifest: it must be longer than any push takes.
 
 use super::manifest::Manifest;
