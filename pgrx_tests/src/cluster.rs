@@ -101,6 +101,25 @@ impl Cluster {
         self.connect_to(db, "postgres")
     }
 
+    /// After a backend was killed with SIGKILL: waits until the postmaster has ended
+    /// `survivor` (a session opened before the kill) in its crash restart, then
+    /// connects again. Connecting before the postmaster noticed the death would give a
+    /// session the restart ends too.
+    pub fn reconnect_after_crash(&self, mut survivor: Client) -> Client {
+        let started = Instant::now();
+        while survivor.simple_query("SELECT 1").is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no crash restart on port {}\n{}",
+                self.port,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(survivor);
+        self.connect_when_ready(Duration::from_secs(60))
+    }
+
     /// Connects once the server accepts connections again (after a crash of one of its
     /// backends the postmaster reinitialises and refuses connections for a while).
     pub fn connect_when_ready(&self, timeout: Duration) -> Client {

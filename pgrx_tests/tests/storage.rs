@@ -257,8 +257,7 @@ fn sigkill_during_gc_leaves_every_ref_readable() {
             .success();
         let outcome = runner.join().unwrap();
         hits += usize::from(killed && outcome.is_err());
-        drop(d);
-        d = a.connect_when_ready(Duration::from_secs(30));
+        d = a.reconnect_after_crash(d);
         assert_eq!(
             verify(&mut d).1,
             reachable,
@@ -442,8 +441,7 @@ fn sigkill_during_compaction_leaves_the_remote_whole() {
             .args(["-9", &pid.to_string()])
             .status();
         let _ = runner.join().unwrap();
-        drop(d);
-        d = a.connect_when_ready(Duration::from_secs(30));
+        d = a.reconnect_after_crash(d);
         // Whole: a fresh clone reads every chunk of the head.
         let c = Cluster::start();
         let mut dc = c.connect();
