@@ -15,7 +15,7 @@ mod value;
 
 pub use ancestry::{log, nth_ancestor};
 pub use refspec::{looks_like_hash_prefix, parse_ref, refspec_hash_prefix, RefSpec, Step};
-pub use value::{Column, RootValue, SequenceState, TableEntry, TableSchema};
+pub use value::{Column, RootValue, SequenceState, TableEntry, TableSchema, FORMAT_VERSION};
 
 use crate::store::{kind, ChunkStore, Hash, StoreError};
 use serde::{Deserialize, Serialize};

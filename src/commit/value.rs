@@ -9,10 +9,30 @@ use crate::store::{kind, ChunkStore, Hash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The format version new root values and table schemas are written with. Version 1
+/// (pgvc 0.1) had no version field, no table ids, no column tags and padded every row.
+pub const FORMAT_VERSION: u32 = 2;
+
+fn version_1() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootValue {
+    /// Format version (1 when absent: pgvc 0.1).
+    #[serde(default = "version_1")]
+    pub version: u32,
     /// Schema-qualified table name -> entry. BTreeMap: deterministic order.
     pub tables: BTreeMap<String, TableEntry>,
+}
+
+impl Default for RootValue {
+    fn default() -> Self {
+        RootValue {
+            version: FORMAT_VERSION,
+            tables: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +46,28 @@ pub struct TableEntry {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
+    /// Format version (1 when absent: pgvc 0.1).
+    #[serde(default = "version_1")]
+    pub version: u32,
+    /// The table's identity, kept across renames (0 in version 1: match by name).
+    #[serde(default)]
+    pub id: u64,
     /// All live columns in attribute order.
     pub columns: Vec<Column>,
     /// Primary-key column names, in key order.
     pub primary_key: Vec<String>,
+    /// How many leading value columns every row of the tree encodes; past them,
+    /// trailing NULLs are left out (`None` in version 1: every value column).
+    #[serde(default)]
+    pub padded: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// The column's identity, kept across renames and type changes (0 in version 1:
+    /// match by name).
+    #[serde(default)]
+    pub tag: u64,
     pub name: String,
     /// `format_type(atttypid, atttypmod)` with search_path pinned to pg_catalog.
     pub type_name: String,
@@ -57,13 +91,62 @@ pub struct SequenceState {
     pub is_called: bool,
 }
 
+impl Column {
+    /// A nullable column of `type_name` with no default, untagged.
+    pub fn new(name: &str, type_name: &str) -> Column {
+        Column {
+            tag: 0,
+            name: name.into(),
+            type_name: type_name.into(),
+            not_null: false,
+            default: None,
+            generated: None,
+            identity: None,
+        }
+    }
+}
+
 impl TableSchema {
+    /// A current-format schema with no id yet and canonical (unpadded) rows.
+    pub fn new(columns: Vec<Column>, primary_key: Vec<String>) -> TableSchema {
+        TableSchema {
+            version: FORMAT_VERSION,
+            id: 0,
+            columns,
+            primary_key,
+            padded: Some(0),
+        }
+    }
+
     /// Columns that are not part of the primary key, in attribute order: the
     /// positions of a row's encoded value.
     pub fn value_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns
             .iter()
             .filter(|c| !self.primary_key.contains(&c.name))
+    }
+
+    /// How many leading value columns each encoded row holds at least.
+    pub fn padded_width(&self) -> usize {
+        match self.padded {
+            Some(n) => n as usize,
+            None => self.value_columns().count(),
+        }
+    }
+
+    /// The same definition, ignoring identity and encoding bookkeeping (version, id,
+    /// tags, padding): what a user would call "the same columns and key".
+    pub fn same_definition(&self, other: &TableSchema) -> bool {
+        self.primary_key == other.primary_key
+            && self.columns.len() == other.columns.len()
+            && self.columns.iter().zip(&other.columns).all(|(a, b)| {
+                a.name == b.name
+                    && a.type_name == b.type_name
+                    && a.not_null == b.not_null
+                    && a.default == b.default
+                    && a.generated == b.generated
+                    && a.identity == b.identity
+            })
     }
 
     pub fn key_columns(&self) -> Vec<&Column> {
@@ -96,11 +179,9 @@ impl RootValue {
     /// back INSERT advances a sequence without changing any row).
     pub fn same_data(&self, other: &RootValue) -> bool {
         self.tables.len() == other.tables.len()
-            && self
-                .tables
-                .iter()
-                .zip(other.tables.iter())
-                .all(|(a, b)| a.0 == b.0 && a.1.schema == b.1.schema && a.1.tree == b.1.tree)
+            && self.tables.iter().zip(other.tables.iter()).all(|(a, b)| {
+                a.0 == b.0 && a.1.schema.same_definition(&b.1.schema) && a.1.tree == b.1.tree
+            })
     }
 }
 
@@ -111,27 +192,17 @@ mod tests {
 
     fn entry(tree: Hash, seq: i64) -> TableEntry {
         TableEntry {
-            schema: TableSchema {
-                columns: vec![
+            schema: TableSchema::new(
+                vec![
                     Column {
-                        name: "id".into(),
-                        type_name: "integer".into(),
                         not_null: true,
-                        default: None,
-                        generated: None,
                         identity: Some("a".into()),
+                        ..Column::new("id", "integer")
                     },
-                    Column {
-                        name: "v".into(),
-                        type_name: "text".into(),
-                        not_null: false,
-                        default: None,
-                        generated: None,
-                        identity: None,
-                    },
+                    Column::new("v", "text"),
                 ],
-                primary_key: vec!["id".into()],
-            },
+                vec!["id".into()],
+            ),
             tree,
             sequences: vec![SequenceState {
                 name: "public.t_id_seq".into(),
@@ -175,5 +246,74 @@ mod tests {
         let t2 = s.put(vec![2]).unwrap();
         b.tables.get_mut("public.a").unwrap().tree = t2;
         assert!(!a.same_data(&b));
+    }
+
+    /// A root value as pgvc 0.1 wrote it (no version, ids, tags or padding) still
+    /// decodes, as version 1 with every value column padded, and keeps its bytes.
+    #[test]
+    fn version_1_root_values_stay_readable() {
+        #[derive(Serialize)]
+        struct OldColumn {
+            name: String,
+            type_name: String,
+            not_null: bool,
+            default: Option<String>,
+            generated: Option<String>,
+            identity: Option<String>,
+        }
+        #[derive(Serialize)]
+        struct OldSchema {
+            columns: Vec<OldColumn>,
+            primary_key: Vec<String>,
+        }
+        #[derive(Serialize)]
+        struct OldEntry {
+            schema: OldSchema,
+            tree: Hash,
+            sequences: Vec<SequenceState>,
+        }
+        #[derive(Serialize)]
+        struct OldRoot {
+            tables: BTreeMap<String, OldEntry>,
+        }
+        let mut s = MemStore::default();
+        let t = s.put(vec![1]).unwrap();
+        let col = |n: &str| OldColumn {
+            name: n.into(),
+            type_name: "integer".into(),
+            not_null: n == "id",
+            default: None,
+            generated: None,
+            identity: None,
+        };
+        let mut tables = BTreeMap::new();
+        tables.insert(
+            "public.t".to_string(),
+            OldEntry {
+                schema: OldSchema {
+                    columns: vec![col("id"), col("a"), col("b")],
+                    primary_key: vec!["id".into()],
+                },
+                tree: t,
+                sequences: vec![],
+            },
+        );
+        let bytes = encode_tagged(kind::ROOT, &OldRoot { tables });
+        let h = s.put(bytes.clone()).unwrap();
+        let r = RootValue::read(&s, &h).unwrap();
+        assert_eq!(r.version, 1);
+        let schema = &r.tables["public.t"].schema;
+        assert_eq!((schema.version, schema.id, schema.padded), (1, 0, None));
+        assert_eq!(schema.padded_width(), 2);
+        assert!(schema.columns.iter().all(|c| c.tag == 0));
+        // The same definition in today's format holds the same data.
+        let mut now = r.clone();
+        now.version = FORMAT_VERSION;
+        let e = now.tables.get_mut("public.t").unwrap();
+        e.schema.version = FORMAT_VERSION;
+        e.schema.id = 7;
+        e.schema.columns[1].tag = 9;
+        assert!(r.same_data(&now));
+        assert_ne!(now.encode(), bytes);
     }
 }

@@ -102,6 +102,7 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
         .iter()
         .map(|r| {
             Ok(Column {
+                tag: 0,
                 name: r[0].text()?,
                 type_name: r[1].text()?,
                 not_null: r[2].bool()?,
@@ -119,10 +120,10 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
         vec![Arg::Oid(relid)],
         &[],
     )?;
-    Ok(TableSchema {
+    Ok(TableSchema::new(
         columns,
-        primary_key: pk.iter().map(|r| text_req(&r[0])).collect(),
-    })
+        pk.iter().map(|r| text_req(&r[0])).collect(),
+    ))
 }
 
 /// The sequences of a table and their current state: those it owns (serial and

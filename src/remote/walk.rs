@@ -62,7 +62,6 @@ mod tests {
     use super::*;
     use crate::prolly::encode_node;
     use crate::store::hash_of;
-    use std::collections::BTreeMap;
 
     fn refs(data: &[u8]) -> Result<Vec<Hash>> {
         chunk_refs(&hash_of(data), data)
@@ -98,9 +97,7 @@ mod tests {
         assert_eq!(refs(&leaf).unwrap(), vec![a]);
         assert_eq!(refs(&[kind::BLOB, 1, 2]).unwrap(), vec![]);
 
-        let root = RootValue {
-            tables: BTreeMap::new(),
-        };
+        let root = RootValue::default();
         assert!(refs(&root.encode()).unwrap().is_empty());
     }
 

@@ -99,10 +99,7 @@ mod tests {
         root.tables.insert(
             "public.t".into(),
             TableEntry {
-                schema: TableSchema {
-                    columns: vec![],
-                    primary_key: vec![],
-                },
+                schema: TableSchema::new(vec![], vec![]),
                 tree,
                 sequences: vec![],
             },

@@ -7,9 +7,12 @@
 //!   refuses, whether a root makes a commit);
 //! - `gc`: marking what roots reach and what a collection may delete (with the rule
 //!   that keeps every kept chunk's references);
-//! - `replication`: the replication role and fencing epoch state machine.
+//! - `replication`: the replication role and fencing epoch state machine;
+//! - `schema`: versioned table definitions (identities that survive renames, when a
+//!   tree stays valid across a change, the `ALTER TABLE` steps of a checkout).
 
 pub mod gc;
 pub mod refs;
 pub mod replication;
+pub mod schema;
 pub mod worktree;

@@ -428,20 +428,15 @@ mod tests {
     }
 
     fn schema(cols: &[&str]) -> TableSchema {
-        TableSchema {
-            columns: cols
-                .iter()
+        TableSchema::new(
+            cols.iter()
                 .map(|c| Column {
-                    name: c.to_string(),
-                    type_name: "integer".into(),
                     not_null: true,
-                    default: None,
-                    generated: None,
-                    identity: None,
+                    ..Column::new(c, "integer")
                 })
                 .collect(),
-            primary_key: vec![cols[0].to_string()],
-        }
+            vec![cols[0].to_string()],
+        )
     }
 
     fn entry(cols: &[&str], tree: Hash) -> TableEntry {

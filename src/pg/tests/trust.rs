@@ -17,14 +17,7 @@ mod tests {
     }
 
     fn col(name: &str, ty: &str) -> Column {
-        Column {
-            name: name.into(),
-            type_name: ty.into(),
-            not_null: false,
-            default: None,
-            generated: None,
-            identity: None,
-        }
+        Column::new(name, ty)
     }
 
     /// A commit holding one table `table` with `columns` (the first is an integer
@@ -50,10 +43,7 @@ mod tests {
         root.tables.insert(
             table.to_string(),
             TableEntry {
-                schema: TableSchema {
-                    primary_key: vec![columns[0].name.clone()],
-                    columns,
-                },
+                schema: TableSchema::new(columns.clone(), vec![columns[0].name.clone()]),
                 tree,
                 sequences,
             },

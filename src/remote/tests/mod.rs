@@ -25,17 +25,13 @@ pub(super) fn rows(n: i64) -> Rows {
 
 fn schema() -> TableSchema {
     let col = |name: &str, type_name: &str| Column {
-        name: name.into(),
-        type_name: type_name.into(),
         not_null: name == "id",
-        default: None,
-        generated: None,
-        identity: None,
+        ..Column::new(name, type_name)
     };
-    TableSchema {
-        columns: vec![col("id", "bigint"), col("v", "text")],
-        primary_key: vec!["id".into()],
-    }
+    TableSchema::new(
+        vec![col("id", "bigint"), col("v", "text")],
+        vec!["id".into()],
+    )
 }
 
 pub(super) fn tree(s: &mut MemStore, rows: &Rows) -> Hash {
