@@ -30,12 +30,15 @@ pub struct Tracked {
     /// Schema-qualified, quoted where needed: usable in SQL and as the root-value key.
     pub name: String,
     pub full_scan: bool,
+    /// The name of its entry in the last commit or checkout (it differs after a
+    /// rename); None before its first commit.
+    pub committed_name: Option<String>,
 }
 
 /// Every tracked table that still exists, ordered by name.
 pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
     let rows = query_values(
-        "SELECT t.relid, format('%I.%I', n.nspname, c.relname), t.full_scan \
+        "SELECT t.relid, format('%I.%I', n.nspname, c.relname), t.full_scan, t.committed_name \
          FROM vc.tracked t JOIN pg_class c ON c.oid = t.relid \
          JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2",
         vec![],
@@ -46,6 +49,7 @@ pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
                 relid: r[0].oid()?,
                 name: r[1].text()?,
                 full_scan: r[2].bool()?,
+                committed_name: r[3].opt().map(Value::text).transpose()?,
             })
         })
         .collect()
@@ -204,10 +208,9 @@ fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
     Ok(())
 }
 
-/// The live schema of a tracked table and its plan; a table that lost its primary
-/// key (ALTER TABLE after tracking) is an error that says what to do.
-pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
-    let (schema, plan) = table_plan(t.relid, &t.name)?;
+/// A tracked table without a primary key is an error that says what to do.
+pub fn require_primary_key(t: &Tracked) -> VcResult<()> {
+    let schema = table_schema(t.relid)?;
     if schema.primary_key.is_empty() {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
@@ -215,7 +218,7 @@ pub fn live_plan(t: &Tracked) -> VcResult<(TableSchema, Plan)> {
         )
         .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or vc.untrack() it"));
     }
-    Ok((schema, plan))
+    Ok(())
 }
 
 /// The live schema of table `relid` (named `name`) and the plan to read and write it,

@@ -2,9 +2,8 @@
 //! clone, restore and the standby's apply), and materialising committed tables: creating
 //! a table from a commit's schema (with its sequences) and loading its rows.
 
-use super::catalog::{
-    live_plan, restore_sequences, sequence_names, table_schema, tracked_tables, Tracked,
-};
+use super::catalog::{restore_sequences, sequence_names, table_schema, tracked_tables, Tracked};
+use super::definition::record;
 use super::error::{VcError, VcResult};
 use super::rows::{logged_key_bytes, read_mode_of, working_changes, write_rows};
 use super::spi::{exec, one_text, with_replica_role, Arg};
@@ -13,6 +12,7 @@ use super::store::PgStore;
 use crate::codec::load_value;
 use crate::commit::{Commit, RootValue, TableEntry};
 use crate::prolly;
+use crate::repo::schema::{in_order_of, plan_alter, rows_comparable, AlterStep};
 use crate::repo::worktree::{
     plan_checkout, rewrite_keys, CheckoutRefused, LiveTable, ReadMode, Step,
 };
@@ -212,7 +212,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     // round-trips; anything else was not made by pgvc.
     let relid = super::catalog::relid_of(&table.to_string())?;
     refuse_foreign_code(relid, &table)?;
-    if super::catalog::table_schema(relid)? != entry.schema {
+    if !super::catalog::table_schema(relid)?.same_definition(&entry.schema) {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
             format!("the definition of {table} in the commit does not match what it creates here"),
@@ -382,12 +382,15 @@ pub fn load_rows(store: &dyn ChunkStore, plan: &Plan, tree: crate::store::Hash) 
 /// Rows rewritten per batch by a reset.
 const REWRITE_BATCH: usize = 5000;
 
-/// Makes the live tracked tables exactly `target` (rows, sequences), given that the
-/// current branch is at `head`: rewrites only the rows that differ from the target
-/// (the tree diff head -> target plus uncommitted changes), creates and tracks the
-/// target's tables that do not exist here, and leaves tracked tables that the target
-/// lacks as they are. All checks run before the first change. `what` names the
-/// target in messages. Does not move any ref.
+/// Makes the live tracked tables exactly `target` (definitions, rows, sequences),
+/// given that the current branch is at `head`: alters each tracked table to the
+/// target's definition (docs/SCHEMA.md), rewrites only the rows that differ from the
+/// target (the tree diff head -> target plus uncommitted changes) or, where the
+/// definition change makes the trees incomparable, reloads the table; creates and
+/// tracks the target's tables that do not exist here, drops tracked tables whose
+/// removal the target records, and leaves tracked tables that were never committed as
+/// they are. All refusals are found before the first change; any error rolls the
+/// whole transaction back. `what` names the target in messages. Does not move any ref.
 pub fn checkout_root(
     store: &PgStore,
     head: Option<crate::store::Hash>,
@@ -402,43 +405,36 @@ pub fn checkout_root(
     for name in target.tables.keys() {
         sql::QualName::parse_user("table name", name)?;
     }
-    let mut tracked = Vec::new();
-    for t in tracked_tables()? {
-        tracked.push(LiveTable {
+    let tracked: Vec<LiveTable<Tracked>> = tracked_tables()?
+        .into_iter()
+        .map(|t| LiveTable {
             name: t.name.clone(),
-            schema: table_schema(t.relid)?,
+            committed_name: t.committed_name.clone(),
             handle: t,
-        });
-    }
+        })
+        .collect();
     let steps = plan_checkout(&head_root, target, tracked, exists)?.map_err(|e| match e {
         CheckoutRefused::UntrackedExists { table } => VcError::new(
             Code::ERRCODE_DUPLICATE_TABLE,
             format!("{what} contains table {table}, which exists here but is not tracked"),
         )
         .hint("vc.track() it (then commit or reset), or drop or rename it"),
-        CheckoutRefused::SchemaDiffers { table } => VcError::new(
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("the columns or primary key of {table} differ from {what}"),
-        )
-        .hint("ALTER the table to the committed definition first (compare with \\d and vc.log)"),
     })?;
-    // Lock each table to rewrite, before changing any.
-    let mut plans = Vec::new();
+    // Lock each table to change, before changing any.
     for step in &steps {
         match step {
             Step::Leave { table } => {
                 pgrx::notice!("pgvc: {} is not in {what}; left as it is", table.name)
             }
-            Step::Rewrite { table, .. } => {
-                let (_, plan) = live_plan(&table.handle)?;
+            Step::Rewrite { table, .. } | Step::Drop { table } => {
                 // Lock only what the caller could lock itself (LOCK needs a write
                 // right): a role must not hold every tracked table locked from a
                 // transaction it leaves open. A table it may not write is refused
-                // below if it must be rewritten.
+                // below if it must be changed.
                 if caller_may_write(table.handle.relid)? {
-                    exec(sql::lock_exclusive(&plan.table), vec![])?;
+                    let name = QualName::parse("table name", &table.name)?;
+                    exec(sql::lock_exclusive(&name), vec![])?;
                 }
-                plans.push(plan);
             }
             Step::Create { .. } => {}
         }
@@ -447,18 +443,16 @@ pub fn checkout_root(
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
     // own key log.
     with_replica_role(|| {
-        let mut plans = plans.into_iter();
         for step in &steps {
             match step {
                 Step::Leave { .. } => {}
+                Step::Drop { table } => drop_removed(&table.handle, what)?,
                 Step::Rewrite {
                     table,
+                    name,
                     target,
                     head,
-                } => {
-                    let plan = plans.next().expect("one plan per rewrite");
-                    rewrite(store, &table.handle, &plan, target, head.as_ref())?;
-                }
+                } => rewrite(store, &table.handle, name, target, head.as_ref())?,
                 Step::Create { name, entry } => {
                     let sequences = create_table(name, entry)?;
                     // Load before tracking: the rows need not pass through the tracking
@@ -473,6 +467,7 @@ pub fn checkout_root(
                         "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
                         vec![Arg::Oid(relid)],
                     )?;
+                    record(relid, &entry.schema, name)?;
                 }
             }
         }
@@ -480,28 +475,80 @@ pub fn checkout_root(
     })
 }
 
-/// Rewrites one tracked table to `entry`, given its entry at HEAD (`head`). Its live
-/// definition is the target's (the plan checked).
+/// Drops a tracked table whose removal the target records (it was dropped there).
+fn drop_removed(t: &Tracked, what: &str) -> VcResult<()> {
+    if !crate::pg::spi::caller_owns(t.relid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied: {what} removes table {}, which only its owner may drop",
+                t.name
+            ),
+        )
+        .hint("run it as the table's owner or a superuser"));
+    }
+    // Event triggers do not fire in the replica role the checkout runs in.
+    crate::pg::tracking::untrack(t.relid)?;
+    exec(
+        sql::drop_table(&QualName::parse("table name", &t.name)?),
+        vec![],
+    )?;
+    Ok(())
+}
+
+/// Moves one tracked table to the target's entry `entry`, named `name` there, given
+/// its entry at HEAD (`head`): its definition by ALTER TABLE steps, then its rows.
 fn rewrite(
     store: &PgStore,
     t: &Tracked,
-    plan: &Plan,
+    name: &str,
     entry: &TableEntry,
     head: Option<&TableEntry>,
 ) -> VcResult<()> {
-    let mode = read_mode_of(t, &entry.schema, head, true)?;
-    // The keys changed since HEAD: just the logged keys (no need to compare values:
-    // rewriting an unchanged row is harmless), or those a full comparison finds.
-    let working: Vec<Vec<u8>> = match mode {
-        ReadMode::Log { .. } => logged_key_bytes(t, plan)?,
-        ReadMode::Full { .. } => working_changes(store, t, plan, mode, false)?
-            .into_iter()
-            .map(|c| c.key)
-            .collect(),
+    // The live definition against HEAD: how to find the uncommitted changes. Against
+    // the target when HEAD lacks the table (columns are then matched by name).
+    let live = crate::pg::definition::live(t, head.or(Some(entry)))?;
+    let alter = plan_alter(&live.schema, &entry.schema);
+    let renamed = name != t.name;
+    // Rows: a diff where HEAD's and the target's trees read the same (then only the
+    // changed keys are written), else a reload of the whole table.
+    let reload = match head {
+        Some(h) => !rows_comparable(&h.schema, &entry.schema) || alter.changes_types(),
+        None => true,
     };
-    let keys = rewrite_keys(store, working, head.map(|h| h.tree), entry.tree)?;
+    let keys = if reload {
+        None
+    } else {
+        let mode = read_mode_of(t, live.carries, head, true)?;
+        // The keys changed since HEAD: just the logged keys (no need to compare values:
+        // rewriting an unchanged row is harmless), or those a full comparison finds.
+        let working: Vec<Vec<u8>> = match mode {
+            ReadMode::Log { .. } => logged_key_bytes(t, &live.plan)?,
+            ReadMode::Full { .. } => working_changes(store, t, &live.plan, mode, false)?
+                .into_iter()
+                .map(|c| c.key)
+                .collect(),
+        };
+        Some(rewrite_keys(
+            store,
+            working,
+            head.map(|h| h.tree),
+            entry.tree,
+        )?)
+    };
+    let changes_definition = !alter.is_empty() || renamed;
+    if changes_definition && !crate::pg::spi::caller_owns(t.relid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied: moving {} to the committed definition needs ALTER TABLE, which only its owner may",
+                t.name
+            ),
+        )
+        .hint("run it as the table's owner or a superuser"));
+    }
     // Rewriting a table needs the caller's own rights to write it.
-    if !keys.is_empty() {
+    if reload || keys.as_ref().is_some_and(|k| !k.is_empty()) {
         for privilege in ["INSERT", "UPDATE", "DELETE"] {
             if !crate::pg::spi::caller_may(t.relid, privilege)? {
                 return Err(crate::pg::error::denied_table(
@@ -512,30 +559,109 @@ fn rewrite(
             }
         }
     }
-    // Rewrite in batches, reading the target rows as we go: memory stays flat.
-    let mut target = prolly::Lookup::new(store, entry.tree);
-    let mut rows = Vec::with_capacity(REWRITE_BATCH);
-    for k in keys {
-        let v = match target.get(&k)? {
-            Some(v) => Some(crate::codec::load_value(store, &v)?),
-            None => None,
-        };
-        rows.push((k, v));
-        if rows.len() == REWRITE_BATCH {
-            write_rows(plan, &rows, false)?;
-            rows.clear();
+    let mut table = QualName::parse("table name", &t.name)?;
+    if reload {
+        // Emptied first: a type change then needs no cast of the old values.
+        let owner = crate::pg::catalog::table_owner(t.relid)?;
+        super::spi::as_owner(owner, || exec(sql::delete_all(&table), vec![]))?;
+    }
+    for step in &alter.before_rows {
+        alter_step(t, &table, step)?;
+    }
+    if renamed {
+        let to = QualName::parse_user("table name", name)?;
+        if to.schema != table.schema {
+            exec(sql::set_schema(&table, &to.schema)?, vec![])?;
+            table.schema = to.schema.clone();
+        }
+        if to.name != table.name {
+            exec(sql::rename_table(&table, &to.name)?, vec![])?;
+        }
+        table = to;
+    }
+    // Rows are written by column name, in the target's definition.
+    let mut plan = Plan::new(name, &entry.schema)?;
+    plan.owner = crate::pg::catalog::table_owner(t.relid)?;
+    match keys {
+        None => {
+            load_rows(store, &plan, entry.tree)?;
+        }
+        Some(keys) => {
+            // Rewrite in batches, reading the target rows as we go: memory stays flat.
+            let mut target = prolly::Lookup::new(store, entry.tree);
+            let mut rows = Vec::with_capacity(REWRITE_BATCH);
+            for k in keys {
+                let v = match target.get(&k)? {
+                    Some(v) => Some(crate::codec::load_value(store, &v)?),
+                    None => None,
+                };
+                rows.push((k, v));
+                if rows.len() == REWRITE_BATCH {
+                    write_rows(&plan, &rows, false)?;
+                    rows.clear();
+                }
+            }
+            write_rows(&plan, &rows, false)?;
         }
     }
-    write_rows(plan, &rows, false)?;
+    for step in &alter.after_rows {
+        alter_step(t, &table, step)?;
+    }
+    if changes_definition {
+        // Event triggers do not fire in the replica role: rebuild the key log here
+        // if the key changed.
+        crate::pg::tracking::retrack(t.relid)?;
+        // What the steps made must be the target's definition (columns in the
+        // target's logical order: a column added again goes last physically).
+        let made = in_order_of(&entry.schema, table_schema(t.relid)?);
+        if !made.same_definition(&entry.schema) {
+            return Err(VcError::new(
+                Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("could not move {table} to the definition in the commit"),
+            )
+            .hint("compare \\d of the table with vc.schema of the commit; if the commit came from a remote or backup, check who can write there"));
+        }
+        refuse_foreign_code(t.relid, &table)?;
+    }
     let n = exec(sql::clear_log(u32::from(t.relid)), vec![])?;
     crate::pg::rows::truncate_emptied_log(t, n)?;
     exec(
         "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",
         vec![Arg::Oid(t.relid)],
     )?;
+    record(t.relid, &entry.schema, name)?;
     // Sequences are part of the table's state: restored for a caller who may write it.
     if caller_may_write(t.relid)? {
         restore_sequences(plan.owner, &sequence_names(t.relid)?, &entry.sequences)?;
+    }
+    Ok(())
+}
+
+/// Runs one ALTER TABLE step on tracked table `t` (now named `table`).
+fn alter_step(t: &Tracked, table: &QualName, step: &AlterStep) -> VcResult<()> {
+    match step {
+        AlterStep::DropPrimaryKey => {
+            let name = one_text(
+                "SELECT conname::text FROM pg_constraint WHERE conrelid = $1 AND contype = 'p'",
+                vec![Arg::Oid(t.relid)],
+            )?;
+            if let Some(n) = name {
+                exec(sql::drop_constraint(table, &n), vec![])?;
+            }
+        }
+        AlterStep::SetDefault { .. } | AlterStep::AddColumn(_) => {
+            // Parsing an expression can run a domain's check (see
+            // refuse_parse_time_code).
+            if matches!(step, AlterStep::SetDefault { .. })
+                || matches!(step, AlterStep::AddColumn(c) if c.generated.is_some())
+            {
+                refuse_parse_time_code(table)?;
+            }
+            exec(sql::alter_table(table, step)?, vec![])?;
+        }
+        _ => {
+            exec(sql::alter_table(table, step)?, vec![])?;
+        }
     }
     Ok(())
 }

@@ -19,7 +19,11 @@ pub use crate::repo::worktree::Change;
 
 /// Splits a fetched row (key columns then value columns) into encoded key and row.
 pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec<u8>)> {
-    let values = row.split_off(plan.key_cols.len());
+    let mut values = row.split_off(plan.key_cols.len());
+    // Past the padded columns, trailing NULLs are left out (docs/SCHEMA.md).
+    while values.len() > plan.padded && values.last() == Some(&Cell::Null) {
+        values.pop();
+    }
     let texts: Vec<&str> = row
         .iter()
         .map(|c| match c {
@@ -219,17 +223,18 @@ pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<KeyedRows> {
 }
 
 /// How to read a tracked table's working changes against its entry in a commit
-/// (`committed`), its live definition being `schema`: the facts gathered here, the
-/// rule in `repo::worktree::read_mode`. With `repair`, missing tracking triggers are
-/// put back (for a commit or a checkout, which then compare in full once).
+/// (`committed`), whose tree holds the live rows as encoded now if `carries`
+/// (`definition::live`): the facts gathered here, the rule in
+/// `repo::worktree::read_mode`. With `repair`, missing tracking triggers are put back
+/// (for a commit or a checkout, which then compare in full once).
 pub fn read_mode_of(
     t: &Tracked,
-    schema: &crate::commit::TableSchema,
+    carries: bool,
     committed: Option<&crate::commit::TableEntry>,
     repair: bool,
 ) -> VcResult<ReadMode> {
     let damaged = super::tracking::tracking_damaged(t, repair)?;
-    read_mode(committed, schema, t.full_scan, damaged, || log_too_long(t))
+    read_mode(committed, carries, t.full_scan, damaged, || log_too_long(t))
 }
 
 /// The working set's changes, read as `mode` says.

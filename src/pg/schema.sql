@@ -35,10 +35,17 @@ INSERT INTO vc.head VALUES (true, 'main');
 -- Tracked tables. log_table holds the primary keys changed since the last commit
 -- (written by statement-level triggers); full_scan is set by TRUNCATE and DDL-like
 -- events that make the key log insufficient.
+-- The other columns are the table's record at its last commit or checkout
+-- (docs/SCHEMA.md): the tags of its columns by attribute number, its storage
+-- (relfilenodes: a rewrite changes them) and the name it was committed under.
 CREATE TABLE vc.tracked (
     relid oid PRIMARY KEY,
     log_table text NOT NULL,
-    full_scan boolean NOT NULL DEFAULT true
+    full_scan boolean NOT NULL DEFAULT true,
+    attnums int2[],
+    tags int8[],
+    storage text,
+    committed_name text
 );
 
 

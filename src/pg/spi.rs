@@ -701,6 +701,16 @@ pub fn caller_may(relid: pg_sys::Oid, privilege: &str) -> VcResult<bool> {
     )
 }
 
+/// Whether the calling role owns relation `relid` (is a member of its owner) or is a
+/// superuser: what ALTER TABLE and DROP TABLE need.
+pub fn caller_owns(relid: pg_sys::Oid) -> VcResult<bool> {
+    one_bool(
+        "SELECT r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE') \
+         FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
+        vec![Arg::Oid(caller()), Arg::Oid(relid)],
+    )
+}
+
 /// File access for `file://` remotes, checked against the caller's own membership.
 pub fn require_file_access(role: &str, url: &str) -> VcResult<()> {
     // The caller's own rights: pgvc's functions run as its owner.

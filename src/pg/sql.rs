@@ -651,6 +651,105 @@ pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
     Sql::built(format!("CREATE TABLE {t} ({})", defs.join(", ")))
 }
 
+/// One `ALTER TABLE` step of a checkout (`repo::schema::plan_alter`) on table `t`.
+/// Everything in the step may come from a commit: names are checked and re-quoted,
+/// types resolved through the catalog, expressions parsed as exactly one expression.
+pub fn alter_table(t: &QualName, step: &crate::repo::schema::AlterStep) -> VcResult<Sql> {
+    use crate::repo::schema::AlterStep as S;
+    let col = |n: &str| Ident::checked("column name", n);
+    let what = |w: &str, n: &str| format!("{w} of column {n:?} of {t}");
+    let action = match step {
+        S::DropPrimaryKey => {
+            return Err(VcError::new(
+                Code::ERRCODE_INTERNAL_ERROR,
+                "the primary key is dropped by its constraint name (sql::drop_constraint)",
+            ))
+        }
+        S::DropColumn(n) => format!("DROP COLUMN {}", col(n)?),
+        S::RenameColumn { from, to } => {
+            format!("RENAME COLUMN {} TO {}", col(from)?, col(to)?)
+        }
+        S::DropDefault(n) => format!("ALTER COLUMN {} DROP DEFAULT", col(n)?),
+        S::DropNotNull(n) => format!("ALTER COLUMN {} DROP NOT NULL", col(n)?),
+        S::DropIdentity(n) => format!("ALTER COLUMN {} DROP IDENTITY", col(n)?),
+        S::AlterType { column, type_name } => {
+            let c = col(column)?;
+            let ty = SqlType::resolve(type_name)?;
+            format!("ALTER COLUMN {c} TYPE {ty} USING {c}::{ty}")
+        }
+        S::AddColumn(c) => {
+            let mut d = format!(
+                "ADD COLUMN {} {}",
+                col(&c.name)?,
+                SqlType::resolve(&c.type_name)?
+            );
+            if let Some(g) = &c.generated {
+                let g = SqlExpr::checked(&what("generation expression", &c.name), g)?;
+                d.push_str(&format!(" GENERATED ALWAYS AS {g} STORED"));
+            }
+            d
+        }
+        S::SetDefault { column, expr } => format!(
+            "ALTER COLUMN {} SET DEFAULT {}",
+            col(column)?,
+            SqlExpr::checked(&what("default", column), expr)?
+        ),
+        S::SetNotNull(n) => format!("ALTER COLUMN {} SET NOT NULL", col(n)?),
+        S::AddIdentity { column, kind } => format!(
+            "ALTER COLUMN {} ADD GENERATED {} AS IDENTITY",
+            col(column)?,
+            match kind.as_str() {
+                "a" => "ALWAYS",
+                "d" => "BY DEFAULT",
+                other => {
+                    return Err(VcError::new(
+                        Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                        format!(
+                            "{}: unknown identity kind {other:?}",
+                            what("identity", column)
+                        ),
+                    ));
+                }
+            }
+        ),
+        S::AddPrimaryKey(cols) => {
+            let cols = cols.iter().map(|c| col(c)).collect::<VcResult<Vec<_>>>()?;
+            let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            format!("ADD PRIMARY KEY ({})", cols.join(", "))
+        }
+    };
+    Ok(Sql::built(format!("ALTER TABLE {t} {action}")))
+}
+
+/// `ALTER TABLE t DROP CONSTRAINT name` (a name read from this database's catalog).
+pub fn drop_constraint(t: &QualName, name: &str) -> Sql {
+    Sql::built(format!(
+        "ALTER TABLE {t} DROP CONSTRAINT {}",
+        Ident::new(name)
+    ))
+}
+
+/// `ALTER TABLE t SET SCHEMA s`.
+pub fn set_schema(t: &QualName, schema: &str) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "ALTER TABLE {t} SET SCHEMA {}",
+        Ident::checked("schema name", schema)?
+    )))
+}
+
+/// `ALTER TABLE t RENAME TO name`.
+pub fn rename_table(t: &QualName, name: &str) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "ALTER TABLE {t} RENAME TO {}",
+        Ident::checked("table name", name)?
+    )))
+}
+
+/// Deletes every row of `t` (a checkout that reloads a table).
+pub fn delete_all(t: &QualName) -> Sql {
+    Sql::built(format!("DELETE FROM {t}"))
+}
+
 // ---------------------------------------------------------------------------------
 // Plans: how SQL reads, encodes and writes the rows of a table
 
@@ -671,6 +770,8 @@ pub struct Plan {
     pub value_raw: Vec<bool>,
     /// Generated columns cannot be written; identity ALWAYS needs OVERRIDING.
     pub value_generated: Vec<bool>,
+    /// Value columns every encoded row holds; trailing NULLs past them are left out.
+    pub padded: usize,
 }
 
 pub fn json_kind(type_name: &str) -> JsonKind {
@@ -711,6 +812,7 @@ impl Plan {
             value_json: vals.iter().map(|c| json_kind(&c.type_name)).collect(),
             value_raw: vals.iter().map(|c| c.type_name == "bytea").collect(),
             value_generated: vals.iter().map(|c| c.generated.is_some()).collect(),
+            padded: schema.padded_width(),
         })
     }
 

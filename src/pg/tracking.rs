@@ -172,10 +172,39 @@ fn create_log(relid: Oid) -> VcResult<()> {
 }
 
 /// After `ALTER TABLE` of a tracked table (called by the `vc_on_alter` event trigger):
-/// the primary key may have changed, so the key log is rebuilt for it, and the next
-/// commit compares the whole table.
+/// when the primary key's columns (names or types) changed, the key log is rebuilt
+/// for it, and the next commit compares the whole table. Other DDL keeps the log and
+/// what it holds: whether the committed tree still holds the rows is decided at the
+/// next commit (docs/SCHEMA.md).
 pub fn retrack(relid: Oid) -> VcResult<()> {
     if tracked_by_relid(relid)?.is_none() {
+        return Ok(());
+    }
+    let schema = table_schema(relid)?;
+    let logged = query(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE c.relnamespace = 'vc'::regnamespace AND c.relname = $1 \
+           AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        vec![Arg::Text(Some(sql::log_name(u32::from(relid))))],
+        &[],
+    )?;
+    let key: Vec<(String, String)> = schema
+        .key_columns()
+        .iter()
+        .map(|c| (c.name.clone(), c.type_name.clone()))
+        .collect();
+    let logged: Vec<(String, String)> = logged
+        .iter()
+        .map(|r| {
+            let t = |i: usize| match r.get(i) {
+                Some(Cell::Text(t)) => t.clone(),
+                _ => String::new(),
+            };
+            (t(0), t(1))
+        })
+        .collect();
+    if !key.is_empty() && key == logged {
         return Ok(());
     }
     create_log(relid)?;

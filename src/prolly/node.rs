@@ -200,8 +200,13 @@ fn read_field(data: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// Fetch and decode a node.
+/// Fetch and decode a node. The empty tree is known without a store: a table that
+/// one side of a diff lacks (added, dropped or renamed) is compared with it, and no
+/// store need hold it.
 pub fn load<S: ChunkStore + ?Sized>(store: &S, hash: Hash) -> Result<Node> {
+    if hash == super::empty_root() {
+        return Node::decode(hash, encode_node(0, &[]).into());
+    }
     Node::decode(hash, store.get(&hash)?)
 }
 

@@ -265,3 +265,16 @@ fn unsorted_input_is_rejected() {
         Err(ProllyError::Unsorted { index: 1 })
     ));
 }
+
+/// The empty tree reads, diffs and counts without being in any store.
+#[test]
+fn the_empty_tree_needs_no_store() {
+    let mut s = MemStore::default();
+    let empty = MemStore::default();
+    assert_eq!(count(&empty, empty_root()).unwrap(), 0);
+    let t = build(&mut s, vec![(b"k".to_vec(), b"v".to_vec())]).unwrap();
+    let d: Vec<_> = diff(&s, t, empty_root())
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert_eq!(d.len(), 1);
+}

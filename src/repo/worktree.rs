@@ -13,7 +13,7 @@
 //! - [`commit_outcome`]: whether a new root makes a commit.
 
 use crate::codec::{load_value, CodecError};
-use crate::commit::{RootValue, TableEntry, TableSchema};
+use crate::commit::{RootValue, TableEntry};
 use crate::prolly;
 use crate::store::{ChunkStore, Hash, StoreError};
 use std::collections::BTreeSet;
@@ -51,13 +51,15 @@ impl ReadMode {
     }
 }
 
-/// Decides how to read a table whose live definition is `live`, against its entry in
-/// the commit compared with (`committed`). `marked` and `damaged` are the table's
-/// flag and the state of its triggers; `log_too_long` is asked only when the log would
-/// otherwise be read (it costs a query).
+/// Decides how to read a table against its entry in the commit compared with
+/// (`committed`). `carries` says whether that entry's tree holds the live rows as
+/// they are encoded now (`repo::schema`: same or compatibly changed definition);
+/// `marked` and `damaged` are the table's flag and the state of its triggers;
+/// `log_too_long` is asked only when the log would otherwise be read (it costs a
+/// query).
 pub fn read_mode<E>(
     committed: Option<&TableEntry>,
-    live: &TableSchema,
+    carries: bool,
     marked: bool,
     damaged: bool,
     log_too_long: impl FnOnce() -> Result<bool, E>,
@@ -73,7 +75,7 @@ pub fn read_mode<E>(
         full(FullReason::TrackingDamaged)
     } else if marked {
         full(FullReason::Marked)
-    } else if entry.schema != *live {
+    } else if !carries {
         full(FullReason::SchemaChanged)
     } else if log_too_long()? {
         full(FullReason::LogTooLong)
@@ -185,8 +187,10 @@ where
 /// A tracked table as a checkout sees it.
 #[derive(Debug, Clone)]
 pub struct LiveTable<T> {
+    /// Its name now.
     pub name: String,
-    pub schema: TableSchema,
+    /// The name of its entry in HEAD's root, if it has one (differs after a rename).
+    pub committed_name: Option<String>,
     /// Whatever the glue needs to act on the table (its catalog handle).
     pub handle: T,
 }
@@ -194,16 +198,22 @@ pub struct LiveTable<T> {
 /// What a checkout does to one table.
 #[derive(Debug)]
 pub enum Step<'r, T> {
-    /// Rewrite the rows of a tracked table to `target`.
+    /// Move a tracked table to the target's entry `target`, named `name` there:
+    /// definition (the glue plans the ALTERs) and rows.
     Rewrite {
         table: LiveTable<T>,
+        name: String,
         target: &'r TableEntry,
         /// The table's entry at HEAD, if HEAD has it.
         head: Option<TableEntry>,
     },
     /// Create a table the target has and this database lacks, and load it.
     Create { name: String, entry: &'r TableEntry },
-    /// A tracked table the target lacks: left as it is.
+    /// A tracked table that HEAD has and the target lacks: its removal is part of
+    /// the history, so it is dropped.
+    Drop { table: LiveTable<T> },
+    /// A tracked table neither HEAD nor the target has (never committed): left as
+    /// it is.
     Leave { table: LiveTable<T> },
 }
 
@@ -212,14 +222,41 @@ pub enum Step<'r, T> {
 pub enum CheckoutRefused {
     /// The target has a table that exists here but is not tracked.
     UntrackedExists { table: String },
-    /// A tracked table's columns or primary key differ from the target's.
-    SchemaDiffers { table: String },
+}
+
+/// The target's entry for a tracked table whose HEAD entry is `head` (named
+/// `head_name`): by table id when both have one (so a renamed table is found), else by
+/// name.
+fn target_of<'r>(
+    target: &'r RootValue,
+    head_name: &str,
+    head: Option<&TableEntry>,
+) -> Option<(&'r String, &'r TableEntry)> {
+    if let Some(h) = head.filter(|h| h.schema.id != 0) {
+        if let Some(found) = target
+            .tables
+            .iter()
+            .find(|(_, e)| e.schema.id == h.schema.id)
+        {
+            return Some(found);
+        }
+        if target
+            .tables
+            .get(head_name)
+            .is_some_and(|e| e.schema.id != 0)
+        {
+            // A table of that name that is another table: this one was removed.
+            return None;
+        }
+    }
+    target.tables.get_key_value(head_name)
 }
 
 /// Plans a checkout of `target` over the tracked tables `tracked`, given HEAD's root.
 /// `exists` says whether a relation of a (checked) name exists here. Every refusal is
-/// found before the first step runs (the inner `Err`); `Create` steps come last, after
-/// the tracked tables are rewritten. The outer `Err` is a failure of `exists`.
+/// found before the first step runs (the inner `Err`); drops come first (they free
+/// names), `Create` steps last, after the tracked tables are rewritten. The outer
+/// `Err` is a failure of `exists`.
 #[allow(clippy::type_complexity)]
 pub fn plan_checkout<'r, T, E>(
     head: &RootValue,
@@ -227,12 +264,38 @@ pub fn plan_checkout<'r, T, E>(
     tracked: Vec<LiveTable<T>>,
     mut exists: impl FnMut(&str) -> Result<bool, E>,
 ) -> Result<Result<Vec<Step<'r, T>>, CheckoutRefused>, E> {
+    let mut drops = Vec::new();
+    let mut steps = Vec::new();
+    let mut claimed: BTreeSet<&'r String> = BTreeSet::new();
+    let names_here: BTreeSet<String> = tracked.iter().map(|t| t.name.clone()).collect();
+    for table in tracked {
+        let head_name = table.committed_name.clone().unwrap_or(table.name.clone());
+        let head_entry = head.tables.get(&head_name);
+        match target_of(target, &head_name, head_entry) {
+            Some((name, entry)) if !claimed.contains(name) => {
+                claimed.insert(name);
+                if name != &table.name && !names_here.contains(name) && exists(name)? {
+                    return Ok(Err(CheckoutRefused::UntrackedExists {
+                        table: name.clone(),
+                    }));
+                }
+                steps.push(Step::Rewrite {
+                    name: name.clone(),
+                    head: head_entry.cloned(),
+                    target: entry,
+                    table,
+                });
+            }
+            _ if head_entry.is_some() => drops.push(Step::Drop { table }),
+            _ => steps.push(Step::Leave { table }),
+        }
+    }
     let mut create = Vec::new();
     for (name, entry) in &target.tables {
-        if tracked.iter().any(|t| &t.name == name) {
+        if claimed.contains(name) {
             continue;
         }
-        if exists(name)? {
+        if !names_here.contains(name) && exists(name)? {
             return Ok(Err(CheckoutRefused::UntrackedExists {
                 table: name.clone(),
             }));
@@ -242,24 +305,9 @@ pub fn plan_checkout<'r, T, E>(
             entry,
         });
     }
-    let mut steps = Vec::new();
-    for table in tracked {
-        let Some(entry) = target.tables.get(&table.name) else {
-            steps.push(Step::Leave { table });
-            continue;
-        };
-        if table.schema != entry.schema {
-            return Ok(Err(CheckoutRefused::SchemaDiffers { table: table.name }));
-        }
-        let head = head.tables.get(&table.name).cloned();
-        steps.push(Step::Rewrite {
-            table,
-            target: entry,
-            head,
-        });
-    }
-    steps.extend(create);
-    Ok(Ok(steps))
+    drops.extend(steps);
+    drops.extend(create);
+    Ok(Ok(drops))
 }
 
 /// The keys a checkout rewrites in one table: those changed in the working set since
@@ -310,7 +358,7 @@ pub fn commit_outcome(
 mod tests {
     use super::*;
     use crate::codec::store_value;
-    use crate::commit::Column;
+    use crate::commit::{Column, TableSchema};
     use crate::prolly::Builder;
     use crate::store::MemStore;
     use proptest::prelude::*;
@@ -451,39 +499,39 @@ mod tests {
     fn read_mode_uses_the_log_only_when_it_can_be_trusted() {
         let t = prolly::empty_root();
         let e = entry(&["id", "v"], t);
-        let live = schema(&["id", "v"]);
+        let live = true;
         let never = || -> Result<bool, ()> { panic!("log length asked needlessly") };
         assert_eq!(
-            read_mode(None, &live, false, false, never),
+            read_mode(None, live, false, false, never),
             Ok(ReadMode::Full {
                 reason: FullReason::NotCommitted,
                 base: None
             })
         );
         assert_eq!(
-            read_mode(Some(&e), &live, false, true, never).map(|m| m.is_full()),
+            read_mode(Some(&e), live, false, true, never).map(|m| m.is_full()),
             Ok(true)
         );
         assert_eq!(
-            read_mode(Some(&e), &live, true, false, never).map(|m| m.is_full()),
+            read_mode(Some(&e), live, true, false, never).map(|m| m.is_full()),
             Ok(true)
         );
         assert_eq!(
-            read_mode(Some(&e), &schema(&["id", "w"]), false, false, never),
+            read_mode(Some(&e), false, false, false, never),
             Ok(ReadMode::Full {
                 reason: FullReason::SchemaChanged,
                 base: Some(t)
             })
         );
         assert_eq!(
-            read_mode(Some(&e), &live, false, false, || Ok::<_, ()>(true)),
+            read_mode(Some(&e), live, false, false, || Ok::<_, ()>(true)),
             Ok(ReadMode::Full {
                 reason: FullReason::LogTooLong,
                 base: Some(t)
             })
         );
         assert_eq!(
-            read_mode(Some(&e), &live, false, false, || Ok::<_, ()>(false)),
+            read_mode(Some(&e), live, false, false, || Ok::<_, ()>(false)),
             Ok(ReadMode::Log { base: t })
         );
     }
@@ -495,45 +543,74 @@ mod tests {
         target.tables.insert("public.a".into(), entry(&["id"], t));
         target.tables.insert("public.b".into(), entry(&["id"], t));
         let head = RootValue::default();
-        let live = |n: &str, cols: &[&str]| LiveTable {
+        let live = |n: &str, committed: Option<&str>| LiveTable {
             name: n.into(),
-            schema: schema(cols),
+            committed_name: committed.map(String::from),
             handle: (),
         };
         // b exists untracked: refused.
-        let r = plan_checkout(&head, &target, vec![live("public.a", &["id"])], |n| {
+        let r = plan_checkout(&head, &target, vec![live("public.a", None)], |n| {
             Ok::<_, E>(n == "public.b")
         });
         assert!(matches!(
             r,
             Ok(Err(CheckoutRefused::UntrackedExists { .. }))
         ));
-        // a's schema differs: refused.
-        let r = plan_checkout(&head, &target, vec![live("public.a", &["id", "x"])], |_| {
-            Ok::<_, E>(false)
-        });
-        assert!(matches!(r, Ok(Err(CheckoutRefused::SchemaDiffers { .. }))));
-        // a rewritten, c left, b created, creation last.
+        // a rewritten, c left (never committed), d dropped (HEAD has it), b created;
+        // drops first and creations last.
+        let mut head = RootValue::default();
+        head.tables.insert("public.d".into(), entry(&["id"], t));
+        let kinds = |steps: Vec<Step<()>>| -> Vec<String> {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Step::Rewrite { table, name, .. } => {
+                        format!("rewrite {} as {name}", table.name)
+                    }
+                    Step::Create { name, .. } => format!("create {name}"),
+                    Step::Leave { table } => format!("leave {}", table.name),
+                    Step::Drop { table } => format!("drop {}", table.name),
+                })
+                .collect()
+        };
         let steps = plan_checkout(
             &head,
             &target,
-            vec![live("public.c", &["id"]), live("public.a", &["id"])],
+            vec![
+                live("public.c", None),
+                live("public.a", None),
+                live("public.d", Some("public.d")),
+            ],
             |_| Ok::<_, E>(false),
         )
         .unwrap()
         .unwrap();
-        let kinds: Vec<String> = steps
-            .iter()
-            .map(|s| match s {
-                Step::Rewrite { table, .. } => format!("rewrite {}", table.name),
-                Step::Create { name, .. } => format!("create {name}"),
-                Step::Leave { table } => format!("leave {}", table.name),
-            })
-            .collect();
         assert_eq!(
-            kinds,
-            ["leave public.c", "rewrite public.a", "create public.b"]
+            kinds(steps),
+            [
+                "drop public.d",
+                "leave public.c",
+                "rewrite public.a as public.a",
+                "create public.b"
+            ]
         );
+        // Renamed upstream: found by its id, rewritten under the new name; renamed
+        // here (uncommitted): found by its committed name.
+        let mut e = entry(&["id"], t);
+        e.schema.id = 42;
+        let mut head = RootValue::default();
+        head.tables.insert("public.old".into(), e.clone());
+        let mut target = RootValue::default();
+        target.tables.insert("public.new".into(), e);
+        let steps = plan_checkout(
+            &head,
+            &target,
+            vec![live("public.mine", Some("public.old"))],
+            |_| Ok::<_, E>(false),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(kinds(steps), ["rewrite public.mine as public.new"]);
     }
 
     #[test]

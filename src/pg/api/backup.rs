@@ -80,7 +80,12 @@ fn working_commit<T: ChunkStore>(
     };
     let mut root = RootValue::default();
     for t in tracked_tables()? {
-        let entry = table_entry(overlay, &t, head_root.tables.get(&t.name), false)?;
+        let entry = table_entry(
+            overlay,
+            &t,
+            super::commit::parent_entry(&head_root, &t),
+            false,
+        )?;
         root.tables.insert(t.name.clone(), entry);
     }
     let mut w = overlay;
@@ -197,12 +202,7 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
     if force {
         // Replacing drops the tracked tables: only their owners (or a superuser) may.
         for t in &tracked {
-            let owns = crate::pg::spi::one_bool(
-                "SELECT r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE') \
-                 FROM pg_roles r, pg_class c WHERE r.oid = $1 AND c.oid = $2",
-                vec![Arg::Oid(crate::pg::spi::caller()), Arg::Oid(t.relid)],
-            )?;
-            if !owns {
+            if !crate::pg::spi::caller_owns(t.relid)? {
                 return Err(VcError::new(
                     Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!(

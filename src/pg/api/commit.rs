@@ -9,11 +9,11 @@
 
 use crate::codec::store_value;
 use crate::commit::{Commit, RootValue, TableEntry};
-use crate::pg::catalog::{live_plan, owned_sequences, tracked_tables, Tracked};
+use crate::pg::catalog::{owned_sequences, tracked_tables, Tracked};
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::progress::now_us;
 use crate::pg::refs::{current_branch, ref_hash, set_branch};
-use crate::pg::rows::{read_mode_of, working_changes, Scan};
+use crate::pg::rows::{working_changes, Scan};
 use crate::pg::spi::{exec, with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
@@ -50,8 +50,9 @@ pub fn table_entry<S>(
 where
     for<'a> &'a S: ChunkStore,
 {
-    let (schema, plan) = live_plan(t)?;
-    let mode = read_mode_of(t, &schema, old, consume)?;
+    crate::pg::catalog::require_primary_key(t)?;
+    let (live, mode) = crate::pg::definition::live_and_mode(t, old, consume)?;
+    let (schema, plan) = (live.schema, live.plan);
     let tree = match mode {
         ReadMode::Full { .. } => {
             if consume {
@@ -80,11 +81,21 @@ where
             apply_edits(&mut s, base, edits)?
         }
     };
+    if consume {
+        crate::pg::definition::record(t.relid, &schema, &t.name)?;
+    }
     Ok(TableEntry {
         schema,
         tree,
         sequences: owned_sequences(t.relid)?,
     })
+}
+
+/// A tracked table's entry in a parent root: under the name it was last committed or
+/// checked out as (it differs after a rename).
+pub fn parent_entry<'a>(root: &'a RootValue, t: &Tracked) -> Option<&'a TableEntry> {
+    root.tables
+        .get(t.committed_name.as_ref().unwrap_or(&t.name))
 }
 
 pub fn commit(message: &str, author: Option<&str>, allow_empty: bool) -> VcResult<String> {
@@ -123,7 +134,7 @@ fn commit_locked(
         if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
             return Err(crate::pg::error::denied_table("commit", &t.name, "SELECT"));
         }
-        let entry = table_entry(&store, &t, parent_root.tables.get(&t.name), true)?;
+        let entry = table_entry(&store, &t, parent_entry(&parent_root, &t), true)?;
         root.tables.insert(t.name.clone(), entry);
     }
     if commit_outcome(parent, &parent_root, &root, allow_empty) == CommitOutcome::NothingToCommit {

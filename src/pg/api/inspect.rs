@@ -3,10 +3,10 @@
 
 use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
-use crate::pg::catalog::{live_plan, relation_name, table_schema, tracked_tables};
+use crate::pg::catalog::{relation_name, table_schema, tracked_tables};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
 use crate::pg::refs::{head_commit, resolve};
-use crate::pg::rows::{for_each_working_change, read_mode_of, working_changes};
+use crate::pg::rows::{for_each_working_change, working_changes};
 use crate::pg::spi::{with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
 use crate::pg::store::PgStore;
@@ -106,9 +106,10 @@ fn vc_status() -> TableIterator<
                     if !may_see_rows(t.relid)? {
                         continue;
                     }
-                    let (schema, plan) = live_plan(t)?;
-                    let old = head.tables.get(&t.name);
-                    let mode = read_mode_of(t, &schema, old, false)?;
+                    crate::pg::catalog::require_primary_key(t)?;
+                    let old = crate::pg::api::commit::parent_entry(&head, t);
+                    let (live, mode) = crate::pg::definition::live_and_mode(t, old, false)?;
+                    let plan = live.plan;
                     // Counted as found: flat memory even when the whole table differs.
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
                     for_each_working_change(&store, t, &plan, mode, false, &mut |c| {
@@ -126,7 +127,10 @@ fn vc_status() -> TableIterator<
                 }
                 // Tables in HEAD that are no longer tracked: all their rows leave.
                 for (name, e) in &head.tables {
-                    if !tracked.iter().any(|t| &t.name == name) && may_read(name)? {
+                    let still = tracked
+                        .iter()
+                        .any(|t| t.committed_name.as_ref().unwrap_or(&t.name) == name);
+                    if !still && may_read(name)? {
                         let n = prolly::count(&store, e.tree)? as i64;
                         out.push((name.clone(), 0, 0, n));
                     }
@@ -234,7 +238,7 @@ fn diff_rows(
     to: Option<&RootValue>,
     only: Option<&str>,
 ) -> VcResult<Vec<DiffRow>> {
-    let from_side = side_of_root(from);
+    let mut from_side = side_of_root(from);
     let head;
     let (to_side, working) = match to {
         Some(r) => (side_of_root(r), None),
@@ -246,9 +250,10 @@ fn diff_rows(
                 if !may_see_rows(t.relid)? {
                     continue;
                 }
-                let (schema, plan) = live_plan(&t)?;
-                let old = head.tables.get(&t.name);
-                let mode = read_mode_of(&t, &schema, old, false)?;
+                crate::pg::catalog::require_primary_key(&t)?;
+                let old = crate::pg::api::commit::parent_entry(&head, &t);
+                let (live, mode) = crate::pg::definition::live_and_mode(&t, old, false)?;
+                let (schema, plan) = (live.schema, live.plan);
                 let ch = working_changes(store, &t, &plan, mode, false)?;
                 let tree = old.map(|o| o.tree).unwrap_or_else(prolly::empty_root);
                 tables.insert(t.name.clone(), (schema, tree));
@@ -257,6 +262,25 @@ fn diff_rows(
             (Side { tables }, Some(changes))
         }
     };
+    // A table renamed between the two sides is compared under its new name (found by
+    // its identity).
+    let renamed: Vec<(String, String)> = from_side
+        .tables
+        .iter()
+        .filter(|(n, (s, _))| s.id != 0 && !to_side.tables.contains_key(*n))
+        .filter_map(|(n, (s, _))| {
+            to_side
+                .tables
+                .iter()
+                .find(|(m, (t, _))| t.id == s.id && !from.tables.contains_key(*m))
+                .map(|(m, _)| (n.clone(), m.clone()))
+        })
+        .collect();
+    for (old, new) in renamed {
+        if let Some(v) = from_side.tables.remove(&old) {
+            from_side.tables.insert(new, v);
+        }
+    }
     let names: BTreeSet<&String> = from_side
         .tables
         .keys()

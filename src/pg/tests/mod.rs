@@ -19,6 +19,8 @@ mod remotes;
 #[cfg(any(test, feature = "pg_test"))]
 mod replication;
 #[cfg(any(test, feature = "pg_test"))]
+mod schema;
+#[cfg(any(test, feature = "pg_test"))]
 mod storage;
 #[cfg(any(test, feature = "pg_test"))]
 mod store;
