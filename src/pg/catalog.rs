@@ -33,12 +33,15 @@ pub struct Tracked {
     /// The name of its entry in the last commit or checkout (it differs after a
     /// rename); None before its first commit.
     pub committed_name: Option<String>,
+    /// Its identity in history (None for a table tracked by pgvc 0.1 and not
+    /// committed since).
+    pub table_id: Option<u64>,
 }
 
 /// Every tracked table that still exists, ordered by name.
 pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
     let rows = query_values(
-        "SELECT t.relid, format('%I.%I', n.nspname, c.relname), t.full_scan, t.committed_name \
+        "SELECT t.relid, format('%I.%I', n.nspname, c.relname), t.full_scan, t.committed_name, t.table_id \
          FROM vc.tracked t JOIN pg_class c ON c.oid = t.relid \
          JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2",
         vec![],
@@ -50,6 +53,11 @@ pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
                 name: r[1].text()?,
                 full_scan: r[2].bool()?,
                 committed_name: r[3].opt().map(Value::text).transpose()?,
+                table_id: r[4]
+                    .opt()
+                    .map(|v| v.int().map(|i| i as u64))
+                    .transpose()?
+                    .filter(|i| *i != 0),
             })
         })
         .collect()

@@ -63,7 +63,7 @@ pub fn live(t: &Tracked, committed: Option<&TableEntry>) -> VcResult<Live> {
         _ => false,
     };
     let parent = committed.map(|e| &e.schema);
-    let mut schema = versioned(&t.name, parent, catalog, &known);
+    let mut schema = versioned(&t.name, t.table_id, parent, catalog, &known);
     let carries = match parent {
         None => false,
         Some(p) => {
@@ -129,7 +129,7 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
            FROM unnest($2::text[], $3::text[]) x(name, tag) \
            JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
                 AND a.attnum > 0 AND NOT a.attisdropped), \
-         storage = (SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.oid) \
+         table_id = $5, storage = (SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.oid) \
            FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid), \
          committed_name = $4 WHERE relid = $1",
         vec![
@@ -137,6 +137,7 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
             Arg::TextArray(names),
             Arg::TextArray(tags),
             Arg::Text(Some(name.to_string())),
+            Arg::Int8(schema.id as i64),
         ],
     )?;
     Ok(())

@@ -35,13 +35,15 @@ INSERT INTO vc.head VALUES (true, 'main');
 -- Tracked tables. log_table holds the primary keys changed since the last commit
 -- (written by statement-level triggers); full_scan is set by TRUNCATE and DDL-like
 -- events that make the key log insufficient.
--- The other columns are the table's record at its last commit or checkout
--- (docs/SCHEMA.md): the tags of its columns by attribute number, its storage
--- (relfilenodes: a rewrite changes them) and the name it was committed under.
+-- The other columns are the table's identity in history and its record at its last
+-- commit or checkout (docs/SCHEMA.md): the tags of its columns by attribute number,
+-- its storage (relfilenodes: a rewrite changes them) and the name it was committed
+-- under.
 CREATE TABLE vc.tracked (
     relid oid PRIMARY KEY,
     log_table text NOT NULL,
     full_scan boolean NOT NULL DEFAULT true,
+    table_id int8,
     attnums int2[],
     tags int8[],
     storage text,

@@ -241,9 +241,13 @@ pub fn track(relid: Oid) -> VcResult<()> {
     for part in partitions(relid)? {
         install_triggers(&part, oid)?;
     }
+    // The table's identity (docs/SCHEMA.md): new, so that a table dropped and made
+    // again under the same name is another table in history.
+    let id =
+        crate::repo::schema::new_table_id(&format!("{name}@{}", crate::pg::progress::now_us()));
     exec(
-        "INSERT INTO vc.tracked (relid, log_table, full_scan) VALUES ($1, $2, true)",
-        vec![Arg::Oid(relid), Arg::Text(Some(log))],
+        "INSERT INTO vc.tracked (relid, log_table, full_scan, table_id) VALUES ($1, $2, true, $3)",
+        vec![Arg::Oid(relid), Arg::Text(Some(log)), Arg::Int8(id as i64)],
     )?;
     Ok(())
 }

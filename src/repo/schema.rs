@@ -33,7 +33,9 @@ pub fn same_column(a: &Column, b: &Column) -> bool {
 }
 
 /// The versioned form of a live table's definition `live` (from the catalog: no id,
-/// no tags), given the entry of the commit it descends from (`parent`) and the tags
+/// no tags), given its identity (`id`, given when it was tracked; else the parent's,
+/// else one derived from its name), the entry of the commit it descends from
+/// (`parent`) and the tags
 /// recorded for its columns at the last commit or checkout (`known`, one per live
 /// column, by attribute number). A column keeps its recorded tag; when there is no
 /// record at all (a version-1 parent, or a record lost in a dump), a column takes the
@@ -41,13 +43,15 @@ pub fn same_column(a: &Column, b: &Column) -> bool {
 /// `padded` is left for the caller (it depends on whether the tree carries).
 pub fn versioned(
     name: &str,
+    id: Option<u64>,
     parent: Option<&TableSchema>,
     mut live: TableSchema,
     known: &[Option<u64>],
 ) -> TableSchema {
     live.version = FORMAT_VERSION;
-    live.id = match parent {
-        Some(p) if p.id != 0 => p.id,
+    live.id = match (id, parent) {
+        (Some(id), _) => id,
+        (None, Some(p)) if p.id != 0 => p.id,
         _ => new_table_id(name),
     };
     let mut used: Vec<u64> = known.iter().flatten().copied().collect();
@@ -458,7 +462,7 @@ mod tests {
             vec![col(0, "id", "integer"), col(0, "v", "text")],
             vec!["id".into()],
         );
-        let first = versioned("public.t", None, live.clone(), &[None, None]);
+        let first = versioned("public.t", None, None, live.clone(), &[None, None]);
         assert_ne!(first.id, 0);
         assert!(first.columns.iter().all(|c| c.tag != 0));
         assert_ne!(first.columns[0].tag, first.columns[1].tag);
@@ -466,19 +470,19 @@ mod tests {
         let mut renamed = live.clone();
         renamed.columns[1].name = "w".into();
         let known = [Some(first.columns[0].tag), Some(first.columns[1].tag)];
-        let second = versioned("public.t", Some(&first), renamed, &known);
+        let second = versioned("public.t", None, Some(&first), renamed, &known);
         assert_eq!(second.columns[1].tag, first.columns[1].tag);
         assert_eq!(second.id, first.id);
         // Dropped and added again under the same name: a new column.
         let mut readded = live.clone();
         readded.columns[1].type_name = "integer".into();
-        let third = versioned("public.t", Some(&first), readded, &[known[0], None]);
+        let third = versioned("public.t", None, Some(&first), readded, &[known[0], None]);
         assert_ne!(third.columns[1].tag, first.columns[1].tag);
         // Without a record (a version-1 parent or a lost record), names match.
-        let fourth = versioned("public.t", Some(&first), live, &[None, None]);
+        let fourth = versioned("public.t", None, Some(&first), live, &[None, None]);
         assert_eq!(fourth.columns, first.columns);
         // The id follows the parent through a table rename.
-        let moved = versioned("public.u", Some(&first), fourth.clone(), &known);
+        let moved = versioned("public.u", None, Some(&first), fourth.clone(), &known);
         assert_eq!(moved.id, first.id);
     }
 

@@ -1,0 +1,272 @@
+//! Versioned schema between real clusters (docs/SCHEMA.md): a standby follows DDL on
+//! the primary with no hand work, clone and restore give the same definitions and
+//! hashes, and a change a standby cannot apply stops it with a clear error until fixed.
+
+use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir};
+use postgres::Client;
+
+const PRIMARY: &[&str] = &[
+    "vc.replicate_to_remote = 'origin'",
+    "vc.replication_interval = 100",
+];
+const STANDBY: &[&str] = &[
+    "vc.read_replica_remote = 'origin'",
+    "vc.replication_interval = 100",
+];
+
+/// Definition (columns by name, with type, NOT NULL and default), primary key and
+/// rows of every table in schemas `public` and `moved`, as text.
+fn shape(d: &mut Client) -> String {
+    query_scalar(
+        d,
+        "SELECT coalesce(string_agg(t, E'\\n' ORDER BY t), '') FROM ( \
+           SELECT c.oid::regclass::text || ': ' || \
+             (SELECT string_agg(format('%s %s%s%s', a.attname, format_type(a.atttypid, a.atttypmod), \
+                       CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, \
+                       ' default ' || pg_get_expr(ad.adbin, ad.adrelid)), ', ' ORDER BY a.attname) \
+              FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || ' | ' || \
+             coalesce((SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k \
+                       WHERE k.conrelid = c.oid AND k.contype = 'p'), 'no key') AS t \
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind = 'r' AND n.nspname IN ('public', 'moved')) x",
+    ) + "\n"
+        + &query_scalar(
+            d,
+            "SELECT coalesce(string_agg(r, E'\\n' ORDER BY r), '') FROM ( \
+               SELECT c.oid::regclass::text || ' ' || \
+                 (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(to_jsonb(x)::text, '';'' \
+                    ORDER BY to_jsonb(x)::text), '''')) AS c FROM %s x', c.oid::regclass), false, true, '')))[1]::text AS r \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE c.relkind = 'r' AND n.nspname IN ('public', 'moved')) y",
+        )
+}
+
+fn head(d: &mut Client) -> String {
+    query_scalar(d, "SELECT vc.hashof('main')")
+}
+
+fn last_error(d: &mut Client) -> String {
+    query_scalar(
+        d,
+        "SELECT coalesce(last_error, '<none>') FROM vc.replication_status() WHERE branch = 'main'",
+    )
+}
+
+fn caught_up(s: &mut Client, want: &str, what: &str) {
+    let got = wait_for(s, "SELECT coalesce(vc.hashof('main'), '')", want, 30);
+    assert_eq!(
+        got,
+        want,
+        "standby did not follow {what}: {}",
+        last_error(s)
+    );
+}
+
+fn clean(d: &mut Client) -> bool {
+    query_scalar(d, "SELECT count(*)::text FROM vc.status()") == "0"
+}
+
+/// The migrations every test here runs, one commit each.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "add a nullable column",
+        "ALTER TABLE items ADD COLUMN c int; UPDATE items SET c = 7 WHERE id = 2",
+    ),
+    (
+        "add a NOT NULL column with a default",
+        "ALTER TABLE items ADD COLUMN d text NOT NULL DEFAULT 'dflt'",
+    ),
+    ("rename a column", "ALTER TABLE items RENAME COLUMN name TO label"),
+    (
+        "change a type with USING",
+        "ALTER TABLE items ALTER COLUMN price TYPE text USING coalesce(price::text, 'free')",
+    ),
+    ("drop a column", "ALTER TABLE items DROP COLUMN c"),
+    (
+        "NOT NULL and defaults",
+        "ALTER TABLE items ALTER COLUMN price SET NOT NULL, ALTER COLUMN d DROP DEFAULT, \
+         ALTER COLUMN label SET DEFAULT 'none'",
+    ),
+    (
+        "change the primary key",
+        "ALTER TABLE items DROP CONSTRAINT items_pkey, ADD PRIMARY KEY (label, id)",
+    ),
+    (
+        "rename the table and move it",
+        "CREATE SCHEMA moved; ALTER TABLE items RENAME TO goods; ALTER TABLE goods SET SCHEMA moved",
+    ),
+    (
+        "a new table",
+        "CREATE TABLE extra (k text PRIMARY KEY, n int DEFAULT 1); INSERT INTO extra VALUES ('a', 2); \
+         SELECT vc.track('extra')",
+    ),
+    (
+        "drop a table and make one of that name with another shape",
+        "DROP TABLE scratch; CREATE TABLE scratch (code text PRIMARY KEY, qty numeric); \
+         INSERT INTO scratch VALUES ('x', 1.5); SELECT vc.track('scratch')",
+    ),
+    ("drop a table", "DROP TABLE extra"),
+];
+
+fn setup(d: &mut Client) {
+    d.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text, price numeric(8,2));
+         INSERT INTO items (name, price) VALUES ('apple', 1.5), ('pear', NULL), ('fig', 3);
+         CREATE TABLE scratch (id int PRIMARY KEY, v text);
+         INSERT INTO scratch VALUES (1, 'one');
+         SELECT vc.track('items'); SELECT vc.track('scratch');
+         SELECT vc.commit('initial');",
+    )
+    .unwrap();
+}
+
+/// The primary migrates, commit by commit; the standby follows each with no hand work:
+/// same definitions, rows and root hash, and a clean status.
+#[test]
+fn a_standby_follows_every_schema_change() {
+    let remote = RemoteDir::new("schema-follow");
+    let p = Cluster::start_with(PRIMARY);
+    let mut dp = p.connect();
+    dp.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');",
+        remote.url()
+    ))
+    .unwrap();
+    setup(&mut dp);
+    let s = Cluster::start_with(STANDBY);
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    caught_up(&mut ds, &head(&mut dp), "the clone");
+    for (what, ddl) in MIGRATIONS {
+        dp.batch_execute(ddl).unwrap();
+        dp.batch_execute(&format!("SELECT vc.commit('{what}')"))
+            .unwrap();
+        caught_up(&mut ds, &head(&mut dp), what);
+        assert_eq!(shape(&mut ds), shape(&mut dp), "after {what}");
+        assert_eq!(
+            query_scalar(&mut ds, "SELECT vc.root_hash('main')"),
+            query_scalar(&mut dp, "SELECT vc.root_hash('main')"),
+            "after {what}"
+        );
+        assert!(clean(&mut ds), "standby status after {what}");
+    }
+    // Writes after the migrations replicate as usual.
+    dp.batch_execute(
+        "UPDATE moved.goods SET d = 'changed' WHERE id = 1; INSERT INTO scratch VALUES ('y', 2);
+         SELECT vc.commit('rows after the migrations')",
+    )
+    .unwrap();
+    caught_up(&mut ds, &head(&mut dp), "rows after the migrations");
+    assert_eq!(shape(&mut ds), shape(&mut dp));
+}
+
+/// After a history of schema changes, a clone and a backup restore give the same
+/// definitions, rows and hashes, and a reset there goes back to the first commit and
+/// forward again.
+#[test]
+fn clone_restore_and_reset_cross_schema_changes() {
+    let remote = RemoteDir::new("schema-clone");
+    let backup = RemoteDir::new("schema-backup");
+    let a = Cluster::start();
+    let mut da = a.connect();
+    da.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');",
+        remote.url()
+    ))
+    .unwrap();
+    setup(&mut da);
+    let first_shape = shape(&mut da);
+    for (what, ddl) in MIGRATIONS {
+        da.batch_execute(ddl).unwrap();
+        da.batch_execute(&format!("SELECT vc.commit('{what}')"))
+            .unwrap();
+    }
+    da.batch_execute(&format!(
+        "SELECT vc.push(); SELECT vc.backup_add('b', '{}'); SELECT * FROM vc.backup_sync('b');",
+        backup.url()
+    ))
+    .unwrap();
+    let want = shape(&mut da);
+    let root = query_scalar(&mut da, "SELECT vc.root_hash('main')");
+    let b = Cluster::start();
+    let mut db = b.connect();
+    db.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    let c = Cluster::start();
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{}')",
+        backup.url()
+    ))
+    .unwrap();
+    for (who, d) in [("clone", &mut db), ("restore", &mut dc)] {
+        assert_eq!(shape(d), want, "{who}");
+        assert_eq!(
+            query_scalar(d, "SELECT vc.root_hash('main')"),
+            root,
+            "{who}"
+        );
+        assert!(clean(d), "{who}");
+        let n = MIGRATIONS.len();
+        d.batch_execute(&format!("SELECT vc.reset('main~{n}')"))
+            .unwrap();
+        assert_eq!(shape(d), first_shape, "{who} reset to the first commit");
+        assert!(clean(d), "{who} after reset back");
+        d.batch_execute("SELECT vc.reset('main')").unwrap();
+        assert_eq!(shape(d), want, "{who} reset forward");
+        assert!(clean(d), "{who} after reset forward");
+    }
+}
+
+/// A change the standby cannot apply (a column of a type it lacks) stops replication
+/// with a clear error and applies nothing; once the type exists, it resumes.
+#[test]
+fn a_change_the_standby_cannot_apply_stops_it_until_fixed() {
+    let remote = RemoteDir::new("schema-stuck");
+    let p = Cluster::start_with(PRIMARY);
+    let mut dp = p.connect();
+    dp.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');",
+        remote.url()
+    ))
+    .unwrap();
+    setup(&mut dp);
+    let s = Cluster::start_with(STANDBY);
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    let before = head(&mut dp);
+    caught_up(&mut ds, &before, "the clone");
+    let shape_before = shape(&mut ds);
+    dp.batch_execute(
+        "CREATE TYPE mood AS ENUM ('sad', 'happy');
+         ALTER TABLE items ADD COLUMN m mood; UPDATE items SET m = 'happy';
+         SELECT vc.commit('a column of a user type')",
+    )
+    .unwrap();
+    let err = wait_for(
+        &mut ds,
+        "SELECT coalesce(last_error LIKE '%mood%', false)::text FROM vc.replication_status() WHERE branch = 'main'",
+        "true",
+        30,
+    );
+    assert_eq!(err, "true", "{}", last_error(&mut ds));
+    assert_eq!(head(&mut ds), before);
+    assert_eq!(shape(&mut ds), shape_before);
+    ds.batch_execute("CREATE TYPE mood AS ENUM ('sad', 'happy')")
+        .unwrap();
+    caught_up(&mut ds, &head(&mut dp), "once the type exists");
+    assert_eq!(shape(&mut ds), shape(&mut dp));
+    assert_eq!(last_error(&mut ds), "<none>");
+}
