@@ -131,14 +131,6 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         };
         create.push((seq, owner, s.name.clone()));
     }
-    // (No CREATE SCHEMA IF NOT EXISTS: its NOTICE for public is noise in every clone.)
-    let has_schema = one_text(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
-        vec![Arg::Text(Some(table.schema.clone()))],
-    )?;
-    // pgvc creates as its owner; a caller who is not a superuser must have the rights
-    // a CREATE would need, and owns what is created.
-    let for_caller = caller_owns_new_objects(&table.schema, has_schema.is_some())?;
     if entry
         .schema
         .columns
@@ -147,19 +139,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     {
         refuse_parse_time_code(&table)?;
     }
-    if has_schema.is_none() {
-        exec(sql::create_schema(&table.schema)?, vec![])?;
-        if let Some(role) = &for_caller {
-            exec(
-                sql::owner_to(
-                    ObjectKind::Schema,
-                    &Ident::new(&table.schema).to_string(),
-                    role,
-                ),
-                vec![],
-            )?;
-        }
-    }
+    let for_caller = ensure_schema(&table.schema)?;
     let mut allowed = Vec::new();
     // Sequences must exist before the defaults that call nextval() on them.
     for (seq, _, recorded) in &create {
@@ -220,6 +200,61 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
     }
     Ok(allowed)
+}
+
+/// Creates schema `schema` if it is missing. pgvc creates as its owner; a caller who
+/// is not a superuser must have the rights a CREATE would need (checked whether or
+/// not the schema exists), and owns what is created: the caller's role is returned
+/// for that (None for a superuser).
+fn ensure_schema(schema: &str) -> VcResult<Option<Ident>> {
+    // (No CREATE SCHEMA IF NOT EXISTS: its NOTICE for public is noise in every clone.)
+    let has_schema = one_text(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
+        vec![Arg::Text(Some(schema.to_string()))],
+    )?;
+    let for_caller = caller_owns_new_objects(schema, has_schema.is_some())?;
+    if has_schema.is_none() {
+        exec(sql::create_schema(schema)?, vec![])?;
+        if let Some(role) = &for_caller {
+            exec(
+                sql::owner_to(ObjectKind::Schema, &Ident::new(schema).to_string(), role),
+                vec![],
+            )?;
+        }
+    }
+    Ok(for_caller)
+}
+
+/// The schema a table is moved to (ALTER TABLE ... SET SCHEMA): the caller needs
+/// CREATE on it, as that statement would; a missing one is created as
+/// `ensure_schema` does.
+fn ensure_missing_schema(schema: &str) -> VcResult<()> {
+    let has = one_text(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
+        vec![Arg::Text(Some(schema.to_string()))],
+    )?;
+    if has.is_none() {
+        ensure_schema(schema)?;
+        return Ok(());
+    }
+    let may = super::spi::one_bool(
+        "SELECT r.rolsuper OR has_schema_privilege(r.oid, $2, 'CREATE') FROM pg_roles r WHERE r.oid = $1",
+        vec![
+            Arg::Oid(super::spi::caller()),
+            Arg::Text(Some(schema.to_string())),
+        ],
+    )?;
+    if !may {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to move a table into schema {}: that needs CREATE on it",
+                Ident::new(schema)
+            ),
+        )
+        .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may"));
+    }
+    Ok(())
 }
 
 /// Refuses a new table that would run code owned by another, unprivileged role.
@@ -571,6 +606,7 @@ fn rewrite(
     if renamed {
         let to = QualName::parse_user("table name", name)?;
         if to.schema != table.schema {
+            ensure_missing_schema(&to.schema)?;
             exec(sql::set_schema(&table, &to.schema)?, vec![])?;
             table.schema = to.schema.clone();
         }
