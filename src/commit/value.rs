@@ -174,6 +174,69 @@ impl RootValue {
         Ok(decode_tagged(kind::ROOT, hash, &data)?)
     }
 
+    /// The content hash of the versioned state (`vc.root_hash`): the hash of the
+    /// root value as version 1 encodes it, which holds names, definitions, trees and
+    /// sequences but no identities (table ids, column tags) or format bookkeeping. So
+    /// it is equal wherever the content is equal, whatever the history that gave each
+    /// table its identity, and a version-1 root's content hash is its chunk hash.
+    pub fn content_hash(&self) -> Hash {
+        #[derive(Serialize)]
+        struct V1Column<'a> {
+            name: &'a str,
+            type_name: &'a str,
+            not_null: bool,
+            default: &'a Option<String>,
+            generated: &'a Option<String>,
+            identity: &'a Option<String>,
+        }
+        #[derive(Serialize)]
+        struct V1Schema<'a> {
+            columns: Vec<V1Column<'a>>,
+            primary_key: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct V1Entry<'a> {
+            schema: V1Schema<'a>,
+            tree: Hash,
+            sequences: &'a [SequenceState],
+        }
+        #[derive(Serialize)]
+        struct V1Root<'a> {
+            tables: BTreeMap<&'a str, V1Entry<'a>>,
+        }
+        let v1 = V1Root {
+            tables: self
+                .tables
+                .iter()
+                .map(|(n, e)| {
+                    let columns = e
+                        .schema
+                        .columns
+                        .iter()
+                        .map(|c| V1Column {
+                            name: &c.name,
+                            type_name: &c.type_name,
+                            not_null: c.not_null,
+                            default: &c.default,
+                            generated: &c.generated,
+                            identity: &c.identity,
+                        })
+                        .collect();
+                    let entry = V1Entry {
+                        schema: V1Schema {
+                            columns,
+                            primary_key: &e.schema.primary_key,
+                        },
+                        tree: e.tree,
+                        sequences: &e.sequences,
+                    };
+                    (n.as_str(), entry)
+                })
+                .collect(),
+        };
+        crate::store::hash_of(&encode_tagged(kind::ROOT, &v1))
+    }
+
     /// True when `other` has the same tables, schemas and rows; sequence values are
     /// recorded in commits but do not make a commit non-empty on their own (a rolled
     /// back INSERT advances a sequence without changing any row).
@@ -301,6 +364,8 @@ mod tests {
         let bytes = encode_tagged(kind::ROOT, &OldRoot { tables });
         let h = s.put(bytes.clone()).unwrap();
         let r = RootValue::read(&s, &h).unwrap();
+        // Its content hash is its chunk hash, as vc.root_hash said in 0.1.
+        assert_eq!(r.content_hash(), h);
         assert_eq!(r.version, 1);
         let schema = &r.tables["public.t"].schema;
         assert_eq!((schema.version, schema.id, schema.padded), (1, 0, None));
@@ -315,5 +380,9 @@ mod tests {
         e.schema.columns[1].tag = 9;
         assert!(r.same_data(&now));
         assert_ne!(now.encode(), bytes);
+        // Identities are not content.
+        assert_eq!(now.content_hash(), h);
+        now.tables.get_mut("public.t").unwrap().schema.columns[2].not_null = true;
+        assert_ne!(now.content_hash(), h);
     }
 }

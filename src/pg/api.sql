@@ -28,8 +28,9 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER vc_on_drop ON sql_drop EXECUTE FUNCTION vc._on_drop();
 
--- ALTER TABLE of a tracked table may change its primary key: rebuild its key log so
--- writes keep working and the next commit compares the table in full.
+-- ALTER TABLE of a tracked table may change its primary key: then its key log is
+-- rebuilt so writes keep working, and the next commit compares the table in full
+-- (other DDL keeps the log: docs/SCHEMA.md).
 -- It runs as pgvc's owner inside the table owner's ALTER: every setting the rebuild
 -- depends on is pinned (names are rendered with search_path = pg_catalog; the trigger
 -- function body is checked when created).

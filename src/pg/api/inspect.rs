@@ -72,7 +72,8 @@ fn vc_root_hash(r#ref: Option<&str>) -> String {
         with_spi(|| {
             let store = PgStore::new();
             let c = resolve(&store, spec)?;
-            Ok(Commit::read(&store, &c)?.root.to_hex())
+            let root = Commit::read(&store, &c)?.root;
+            Ok(RootValue::read(&store, &root)?.content_hash().to_hex())
         })
     })
 }
