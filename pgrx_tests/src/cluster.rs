@@ -25,6 +25,8 @@ pub struct Cluster {
     data: PathBuf,
     log: PathBuf,
     port: u16,
+    /// The PostgreSQL bin directory this cluster runs (None: `PGVC_PG_BIN` or Debian's).
+    bin: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -47,6 +49,16 @@ impl Cluster {
 
     /// The general form of the constructors above.
     pub fn launch(preload_pgvc: bool, extra_conf: &[&str]) -> Cluster {
+        Self::launch_with_bin(None, preload_pgvc, extra_conf)
+    }
+
+    /// A cluster run by the PostgreSQL installation in `bin` (another copy of
+    /// PostgreSQL 15, with another build of pgvc: the upgrade test).
+    pub fn launch_with_bin(
+        bin: Option<PathBuf>,
+        preload_pgvc: bool,
+        extra_conf: &[&str],
+    ) -> Cluster {
         let dir = make_temp_dir();
         // From here on Drop removes the directory, whatever fails below.
         let mut cluster = Cluster {
@@ -54,6 +66,7 @@ impl Cluster {
             log: dir.join("log"),
             dir,
             port: 0,
+            bin,
         };
         let out = cluster.run(
             "initdb",
@@ -207,6 +220,17 @@ impl Cluster {
         self.start_server();
     }
 
+    /// Stops the server and starts it again with the installation in `bin` (None:
+    /// the default one): the same data directory under another build.
+    pub fn restart_with_bin(&mut self, bin: Option<PathBuf>) {
+        if self.postmaster_pid().is_some() {
+            let out = self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+            assert!(out.status.success(), "stop failed: {}", describe(&out));
+        }
+        self.bin = bin;
+        self.start_server();
+    }
+
     /// The last lines of the server log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
@@ -286,7 +310,10 @@ impl Cluster {
     /// Runs a PostgreSQL binary as the server's OS user, in the cluster dir (the
     /// caller's working directory may not be readable by that user).
     fn run(&self, program: &str, args: &[&str]) -> Output {
-        let bin = Path::new(&pg_bin()).join(program);
+        let bin = match &self.bin {
+            Some(b) => b.join(program),
+            None => Path::new(&pg_bin()).join(program),
+        };
         let mut cmd = if running_as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", PG_OS_USER, "--"]).arg(&bin);
