@@ -20,13 +20,15 @@ install: setup
 	$(PGRX_INSTALL)
 
 # Fast checks first; the cluster tier needs the release build installed, because its
-# servers load pgvc from the system PostgreSQL's lib dir.
+# servers load pgvc from the system PostgreSQL's lib dir, and the previous release
+# (git tag v0.1.0) built into a private copy of PostgreSQL for the upgrade test.
 test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_PGDATA)
 	$(PGRX_INSTALL)
-	PGVC_HARNESS_PRELOAD=1 cargo test -p pgvc-cluster-tests -- --test-threads=2
+	PGVC_PREVIOUS_BIN=$$(scripts/build-previous.sh) PGVC_HARNESS_PRELOAD=1 \
+		cargo test -p pgvc-cluster-tests -- --test-threads=2
 
 # The main job: a primary and a standby, a failover, fencing and rejoin.
 demo: install

@@ -11,14 +11,15 @@ TAG=${PGVC_PREVIOUS_TAG:-v0.1.0}
 PG=/usr/lib/postgresql/15
 OUT=$PWD/target/previous
 BIN=$OUT/pg/usr/lib/postgresql/15/bin
-want=$(git rev-parse "$TAG^{commit}")
+# The tag's commit, also when a clone came without tags.
+want=$(git rev-parse -q --verify "$TAG^{commit}" || echo c1ecfa9fad0e6203270b2275a8813cff85099b82)
 if [ -f "$OUT/built" ] && [ "$(cat "$OUT/built")" = "$want" ]; then
     echo "$BIN"
     exit 0
 fi
 rm -rf "$OUT"
 mkdir -p "$OUT/src" "$OUT/pg/usr/lib/postgresql" "$OUT/pg/usr/share/postgresql"
-git archive "$TAG" | tar -x -C "$OUT/src"
+git archive "$want" | tar -x -C "$OUT/src"
 echo "build-previous: building pgvc $TAG" >&2
 (cd "$OUT/src" && CARGO_TARGET_DIR="$OUT/target" cargo pgrx package --pg-config "$PG/bin/pg_config" >&2)
 # PostgreSQL's binaries find their lib and share directories relative to their own

@@ -11,3 +11,36 @@ ALTER TABLE vc.tracked
     ADD COLUMN tags int8[],
     ADD COLUMN storage text,
     ADD COLUMN committed_name text;
+
+-- vc.status() counts schema changes per table (a new column: the function is made
+-- again, with its Rust entry point).
+DROP FUNCTION vc.status();
+DROP FUNCTION vc._status();
+CREATE FUNCTION vc._status() RETURNS TABLE (
+    table_name text, inserted bigint, updated bigint, deleted bigint, schema_changes bigint
+) STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_status_wrapper';
+CREATE FUNCTION vc.status()
+RETURNS TABLE(table_name text, inserted bigint, updated bigint, deleted bigint, schema_changes bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._status() $$;
+
+-- vc.schema_diff(): the definition changes between two commits or the live tables.
+CREATE FUNCTION vc._schema_diff(from_ref text, to_ref text) RETURNS TABLE (
+    table_name text, change text, before text, after text
+) VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_schema_diff_wrapper';
+CREATE FUNCTION vc.schema_diff(from_ref text, to_ref text DEFAULT 'WORKING')
+RETURNS TABLE(table_name text, change text, before text, after text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._schema_diff($1, $2) $$;
+
+-- As a fresh install has them: nothing in vc for PUBLIC, readers may inspect.
+REVOKE ALL ON FUNCTION vc._status(), vc.status(), vc._schema_diff(text, text),
+    vc.schema_diff(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._status(), vc.status(), vc._schema_diff(text, text),
+    vc.schema_diff(text, text) TO pgvc_reader;

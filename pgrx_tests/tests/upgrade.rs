@@ -44,6 +44,29 @@ fn rows(d: &mut Client) -> String {
     )
 }
 
+/// What the extension defines in schema `vc`: functions (signature, result,
+/// settings, body, rights), tables and their columns, and the event triggers.
+fn catalog(d: &mut Client) -> Vec<Vec<Option<String>>> {
+    strings(
+        d,
+        "SELECT 'function', p.oid::regprocedure::text, pg_get_function_result(p.oid), \
+                p.proconfig::text, CASE WHEN l.lanname = 'c' THEN p.prosrc ELSE md5(p.prosrc) END, \
+                p.proacl::text, p.prosecdef::text, p.provolatile::text, p.proisstrict::text \
+         FROM pg_proc p LEFT JOIN pg_language l ON l.oid = p.prolang \
+         WHERE p.pronamespace = 'vc'::regnamespace AND p.proname NOT LIKE 'trg\\_%' \
+         UNION ALL \
+         SELECT 'column', c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod), \
+                a.attnotnull::text, pg_get_expr(ad.adbin, ad.adrelid), c.relacl::text, NULL, NULL, NULL \
+         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum \
+         WHERE c.relnamespace = 'vc'::regnamespace AND c.relkind = 'r' AND c.relname NOT LIKE 'log\\_%' \
+         UNION ALL \
+         SELECT 'event trigger', evtname, evtevent, evttags::text, evtfoid::regproc::text, evtenabled::text, NULL, NULL, NULL \
+         FROM pg_event_trigger \
+         ORDER BY 1, 2",
+    )
+}
+
 #[test]
 fn an_update_from_the_previous_release_keeps_everything() {
     let old = previous_bin();
@@ -62,7 +85,10 @@ fn an_update_from_the_previous_release_keeps_everything() {
     ))
     .unwrap();
     assert_eq!(
-        query_scalar(&mut d, "SELECT extversion FROM pg_extension WHERE extname = 'pgvc'"),
+        query_scalar(
+            &mut d,
+            "SELECT extversion FROM pg_extension WHERE extname = 'pgvc'"
+        ),
         "0.1.0"
     );
     let before = history(&mut d);
@@ -86,10 +112,27 @@ fn an_update_from_the_previous_release_keeps_everything() {
             "SELECT default_version FROM pg_available_extensions WHERE name = 'pgvc'"
         )
     );
+    // The updated extension defines exactly what a fresh install does.
+    let fresh = Cluster::start();
+    let mut df = fresh.connect();
+    df.batch_execute("CREATE EXTENSION pgvc").unwrap();
+    let (got, want) = (catalog(&mut d), catalog(&mut df));
+    let differ: Vec<_> = got
+        .iter()
+        .filter(|r| !want.contains(r))
+        .chain(want.iter().filter(|r| !got.contains(r)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "update and fresh install differ: {differ:#?}"
+    );
     // History and the root hashes of old commits are unchanged; nothing to commit.
     assert_eq!(history(&mut d), before);
     assert_eq!(rows(&mut d), before_rows);
-    assert_eq!(query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"), "0");
+    assert_eq!(
+        query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
     // Writes are tracked and commit; the remote takes the push.
     d.batch_execute("UPDATE items SET note = 'after' WHERE id = 1; SELECT vc.commit('after the update'); SELECT vc.push();")
         .unwrap();
@@ -105,21 +148,28 @@ fn an_update_from_the_previous_release_keeps_everything() {
         query_scalar(&mut d, "SELECT count(*)::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'stock'"),
         "0"
     );
-    assert_eq!(query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"), "0");
-    d.batch_execute(&format!("SELECT vc.reset('{tip}')")).unwrap();
+    assert_eq!(
+        query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
+    d.batch_execute(&format!("SELECT vc.reset('{tip}')"))
+        .unwrap();
     assert_eq!(
         query_scalar(&mut d, "SELECT stock::text FROM items WHERE id = 3"),
         "5"
     );
-    assert_eq!(query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"), "0");
+    assert_eq!(
+        query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
     d.batch_execute("SELECT vc.push()").unwrap();
 
     // Replication from the updated server: a standby of this build clones the remote
     // (history written by both releases) and follows a commit.
-    d.batch_execute(
-        "ALTER SYSTEM SET vc.replicate_to_remote = 'origin'; SELECT pg_reload_conf();",
-    )
-    .unwrap();
+    d.batch_execute("ALTER SYSTEM SET vc.replicate_to_remote = 'origin'")
+        .unwrap();
+    d.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let s = Cluster::start_with(&[
         "vc.read_replica_remote = 'origin'",
         "vc.replication_interval = 100",

@@ -76,7 +76,7 @@ AS $$
 $$;
 
 CREATE FUNCTION vc.status()
-RETURNS TABLE(table_name text, inserted bigint, updated bigint, deleted bigint)
+RETURNS TABLE(table_name text, inserted bigint, updated bigint, deleted bigint, schema_changes bigint)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
@@ -90,6 +90,14 @@ SET search_path = pg_catalog, pg_temp
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT * FROM vc._diff($1, $2, $3) $$;
+
+CREATE FUNCTION vc.schema_diff(from_ref text, to_ref text DEFAULT 'WORKING')
+RETURNS TABLE(table_name text, change text, before text, after text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._schema_diff($1, $2) $$;
 
 CREATE FUNCTION vc.reset(ref text DEFAULT 'HEAD') RETURNS void LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -466,6 +474,7 @@ BEGIN
         FROM pg_proc p JOIN (VALUES
             ('log', 'pgvc_reader'), ('_log', 'pgvc_reader'), ('status', 'pgvc_reader'),
             ('_status', 'pgvc_reader'), ('diff', 'pgvc_reader'), ('_diff', 'pgvc_reader'),
+            ('schema_diff', 'pgvc_reader'), ('_schema_diff', 'pgvc_reader'),
             ('as_of', 'pgvc_reader'), ('_as_of_rows', 'pgvc_reader'),
             ('hashof', 'pgvc_reader'), ('_hashof', 'pgvc_reader'),
             ('root_hash', 'pgvc_reader'), ('_root_hash', 'pgvc_reader'),

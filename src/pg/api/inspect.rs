@@ -94,6 +94,7 @@ fn vc_status() -> TableIterator<
         name!(inserted, i64),
         name!(updated, i64),
         name!(deleted, i64),
+        name!(schema_changes, i64),
     ),
 > {
     let rows = run(|| {
@@ -110,6 +111,14 @@ fn vc_status() -> TableIterator<
                     crate::pg::catalog::require_primary_key(t)?;
                     let old = crate::pg::api::commit::parent_entry(&head, t);
                     let (live, mode) = crate::pg::definition::live_and_mode(t, old, false)?;
+                    let name = t.committed_name.clone().unwrap_or(t.name.clone());
+                    let was: Vec<(String, &TableSchema)> =
+                        old.iter().map(|e| (name.clone(), &e.schema)).collect();
+                    let schema_changes = crate::repo::schema::schema_changes(
+                        &was,
+                        &[(t.name.clone(), &live.schema)],
+                    )
+                    .len() as i64;
                     let plan = live.plan;
                     // Counted as found: flat memory even when the whole table differs.
                     let (mut i, mut u, mut d) = (0i64, 0i64, 0i64);
@@ -122,8 +131,8 @@ fn vc_status() -> TableIterator<
                         }
                         Ok(())
                     })?;
-                    if i + u + d > 0 {
-                        out.push((t.name.clone(), i, u, d));
+                    if i + u + d + schema_changes > 0 {
+                        out.push((t.name.clone(), i, u, d, schema_changes));
                     }
                 }
                 // Tables in HEAD that are no longer tracked: all their rows leave.
@@ -133,7 +142,7 @@ fn vc_status() -> TableIterator<
                         .any(|t| t.committed_name.as_ref().unwrap_or(&t.name) == name);
                     if !still && may_read(name)? {
                         let n = prolly::count(&store, e.tree)? as i64;
-                        out.push((name.clone(), 0, 0, n));
+                        out.push((name.clone(), 0, 0, n, 1));
                     }
                 }
                 Ok(out)
@@ -393,6 +402,75 @@ fn diff_rows(
 
 fn is_working(s: &str) -> bool {
     s == "WORKING"
+}
+
+/// The definitions of the tracked tables the caller may read: of a commit's root, or
+/// (`None`) of the live tables, versioned against HEAD.
+fn definitions(store: &PgStore, root: Option<&RootValue>) -> VcResult<Vec<(String, TableSchema)>> {
+    let mut out = Vec::new();
+    match root {
+        Some(r) => {
+            for (name, e) in &r.tables {
+                if may_read(name)? {
+                    out.push((name.clone(), e.schema.clone()));
+                }
+            }
+        }
+        None => {
+            let head = head_root(store)?;
+            for t in tracked_tables()? {
+                if !may_see_rows(t.relid)? {
+                    continue;
+                }
+                let old = crate::pg::api::commit::parent_entry(&head, &t);
+                let live = crate::pg::definition::live(&t, old)?;
+                out.push((t.name.clone(), live.schema));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(name = "_schema_diff", volatile)]
+fn vc_schema_diff(
+    from_ref: Option<&str>,
+    to_ref: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(change, String),
+        name!(before, Option<String>),
+        name!(after, Option<String>),
+    ),
+> {
+    let rows = run(|| {
+        let from = from_ref.ok_or_else(|| null_arg("from_ref"))?;
+        let to = to_ref.ok_or_else(|| null_arg("to_ref"))?;
+        with_spi(|| {
+            with_snapshot(|| {
+                let store = PgStore::new();
+                let side = |s: &str| -> VcResult<Vec<(String, TableSchema)>> {
+                    if is_working(s) {
+                        definitions(&store, None)
+                    } else {
+                        definitions(&store, Some(&root_of(&store, &resolve(&store, s)?)?))
+                    }
+                };
+                let (a, b) = (side(from)?, side(to)?);
+                let a: Vec<(String, &TableSchema)> =
+                    a.iter().map(|(n, s)| (n.clone(), s)).collect();
+                let b: Vec<(String, &TableSchema)> =
+                    b.iter().map(|(n, s)| (n.clone(), s)).collect();
+                Ok(crate::repo::schema::schema_changes(&a, &b)
+                    .into_iter()
+                    .map(|c| (c.table, c.change.to_string(), c.before, c.after))
+                    .collect::<Vec<_>>())
+            })
+        })
+    });
+    TableIterator::new(rows)
 }
 
 // pgrx reads the column names from this signature, so it cannot be a type alias.

@@ -62,6 +62,7 @@ mod tests {
             "vc.root_hash(%)",
             "(SELECT count(*) FROM vc.log(%))",
             "(SELECT count(*) FROM vc.diff(%))",
+            "(SELECT count(*) FROM vc.schema_diff(%))",
         ] {
             let q = |arg: &str| format!("SELECT {}", f.replace('%', arg));
             expect_error(&q("'nope'"), "42704", "\"nope\"");

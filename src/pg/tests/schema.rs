@@ -197,4 +197,61 @@ mod tests {
         run("RESET ROLE");
         assert_eq!((shape("s6"), vc_state()), before);
     }
+
+    /// Status counts definition changes; vc.schema_diff names them, between commits
+    /// and against the live tables.
+    #[pg_test]
+    fn status_and_schema_diff_show_definition_changes() {
+        run("CREATE TABLE s7 (id int PRIMARY KEY, a text, b int);
+             SELECT vc.track('s7'); SELECT vc.commit('s7');
+             ALTER TABLE s7 RENAME COLUMN a TO a2;
+             ALTER TABLE s7 ALTER COLUMN b TYPE bigint, ALTER COLUMN b SET NOT NULL;
+             ALTER TABLE s7 ADD COLUMN c text DEFAULT 'x';");
+        assert_eq!(
+            text("SELECT format('%s %s/%s/%s %s', table_name, inserted, updated, deleted, schema_changes) FROM vc.status()").unwrap(),
+            "public.s7 0/0/0 4"
+        );
+        let want = "column renamed: a -> a2; column type changed: b integer -> b bigint; \
+                    column changed: b bigint -> b bigint NOT NULL; column added: - -> c text DEFAULT 'x'::text";
+        let got = |sql: &str| {
+            text(&format!(
+                "SELECT string_agg(format('%s: %s -> %s', change, coalesce(before, '-'), coalesce(after, '-')), '; ') FROM {sql} WHERE table_name = 'public.s7'"
+            ))
+            .unwrap()
+        };
+        assert_eq!(got("vc.schema_diff('HEAD')"), want);
+        run("SELECT vc.commit('reshaped')");
+        assert_eq!(got("vc.schema_diff('HEAD~1', 'HEAD')"), want);
+        assert_eq!(
+            int("SELECT count(*) FROM vc.schema_diff('HEAD') WHERE table_name = 'public.s7'"),
+            0
+        );
+        // Backwards, the same changes the other way round.
+        assert_eq!(
+            text("SELECT string_agg(change, ', ') FROM vc.schema_diff('HEAD', 'HEAD~1') WHERE table_name = 'public.s7'").unwrap(),
+            "column dropped, column renamed, column type changed, column changed"
+        );
+        run("DROP TABLE s7");
+        assert_eq!(
+            text("SELECT change FROM vc.schema_diff('HEAD') WHERE table_name = 'public.s7'")
+                .unwrap(),
+            "table dropped"
+        );
+        assert_eq!(
+            int("SELECT schema_changes FROM vc.status() WHERE table_name = 'public.s7'"),
+            1
+        );
+        // Bad inputs.
+        expect_error("SELECT * FROM vc.schema_diff(NULL)", "22004", "from_ref");
+        expect_error(
+            "SELECT * FROM vc.schema_diff('HEAD', NULL)",
+            "22004",
+            "to_ref",
+        );
+        expect_error(
+            "SELECT * FROM vc.schema_diff('HEAD', 'no-such-ref')",
+            "42704",
+            "no-such-ref",
+        );
+    }
 }
