@@ -44,10 +44,12 @@ tour: install
 # Each script writes its own figures: docs/BENCHMARKS.md (commits, tracking, storage,
 # memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md,
 # docs/BENCHMARKS_REPLICATION.md (lag, apply vs logical replication, push overhead),
-# docs/BENCHMARKS_STORAGE.md (soak with remote compaction, local gc).
+# docs/BENCHMARKS_STORAGE.md (soak with remote compaction, local gc),
+# docs/BENCHMARKS_SCHEMA.md (commit and standby apply after ADD COLUMN, ALTER TYPE).
 bench: install
 	benches/run.sh
 	benches/remotes.sh
 	benches/backups.sh
 	benches/replication.sh
 	benches/storage.sh
+	benches/schema.sh
