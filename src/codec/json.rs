@@ -1,6 +1,8 @@
-//! Rendering cells as JSON for `vc.diff()`: numbers as numbers, booleans as booleans,
-//! json/jsonb embedded, everything else as its text output (bytea as `\x` hex, like
-//! PostgreSQL's own `to_jsonb`).
+//! Rendering cells as JSON for `vc.diff()`, as PostgreSQL's `to_jsonb` does: numbers as
+//! numbers, booleans as booleans, json/jsonb embedded, bytea as `\x` hex, most other
+//! types as their text output. Types `to_jsonb` renders otherwise (timestamps, arrays,
+//! composites, domains, other user types) are `Server`: the glue has the server render
+//! them, and their text is only the fallback.
 
 use super::Cell;
 use serde_json::Value;
@@ -11,6 +13,8 @@ pub enum JsonKind {
     Bool,
     Json,
     Text,
+    /// Rendered by the server's `to_jsonb`; the text output until then.
+    Server,
 }
 
 pub fn cell_to_json(cell: &Cell, kind: JsonKind) -> Value {
@@ -31,7 +35,7 @@ pub fn cell_to_json(cell: &Cell, kind: JsonKind) -> Value {
                 .unwrap_or_else(|_| Value::String(t.clone())),
             JsonKind::Bool => Value::Bool(t == "t" || t == "true"),
             JsonKind::Json => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone())),
-            JsonKind::Text => Value::String(t.clone()),
+            JsonKind::Text | JsonKind::Server => Value::String(t.clone()),
         },
     }
 }

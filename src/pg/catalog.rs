@@ -253,8 +253,9 @@ pub fn table_owner(relid: Oid) -> VcResult<Oid> {
 }
 
 /// The first object (description, owner) that `relid` depends on, directly or through
-/// others (domains and their checks, composites' columns, array elements, defaults and
-/// generation expressions), owned by a role other than a superuser or `allowed`: code
+/// others (domains and their checks, composites' columns (a composite type's relation
+/// depends on the type, so that edge is followed backwards), array elements, defaults
+/// and generation expressions), owned by a role other than a superuser or `allowed`: code
 /// that using the table could run with someone else's rights. Types, functions,
 /// operators, collations and relations count; schemas and sequences carry no code.
 /// With `casts_only`, only what casting a value to the table's row type runs: the
@@ -278,6 +279,8 @@ pub fn foreign_code(
                ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
                OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
                    AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
+               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \
+                   AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) \
          ) \
          SELECT pg_describe_object(o.classid, o.objid, 0), r.rolname::text \
          FROM objs o \
@@ -296,4 +299,27 @@ pub fn foreign_code(
         &[],
     )?;
     Ok(found.first().map(|r| (text_req(&r[0]), text_req(&r[1]))))
+}
+
+/// Whether reading a value of type `typid` (its input function, and through domains,
+/// composites, arrays and ranges the checks and functions they reach) could run a
+/// function owned by a role other than a superuser.
+pub fn type_runs_foreign_code(typid: Oid) -> VcResult<bool> {
+    super::spi::one_bool(
+        "WITH RECURSIVE objs(classid, objid) AS ( \
+             SELECT 'pg_type'::regclass::oid, $1::oid \
+           UNION \
+             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
+                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
+             FROM objs o JOIN pg_depend d \
+               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
+               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
+                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
+               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \
+                   AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) \
+         ) \
+         SELECT EXISTS (SELECT 1 FROM objs o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND p.oid = o.objid \
+                        JOIN pg_roles r ON r.oid = p.proowner WHERE NOT r.rolsuper)",
+        vec![Arg::Oid(typid)],
+    )
 }

@@ -307,8 +307,9 @@ impl fmt::Display for SqlExpr {
 
 /// Runs `f` in an internal subtransaction (as PL/pgSQL runs a block with an EXCEPTION
 /// clause): `None` if it raised an ERROR, which is then rolled back with whatever it
-/// held (cache references, memory). A query cancel or termination is not swallowed.
-fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+/// held (cache references, memory, SPI results made inside). A query cancel or
+/// termination is not swallowed. SPI must be connected outside it, as PL/pgSQL's is.
+pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
     // SAFETY: backend globals read and restored around the subtransaction, as
     // PL/pgSQL's exec_stmt_block does; no SPI call runs inside it.
     let (ctx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
@@ -774,8 +775,14 @@ pub struct Plan {
     pub padded: usize,
 }
 
+/// How `vc.diff` renders a column of type `type_name` (`format_type` text) as
+/// `to_jsonb` would: timestamps (ISO 8601 with a `T`), arrays, and user types (always
+/// schema-qualified: composites, domains, enums, ranges) are rendered by the server.
 pub fn json_kind(type_name: &str) -> JsonKind {
     let base = type_name.split('(').next().unwrap_or("");
+    if type_name.ends_with("[]") || base.starts_with("timestamp") || type_name.contains('.') {
+        return JsonKind::Server;
+    }
     match base {
         "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" | "oid" => {
             JsonKind::Number
@@ -784,6 +791,15 @@ pub fn json_kind(type_name: &str) -> JsonKind {
         "json" | "jsonb" => JsonKind::Json,
         _ => JsonKind::Text,
     }
+}
+
+/// `to_jsonb` of each text of `$1` (a text[]) read as type `ty`, in order, as text:
+/// how `vc.diff` renders values the way users' own `to_jsonb` does.
+pub fn to_jsonb_batch(ty: &SqlType) -> Sql {
+    Sql::built(format!(
+        "SELECT pg_catalog.to_jsonb(u.v::{ty})::text FROM pg_catalog.unnest($1::text[]) \
+         WITH ORDINALITY AS u(v, i) ORDER BY u.i"
+    ))
 }
 
 pub fn key_kind(type_name: &str) -> KeyKind {

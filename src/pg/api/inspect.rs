@@ -1,7 +1,7 @@
 //! Read-only views of history and the working set: log, status, diff, hashof,
 //! root_hash and the rows behind `vc.as_of()`.
 
-use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell};
+use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell, JsonKind};
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
 use crate::pg::catalog::{relation_name, table_schema, tracked_tables};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
@@ -167,18 +167,83 @@ fn side_of_root(root: &RootValue) -> Side {
     }
 }
 
-/// The key as a JSON object and, given an encoded row, the whole row as one.
+/// Where a value the server renders goes: a diff row, its key, before or after
+/// object, a column, and the value's type and text.
+struct Fixup {
+    row: usize,
+    slot: Slot,
+    column: String,
+    type_name: String,
+    text: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Key,
+    Before,
+    After,
+}
+
+/// Renders a cell as `to_jsonb` would; a value of a `Server` kind is registered in
+/// `fix` (to be rendered by `render_on_server`) and is its text until then.
+fn cell_json(
+    cell: &Cell,
+    kind: JsonKind,
+    ty: &str,
+    column: &str,
+    at: (usize, Slot),
+    fix: &mut Vec<Fixup>,
+) -> Value {
+    if let (JsonKind::Server, Cell::Text(t)) = (kind, cell) {
+        fix.push(Fixup {
+            row: at.0,
+            slot: at.1,
+            column: column.to_string(),
+            type_name: ty.to_string(),
+            text: t.clone(),
+        });
+    }
+    cell_to_json(cell, kind)
+}
+
+/// The key as a JSON object and, given an encoded row, the whole row as one, with the
+/// column names of `naming` where it has the same column (a diff across a rename
+/// compares under the new names). `at` is the diff row; values the server renders go
+/// to `fix`.
 fn row_json(
     schema: &TableSchema,
     name: &str,
     key: &[u8],
     row: Option<&[u8]>,
+    naming: Option<&TableSchema>,
+    at: (usize, Slot),
+    fix: &mut Vec<Fixup>,
 ) -> VcResult<(Value, Option<Value>)> {
     let plan = Plan::new(name, schema)?;
+    let named = |c: &str| -> String {
+        let col = schema.columns.iter().find(|x| x.name == c);
+        match (col, naming) {
+            (Some(col), Some(n)) => n
+                .columns
+                .iter()
+                .find(|x| crate::repo::schema::same_column(col, x))
+                .map_or(c.to_string(), |x| x.name.clone()),
+            _ => c.to_string(),
+        }
+    };
     let key_texts = decode_key(&plan.key_kinds, key)?;
     let mut key_obj = Map::new();
-    for ((c, t), k) in plan.key_cols.iter().zip(&key_texts).zip(&plan.key_json) {
-        key_obj.insert(c.clone(), cell_to_json(&Cell::Text(t.clone()), *k));
+    for (i, t) in key_texts.iter().enumerate() {
+        let col = named(&plan.key_cols[i]);
+        let v = cell_json(
+            &Cell::Text(t.clone()),
+            plan.key_json[i],
+            &plan.key_types[i],
+            &col,
+            (at.0, Slot::Key),
+            fix,
+        );
+        key_obj.insert(col, v);
     }
     let Some(row) = row else {
         return Ok((Value::Object(key_obj), None));
@@ -186,14 +251,88 @@ fn row_json(
     let cells = decode_row(row)?;
     let mut full = Map::new();
     for col in &schema.columns {
+        let out = named(&col.name);
         if let Some(i) = plan.key_cols.iter().position(|k| k == &col.name) {
-            full.insert(col.name.clone(), key_obj[&plan.key_cols[i]].clone());
+            let t = Cell::Text(key_texts[i].clone());
+            let v = cell_json(&t, plan.key_json[i], &plan.key_types[i], &out, at, fix);
+            full.insert(out, v);
         } else if let Some(i) = plan.value_cols.iter().position(|k| k == &col.name) {
             let cell = cells.get(i).cloned().unwrap_or(Cell::Null);
-            full.insert(col.name.clone(), cell_to_json(&cell, plan.value_json[i]));
+            let v = cell_json(
+                &cell,
+                plan.value_json[i],
+                &plan.value_types[i],
+                &out,
+                at,
+                fix,
+            );
+            full.insert(out, v);
         }
     }
     Ok((Value::Object(key_obj), Some(Value::Object(full))))
+}
+
+/// Renders the registered values with the server's own `to_jsonb`, one statement per
+/// type, and puts them in place. A domain is rendered as its base type (`to_jsonb`
+/// does that itself, and its check is not run on history). A type whose input could
+/// run code of a role other than a superuser (a domain check or a function reached
+/// through a composite or range) keeps its text, as does a batch the server cannot
+/// read (a value a changed type no longer accepts).
+fn render_on_server(out: &mut [DiffRow], fix: Vec<Fixup>) -> VcResult<()> {
+    let mut by_type: BTreeMap<String, Vec<Fixup>> = BTreeMap::new();
+    for f in fix {
+        by_type.entry(f.type_name.clone()).or_default().push(f);
+    }
+    for (ty, fixes) in by_type {
+        let Some(render) = render_type(&ty)? else {
+            continue;
+        };
+        let texts: Vec<Option<String>> = fixes.iter().map(|f| Some(f.text.clone())).collect();
+        let stmt = crate::pg::sql::to_jsonb_batch(&render);
+        let rendered = crate::pg::sql::in_subtransaction(move || {
+            crate::pg::spi::query(stmt, vec![Arg::TextArray(texts)], &[])
+        });
+        let Some(Ok(rows)) = rendered else {
+            continue;
+        };
+        for (f, r) in fixes.iter().zip(rows) {
+            let Some(Cell::Text(json)) = r.into_iter().next() else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&json) else {
+                continue;
+            };
+            let row = &mut out[f.row];
+            let target = match f.slot {
+                Slot::Key => Some(&mut row.2 .0),
+                Slot::Before => row.3.as_mut().map(|j| &mut j.0),
+                Slot::After => row.4.as_mut().map(|j| &mut j.0),
+            };
+            if let Some(Value::Object(m)) = target {
+                m.insert(f.column.clone(), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The type `vc.diff` casts a value of type `ty` to before `to_jsonb`: its base type
+/// for a domain; None when that type is unknown here or could run another role's
+/// code.
+fn render_type(ty: &str) -> VcResult<Option<crate::pg::sql::SqlType>> {
+    let Ok(t) = crate::pg::sql::SqlType::resolve(ty) else {
+        return Ok(None);
+    };
+    let base = crate::pg::spi::one_row(
+        "WITH RECURSIVE d(oid, typmod, depth) AS (            SELECT t.oid, t.typtypmod, 0 FROM pg_type t WHERE t.oid = to_regtype($1)            UNION ALL            SELECT b.typbasetype, b.typtypmod, d.depth + 1 FROM d JOIN pg_type b ON b.oid = d.oid            WHERE b.typtype = 'd')          SELECT d.oid, format_type(d.oid, NULLIF(d.typmod, -1)) FROM d ORDER BY depth DESC LIMIT 1",
+        vec![Arg::Text(Some(t.to_string()))],
+    )?;
+    let Some(base) = base else { return Ok(None) };
+    let (oid, name) = (base[0].oid()?, base[1].text()?);
+    if crate::pg::catalog::type_runs_foreign_code(oid)? {
+        return Ok(None);
+    }
+    Ok(crate::pg::sql::SqlType::resolve(&name).ok())
 }
 
 type DiffRow = (String, String, JsonB, Option<JsonB>, Option<JsonB>);
@@ -249,6 +388,7 @@ fn diff_rows(
     only: Option<&str>,
 ) -> VcResult<Vec<DiffRow>> {
     let mut from_side = side_of_root(from);
+    let mut fix = Vec::new();
     let head;
     let (to_side, working) = match to {
         Some(r) => (side_of_root(r), None),
@@ -379,13 +519,26 @@ fn diff_rows(
                 _ => ("modified", ts.or(fs)),
             };
             let key_schema = key_schema.expect("a side has the table");
-            let (key, _) = row_json(key_schema, name, &r.key, None)?;
+            let at = out.len();
+            let (key, _) = row_json(
+                key_schema,
+                name,
+                &r.key,
+                None,
+                ts,
+                (at, Slot::Key),
+                &mut fix,
+            )?;
             let before = match (&before_row, fs) {
-                (Some(b), Some(s)) => row_json(s, name, &r.key, Some(b))?.1,
+                (Some(b), Some(s)) => {
+                    row_json(s, name, &r.key, Some(b), ts, (at, Slot::Before), &mut fix)?.1
+                }
                 _ => None,
             };
             let after = match (&after_row, ts) {
-                (Some(a), Some(s)) => row_json(s, name, &r.key, Some(a))?.1,
+                (Some(a), Some(s)) => {
+                    row_json(s, name, &r.key, Some(a), ts, (at, Slot::After), &mut fix)?.1
+                }
                 _ => None,
             };
             out.push((
@@ -397,6 +550,7 @@ fn diff_rows(
             ));
         }
     }
+    render_on_server(&mut out, fix)?;
     Ok(out)
 }
 
