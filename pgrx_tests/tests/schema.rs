@@ -228,8 +228,9 @@ fn clone_restore_and_reset_cross_schema_changes() {
     }
 }
 
-/// A change the standby cannot apply (a column of a type it lacks) stops replication
-/// with a clear error and applies nothing; once the type exists, it resumes.
+/// A change the standby cannot apply (an enum of that name here with other labels)
+/// stops replication with a clear error and applies nothing; once fixed (the type
+/// dropped here), the standby creates the type from the commit and resumes.
 #[test]
 fn a_change_the_standby_cannot_apply_stops_it_until_fixed() {
     let remote = RemoteDir::new("schema-stuck");
@@ -251,6 +252,8 @@ fn a_change_the_standby_cannot_apply_stops_it_until_fixed() {
     let before = head(&mut dp);
     caught_up(&mut ds, &before, "the clone");
     let shape_before = shape(&mut ds);
+    ds.batch_execute("CREATE TYPE mood AS ENUM ('meh')")
+        .unwrap();
     dp.batch_execute(
         "CREATE TYPE mood AS ENUM ('sad', 'happy');
          ALTER TABLE items ADD COLUMN m mood; UPDATE items SET m = 'happy';
@@ -259,16 +262,84 @@ fn a_change_the_standby_cannot_apply_stops_it_until_fixed() {
     .unwrap();
     let err = wait_for(
         &mut ds,
-        "SELECT coalesce(last_error LIKE '%mood%', false)::text FROM vc.replication_status() WHERE branch = 'main'",
+        "SELECT coalesce(last_error LIKE '%mood%labels%', false)::text FROM vc.replication_status() WHERE branch = 'main'",
         "true",
         30,
     );
     assert_eq!(err, "true", "{}", last_error(&mut ds));
     assert_eq!(head(&mut ds), before);
     assert_eq!(shape(&mut ds), shape_before);
-    ds.batch_execute("CREATE TYPE mood AS ENUM ('sad', 'happy')")
-        .unwrap();
-    caught_up(&mut ds, &head(&mut dp), "once the type exists");
+    ds.batch_execute("DROP TYPE mood").unwrap();
+    caught_up(&mut ds, &head(&mut dp), "once the type is gone");
     assert_eq!(shape(&mut ds), shape(&mut dp));
     assert_eq!(last_error(&mut ds), "<none>");
+}
+
+/// User types travel: a clone into an empty database creates the enums, domains,
+/// composites and ranges the tables use; a standby follows a new enum label (used in
+/// the same commit), a changed domain check and a new type.
+#[test]
+fn user_types_travel_with_commits() {
+    let remote = RemoteDir::new("schema-types");
+    let p = Cluster::start_with(PRIMARY);
+    let mut dp = p.connect();
+    dp.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE SCHEMA kinds;
+         CREATE TYPE kinds.mood AS ENUM ('sad', 'happy');
+         CREATE DOMAIN kinds.posint AS int NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
+         CREATE TYPE kinds.pair AS (a kinds.posint, b text);
+         CREATE TYPE kinds.floatrange AS RANGE (subtype = float8);
+         CREATE TABLE typed (id int PRIMARY KEY, m kinds.mood, n kinds.posint, p kinds.pair,
+                             r kinds.floatrange, ms kinds.mood[]);
+         INSERT INTO typed VALUES (1, 'sad', 5, ROW(2, 'x'), '[1.5,2.5)', '{{happy,sad}}'),
+                                  (2, NULL, 7, NULL, NULL, NULL);
+         SELECT vc.track('typed'); SELECT vc.commit('typed');",
+        remote.url()
+    ))
+    .unwrap();
+    let s = Cluster::start_with(STANDBY);
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    let types = |d: &mut Client| {
+        query_scalar(
+            d,
+            "SELECT string_agg(format('%s %s %s', t.oid::regtype, t.typtype,                coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid), '')                || coalesce((SELECT string_agg(pg_get_constraintdef(c.oid), ',' ORDER BY conname) FROM pg_constraint c WHERE c.contypid = t.oid), '')),                '; ' ORDER BY t.oid::regtype::text)              FROM pg_type t WHERE t.typnamespace = 'kinds'::regnamespace AND t.typtype IN ('e', 'd', 'c', 'r')",
+        )
+    };
+    caught_up(&mut ds, &head(&mut dp), "the clone");
+    assert_eq!(types(&mut ds), types(&mut dp));
+    assert_eq!(shape(&mut ds), shape(&mut dp));
+    let root = |d: &mut Client| query_scalar(d, "SELECT vc.root_hash('main')");
+    assert_eq!(root(&mut ds), root(&mut dp));
+    for (what, ddl) in [
+        (
+            "a new enum label, used at once",
+            "ALTER TYPE kinds.mood ADD VALUE 'meh' BEFORE 'happy'",
+        ),
+        (
+            "a changed domain check",
+            "ALTER DOMAIN kinds.posint DROP CONSTRAINT positive;              ALTER DOMAIN kinds.posint ADD CONSTRAINT small CHECK (VALUE < 1000)",
+        ),
+        (
+            "a new type and a column of it",
+            "CREATE TYPE kinds.size AS ENUM ('s', 'm', 'l'); ALTER TABLE typed ADD COLUMN sz kinds.size",
+        ),
+    ] {
+        dp.batch_execute(ddl).unwrap();
+        dp.batch_execute(
+            "UPDATE typed SET m = 'meh' WHERE id = 2; UPDATE typed SET n = n + 1",
+        )
+        .unwrap();
+        dp.batch_execute(&format!("SELECT vc.commit('{what}')"))
+            .unwrap();
+        caught_up(&mut ds, &head(&mut dp), what);
+        assert_eq!(types(&mut ds), types(&mut dp), "after {what}");
+        assert_eq!(shape(&mut ds), shape(&mut dp), "after {what}");
+        assert_eq!(root(&mut ds), root(&mut dp), "after {what}");
+    }
 }

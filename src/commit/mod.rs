@@ -15,7 +15,9 @@ mod value;
 
 pub use ancestry::{log, nth_ancestor};
 pub use refspec::{looks_like_hash_prefix, parse_ref, refspec_hash_prefix, RefSpec, Step};
-pub use value::{Column, RootValue, SequenceState, TableEntry, TableSchema, FORMAT_VERSION};
+pub use value::{
+    Column, RootValue, SequenceState, TableEntry, TableSchema, TypeDef, FORMAT_VERSION,
+};
 
 use crate::store::{kind, ChunkStore, Hash, StoreError};
 use serde::{Deserialize, Serialize};

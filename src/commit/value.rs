@@ -24,6 +24,10 @@ pub struct RootValue {
     pub version: u32,
     /// Schema-qualified table name -> entry. BTreeMap: deterministic order.
     pub tables: BTreeMap<String, TableEntry>,
+    /// The user types the tables use (enums, domains, composites, ranges), by
+    /// `format_type` name (schema-qualified). Absent in version 1.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, TypeDef>,
 }
 
 impl Default for RootValue {
@@ -31,6 +35,48 @@ impl Default for RootValue {
         RootValue {
             version: FORMAT_VERSION,
             tables: BTreeMap::new(),
+            types: BTreeMap::new(),
+        }
+    }
+}
+
+/// A user type a tracked table uses, as a commit records it: everything decoded is
+/// untrusted (names re-quoted, types resolved, expressions parsed as one expression).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TypeDef {
+    /// Labels in sort order.
+    Enum {
+        labels: Vec<String>,
+    },
+    /// `base` as `format_type` prints it; checks as (constraint name, `CHECK (...)`
+    /// text of `pg_get_constraintdef`), sorted by name.
+    Domain {
+        base: String,
+        not_null: bool,
+        default: Option<String>,
+        checks: Vec<(String, String)>,
+    },
+    /// Attributes (name, type) in order.
+    Composite {
+        attributes: Vec<(String, String)>,
+    },
+    Range {
+        subtype: String,
+    },
+}
+
+impl TypeDef {
+    /// The type names this definition refers to (user types among them must be
+    /// made first; an array type `t[]` refers to `t`).
+    pub fn refers_to(&self) -> Vec<&str> {
+        match self {
+            TypeDef::Enum { .. } => vec![],
+            TypeDef::Domain { base, .. } => vec![base.as_str()],
+            TypeDef::Composite { attributes } => {
+                attributes.iter().map(|(_, t)| t.as_str()).collect()
+            }
+            TypeDef::Range { subtype } => vec![subtype.as_str()],
         }
     }
 }
@@ -203,6 +249,8 @@ impl RootValue {
         #[derive(Serialize)]
         struct V1Root<'a> {
             tables: BTreeMap<&'a str, V1Entry<'a>>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            types: &'a BTreeMap<String, TypeDef>,
         }
         let v1 = V1Root {
             tables: self
@@ -233,6 +281,7 @@ impl RootValue {
                     (n.as_str(), entry)
                 })
                 .collect(),
+            types: &self.types,
         };
         crate::store::hash_of(&encode_tagged(kind::ROOT, &v1))
     }
@@ -241,7 +290,8 @@ impl RootValue {
     /// recorded in commits but do not make a commit non-empty on their own (a rolled
     /// back INSERT advances a sequence without changing any row).
     pub fn same_data(&self, other: &RootValue) -> bool {
-        self.tables.len() == other.tables.len()
+        self.types == other.types
+            && self.tables.len() == other.tables.len()
             && self.tables.iter().zip(other.tables.iter()).all(|(a, b)| {
                 a.0 == b.0 && a.1.schema.same_definition(&b.1.schema) && a.1.tree == b.1.tree
             })

@@ -9,6 +9,7 @@ use super::rows::{logged_key_bytes, read_mode_of, working_changes, write_rows};
 use super::spi::{exec, one_text, with_replica_role, Arg};
 use super::sql::{self, ColumnDef, Ident, ObjectKind, Plan, QualName, SqlExpr, SqlType};
 use super::store::PgStore;
+use super::types::NewLabels;
 use crate::codec::load_value;
 use crate::commit::{Commit, RootValue, TableEntry};
 use crate::prolly;
@@ -139,7 +140,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     {
         refuse_parse_time_code(&table)?;
     }
-    let for_caller = ensure_schema(&table.schema)?;
+    let for_caller = super::namespace::ensure_schema(&table.schema)?;
     let mut allowed = Vec::new();
     // Sequences must exist before the defaults that call nextval() on them.
     for (seq, _, recorded) in &create {
@@ -202,61 +203,6 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     Ok(allowed)
 }
 
-/// Creates schema `schema` if it is missing. pgvc creates as its owner; a caller who
-/// is not a superuser must have the rights a CREATE would need (checked whether or
-/// not the schema exists), and owns what is created: the caller's role is returned
-/// for that (None for a superuser).
-fn ensure_schema(schema: &str) -> VcResult<Option<Ident>> {
-    // (No CREATE SCHEMA IF NOT EXISTS: its NOTICE for public is noise in every clone.)
-    let has_schema = one_text(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
-        vec![Arg::Text(Some(schema.to_string()))],
-    )?;
-    let for_caller = caller_owns_new_objects(schema, has_schema.is_some())?;
-    if has_schema.is_none() {
-        exec(sql::create_schema(schema)?, vec![])?;
-        if let Some(role) = &for_caller {
-            exec(
-                sql::owner_to(ObjectKind::Schema, &Ident::new(schema).to_string(), role),
-                vec![],
-            )?;
-        }
-    }
-    Ok(for_caller)
-}
-
-/// The schema a table is moved to (ALTER TABLE ... SET SCHEMA): the caller needs
-/// CREATE on it, as that statement would; a missing one is created as
-/// `ensure_schema` does.
-fn ensure_missing_schema(schema: &str) -> VcResult<()> {
-    let has = one_text(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
-        vec![Arg::Text(Some(schema.to_string()))],
-    )?;
-    if has.is_none() {
-        ensure_schema(schema)?;
-        return Ok(());
-    }
-    let may = super::spi::one_bool(
-        "SELECT r.rolsuper OR has_schema_privilege(r.oid, $2, 'CREATE') FROM pg_roles r WHERE r.oid = $1",
-        vec![
-            Arg::Oid(super::spi::caller()),
-            Arg::Text(Some(schema.to_string())),
-        ],
-    )?;
-    if !may {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to move a table into schema {}: that needs CREATE on it",
-                Ident::new(schema)
-            ),
-        )
-        .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may"));
-    }
-    Ok(())
-}
-
 /// Refuses a new table that would run code owned by another, unprivileged role.
 ///
 /// Rows are loaded, and later read and written, as the table's owner: the role that
@@ -316,65 +262,6 @@ fn refuse_parse_time_code(table: &QualName) -> VcResult<()> {
     Ok(())
 }
 
-/// For a caller who is not a superuser: the caller's role (new objects are handed to
-/// it), after checking it could create them itself (CREATE on the schema, or on the
-/// database for a new schema). None for a superuser: objects stay pgvc's owner's.
-fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option<Ident>> {
-    let caller = super::spi::caller();
-    let row = super::spi::one_row(
-        "SELECT r.rolsuper, \
-                CASE WHEN $3 THEN has_schema_privilege($1, $2, 'CREATE') \
-                     ELSE has_database_privilege($1, current_database(), 'CREATE') END, \
-                r.rolname::text, pg_has_role($1, 'pgvc_admin', 'MEMBER') \
-         FROM pg_roles r WHERE r.oid = $1",
-        vec![
-            Arg::Oid(caller),
-            Arg::Text(Some(schema.to_string())),
-            Arg::Bool(schema_exists),
-        ],
-    )?
-    .ok_or_else(|| {
-        VcError::new(
-            Code::ERRCODE_UNDEFINED_OBJECT,
-            "the calling role does not exist",
-        )
-    })?;
-    let (superuser, may_create, role, admin) = (
-        row[0].bool()?,
-        row[1].bool()?,
-        row[2].text()?,
-        row[3].bool()?,
-    );
-    if superuser {
-        return Ok(None);
-    }
-    // Creating a table from history hands its rows to the caller: for pgvc_admin (who
-    // may back up and restore everything) only, never a writer whose reset meets a
-    // table dropped here.
-    if !admin {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to create tables in schema {} from a commit: that needs pgvc_admin",
-                Ident::new(schema)
-            ),
-        )
-        .hint("ask an administrator to reset or pull, or to recreate and vc.track() the table"));
-    }
-    if !may_create {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to create tables in schema {} from a commit: role {role} may not create in {}",
-                Ident::new(schema),
-                if schema_exists { "that schema" } else { "this database" }
-            ),
-        )
-        .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may create the table"));
-    }
-    Ok(Some(Ident::new(&role)))
-}
-
 fn bad_sequence(seq: &QualName, table: &QualName) -> VcError {
     VcError::new(
         Code::ERRCODE_INVALID_TABLE_DEFINITION,
@@ -426,12 +313,16 @@ const REWRITE_BATCH: usize = 5000;
 /// removal the target records, and leaves tracked tables that were never committed as
 /// they are. All refusals are found before the first change; any error rolls the
 /// whole transaction back. `what` names the target in messages. Does not move any ref.
+/// With `labels` = `NewLabels::Add`, a target that adds labels to an existing enum
+/// only gets them added (a transaction may use a label only once it is committed):
+/// then nothing else changes and `true` says to commit and call again.
 pub fn checkout_root(
     store: &PgStore,
     head: Option<crate::store::Hash>,
     target: &RootValue,
     what: &str,
-) -> VcResult<()> {
+    labels: NewLabels,
+) -> VcResult<bool> {
     let head_root = match head {
         Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
         None => RootValue::default(),
@@ -474,6 +365,11 @@ pub fn checkout_root(
             Step::Create { .. } => {}
         }
     }
+    // The user types first: tables are created and altered with them.
+    let (pending, added) = crate::pg::types::ensure(&target.types, labels)?;
+    if added {
+        return Ok(true);
+    }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
     // own key log.
@@ -507,7 +403,9 @@ pub fn checkout_root(
             }
         }
         Ok(())
-    })
+    })?;
+    crate::pg::types::finish(pending)?;
+    Ok(false)
 }
 
 /// Drops a tracked table whose removal the target records (it was dropped there).
@@ -606,7 +504,7 @@ fn rewrite(
     if renamed {
         let to = QualName::parse_user("table name", name)?;
         if to.schema != table.schema {
-            ensure_missing_schema(&to.schema)?;
+            super::namespace::ensure_missing_schema(&to.schema)?;
             exec(sql::set_schema(&table, &to.schema)?, vec![])?;
             table.schema = to.schema.clone();
         }

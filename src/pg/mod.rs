@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod definition;
 pub mod error;
+pub mod namespace;
 pub mod progress;
 pub mod refs;
 pub mod replication;
@@ -18,6 +19,7 @@ pub mod sql;
 pub mod storage;
 pub mod store;
 pub mod tracking;
+pub mod types;
 pub mod worker;
 
 pgrx::extension_sql_file!("schema.sql", name = "vc_schema", bootstrap);

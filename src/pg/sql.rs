@@ -722,6 +722,89 @@ pub fn alter_table(t: &QualName, step: &crate::repo::schema::AlterStep) -> VcRes
     Ok(Sql::built(format!("ALTER TABLE {t} {action}")))
 }
 
+// ---------------------------------------------------------------------------------
+// User types (from a commit: names checked, types resolved, expressions parsed)
+
+pub fn create_enum(t: &QualName, labels: &[String]) -> Sql {
+    let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
+    Sql::built(format!("CREATE TYPE {t} AS ENUM ({})", labels.join(", ")))
+}
+
+/// `ALTER TYPE t ADD VALUE 'label' [BEFORE 'next']`.
+pub fn add_enum_label(t: &QualName, label: &str, before: Option<&str>) -> Sql {
+    let mut s = format!("ALTER TYPE {t} ADD VALUE {}", literal(label));
+    if let Some(b) = before {
+        s.push_str(&format!(" BEFORE {}", literal(b)));
+    }
+    Sql::built(s)
+}
+
+pub fn create_domain(
+    t: &QualName,
+    base: &SqlType,
+    default: Option<&SqlExpr>,
+    not_null: bool,
+    checks: &[(String, SqlExpr)],
+) -> VcResult<Sql> {
+    let mut s = format!("CREATE DOMAIN {t} AS {base}");
+    if let Some(d) = default {
+        s.push_str(&format!(" DEFAULT {d}"));
+    }
+    if not_null {
+        s.push_str(" NOT NULL");
+    }
+    for (name, expr) in checks {
+        s.push_str(&format!(
+            " CONSTRAINT {} CHECK {expr}",
+            Ident::checked("constraint name", name)?
+        ));
+    }
+    Ok(Sql::built(s))
+}
+
+pub fn domain_set_default(t: &QualName, default: Option<&SqlExpr>) -> Sql {
+    Sql::built(match default {
+        Some(d) => format!("ALTER DOMAIN {t} SET DEFAULT {d}"),
+        None => format!("ALTER DOMAIN {t} DROP DEFAULT"),
+    })
+}
+
+pub fn domain_not_null(t: &QualName, on: bool) -> Sql {
+    Sql::built(format!(
+        "ALTER DOMAIN {t} {} NOT NULL",
+        if on { "SET" } else { "DROP" }
+    ))
+}
+
+pub fn domain_drop_constraint(t: &QualName, name: &str) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "ALTER DOMAIN {t} DROP CONSTRAINT {}",
+        Ident::checked("constraint name", name)?
+    )))
+}
+
+pub fn domain_add_check(t: &QualName, name: &str, expr: &SqlExpr) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "ALTER DOMAIN {t} ADD CONSTRAINT {} CHECK {expr}",
+        Ident::checked("constraint name", name)?
+    )))
+}
+
+pub fn create_composite(t: &QualName, attrs: &[(String, SqlType)]) -> VcResult<Sql> {
+    let mut parts = Vec::new();
+    for (name, ty) in attrs {
+        parts.push(format!("{} {ty}", Ident::checked("attribute name", name)?));
+    }
+    Ok(Sql::built(format!(
+        "CREATE TYPE {t} AS ({})",
+        parts.join(", ")
+    )))
+}
+
+pub fn create_range(t: &QualName, subtype: &SqlType) -> Sql {
+    Sql::built(format!("CREATE TYPE {t} AS RANGE (SUBTYPE = {subtype})"))
+}
+
 /// `ALTER TABLE t DROP CONSTRAINT name` (a name read from this database's catalog).
 pub fn drop_constraint(t: &QualName, name: &str) -> Sql {
     Sql::built(format!(

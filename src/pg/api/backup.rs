@@ -79,15 +79,18 @@ fn working_commit<T: ChunkStore>(
         None => (RootValue::default(), 0),
     };
     let mut root = RootValue::default();
-    for t in tracked_tables()? {
+    let tracked = tracked_tables()?;
+    for t in &tracked {
         let entry = table_entry(
             overlay,
-            &t,
-            super::commit::parent_entry(&head_root, &t),
+            t,
+            super::commit::parent_entry(&head_root, t),
             false,
         )?;
         root.tables.insert(t.name.clone(), entry);
     }
+    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
+    root.types = crate::pg::types::collect(&relids)?;
     let mut w = overlay;
     let root_hash = root.write(&mut w)?;
     let commit = Commit {
@@ -264,7 +267,13 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
         vec![Arg::Text(Some(branch.clone()))],
     )?;
     let target = RootValue::read(&store, &w.root)?;
-    checkout_root(&store, None, &target, &format!("backup {url}"))?;
+    checkout_root(
+        &store,
+        None,
+        &target,
+        &format!("backup {url}"),
+        crate::pg::types::NewLabels::Refuse,
+    )?;
     // Tables whose restored rows differ from HEAD show as uncommitted changes.
     let head_root = match w.parents.first() {
         Some(h) => RootValue::read(&store, &Commit::read(&store, h)?.root)?,

@@ -135,14 +135,18 @@ fn commit_locked(
         None => RootValue::default(),
     };
     let mut root = RootValue::default();
-    for t in tracked_tables()? {
+    let tracked = tracked_tables()?;
+    for t in &tracked {
         // A commit reads every tracked table: the caller must be allowed to.
         if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
             return Err(crate::pg::error::denied_table("commit", &t.name, "SELECT"));
         }
-        let entry = table_entry(&store, &t, parent_entry(&parent_root, &t), true)?;
+        let entry = table_entry(&store, t, parent_entry(&parent_root, t), true)?;
         root.tables.insert(t.name.clone(), entry);
     }
+    // The user types the tables use travel with them (docs/SCHEMA.md).
+    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
+    root.types = crate::pg::types::collect(&relids)?;
     if commit_outcome(parent, &parent_root, &root, allow_empty) == CommitOutcome::NothingToCommit {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

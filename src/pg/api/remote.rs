@@ -224,7 +224,13 @@ pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
         }
     }
     let target = RootValue::read(&store, &Commit::read(&store, &theirs)?.root)?;
-    crate::pg::checkout::checkout_root(&store, ours, &target, &format!("{remote}/{branch}"))?;
+    crate::pg::checkout::checkout_root(
+        &store,
+        ours,
+        &target,
+        &format!("{remote}/{branch}"),
+        crate::pg::types::NewLabels::Refuse,
+    )?;
     crate::pg::replication::primary::branch_moved(set_branch(&local_branch, ours, theirs)?)?;
     Ok(theirs.to_hex())
 }
@@ -270,7 +276,13 @@ pub fn clone(url: &str, branch: &str) -> VcResult<String> {
     };
     let store = PgStore::new();
     let target = RootValue::read(&store, &Commit::read(&store, head)?.root)?;
-    crate::pg::checkout::checkout_root(&store, None, &target, &format!("origin/{branch}"))?;
+    crate::pg::checkout::checkout_root(
+        &store,
+        None,
+        &target,
+        &format!("origin/{branch}"),
+        crate::pg::types::NewLabels::Refuse,
+    )?;
     // The epoch the clone was taken at: a standby made by this clone knows from the
     // start which promotion it follows (vc.promote() compares).
     let url = remote_url("origin")?;

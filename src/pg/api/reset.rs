@@ -21,7 +21,13 @@ pub fn reset(spec: &str) -> VcResult<()> {
     let head = ref_hash(&branch)?;
     let target = resolve(&store, spec)?;
     let target_root = RootValue::read(&store, &Commit::read(&store, &target)?.root)?;
-    crate::pg::checkout::checkout_root(&store, head, &target_root, spec)?;
+    crate::pg::checkout::checkout_root(
+        &store,
+        head,
+        &target_root,
+        spec,
+        crate::pg::types::NewLabels::Refuse,
+    )?;
     if head != Some(target) {
         crate::pg::replication::primary::branch_moved(set_branch(&branch, head, target)?)?;
     }

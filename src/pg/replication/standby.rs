@@ -11,6 +11,7 @@ use crate::pg::error::{VcError, VcResult};
 use crate::pg::refs::set_tracking_ref;
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::store::PgStore;
+use crate::pg::types::NewLabels;
 use crate::store::Hash;
 use pgrx::PgSqlErrorCode as Code;
 
@@ -25,7 +26,10 @@ pub enum Applied {
 /// Brings local branch `b` from `ours` to the remote's `theirs` (fetched, every chunk
 /// verified), whatever the relation between them (a standby follows force-pushes):
 /// the checked-out branch is applied to the live tables first. Refuses only a
-/// concurrent move. Returns the commit now at `b`.
+/// concurrent move. `apply` is set for the checked-out branch (how to treat new enum
+/// labels). Returns the commit now at `b`, or None when the commit adds enum labels
+/// and `apply` says to add them: then only they were added, to be committed
+/// before the commit is applied (a transaction may not use labels it added).
 fn follow(
     cfg: &Config,
     remote: &SharedRemote,
@@ -33,21 +37,23 @@ fn follow(
     b: &str,
     ours: Option<Hash>,
     theirs: Hash,
-    checked_out: &str,
-) -> VcResult<Commit> {
+    apply: Option<NewLabels>,
+) -> VcResult<Option<Commit>> {
     remote.fetch(store, b, &mut |_| {})?;
     store.flush()?;
     let commit = Commit::read(&*store, &theirs)?;
-    if b == checked_out {
+    if let Some(labels) = apply {
         let target = RootValue::read(&*store, &commit.root)?;
-        checkout_root(store, ours, &target, &format!("the remote's {b}"))?;
+        if checkout_root(store, ours, &target, &format!("the remote's {b}"), labels)? {
+            return Ok(None);
+        }
     }
     match ours {
         Some(_) => super::primary::branch_moved(crate::pg::refs::set_branch(b, ours, theirs)?)?,
         None => keep_on_branch(b, theirs)?,
     }
     set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, theirs)?;
-    Ok(commit)
+    Ok(Some(commit))
 }
 
 /// One round: fetch and apply every followed branch that moved on the remote.
@@ -87,7 +93,20 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
         if ours == Some(theirs) {
             continue;
         }
-        let commit = follow(cfg, &remote, &mut store, b, ours, theirs, &checked_out)?;
+        let Some(commit) = follow(
+            cfg,
+            &remote,
+            &mut store,
+            b,
+            ours,
+            theirs,
+            (b == &checked_out).then_some(NewLabels::Add),
+        )?
+        else {
+            // Enum labels were added: committed by this round, used by the next.
+            crate::pg::worker::wake();
+            return Ok(Applied::Moved(moved));
+        };
         lag = Some(((super::now_us() - commit.timestamp_us) / 1000).max(0));
         moved += 1;
     }
@@ -139,7 +158,7 @@ pub fn rejoin(cfg: &Config, remote_name: &str) -> VcResult<String> {
                 b,
                 ours,
                 theirs,
-                &checked_out,
+                (b == &checked_out).then_some(NewLabels::Refuse),
             )?;
         }
         record_remote_head(b, Some(theirs));
