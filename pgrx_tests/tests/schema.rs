@@ -290,10 +290,11 @@ fn user_types_travel_with_commits() {
          CREATE DOMAIN kinds.posint AS int NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
          CREATE TYPE kinds.pair AS (a kinds.posint, b text);
          CREATE TYPE kinds.floatrange AS RANGE (subtype = float8);
+         CREATE DOMAIN kinds.code AS text CONSTRAINT short CHECK (length(VALUE) < 10);
          CREATE TABLE typed (id int PRIMARY KEY, m kinds.mood, n kinds.posint, p kinds.pair,
-                             r kinds.floatrange, ms kinds.mood[]);
-         INSERT INTO typed VALUES (1, 'sad', 5, ROW(2, 'x'), '[1.5,2.5)', '{{happy,sad}}'),
-                                  (2, NULL, 7, NULL, NULL, NULL);
+                             r kinds.floatrange, ms kinds.mood[], c kinds.code);
+         INSERT INTO typed VALUES (1, 'sad', 5, ROW(2, 'x'), '[1.5,2.5)', '{{happy,sad}}', 'abc'),
+                                  (2, NULL, 7, NULL, NULL, NULL, NULL);
          SELECT vc.track('typed'); SELECT vc.commit('typed');",
         remote.url()
     ))
@@ -323,7 +324,7 @@ fn user_types_travel_with_commits() {
         ),
         (
             "a changed domain check",
-            "ALTER DOMAIN kinds.posint DROP CONSTRAINT positive;              ALTER DOMAIN kinds.posint ADD CONSTRAINT small CHECK (VALUE < 1000)",
+            "ALTER DOMAIN kinds.code DROP CONSTRAINT short; ALTER DOMAIN kinds.code ADD CONSTRAINT shorter CHECK (length(VALUE) < 5)",
         ),
         (
             "a new type and a column of it",
