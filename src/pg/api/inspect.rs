@@ -723,6 +723,20 @@ fn cell_text(c: Cell) -> Option<String> {
     }
 }
 
+/// The columns of `schema` (the live table's, versioned: in logical order) in the
+/// table's attribute order, as its row type has them.
+fn attribute_order(
+    relid: pgrx::pg_sys::Oid,
+    schema: &TableSchema,
+) -> VcResult<Vec<crate::commit::Column>> {
+    let physical = table_schema(relid)?;
+    Ok(physical
+        .columns
+        .iter()
+        .filter_map(|p| schema.columns.iter().find(|c| c.name == p.name).cloned())
+        .collect())
+}
+
 #[pg_extern(name = "_as_of_rows", volatile)]
 fn vc_as_of_rows(
     typ: Option<pgrx::pg_sys::Oid>,
@@ -768,27 +782,54 @@ fn vc_as_of_rows(
             let store = PgStore::new();
             let commit = resolve(&store, spec)?;
             let root = root_of(&store, &commit)?;
-            let entry = root.tables.get(&name).ok_or_else(|| {
+            // The table's entry at that commit: by its identity (it may have had
+            // another name then), else by name.
+            let tracked = crate::pg::catalog::tracked_by_relid(relid)?;
+            let by_id = tracked.as_ref().and_then(|t| {
+                let head = head_root(&store).ok()?;
+                let id = t.table_id.or_else(|| {
+                    crate::pg::api::commit::parent_entry(&head, t)
+                        .map(|e| e.schema.id)
+                        .filter(|i| *i != 0)
+                })?;
+                root.tables.values().find(|e| e.schema.id == id)
+            });
+            let entry = by_id.or_else(|| root.tables.get(&name)).ok_or_else(|| {
                 VcError::new(
                     Code::ERRCODE_UNDEFINED_TABLE,
                     format!("table {name} is not in commit {commit} ({spec})"),
                 )
                 .hint("it was not tracked at that commit; see SELECT * FROM vc.log()")
             })?;
-            let live = table_schema(relid)?;
+            // Today's columns, with their identities: a column renamed since is read
+            // from its old name, one added since is NULL.
+            let live = match &tracked {
+                Some(t) => crate::pg::definition::live(t, Some(entry))?.schema,
+                None => table_schema(relid)?,
+            };
+            let then_name = |c: &crate::commit::Column| -> Option<String> {
+                entry
+                    .schema
+                    .columns
+                    .iter()
+                    .find(|x| crate::repo::schema::same_column(x, c))
+                    .map(|x| x.name.clone())
+            };
             let plan = Plan::new(&name, &entry.schema)?;
+            // In the live table's attribute order (the row type's).
+            let cols = attribute_order(relid, &live)?;
             let mut out = Vec::new();
             for e in prolly::iter(&store, entry.tree) {
                 let (k, v) = e?;
                 let keys = decode_key(&plan.key_kinds, &k)?;
                 let cells = decode_row(&load_value(&store, &v)?)?;
-                let values: Vec<Option<String>> = live
-                    .columns
+                let values: Vec<Option<String>> = cols
                     .iter()
                     .map(|c| {
-                        if let Some(i) = plan.key_cols.iter().position(|x| x == &c.name) {
+                        let Some(n) = then_name(c) else { return None };
+                        if let Some(i) = plan.key_cols.iter().position(|x| x == &n) {
                             Some(keys[i].clone())
-                        } else if let Some(i) = plan.value_cols.iter().position(|x| x == &c.name) {
+                        } else if let Some(i) = plan.value_cols.iter().position(|x| x == &n) {
                             cell_text(cells.get(i).cloned().unwrap_or(Cell::Null))
                         } else {
                             None

@@ -254,4 +254,33 @@ mod tests {
             "no-such-ref",
         );
     }
+
+    /// vc.as_of on a commit with an older definition returns rows in today's shape:
+    /// columns added since are NULL, renamed ones are read from their old names, and a
+    /// renamed table finds its history.
+    #[pg_test]
+    fn as_of_reads_old_commits_in_todays_shape() {
+        run("CREATE TABLE s8 (id int PRIMARY KEY, a text, b int);
+             INSERT INTO s8 VALUES (1, 'one', 10), (2, 'two', 20);
+             SELECT vc.track('s8'); SELECT vc.commit('s8 v1');
+             ALTER TABLE s8 RENAME COLUMN a TO label;
+             ALTER TABLE s8 ADD COLUMN c text;
+             UPDATE s8 SET c = 'new', label = label || '!';
+             SELECT vc.commit('s8 v2');
+             ALTER TABLE s8 RENAME TO s8_renamed;
+             SELECT vc.commit('s8 renamed');");
+        assert_eq!(
+            text("SELECT string_agg(format('%s|%s|%s|%s', id, label, b, coalesce(c, 'NULL')), ';' ORDER BY id) \
+                  FROM vc.as_of(NULL::s8_renamed, 'HEAD~2')").unwrap(),
+            "1|one|10|NULL;2|two|20|NULL"
+        );
+        assert_eq!(
+            text(
+                "SELECT string_agg(format('%s|%s|%s', id, label, c), ';' ORDER BY id) \
+                  FROM vc.as_of(NULL::s8_renamed, 'HEAD~1')"
+            )
+            .unwrap(),
+            "1|one!|new;2|two!|new"
+        );
+    }
 }
