@@ -826,7 +826,7 @@ fn vc_as_of_rows(
                 let values: Vec<Option<String>> = cols
                     .iter()
                     .map(|c| {
-                        let Some(n) = then_name(c) else { return None };
+                        let n = then_name(c)?;
                         if let Some(i) = plan.key_cols.iter().position(|x| x == &n) {
                             Some(keys[i].clone())
                         } else if let Some(i) = plan.value_cols.iter().position(|x| x == &n) {
