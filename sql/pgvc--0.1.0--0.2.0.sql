@@ -44,3 +44,13 @@ REVOKE ALL ON FUNCTION vc._status(), vc.status(), vc._schema_diff(text, text),
     vc.schema_diff(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vc._status(), vc.status(), vc._schema_diff(text, text),
     vc.schema_diff(text, text) TO pgvc_reader;
+
+-- pg_dump keeps pgvc's state: tracked tables by regclass (a dump writes it as a
+-- name), and pgvc's tables marked as extension configuration.
+ALTER TABLE vc.tracked ALTER COLUMN relid TYPE regclass;
+SELECT pg_catalog.pg_extension_config_dump('vc.chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.refs', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.head', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.tracked', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.remotes', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.backups', '');

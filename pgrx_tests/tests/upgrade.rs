@@ -63,6 +63,9 @@ fn catalog(d: &mut Client) -> Vec<Vec<Option<String>>> {
          UNION ALL \
          SELECT 'event trigger', evtname, evtevent, evttags::text, evtfoid::regproc::text, evtenabled::text, NULL, NULL, NULL \
          FROM pg_event_trigger \
+         UNION ALL \
+         SELECT 'dumped', c::regclass::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'pgvc' \
          ORDER BY 1, 2",
     )
 }

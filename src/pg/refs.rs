@@ -65,13 +65,26 @@ impl Refs for PgRefs {
 }
 
 /// The current branch; with `lock`, row-locks HEAD so committers serialize.
+/// No row (a fresh install) means `main`; locking writes the row first.
 pub fn current_branch(lock: bool) -> VcResult<String> {
-    let sql = if lock {
-        "SELECT branch FROM vc.head FOR UPDATE"
-    } else {
-        "SELECT branch FROM vc.head"
-    };
-    one_text(sql, vec![])?.ok_or_else(|| invalid("vc.head is empty; reinstall pgvc"))
+    if !lock {
+        return Ok(one_text("SELECT branch FROM vc.head", vec![])?.unwrap_or_else(|| "main".into()));
+    }
+    super::spi::exec(
+        "INSERT INTO vc.head VALUES (true, 'main') ON CONFLICT (singleton) DO NOTHING",
+        vec![],
+    )?;
+    one_text("SELECT branch FROM vc.head FOR UPDATE", vec![])?
+        .ok_or_else(|| invalid("vc.head is empty; reinstall pgvc"))
+}
+
+/// Makes `branch` the current branch.
+pub fn set_head(branch: &str) -> VcResult<()> {
+    super::spi::exec(
+        "INSERT INTO vc.head VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET branch = EXCLUDED.branch",
+        vec![super::spi::Arg::Text(Some(branch.to_string()))],
+    )?;
+    Ok(())
 }
 
 pub fn ref_hash(name: &str) -> VcResult<Option<Hash>> {

@@ -25,12 +25,12 @@ CREATE TABLE vc.refs (
     hash bytea NOT NULL CHECK (length(hash) = 32)
 );
 
--- The current branch. One row; its row lock serializes committers.
+-- The current branch. One row (written at the first commit or checkout; none means
+-- 'main'); its row lock serializes committers.
 CREATE TABLE vc.head (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     branch text NOT NULL
 );
-INSERT INTO vc.head VALUES (true, 'main');
 
 -- Tracked tables. log_table holds the primary keys changed since the last commit
 -- (written by statement-level triggers); full_scan is set by TRUNCATE and DDL-like
@@ -40,7 +40,7 @@ INSERT INTO vc.head VALUES (true, 'main');
 -- its storage (relfilenodes: a rewrite changes them) and the name it was committed
 -- under.
 CREATE TABLE vc.tracked (
-    relid oid PRIMARY KEY,
+    relid regclass PRIMARY KEY,
     log_table text NOT NULL,
     full_scan boolean NOT NULL DEFAULT true,
     table_id int8,
@@ -118,3 +118,13 @@ CREATE TABLE vc.maintenance (
 );
 
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
+
+-- pg_dump keeps pgvc's state: history, refs, the current branch, tracked tables (by
+-- regclass, which a dump writes as a name), remotes and backups. Replication state
+-- and maintenance records belong to a server and are not dumped.
+SELECT pg_catalog.pg_extension_config_dump('vc.chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.refs', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.head', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.tracked', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.remotes', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.backups', '');

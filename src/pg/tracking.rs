@@ -294,11 +294,73 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     if INTACT.with(|s| s.borrow().contains(&oid)) {
         return Ok(false);
     }
+    // A key log named for another OID: the database was restored from a dump (which
+    // keeps the old log and trigger function, and the triggers calling them).
+    let stored = one_row(
+        "SELECT log_table FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(t.relid)],
+    )?
+    .map(|r| r[0].text())
+    .transpose()?;
+    let moved = stored.as_deref().is_some_and(|l| l != sql::log_name(oid));
+    if moved {
+        if !install {
+            return Ok(true);
+        }
+        let has_log = one_row(
+            "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
+            vec![Arg::Text(Some(sql::log_name(oid)))],
+        )?;
+        if has_log.is_none() {
+            create_log(t.relid)?;
+        }
+    }
     let damaged = check_triggers(t, install)?;
-    if !damaged {
+    if moved {
+        forget_dumped_log(t, stored.as_deref().unwrap_or_default())?;
+    }
+    if !damaged && !moved {
         remember_intact(oid);
     }
-    Ok(damaged)
+    Ok(damaged || moved)
+}
+
+/// After a restore: the dumped key log and trigger function (named for the table's
+/// OID in the dumped database) go, and the record of the table is made anew (its
+/// attribute numbers and storage are this database's now); the table is compared in
+/// full once.
+fn forget_dumped_log(t: &Tracked, stored: &str) -> VcResult<()> {
+    if let Some(old) = stored
+        .strip_prefix("log_")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        let has = |name: String| -> VcResult<bool> {
+            Ok(one_row(
+                "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
+                vec![Arg::Text(Some(name))],
+            )?
+            .is_some())
+        };
+        if has(sql::log_name(old))? {
+            exec(sql::drop_log(old), vec![])?;
+        }
+        let has_fn = one_row(
+            "SELECT 1 FROM pg_proc WHERE pronamespace = 'vc'::regnamespace AND proname = $1",
+            vec![Arg::Text(Some(format!("trg_{old}")))],
+        )?;
+        if has_fn.is_some() {
+            exec(sql::drop_trigger_function(old), vec![])?;
+        }
+    }
+    exec(
+        "UPDATE vc.tracked SET log_table = $2, full_scan = true, attnums = NULL, tags = NULL, \
+         storage = NULL WHERE relid = $1",
+        vec![
+            Arg::Oid(t.relid),
+            Arg::Text(Some(sql::log_name(u32::from(t.relid)))),
+        ],
+    )?;
+    Ok(())
 }
 
 thread_local! {

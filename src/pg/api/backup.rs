@@ -262,10 +262,7 @@ pub fn backup_restore(url: &str, force: bool) -> VcResult<()> {
             ],
         )?;
     }
-    exec(
-        "UPDATE vc.head SET branch = $1",
-        vec![Arg::Text(Some(branch.clone()))],
-    )?;
+    crate::pg::refs::set_head(&branch)?;
     let target = RootValue::read(&store, &w.root)?;
     checkout_root(
         &store,

@@ -287,10 +287,7 @@ pub fn clone(url: &str, branch: &str) -> VcResult<String> {
     // start which promotion it follows (vc.promote() compares).
     let url = remote_url("origin")?;
     crate::pg::replication::store_epoch(open_remote(&url, "pg_read_server_files")?.epoch()?)?;
-    exec(
-        "UPDATE vc.head SET branch = $1",
-        vec![Arg::Text(Some(branch.to_string()))],
-    )?;
+    crate::pg::refs::set_head(branch)?;
     crate::pg::replication::primary::branch_moved(set_branch(branch, None, *head)?)?;
     Ok(head.to_hex())
 }
