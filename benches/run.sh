@@ -577,7 +577,9 @@ write_report() {
         echo "replication (lag, apply against logical replication, push overhead, the standby's"
         echo "memory) are in \`docs/BENCHMARKS_REMOTES.md\`, \`docs/BENCHMARKS_BACKUPS.md\` and"
         echo "\`docs/BENCHMARKS_REPLICATION.md\`; the storage lifecycle (a 10,000-commit soak, gc, compaction)"
-        echo "in \`docs/BENCHMARKS_STORAGE.md\`; each written by its script in the same \`make bench\`."
+        echo "in \`docs/BENCHMARKS_STORAGE.md\`; schema changes (commit and standby apply after"
+        echo "\`ADD COLUMN\`, \`ALTER COLUMN TYPE\`) in \`docs/BENCHMARKS_SCHEMA.md\`; each written by its"
+        echo "script in the same \`make bench\`."
         echo
         report_run "full run, \`make bench\`"
         report_machine
