@@ -302,7 +302,8 @@ pub fn foreign_code(
 }
 
 /// Whether reading a value of type `typid` (its input function, and through domains,
-/// composites, arrays and ranges the checks and functions they reach) could run a
+/// composites, arrays and ranges the checks and functions they reach), casting to it
+/// or from it (a cast from text, or to json, which `to_jsonb` uses) could run a
 /// function owned by a role other than a superuser.
 pub fn type_runs_foreign_code(typid: Oid) -> VcResult<bool> {
     super::spi::one_bool(
@@ -319,7 +320,11 @@ pub fn type_runs_foreign_code(typid: Oid) -> VcResult<bool> {
                    AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) \
          ) \
          SELECT EXISTS (SELECT 1 FROM objs o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND p.oid = o.objid \
-                        JOIN pg_roles r ON r.oid = p.proowner WHERE NOT r.rolsuper)",
+                        JOIN pg_roles r ON r.oid = p.proowner WHERE NOT r.rolsuper) \
+             OR EXISTS (SELECT 1 FROM objs o JOIN pg_cast c ON o.classid = 'pg_type'::regclass \
+                          AND (c.castsource = o.objid OR c.casttarget = o.objid) \
+                        JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_roles r ON r.oid = p.proowner \
+                        WHERE NOT r.rolsuper)",
         vec![Arg::Oid(typid)],
     )
 }

@@ -138,7 +138,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         .iter()
         .any(|c| c.default.is_some() || c.generated.is_some())
     {
-        refuse_parse_time_code(&table)?;
+        super::namespace::refuse_parse_time_code(&table.to_string())?;
     }
     let for_caller = super::namespace::ensure_schema(&table.schema)?;
     let mut allowed = Vec::new();
@@ -221,43 +221,6 @@ fn refuse_foreign_code(relid: pgrx::pg_sys::Oid, table: &QualName) -> VcResult<(
             format!("table {table} from the commit would run code of role {role} ({object}) as its owner"),
         )
         .hint("create the table here yourself, owned by the role that should run that code, and vc.track() it; then pull or reset again"));
-    }
-    Ok(())
-}
-
-/// Parsing a default or generation expression runs code: a literal of an array or
-/// composite of a domain is read by the domain's input, which runs the domain's CHECK
-/// at parse time, with the rights of whoever runs the DDL (pgvc's owner here). A
-/// commit's expression can name any type of this database. So while any domain here
-/// has a CHECK that calls a function of a role other than a superuser, pgvc does not
-/// parse a commit's expressions at all. (Other input functions are written in C by
-/// superusers; domain checks are the only code a non-superuser can put on that path.)
-fn refuse_parse_time_code(table: &QualName) -> VcResult<()> {
-    let found = super::spi::query(
-        "SELECT format_type(t.oid, NULL), p.oid::regprocedure::text, r.rolname::text \
-         FROM pg_type t JOIN pg_constraint c ON c.contypid = t.oid \
-         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
-              AND d.refclassid = 'pg_proc'::regclass \
-         JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_roles r ON r.oid = p.proowner \
-         WHERE t.typtype = 'd' AND NOT r.rolsuper ORDER BY 1, 2 LIMIT 1",
-        vec![],
-        &[],
-    )?;
-    if let Some(r) = found.first() {
-        let text = |i: usize| match r.get(i) {
-            Some(crate::codec::Cell::Text(t)) => t.clone(),
-            _ => String::new(),
-        };
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "pgvc will not parse the defaults of table {table} from a commit here: domain {} checks values with function {} of role {}, which a default could make run with pgvc's rights",
-                text(0),
-                text(1),
-                text(2)
-            ),
-        )
-        .hint("create the table yourself with its defaults and vc.track() it, then pull or reset again; or have a superuser own that function"));
     }
     Ok(())
 }
@@ -366,7 +329,7 @@ pub fn checkout_root(
         }
     }
     // The user types first: tables are created and altered with them.
-    let (pending, added) = crate::pg::types::ensure(&target.types, labels)?;
+    let (pending, added) = crate::pg::types::ensure(&target.types, &target.tables, labels)?;
     if added {
         return Ok(true);
     }
@@ -446,7 +409,11 @@ fn rewrite(
     // Rows: a diff where HEAD's and the target's trees read the same (then only the
     // changed keys are written), else a reload of the whole table.
     let reload = match head {
-        Some(h) => !rows_comparable(&h.schema, &entry.schema) || alter.changes_types(),
+        Some(h) => {
+            !rows_comparable(&h.schema, &entry.schema)
+                || alter.changes_types()
+                || alter.needs_reload
+        }
         None => true,
     };
     let keys = if reload {
@@ -589,7 +556,7 @@ fn alter_step(t: &Tracked, table: &QualName, step: &AlterStep) -> VcResult<()> {
             if matches!(step, AlterStep::SetDefault { .. })
                 || matches!(step, AlterStep::AddColumn(c) if c.generated.is_some())
             {
-                refuse_parse_time_code(table)?;
+                super::namespace::refuse_parse_time_code(&table.to_string())?;
             }
             exec(sql::alter_table(table, step)?, vec![])?;
         }

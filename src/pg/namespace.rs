@@ -64,7 +64,7 @@ pub fn ensure_missing_schema(schema: &str) -> VcResult<()> {
 /// For a caller who is not a superuser: the caller's role (new objects are handed to
 /// it), after checking it could create them itself (CREATE on the schema, or on the
 /// database for a new schema). None for a superuser: objects stay pgvc's owner's.
-fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option<Ident>> {
+pub fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option<Ident>> {
     let caller = super::spi::caller();
     let row = super::spi::one_row(
         "SELECT r.rolsuper, \
@@ -118,4 +118,41 @@ fn caller_owns_new_objects(schema: &str, schema_exists: bool) -> VcResult<Option
         .hint("GRANT CREATE ON SCHEMA ... TO the role, or run it as a role that may create the table"));
     }
     Ok(Some(Ident::new(&role)))
+}
+
+/// Parsing a default or generation expression runs code: a literal of an array or
+/// composite of a domain is read by the domain's input, which runs the domain's CHECK
+/// at parse time, with the rights of whoever runs the DDL (pgvc's owner here). A
+/// commit's expression can name any type of this database. So while any domain here
+/// has a CHECK that calls a function of a role other than a superuser, pgvc does not
+/// parse a commit's expressions at all. (Other input functions are written in C by
+/// superusers; domain checks are the only code a non-superuser can put on that path.)
+pub fn refuse_parse_time_code(table: &str) -> VcResult<()> {
+    let found = super::spi::query(
+        "SELECT format_type(t.oid, NULL), p.oid::regprocedure::text, r.rolname::text \
+         FROM pg_type t JOIN pg_constraint c ON c.contypid = t.oid \
+         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid \
+              AND d.refclassid = 'pg_proc'::regclass \
+         JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_roles r ON r.oid = p.proowner \
+         WHERE t.typtype = 'd' AND NOT r.rolsuper ORDER BY 1, 2 LIMIT 1",
+        vec![],
+        &[],
+    )?;
+    if let Some(r) = found.first() {
+        let text = |i: usize| match r.get(i) {
+            Some(crate::codec::Cell::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "pgvc will not parse the expressions of {table} from a commit here: domain {} checks values with function {} of role {}, which a default could make run with pgvc's rights",
+                text(0),
+                text(1),
+                text(2)
+            ),
+        )
+        .hint("create the table yourself with its defaults and vc.track() it, then pull or reset again; or have a superuser own that function"));
+    }
+    Ok(())
 }

@@ -299,6 +299,23 @@ impl SqlExpr {
     }
 }
 
+/// Whether a stored expression (a `pg_node_tree`'s text, as `pg_constraint.conbin`
+/// holds it) calls only immutable functions and operators: one that only computes.
+/// Built-in functions are pinned and have no `pg_depend` rows, so the expression
+/// itself is looked at, as PostgreSQL does for index expressions.
+pub fn node_is_immutable(node_text: &str) -> bool {
+    let Ok(c) = CString::new(node_text) else {
+        return false;
+    };
+    // SAFETY: stringToNode reads a NUL-terminated node string (from the catalog) and
+    // returns a node tree in the current memory context; contain_mutable_functions
+    // only reads it.
+    unsafe {
+        let node = pg_sys::stringToNode(c.as_ptr()) as *mut pg_sys::Node;
+        !node.is_null() && !pg_sys::contain_mutable_functions(node)
+    }
+}
+
 impl fmt::Display for SqlExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "((\n{}\n))", self.0)
@@ -311,7 +328,9 @@ impl fmt::Display for SqlExpr {
 /// termination is not swallowed. SPI must be connected outside it, as PL/pgSQL's is.
 pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
     // SAFETY: backend globals read and restored around the subtransaction, as
-    // PL/pgSQL's exec_stmt_block does; no SPI call runs inside it.
+    // PL/pgSQL's exec_stmt_block does; SPI calls inside it use the connection made
+    // outside (as PL/pgSQL's do), and the subtransaction's abort releases what they
+    // held.
     let (ctx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     let restore = move || unsafe {
         pg_sys::MemoryContextSwitchTo(ctx);
@@ -335,8 +354,9 @@ pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSaf
         restore();
         let code = match &e {
             pg_sys::panic::CaughtError::PostgresError(r)
-            | pg_sys::panic::CaughtError::ErrorReport(r)
-            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.sql_error_code(),
+            | pg_sys::panic::CaughtError::ErrorReport(r) => r.sql_error_code(),
+            // A bug of ours, not a value the server refused: never swallowed.
+            pg_sys::panic::CaughtError::RustPanic { .. } => e.rethrow(),
         };
         if matches!(
             code,
@@ -589,6 +609,7 @@ pub fn owner_to(kind: ObjectKind, object: &str, role: &Ident) -> Sql {
         ObjectKind::Table => "TABLE",
         ObjectKind::Sequence => "SEQUENCE",
         ObjectKind::Schema => "SCHEMA",
+        ObjectKind::Type => "TYPE",
     };
     Sql::built(format!("ALTER {kind} {object} OWNER TO {role}"))
 }
@@ -598,6 +619,7 @@ pub enum ObjectKind {
     Table,
     Sequence,
     Schema,
+    Type,
 }
 
 pub fn create_sequence(s: &QualName) -> Sql {
@@ -725,18 +747,45 @@ pub fn alter_table(t: &QualName, step: &crate::repo::schema::AlterStep) -> VcRes
 // ---------------------------------------------------------------------------------
 // User types (from a commit: names checked, types resolved, expressions parsed)
 
-pub fn create_enum(t: &QualName, labels: &[String]) -> Sql {
-    let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
-    Sql::built(format!("CREATE TYPE {t} AS ENUM ({})", labels.join(", ")))
+pub fn create_enum(t: &QualName, labels: &[String]) -> VcResult<Sql> {
+    let labels = labels
+        .iter()
+        .map(|l| label_literal(l))
+        .collect::<VcResult<Vec<_>>>()?;
+    Ok(Sql::built(format!(
+        "CREATE TYPE {t} AS ENUM ({})",
+        labels.join(", ")
+    )))
 }
 
 /// `ALTER TYPE t ADD VALUE 'label' [BEFORE 'next']`.
-pub fn add_enum_label(t: &QualName, label: &str, before: Option<&str>) -> Sql {
-    let mut s = format!("ALTER TYPE {t} ADD VALUE {}", literal(label));
+pub fn add_enum_label(t: &QualName, label: &str, before: Option<&str>) -> VcResult<Sql> {
+    let mut s = format!("ALTER TYPE {t} ADD VALUE {}", label_literal(label)?);
     if let Some(b) = before {
-        s.push_str(&format!(" BEFORE {}", literal(b)));
+        s.push_str(&format!(" BEFORE {}", label_literal(b)?));
     }
-    Sql::built(s)
+    Ok(Sql::built(s))
+}
+
+/// An enum label from a commit as a literal: refused if the server could not keep it
+/// (NUL, longer than 63 bytes).
+fn label_literal(label: &str) -> VcResult<String> {
+    if label.contains('\0') || label.len() > 63 {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("enum label {:?} cannot be used", truncate(label)),
+        )
+        .hint("a commit made by pgvc never holds one; if it came from a remote or backup, check who can write there"));
+    }
+    Ok(literal(label))
+}
+
+/// `ALTER DOMAIN t VALIDATE CONSTRAINT name`.
+pub fn domain_validate(t: &QualName, name: &str) -> VcResult<Sql> {
+    Ok(Sql::built(format!(
+        "ALTER DOMAIN {t} VALIDATE CONSTRAINT {}",
+        Ident::checked("constraint name", name)?
+    )))
 }
 
 pub fn create_domain(
@@ -783,9 +832,11 @@ pub fn domain_drop_constraint(t: &QualName, name: &str) -> VcResult<Sql> {
     )))
 }
 
+/// Added `NOT VALID`: existing values are checked by `domain_validate`, after the
+/// check's functions were looked at.
 pub fn domain_add_check(t: &QualName, name: &str, expr: &SqlExpr) -> VcResult<Sql> {
     Ok(Sql::built(format!(
-        "ALTER DOMAIN {t} ADD CONSTRAINT {} CHECK {expr}",
+        "ALTER DOMAIN {t} ADD CONSTRAINT {} CHECK {expr} NOT VALID",
         Ident::checked("constraint name", name)?
     )))
 }

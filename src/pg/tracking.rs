@@ -307,22 +307,45 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
         if !install {
             return Ok(true);
         }
-        let has_log = one_row(
-            "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",
-            vec![Arg::Text(Some(sql::log_name(oid)))],
-        )?;
-        if has_log.is_none() {
-            create_log(t.relid)?;
-        }
+        repair_restored()?;
+        return Ok(true);
     }
     let damaged = check_triggers(t, install)?;
-    if moved {
-        forget_dumped_log(t, stored.as_deref().unwrap_or_default())?;
-    }
-    if !damaged && !moved {
+    if !damaged {
         remember_intact(oid);
     }
-    Ok(damaged || moved)
+    Ok(damaged)
+}
+
+/// After a restore, every tracked table at once (a new OID may be the name of another
+/// table's dumped log, so none may keep using a dumped one): a new key log, trigger
+/// function and triggers for each, then the dumped logs and functions go, and each
+/// table is compared in full once.
+fn repair_restored() -> VcResult<()> {
+    let moved: Vec<(Tracked, String)> = super::catalog::tracked_tables()?
+        .into_iter()
+        .map(|t| {
+            let stored = one_row(
+                "SELECT log_table FROM vc.tracked WHERE relid = $1",
+                vec![Arg::Oid(t.relid)],
+            )?
+            .map(|r| r[0].text())
+            .transpose()?
+            .unwrap_or_default();
+            Ok((t, stored))
+        })
+        .collect::<VcResult<Vec<_>>>()?
+        .into_iter()
+        .filter(|(t, stored)| *stored != sql::log_name(u32::from(t.relid)))
+        .collect();
+    for (t, _) in &moved {
+        create_log(t.relid)?;
+        check_triggers(t, true)?;
+    }
+    for (t, stored) in &moved {
+        forget_dumped_log(t, stored)?;
+    }
+    Ok(())
 }
 
 /// After a restore: the dumped key log and trigger function (named for the table's
@@ -330,10 +353,19 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
 /// attribute numbers and storage are this database's now); the table is compared in
 /// full once.
 fn forget_dumped_log(t: &Tracked, stored: &str) -> VcResult<()> {
-    if let Some(old) = stored
+    let old = stored
         .strip_prefix("log_")
-        .and_then(|n| n.parse::<u32>().ok())
-    {
+        .and_then(|n| n.parse::<u32>().ok());
+    // The old OID may be another tracked table's now: its log and function stay.
+    let taken = match old {
+        Some(o) => one_row(
+            "SELECT 1 FROM vc.tracked WHERE relid::oid = $1",
+            vec![Arg::Oid(Oid::from(o))],
+        )?
+        .is_some(),
+        None => true,
+    };
+    if let Some(old) = old.filter(|_| !taken) {
         let has = |name: String| -> VcResult<bool> {
             Ok(one_row(
                 "SELECT 1 FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname = $1",

@@ -4,7 +4,7 @@
 //! must wait for the rows (`finish`).
 
 use super::error::{VcError, VcResult};
-use super::spi::{exec, one_text, query_values, Arg};
+use super::spi::{exec, one_row, one_text, query_values, Arg};
 use super::sql::{self, QualName, SqlExpr, SqlType};
 use crate::commit::TypeDef;
 use pgrx::pg_sys::Oid;
@@ -131,7 +131,48 @@ pub enum NewLabels {
 /// must wait for the rows (new checks, NOT NULL) is returned. Returns whether enum
 /// labels were added. Refuses what it cannot do: labels removed or reordered, a
 /// domain's base type, a composite's attributes or a range's subtype changed.
-pub fn ensure(target: &BTreeMap<String, TypeDef>, labels: NewLabels) -> VcResult<(Pending, bool)> {
+pub fn ensure(
+    target: &BTreeMap<String, TypeDef>,
+    tables: &BTreeMap<String, crate::commit::TableEntry>,
+    labels: NewLabels,
+) -> VcResult<(Pending, bool)> {
+    // Only types the target's tables use: a commit cannot name other types here.
+    let mut used: Vec<String> = tables
+        .values()
+        .flat_map(|e| e.schema.columns.iter().map(|c| base_name(&c.type_name)))
+        .collect();
+    let mut i = 0;
+    while i < used.len() {
+        if let Some(def) = target.get(&used[i]) {
+            for r in def.refers_to() {
+                let r = base_name(r);
+                if !used.contains(&r) {
+                    used.push(r);
+                }
+            }
+        }
+        i += 1;
+    }
+    if let Some(stray) = target.keys().find(|t| !used.contains(t)) {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_OBJECT_DEFINITION,
+            format!("the commit records type {stray}, which none of its tables uses"),
+        )
+        .hint("a commit made by pgvc never does; if it came from a remote or backup, check who can write there"));
+    }
+    // Labels first, alone: a transaction may use a label only once it is committed,
+    // so the standby adds them in a round of their own, and nothing else changes then.
+    if labels == NewLabels::Add {
+        let mut added = false;
+        for (name, def) in target {
+            if let TypeDef::Enum { labels: want } = def {
+                added |= add_labels(name, want)?;
+            }
+        }
+        if added {
+            return Ok((Pending::default(), true));
+        }
+    }
     let mut pending = Pending::default();
     let mut added = false;
     // Creation order: a type after the user types it refers to.
@@ -213,38 +254,19 @@ fn ensure_one(
     if &live == def {
         return Ok(false);
     }
+    require_type_owner(oid, name)?;
     match (&live, def) {
         (TypeDef::Enum { labels: have }, TypeDef::Enum { labels: want }) => {
-            // Labels may only be added, in place: every label here must be in the
-            // commit, in the same order.
-            let kept: Vec<&String> = want.iter().filter(|l| have.contains(l)).collect();
-            if kept.len() != have.len() || kept.iter().zip(have).any(|(a, b)| *a != b) {
-                return Err(refuse(
-                    name,
-                    "it has labels the commit lacks, or in another order",
-                ));
-            }
-            let mut stmts = Vec::new();
-            for (i, l) in want.iter().enumerate() {
-                if have.contains(l) {
-                    continue;
-                }
-                // Placed before the next label that exists here, else at the end.
-                let next = want[i + 1..].iter().find(|n| have.contains(n));
-                stmts.push(sql::add_enum_label(&q, l, next.map(|s| s.as_str())));
-            }
-            if labels == NewLabels::Refuse {
-                let list: Vec<String> = stmts.iter().map(|s| format!("{s};")).collect();
-                return Err(VcError::new(
-                    Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    format!("the commit adds labels to enum {name}, which a transaction may use only once they are committed"),
-                )
-                .hint(format!("run {} then try again", list.join(" "))));
-            }
-            for s in stmts {
-                exec(s, vec![])?;
-            }
-            Ok(true)
+            // In the standby's mode they were added by a round of their own: here
+            // they are refused with the statements to run first.
+            let stmts = label_statements(&q, have, want)?;
+            let list: Vec<String> = stmts.iter().map(|s| format!("{s};")).collect();
+            let _ = labels;
+            Err(VcError::new(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the commit adds labels to enum {name}, which a transaction may use only once they are committed"),
+            )
+            .hint(format!("run {} then try again", list.join(" "))))
         }
         (
             TypeDef::Domain {
@@ -286,9 +308,14 @@ fn ensure_one(
             }
             for (cn, cd) in c2 {
                 if !c1.iter().any(|(n, d)| n == cn && d == cd) {
-                    pending
-                        .steps
-                        .push(sql::domain_add_check(&q, cn, &check_expr(name, cd)?)?);
+                    // Added unvalidated, its functions checked, validated after the rows.
+                    let (expr, not_valid) = check_expr(name, cd)?;
+                    super::namespace::refuse_parse_time_code(&format!("domain {name}"))?;
+                    exec(sql::domain_add_check(&q, cn, &expr)?, vec![])?;
+                    refuse_unsafe_checks(oid, name)?;
+                    if !not_valid {
+                        pending.steps.push(sql::domain_validate(&q, cn)?);
+                    }
                 }
             }
             Ok(false)
@@ -303,7 +330,11 @@ fn ensure_one(
 
 /// The expression of a recorded `CHECK (expr)` (as `pg_get_constraintdef` prints it),
 /// parsed as exactly one expression.
-fn check_expr(name: &str, def: &str) -> VcResult<SqlExpr> {
+fn check_expr(name: &str, def: &str) -> VcResult<(SqlExpr, bool)> {
+    let (def, not_valid) = match def.strip_suffix(" NOT VALID") {
+        Some(d) => (d, true),
+        None => (def, false),
+    };
     let inner = def
         .strip_prefix("CHECK (")
         .and_then(|r| r.strip_suffix(')'))
@@ -313,14 +344,133 @@ fn check_expr(name: &str, def: &str) -> VcResult<SqlExpr> {
                 format!("a check of domain {name} in the commit is not CHECK (...)"),
             )
         })?;
-    SqlExpr::checked(&format!("check of domain {name}"), inner)
+    Ok((
+        SqlExpr::checked(&format!("check of domain {name}"), inner)?,
+        not_valid,
+    ))
+}
+
+/// Refuses a domain whose checks call a function that is not immutable: a check from a
+/// commit runs whenever a value is cast to the domain (and over every stored value when
+/// validated), so it may only compute, never act (no `pg_read_file`, `lo_export`,
+/// `set_config`, ...). Functions of other roles are refused by `type_runs_foreign_code`.
+fn refuse_unsafe_checks(oid: Oid, name: &str) -> VcResult<()> {
+    let checks = query_values(
+        "SELECT conname::text, conbin::text FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY 1",
+        vec![Arg::Oid(oid)],
+    )?;
+    for c in checks {
+        let (cname, bin) = (c[0].text()?, c[1].opt().map(|v| v.text()).transpose()?);
+        if !bin.as_deref().is_some_and(sql::node_is_immutable) {
+            return Err(VcError::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("check {cname} of domain {name} from the commit calls a function that is not immutable"),
+            )
+            .hint("pgvc only creates domain checks that compute; create the domain here yourself, then try again"));
+        }
+    }
+    if super::catalog::type_runs_foreign_code(oid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("type {name} from the commit would run code of a role other than a superuser"),
+        )
+        .hint("create the type here yourself, then try again"));
+    }
+    Ok(())
+}
+
+/// A type name without array brackets (`t[]` refers to `t`).
+fn base_name(t: &str) -> String {
+    t.trim_end_matches("[]").to_string()
+}
+
+/// Altering an existing type needs its ownership, as `ALTER TYPE` would.
+fn require_type_owner(oid: Oid, name: &str) -> VcResult<()> {
+    let owns = super::spi::one_bool(
+        "SELECT r.rolsuper OR pg_has_role(r.oid, t.typowner, 'USAGE') \
+         FROM pg_roles r, pg_type t WHERE r.oid = $1 AND t.oid = $2",
+        vec![Arg::Oid(super::spi::caller()), Arg::Oid(oid)],
+    )?;
+    if owns {
+        return Ok(());
+    }
+    Err(VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "permission denied: the commit changes type {name}, which only its owner may alter"
+        ),
+    )
+    .hint("run it as the type's owner or a superuser"))
+}
+
+/// The `ALTER TYPE ... ADD VALUE` statements that give enum `q` (labels `have`) the
+/// labels `want`, each in place; refuses labels removed or reordered.
+fn label_statements(q: &QualName, have: &[String], want: &[String]) -> VcResult<Vec<sql::Sql>> {
+    let kept: Vec<&String> = want.iter().filter(|l| have.contains(l)).collect();
+    if kept.len() != have.len() || kept.iter().zip(have).any(|(a, b)| *a != b) {
+        return Err(refuse(
+            &q.to_string(),
+            "it has labels the commit lacks, or in another order",
+        ));
+    }
+    let mut stmts = Vec::new();
+    for (i, l) in want.iter().enumerate() {
+        if have.contains(l) {
+            continue;
+        }
+        // Placed before the next label that exists here, else at the end.
+        let next = want[i + 1..].iter().find(|n| have.contains(n));
+        stmts.push(sql::add_enum_label(q, l, next.map(|s| s.as_str()))?);
+    }
+    Ok(stmts)
+}
+
+/// Adds the labels enum `name` lacks here (the standby's round of its own); false when
+/// it lacks none, or is not an enum here (`ensure` then says what differs).
+fn add_labels(name: &str, want: &[String]) -> VcResult<bool> {
+    let q = QualName::parse_user("type name", name)?;
+    let found = one_row(
+        "SELECT t.oid, t.typtype::text FROM pg_type t WHERE t.oid = to_regtype($1)",
+        vec![Arg::Text(Some(name.to_string()))],
+    )?;
+    let Some(r) = found else { return Ok(false) };
+    let (oid, kind) = (r[0].oid()?, r[1].text()?);
+    if kind != "e" {
+        return Ok(false);
+    }
+    let TypeDef::Enum { labels: have } = definition(oid, "e")? else {
+        return Ok(false);
+    };
+    if have.as_slice() == want {
+        return Ok(false);
+    }
+    require_type_owner(oid, name)?;
+    let stmts = label_statements(&q, &have, want)?;
+    let added = !stmts.is_empty();
+    for s in stmts {
+        exec(s, vec![])?;
+    }
+    Ok(added)
 }
 
 /// Creates type `name` as `def` records it.
 fn create(q: &QualName, name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<()> {
     super::namespace::ensure_missing_schema(&q.schema)?;
+    // Created by pgvc's owner; a caller who is not a superuser must be one who may
+    // create from history (pgvc_admin, CREATE on the schema), and owns the type.
+    let for_caller = super::namespace::caller_owns_new_objects(&q.schema, true)?;
+    if matches!(
+        def,
+        TypeDef::Domain {
+            default: Some(_),
+            ..
+        }
+    ) || matches!(def, TypeDef::Domain { checks, .. } if !checks.is_empty())
+    {
+        super::namespace::refuse_parse_time_code(&format!("domain {name}"))?;
+    }
     match def {
-        TypeDef::Enum { labels } => exec(sql::create_enum(q, labels), vec![])?,
+        TypeDef::Enum { labels } => exec(sql::create_enum(q, labels)?, vec![])?,
         TypeDef::Domain {
             base,
             not_null,
@@ -334,7 +484,7 @@ fn create(q: &QualName, name: &str, def: &TypeDef, pending: &mut Pending) -> VcR
             };
             let mut cs = Vec::new();
             for (cn, cd) in checks {
-                cs.push((cn.clone(), check_expr(name, cd)?));
+                cs.push((cn.clone(), check_expr(name, cd)?.0));
             }
             exec(
                 sql::create_domain(q, &base, default.as_ref(), *not_null, &cs)?,
@@ -366,12 +516,12 @@ fn create(q: &QualName, name: &str, def: &TypeDef, pending: &mut Pending) -> VcR
             format!("type {name} from the commit was made under another name here"),
         )
     })?;
-    if super::catalog::type_runs_foreign_code(oid)? {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("type {name} from the commit would run code of a role other than a superuser"),
-        )
-        .hint("create the type here yourself, then try again"));
+    refuse_unsafe_checks(oid, name)?;
+    if let Some(role) = &for_caller {
+        exec(
+            sql::owner_to(sql::ObjectKind::Type, &q.to_string(), role),
+            vec![],
+        )?;
     }
     let kind = one_text(
         "SELECT typtype::text FROM pg_type WHERE oid = $1",

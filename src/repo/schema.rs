@@ -195,6 +195,12 @@ pub struct AlterPlan {
     pub before_rows: Vec<AlterStep>,
     /// Run after: defaults, NOT NULL, identity, primary key.
     pub after_rows: Vec<AlterStep>,
+    /// The table must be emptied before the steps and loaded after them: a column is
+    /// made again (a generation expression changed, or a column became generated or
+    /// plain), so rows whose bytes did not change would lose its values; or an added
+    /// column is generated or of a user type, whose expression, domain check or
+    /// default `ADD COLUMN` would evaluate over every existing row.
+    pub needs_reload: bool,
 }
 
 impl AlterPlan {
@@ -218,6 +224,7 @@ impl AlterPlan {
 pub fn plan_alter(live: &TableSchema, target: &TableSchema) -> AlterPlan {
     let mut before = Vec::new();
     let mut after = Vec::new();
+    let mut needs_reload = false;
     let matched = |c: &Column| target.columns.iter().find(|t| same_column(c, t));
     // The key as target names: does the live key map onto it?
     let live_key_in_target: Vec<Option<String>> = live
@@ -281,7 +288,9 @@ pub fn plan_alter(live: &TableSchema, target: &TableSchema) -> AlterPlan {
                 let regenerate = c.generated != t.generated;
                 if regenerate {
                     // PostgreSQL 15 cannot change a generation expression (or make a
-                    // column generated or not): the column is made again.
+                    // column generated or not): the column is made again, and its
+                    // values come back with the rows.
+                    needs_reload = true;
                     before.push(AlterStep::DropColumn(n.clone()));
                     before.push(AlterStep::AddColumn(Column {
                         not_null: false,
@@ -331,6 +340,10 @@ pub fn plan_alter(live: &TableSchema, target: &TableSchema) -> AlterPlan {
                 }
             }
             None => {
+                // User types are schema-qualified (`format_type` with search_path =
+                // pg_catalog); built-in ones are not.
+                let user_type = t.type_name.contains('.') || t.type_name.contains('"');
+                needs_reload |= t.generated.is_some() || user_type;
                 before.push(AlterStep::AddColumn(Column {
                     not_null: false,
                     default: None,
@@ -362,6 +375,7 @@ pub fn plan_alter(live: &TableSchema, target: &TableSchema) -> AlterPlan {
     AlterPlan {
         before_rows: before,
         after_rows: after,
+        needs_reload,
     }
 }
 
@@ -705,6 +719,30 @@ mod tests {
         let physical = apply_plan(&target, &back);
         assert!(!physical.same_definition(&live));
         assert!(in_order_of(&live, physical).same_definition(&live));
+    }
+
+    #[test]
+    fn remade_generated_and_user_typed_columns_need_a_reload() {
+        let live = schema(
+            vec![col(1, "id", "integer"), col(2, "a", "integer")],
+            &["id"],
+        );
+        // Plain nullable column of a built-in type: no reload (the cheap path).
+        let mut plain = live.clone();
+        plain.columns.push(col(3, "b", "integer"));
+        assert!(!plan_alter(&live, &plain).needs_reload);
+        // A column of a user type: its domain default or check would run on every row.
+        let mut typed = live.clone();
+        typed.columns.push(col(3, "b", "public.posint"));
+        assert!(plan_alter(&live, &typed).needs_reload);
+        // A generated column added, or one made plain again.
+        let mut generated = live.clone();
+        generated.columns.push(Column {
+            generated: Some("(a * 2)".into()),
+            ..col(3, "b", "integer")
+        });
+        assert!(plan_alter(&live, &generated).needs_reload);
+        assert!(plan_alter(&generated, &plain).needs_reload);
     }
 
     #[test]

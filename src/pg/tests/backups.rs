@@ -100,7 +100,7 @@ mod tests {
     /// takes HEAD from the working set it restores.
     #[pg_test]
     fn restore_takes_head_and_tables_from_one_moment() {
-        run("SELECT 1 FROM vc.head FOR UPDATE");
+        run("INSERT INTO vc.head VALUES (true, 'main') ON CONFLICT DO NOTHING; SELECT 1 FROM vc.head FOR UPDATE");
         let d = dir("atomic");
         run("CREATE TABLE public.bk_atomic (id int PRIMARY KEY, v text)");
         run("SELECT vc.track('public.bk_atomic')");

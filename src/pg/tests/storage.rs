@@ -117,7 +117,7 @@ mod tests {
     /// log is truncated (an empty file), and tracking goes on.
     #[pg_test]
     fn a_big_emptied_key_log_is_truncated() {
-        run("SELECT 1 FROM vc.head FOR UPDATE");
+        run("INSERT INTO vc.head VALUES (true, 'main') ON CONFLICT DO NOTHING; SELECT 1 FROM vc.head FOR UPDATE");
         run("CREATE TABLE public.st_log (id int PRIMARY KEY, v int)");
         run("INSERT INTO public.st_log SELECT g, 0 FROM generate_series(1, 3000) g");
         run("SELECT vc.track('public.st_log')");

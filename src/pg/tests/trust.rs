@@ -25,6 +25,17 @@ mod tests {
     /// `heads/main` and `working/main`) to a new file remote at `dir`. Built through
     /// the pure layers only, as someone who can write the remote could.
     fn craft(dir: &str, table: &str, columns: Vec<Column>, sequences: Vec<SequenceState>) {
+        craft_with_types(dir, table, columns, sequences, Default::default())
+    }
+
+    /// `craft`, with user types in the root value.
+    fn craft_with_types(
+        dir: &str,
+        table: &str,
+        columns: Vec<Column>,
+        sequences: Vec<SequenceState>,
+        types: std::collections::BTreeMap<String, crate::commit::TypeDef>,
+    ) {
         let mut store = MemStore::new();
         let nvals = columns.len() - 1;
         let entries: Vec<(Vec<u8>, Vec<u8>)> = (1..=3)
@@ -37,7 +48,10 @@ mod tests {
             })
             .collect();
         let tree = build(&mut store, entries).unwrap();
-        let mut root = RootValue::default();
+        let mut root = RootValue {
+            types,
+            ..RootValue::default()
+        };
         let mut columns = columns;
         columns[0].not_null = true;
         root.tables.insert(
@@ -75,7 +89,7 @@ mod tests {
     /// test here takes HEAD's row lock first (as a commit does before it writes chunks),
     /// so they never hold a chunk while waiting for HEAD.
     fn serial() {
-        run("SELECT 1 FROM vc.head FOR UPDATE");
+        run("INSERT INTO vc.head VALUES (true, 'main') ON CONFLICT DO NOTHING; SELECT 1 FROM vc.head FOR UPDATE");
     }
 
     fn clone_refused(d: &str, state: &str, needle: &str) {
@@ -898,7 +912,7 @@ mod tests {
         expect_error(
             "SELECT vc.reset('HEAD')",
             "42501",
-            "will not parse the defaults",
+            "will not parse the expressions",
         );
         assert_eq!(
             text("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'pgvc_parse'"),
@@ -982,5 +996,54 @@ mod tests {
             "pg_read_server_files",
         );
         run("RESET ROLE");
+    }
+
+    /// User types from a remote are data too: a type none of the commit's tables uses
+    /// is refused, and so is a domain check that could act rather than compute (it
+    /// would run whenever a value is cast, and over stored values as pgvc's owner).
+    #[pg_test]
+    fn hostile_user_types_are_refused() {
+        use crate::commit::TypeDef;
+        serial();
+        let d = dir("types-stray");
+        let mut types = std::collections::BTreeMap::new();
+        types.insert(
+            "public.stray".to_string(),
+            TypeDef::Enum {
+                labels: vec!["x".into()],
+            },
+        );
+        craft_with_types(
+            &d,
+            "public.t_stray",
+            vec![col("id", "integer"), col("v", "text")],
+            vec![],
+            types,
+        );
+        clone_refused(&d, "42P17", "none of its tables uses");
+        assert!(text("SELECT to_regtype('public.stray')::text").is_none());
+        let d = dir("types-check");
+        let mut types = std::collections::BTreeMap::new();
+        types.insert(
+            "public.sneaky".to_string(),
+            TypeDef::Domain {
+                base: "text".into(),
+                not_null: false,
+                default: None,
+                checks: vec![(
+                    "reads".into(),
+                    "CHECK ((pg_read_file('/etc/hostname'::text) IS NOT NULL))".into(),
+                )],
+            },
+        );
+        craft_with_types(
+            &d,
+            "public.t_sneaky",
+            vec![col("id", "integer"), col("v", "public.sneaky")],
+            vec![],
+            types,
+        );
+        clone_refused(&d, "42501", "not immutable");
+        assert!(text("SELECT to_regtype('public.sneaky')::text").is_none());
     }
 }

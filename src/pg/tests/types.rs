@@ -148,6 +148,24 @@ mod tests {
             "\"(5)\" 8"
         );
         assert_eq!(int("SELECT count(*) FROM ty_calls"), 0);
+        // A cast another role made from text to a type (or from it to json, which
+        // to_jsonb uses) would run its function: such a type keeps its text too.
+        run("CREATE TYPE ty_e AS ENUM ('a', 'b');
+             CREATE FUNCTION ty_cast(text) RETURNS ty_e LANGUAGE plpgsql
+               AS $$ BEGIN INSERT INTO public.ty_calls VALUES (1); RETURN $1::text::ty_e; END $$;
+             CREATE CAST (text AS ty_e) WITH FUNCTION ty_cast(text);
+             ALTER FUNCTION ty_cast(text) OWNER TO ty_evil;
+             CREATE TABLE ty_c (id int PRIMARY KEY, e ty_e);
+             INSERT INTO ty_c VALUES (1, 'a');
+             SELECT vc.track('ty_c'); SELECT vc.commit('c');
+             UPDATE ty_c SET e = 'b';
+             DELETE FROM ty_calls;");
+        assert_eq!(
+            text("SELECT after->>'e' FROM vc.diff('HEAD') WHERE table_name = 'public.ty_c'")
+                .unwrap(),
+            "b"
+        );
+        assert_eq!(int("SELECT count(*) FROM ty_calls"), 0);
     }
 
     #[pg_test]
