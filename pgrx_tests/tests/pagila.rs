@@ -3,8 +3,9 @@
 //! into an empty database (no types created by hand) follows a realistic migration on
 //! the primary with no hand work.
 //!
-//! The dataset lives beside the project (`../shared/datasets/pagila`, or
-//! `$PGVC_PAGILA`); without it this test fails rather than pass unseen.
+//! The dataset lives beside the project (`shared/datasets/pagila` next to the checkout
+//! or a directory above it, or `$PGVC_PAGILA`); without it this test fails rather
+//! than pass unseen.
 
 use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir};
 use postgres::Client;
@@ -12,17 +13,22 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn dataset() -> PathBuf {
-    let dir = std::env::var("PGVC_PAGILA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/pagila")
-        });
-    assert!(
-        dir.join("pagila-schema.sql").exists(),
-        "pagila is not at {} (set PGVC_PAGILA)",
-        dir.display()
-    );
-    dir
+    if let Ok(d) = std::env::var("PGVC_PAGILA") {
+        return PathBuf::from(d);
+    }
+    // `shared/datasets/pagila` beside the checkout (or beside any directory above it).
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let found = manifest
+        .ancestors()
+        .map(|a| a.join("shared/datasets/pagila"))
+        .find(|d| d.join("pagila-schema.sql").exists());
+    match found {
+        Some(d) => d,
+        None => panic!(
+            "pagila is not in shared/datasets/pagila beside {} or above it (set PGVC_PAGILA)",
+            manifest.display()
+        ),
+    }
 }
 
 /// Runs a SQL file with psql (pagila's dump names roles that may not exist here: its
