@@ -18,9 +18,11 @@ fn dataset() -> PathBuf {
     }
     // `shared/datasets/pagila` beside the checkout (or beside any directory above it).
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Last, where this machine keeps the project's shared files.
     let found = manifest
         .ancestors()
         .map(|a| a.join("shared/datasets/pagila"))
+        .chain([PathBuf::from("/work/shared/datasets/pagila")])
         .find(|d| d.join("pagila-schema.sql").exists());
     match found {
         Some(d) => d,
