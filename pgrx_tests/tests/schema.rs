@@ -121,11 +121,9 @@ fn setup(d: &mut Client) {
     .unwrap();
 }
 
-/// The primary migrates, commit by commit; the standby follows each with no hand work:
-/// same definitions, rows and root hash, and a clean status.
-#[test]
-fn a_standby_follows_every_schema_change() {
-    let remote = RemoteDir::new("schema-follow");
+/// A primary with `setup`'s tables committed and pushed to `remote`, and a standby
+/// cloned from it: (primary, its session, standby, its session).
+fn primary_and_standby(remote: &RemoteDir) -> (Cluster, Client, Cluster, Client) {
     let p = Cluster::start_with(PRIMARY);
     let mut dp = p.connect();
     dp.batch_execute(&format!(
@@ -141,6 +139,15 @@ fn a_standby_follows_every_schema_change() {
         remote.url()
     ))
     .unwrap();
+    (p, dp, s, ds)
+}
+
+/// The primary migrates, commit by commit; the standby follows each with no hand work:
+/// same definitions, rows and root hash, and a clean status.
+#[test]
+fn a_standby_follows_every_schema_change() {
+    let remote = RemoteDir::new("schema-follow");
+    let (_p, mut dp, _s, mut ds) = primary_and_standby(&remote);
     caught_up(&mut ds, &head(&mut dp), "the clone");
     for (what, ddl) in MIGRATIONS {
         dp.batch_execute(ddl).unwrap();
@@ -234,21 +241,7 @@ fn clone_restore_and_reset_cross_schema_changes() {
 #[test]
 fn a_change_the_standby_cannot_apply_stops_it_until_fixed() {
     let remote = RemoteDir::new("schema-stuck");
-    let p = Cluster::start_with(PRIMARY);
-    let mut dp = p.connect();
-    dp.batch_execute(&format!(
-        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');",
-        remote.url()
-    ))
-    .unwrap();
-    setup(&mut dp);
-    let s = Cluster::start_with(STANDBY);
-    let mut ds = s.connect();
-    ds.batch_execute(&format!(
-        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
-        remote.url()
-    ))
-    .unwrap();
+    let (_p, mut dp, _s, mut ds) = primary_and_standby(&remote);
     let before = head(&mut dp);
     caught_up(&mut ds, &before, "the clone");
     let shape_before = shape(&mut ds);

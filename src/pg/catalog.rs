@@ -252,6 +252,22 @@ pub fn table_owner(relid: Oid) -> VcResult<Oid> {
     }
 }
 
+/// The recursive step of the walk over what an object depends on (`objs`): what it
+/// depends on, its defaults and constraints, and a composite type's relation (which
+/// depends on the type, so that edge is followed backwards). One text for both walks.
+macro_rules! depends_step {
+    () => {
+        "SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
+                CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
+         FROM objs o JOIN pg_depend d \
+           ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
+           OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
+               AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
+           OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \
+               AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) "
+    };
+}
+
 /// The first object (description, owner) that `relid` depends on, directly or through
 /// others (domains and their checks, composites' columns (a composite type's relation
 /// depends on the type, so that edge is followed backwards), array elements, defaults
@@ -266,22 +282,13 @@ pub fn foreign_code(
     casts_only: bool,
 ) -> VcResult<Option<(String, String)>> {
     let found = query(
-        "WITH RECURSIVE objs(classid, objid) AS ( \
+        concat!("WITH RECURSIVE objs(classid, objid) AS ( \
              SELECT * FROM ( \
                SELECT 'pg_class'::regclass::oid, $1::oid WHERE NOT $3 \
                UNION ALL \
                SELECT 'pg_type'::regclass::oid, a.atttypid FROM pg_attribute a \
                WHERE $3 AND a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped) s \
-           UNION \
-             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
-                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
-             FROM objs o JOIN pg_depend d \
-               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
-               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
-                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
-               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \
-                   AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) \
-         ) \
+           UNION ", depends_step!(), ") \
          SELECT pg_describe_object(o.classid, o.objid, 0), r.rolname::text \
          FROM objs o \
          CROSS JOIN LATERAL (SELECT CASE o.classid \
@@ -294,7 +301,7 @@ pub fn foreign_code(
          JOIN pg_roles r ON r.oid = w.owner \
          WHERE NOT r.rolsuper AND r.oid <> $2 \
            AND (NOT $3 OR o.classid = 'pg_proc'::regclass) \
-         ORDER BY 1 LIMIT 1",
+         ORDER BY 1 LIMIT 1"),
         vec![Arg::Oid(relid), Arg::Oid(allowed), Arg::Bool(casts_only)],
         &[],
     )?;
@@ -307,24 +314,15 @@ pub fn foreign_code(
 /// function owned by a role other than a superuser.
 pub fn type_runs_foreign_code(typid: Oid) -> VcResult<bool> {
     super::spi::one_bool(
-        "WITH RECURSIVE objs(classid, objid) AS ( \
+        concat!("WITH RECURSIVE objs(classid, objid) AS ( \
              SELECT 'pg_type'::regclass::oid, $1::oid \
-           UNION \
-             SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
-                    CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
-             FROM objs o JOIN pg_depend d \
-               ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
-               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
-                   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
-               OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \
-                   AND d.classid = 'pg_class'::regclass AND o.classid = 'pg_type'::regclass) \
-         ) \
+           UNION ", depends_step!(), ") \
          SELECT EXISTS (SELECT 1 FROM objs o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND p.oid = o.objid \
                         JOIN pg_roles r ON r.oid = p.proowner WHERE NOT r.rolsuper) \
              OR EXISTS (SELECT 1 FROM objs o JOIN pg_cast c ON o.classid = 'pg_type'::regclass \
                           AND (c.castsource = o.objid OR c.casttarget = o.objid) \
                         JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_roles r ON r.oid = p.proowner \
-                        WHERE NOT r.rolsuper)",
+                        WHERE NOT r.rolsuper)"),
         vec![Arg::Oid(typid)],
     )
 }
