@@ -152,7 +152,8 @@ mod tests {
         // to_jsonb uses) would run its function: such a type keeps its text too.
         run("CREATE TYPE ty_e AS ENUM ('a', 'b');
              CREATE FUNCTION ty_cast(text) RETURNS ty_e LANGUAGE plpgsql
-               AS $$ BEGIN INSERT INTO public.ty_calls VALUES (1); RETURN $1::text::ty_e; END $$;
+               AS $$ BEGIN INSERT INTO public.ty_calls VALUES (1);
+                     RETURN CASE $1 WHEN 'a' THEN 'a'::public.ty_e ELSE 'b'::public.ty_e END; END $$;
              CREATE CAST (text AS ty_e) WITH FUNCTION ty_cast(text);
              ALTER FUNCTION ty_cast(text) OWNER TO ty_evil;
              CREATE TABLE ty_c (id int PRIMARY KEY, e ty_e);
