@@ -217,8 +217,7 @@ fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
 }
 
 /// A tracked table without a primary key is an error that says what to do.
-pub fn require_primary_key(t: &Tracked) -> VcResult<()> {
-    let schema = table_schema(t.relid)?;
+pub fn require_primary_key(t: &Tracked, schema: &TableSchema) -> VcResult<()> {
     if schema.primary_key.is_empty() {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,

@@ -28,6 +28,7 @@ pub struct Live {
 /// with), and the plan to read it.
 pub fn live(t: &Tracked, committed: Option<&TableEntry>) -> VcResult<Live> {
     let catalog = table_schema(t.relid)?;
+    super::catalog::require_primary_key(t, &catalog)?;
     // Per live column, in attribute order: its recorded tag, and whether existing
     // rows have a value for it that no write put there (ADD COLUMN with a constant
     // default), then whether the table was rewritten since the record.
@@ -124,14 +125,21 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
     exec(
         // The storage: the relfilenodes of the table and its partitions, which a
         // rewrite (ALTER TYPE, a volatile default, TRUNCATE, VACUUM FULL) changes.
-        "UPDATE vc.tracked SET (attnums, tags) = ( \
-           SELECT array_agg(a.attnum ORDER BY a.attnum), array_agg(x.tag::int8 ORDER BY a.attnum) \
-           FROM unnest($2::text[], $3::text[]) x(name, tag) \
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
-                AND a.attnum > 0 AND NOT a.attisdropped), \
-         table_id = $5, storage = (SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.oid) \
-           FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid), \
-         committed_name = $4 WHERE relid = $1",
+        // Written only when it changed: most commits leave it as it was, and a row
+        // version per tracked table per commit would be WAL and dead rows for nothing.
+        "WITH n AS (SELECT \
+           (SELECT array_agg(a.attnum ORDER BY a.attnum) FROM unnest($2::text[]) x(name) \
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
+                 AND a.attnum > 0 AND NOT a.attisdropped) AS attnums, \
+           (SELECT array_agg(x.tag::int8 ORDER BY a.attnum) FROM unnest($2::text[], $3::text[]) x(name, tag) \
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
+                 AND a.attnum > 0 AND NOT a.attisdropped) AS tags, \
+           (SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.oid) \
+            FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid) AS storage) \
+         UPDATE vc.tracked t SET attnums = n.attnums, tags = n.tags, table_id = $5, \
+                storage = n.storage, committed_name = $4 \
+         FROM n WHERE t.relid = $1 AND (t.attnums, t.tags, t.table_id, t.storage, t.committed_name) \
+               IS DISTINCT FROM (n.attnums, n.tags, $5::int8, n.storage, $4::text)",
         vec![
             Arg::Oid(relid),
             Arg::TextArray(names),

@@ -190,7 +190,7 @@ pub fn ensure(
                 rest.push((name, def));
                 continue;
             }
-            added |= ensure_one(name, def, labels, &mut pending)?;
+            added |= ensure_one(name, def, &mut pending)?;
             done.push(name.as_str());
         }
         todo = rest;
@@ -221,19 +221,14 @@ fn refuse(name: &str, what: &str) -> VcError {
     .hint("pgvc does not change that kind of type definition; alter the type here to match the commit (compare \\dT+), then try again")
 }
 
-fn ensure_one(
-    name: &str,
-    def: &TypeDef,
-    labels: NewLabels,
-    pending: &mut Pending,
-) -> VcResult<bool> {
+fn ensure_one(name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<bool> {
     let q = QualName::parse_user("type name", name)?;
     let oid = one_text(
         "SELECT to_regtype($1)::oid::text",
         vec![Arg::Text(Some(name.to_string()))],
     )?;
     let Some(oid) = oid else {
-        create(&q, name, def, pending)?;
+        create(&q, name, def)?;
         return Ok(false);
     };
     let oid = Oid::from(oid.parse::<u32>().unwrap_or(0));
@@ -261,7 +256,6 @@ fn ensure_one(
             // they are refused with the statements to run first.
             let stmts = label_statements(&q, have, want)?;
             let list: Vec<String> = stmts.iter().map(|s| format!("{s};")).collect();
-            let _ = labels;
             Err(VcError::new(
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("the commit adds labels to enum {name}, which a transaction may use only once they are committed"),
@@ -454,7 +448,7 @@ fn add_labels(name: &str, want: &[String]) -> VcResult<bool> {
 }
 
 /// Creates type `name` as `def` records it.
-fn create(q: &QualName, name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<()> {
+fn create(q: &QualName, name: &str, def: &TypeDef) -> VcResult<()> {
     super::namespace::ensure_missing_schema(&q.schema)?;
     // Created by pgvc's owner; a caller who is not a superuser must be one who may
     // create from history (pgvc_admin, CREATE on the schema), and owns the type.
@@ -502,7 +496,6 @@ fn create(q: &QualName, name: &str, def: &TypeDef, pending: &mut Pending) -> VcR
             exec(sql::create_range(q, &SqlType::resolve(subtype)?), vec![])?
         }
     };
-    let _ = pending;
     // What was made must be what the commit records, and run no other role's code.
     let oid = one_text(
         "SELECT to_regtype($1)::oid::text",

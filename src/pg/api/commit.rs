@@ -50,7 +50,6 @@ pub fn table_entry<S>(
 where
     for<'a> &'a S: ChunkStore,
 {
-    crate::pg::catalog::require_primary_key(t)?;
     let (live, mode) = crate::pg::definition::live_and_mode(t, old, consume)?;
     let (schema, plan) = (live.schema, live.plan);
     let tree = match mode {

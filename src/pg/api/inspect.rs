@@ -108,7 +108,6 @@ fn vc_status() -> TableIterator<
                     if !may_see_rows(t.relid)? {
                         continue;
                     }
-                    crate::pg::catalog::require_primary_key(t)?;
                     let old = crate::pg::api::commit::parent_entry(&head, t);
                     let (live, mode) = crate::pg::definition::live_and_mode(t, old, false)?;
                     let name = t.committed_name.clone().unwrap_or(t.name.clone());
@@ -400,7 +399,6 @@ fn diff_rows(
                 if !may_see_rows(t.relid)? {
                     continue;
                 }
-                crate::pg::catalog::require_primary_key(&t)?;
                 let old = crate::pg::api::commit::parent_entry(&head, &t);
                 let (live, mode) = crate::pg::definition::live_and_mode(&t, old, false)?;
                 let (schema, plan) = (live.schema, live.plan);
