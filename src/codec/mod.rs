@@ -5,16 +5,19 @@
 //! bytea_output, lc_monetary, search_path), or as raw bytes for `bytea`. From those we
 //! make:
 //! - the **key**: the primary key, memcomparable (`key.rs`), so byte order is a total
-//!   order, and the SQL order for integer and text (C collation) keys;
+//!   order, and the SQL order for integer and text (C collation) keys; for a table
+//!   without a primary key, the row's hash and its copy number (`keyless.rs`);
 //! - the **value**: the other columns as a MessagePack array (`row.rs`), stored inline
 //!   in the leaf or, when large, as a separate blob chunk.
 
 mod json;
 mod key;
+mod keyless;
 mod row;
 
 pub use json::{cell_to_json, JsonKind};
 pub use key::{decode_key, encode_key, KeyKind};
+pub use keyless::{keyless_key, keyless_row_hash, number_copies, KEYLESS_KEY_LEN, ROW_HASH_LEN};
 pub use row::{decode_row, encode_row, load_value, store_value, Cell, INLINE_LIMIT};
 
 #[derive(Debug, thiserror::Error)]

@@ -216,18 +216,6 @@ fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
     Ok(())
 }
 
-/// A tracked table without a primary key is an error that says what to do.
-pub fn require_primary_key(t: &Tracked, schema: &TableSchema) -> VcResult<()> {
-    if schema.primary_key.is_empty() {
-        return Err(VcError::new(
-            Code::ERRCODE_INVALID_TABLE_DEFINITION,
-            format!("tracked table {} has no primary key", t.name),
-        )
-        .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or vc.untrack() it"));
-    }
-    Ok(())
-}
-
 /// The live schema of table `relid` (named `name`) and the plan to read and write it,
 /// as its owner.
 pub fn table_plan(relid: Oid, name: &str) -> VcResult<(TableSchema, Plan)> {

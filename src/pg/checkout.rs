@@ -5,7 +5,7 @@
 use super::catalog::{restore_sequences, sequence_names, table_schema, tracked_tables, Tracked};
 use super::definition::record;
 use super::error::{VcError, VcResult};
-use super::rows::{logged_key_bytes, read_mode_of, working_changes, write_rows};
+use super::rows::{logged_key_bytes, read_mode_of, working_changes, write_keyless, write_rows};
 use super::spi::{exec, one_text, with_replica_role, Arg};
 use super::sql::{self, ColumnDef, Ident, ObjectKind, Plan, QualName, SqlExpr, SqlType};
 use super::store::PgStore;
@@ -15,7 +15,7 @@ use crate::commit::{Commit, RootValue, TableEntry};
 use crate::prolly;
 use crate::repo::schema::{in_order_of, plan_alter, rows_comparable, AlterStep};
 use crate::repo::worktree::{
-    plan_checkout, rewrite_keys, CheckoutRefused, LiveTable, ReadMode, Step,
+    keyless_rewrites, plan_checkout, rewrite_keys, CheckoutRefused, LiveTable, ReadMode, Step,
 };
 use crate::store::ChunkStore;
 use pgrx::PgSqlErrorCode as Code;
@@ -81,12 +81,6 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
             ));
         }
         pk.push(Ident::checked("column name", k)?);
-    }
-    if pk.is_empty() {
-        return Err(VcError::new(
-            Code::ERRCODE_INVALID_TABLE_DEFINITION,
-            format!("the commit records no primary key for {table}"),
-        ));
     }
     // Sequences: identity columns make their own (renamed below); the others must not
     // exist yet when a column owns them, and are created here.
@@ -416,17 +410,24 @@ fn rewrite(
         }
         None => true,
     };
+    let mut known = std::collections::BTreeMap::new();
     let keys = if reload {
         None
     } else {
-        let mode = read_mode_of(t, live.carries, head, true)?;
+        let mode = read_mode_of(t, live.plan.keyless, live.carries, head, true)?;
         // The keys changed since HEAD: just the logged keys (no need to compare values:
         // rewriting an unchanged row is harmless), or those a full comparison finds.
         let working: Vec<Vec<u8>> = match mode {
             ReadMode::Log { .. } => logged_key_bytes(t, &live.plan)?,
             ReadMode::Full { .. } => working_changes(store, t, &live.plan, mode, false)?
                 .into_iter()
-                .map(|c| c.key)
+                .map(|c| {
+                    // A keyless row is named by its content: keep it to find its copies.
+                    if let Some(r) = c.after.or(c.before).filter(|_| live.plan.keyless) {
+                        known.insert(c.key.clone(), r);
+                    }
+                    c.key
+                })
                 .collect(),
         };
         Some(rewrite_keys(
@@ -486,6 +487,10 @@ fn rewrite(
     match keys {
         None => {
             load_rows(store, &plan, entry.tree)?;
+        }
+        Some(keys) if plan.keyless => {
+            let rows = keyless_rewrites(store, &keys, &known, head.map(|h| h.tree), entry.tree)?;
+            write_keyless(&plan, &rows)?;
         }
         Some(keys) => {
             // Rewrite in batches, reading the target rows as we go: memory stays flat.

@@ -28,7 +28,6 @@ pub struct Live {
 /// with), and the plan to read it.
 pub fn live(t: &Tracked, committed: Option<&TableEntry>) -> VcResult<Live> {
     let catalog = table_schema(t.relid)?;
-    super::catalog::require_primary_key(t, &catalog)?;
     // Per live column, in attribute order: its recorded tag, and whether existing
     // rows have a value for it that no write put there (ADD COLUMN with a constant
     // default), then whether the table was rewritten since the record.
@@ -104,7 +103,7 @@ pub fn live_and_mode(
     repair: bool,
 ) -> VcResult<(Live, ReadMode)> {
     let l = live(t, committed)?;
-    let mode = read_mode_of(t, l.carries, committed, repair)?;
+    let mode = read_mode_of(t, l.plan.keyless, l.carries, committed, repair)?;
     Ok((l, mode))
 }
 

@@ -96,6 +96,15 @@ impl From<ProllyError> for VcError {
     }
 }
 
+impl From<crate::repo::worktree::RewriteError> for VcError {
+    fn from(e: crate::repo::worktree::RewriteError) -> VcError {
+        match e {
+            crate::repo::worktree::RewriteError::Store(s) => s.into(),
+            crate::repo::worktree::RewriteError::Codec(c) => c.into(),
+        }
+    }
+}
+
 impl From<CodecError> for VcError {
     fn from(e: CodecError) -> VcError {
         match e {

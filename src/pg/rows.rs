@@ -6,7 +6,9 @@ use super::error::VcResult;
 use super::spi::{as_owner, exec, query, Arg, Cursor};
 use super::sql;
 use super::sql::Plan;
-use crate::codec::{decode_key, decode_row, encode_key, encode_row, Cell};
+use crate::codec::{
+    decode_key, decode_row, encode_key, encode_row, keyless_key, number_copies, Cell,
+};
 use crate::repo::worktree::{compare_full, compare_keys, read_mode, ReadMode};
 use crate::store::ChunkStore;
 use pgrx::pg_sys;
@@ -18,11 +20,16 @@ const BATCH: i64 = 5000;
 pub use crate::repo::worktree::Change;
 
 /// Splits a fetched row (key columns then value columns) into encoded key and row.
+/// A keyless table's row gets the key of copy 0 (`Scan` numbers the copies).
 pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec<u8>)> {
     let mut values = row.split_off(plan.key_cols.len());
     // Past the padded columns, trailing NULLs are left out (docs/SCHEMA.md).
     while values.len() > plan.padded && values.last() == Some(&Cell::Null) {
         values.pop();
+    }
+    if plan.keyless {
+        let row = encode_row(&values);
+        return Ok((keyless_key(&row, 0), row));
     }
     let texts: Vec<&str> = row
         .iter()
@@ -36,7 +43,8 @@ pub fn encode_fetched(plan: &Plan, mut row: Vec<Cell>) -> VcResult<(Vec<u8>, Vec
 
 /// A full scan of a table in encoded-key order, streamed in batches.
 /// When the SQL order of the key cannot match the encoded order (see
-/// `Plan::sql_order_matches`), the scan is read whole and sorted in memory.
+/// `Plan::sql_order_matches`), the scan is read whole and sorted in memory: so is a
+/// table without a primary key, whose identical rows are then numbered as copies.
 pub struct Scan<'p> {
     plan: &'p Plan,
     cursor: Cursor,
@@ -63,6 +71,9 @@ impl<'p> Scan<'p> {
                 all.push(e?);
             }
             all.sort_by(|a, b| a.0.cmp(&b.0));
+            if plan.keyless {
+                number_copies(&mut all);
+            }
             scan.sorted = Some(all.into_iter());
         }
         Ok(scan)
@@ -229,12 +240,15 @@ pub fn live_rows(plan: &Plan, keys: &[Vec<String>]) -> VcResult<KeyedRows> {
 /// (for a commit or a checkout, which then compare in full once).
 pub fn read_mode_of(
     t: &Tracked,
+    keyless: bool,
     carries: bool,
     committed: Option<&crate::commit::TableEntry>,
     repair: bool,
 ) -> VcResult<ReadMode> {
     let damaged = super::tracking::tracking_damaged(t, repair)?;
-    read_mode(committed, carries, t.full_scan, damaged, || log_too_long(t))
+    read_mode(committed, carries, t.full_scan, damaged, keyless, || {
+        log_too_long(t)
+    })
 }
 
 /// The working set's changes, read as `mode` says.
@@ -295,7 +309,16 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
     for batch in rows.chunks(BATCH as usize) {
         let mut key_texts: Vec<Vec<String>> = Vec::with_capacity(batch.len());
         for (k, _) in batch {
-            key_texts.push(decode_key(&plan.key_kinds, k)?);
+            key_texts.push(match plan.keyless {
+                true => Vec::new(),
+                false => decode_key(&plan.key_kinds, k)?,
+            });
+        }
+        if plan.keyless && !fresh {
+            return Err(super::error::VcError::new(
+                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "rows of a table without a primary key are replaced by content (write_keyless)",
+            ));
         }
         if !fresh {
             let args = (0..nk)
@@ -306,8 +329,10 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
         let mut key_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); nk];
         let mut val_text: Vec<Vec<Option<String>>> = vec![Vec::new(); writable.len()];
         let mut val_raw: Vec<Vec<Option<Vec<u8>>>> = vec![Vec::new(); writable.len()];
+        let mut n = 0;
         for ((_, row), kt) in batch.iter().zip(&key_texts) {
             let Some(row) = row else { continue };
+            n += 1;
             let cells = decode_row(row)?;
             for (i, k) in kt.iter().enumerate() {
                 key_cols[i].push(Some(k.clone()));
@@ -323,7 +348,7 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
                 }
             }
         }
-        if key_cols.first().is_none_or(|c| c.is_empty()) {
+        if n == 0 {
             continue;
         }
         let mut args: Vec<Arg> = key_cols.into_iter().map(Arg::TextArray).collect();
@@ -335,6 +360,48 @@ pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
             });
         }
         as_owner(plan.owner, || exec(ins.clone(), args))?;
+    }
+    Ok(())
+}
+
+/// Makes a table without a primary key hold exactly `copies` copies of each row in
+/// `rows` (encoded rows, distinct): every live row equal to one of them (each column's
+/// text output, or bytes for `bytea`) is deleted, then the copies are inserted.
+/// Triggers are expected to be disabled by the caller.
+pub fn write_keyless(plan: &Plan, rows: &[(Vec<u8>, u32)]) -> VcResult<()> {
+    let del = sql::delete_equal_rows(plan)?;
+    for batch in rows.chunks(BATCH as usize) {
+        let n = plan.value_cols.len();
+        let mut nulls: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(batch.len()); n];
+        let mut texts: Vec<Vec<Option<String>>> = vec![Vec::new(); n];
+        let mut raws: Vec<Vec<Option<Vec<u8>>>> = vec![Vec::new(); n];
+        let mut inserts: KeyedRows = Vec::new();
+        for (row, copies) in batch {
+            let cells = decode_row(row)?;
+            for i in 0..n {
+                let cell = cells.get(i).cloned().unwrap_or(Cell::Null);
+                nulls[i].push(Some(i32::from(cell == Cell::Null).to_string()));
+                match (plan.value_raw[i], cell) {
+                    (true, Cell::Bytes(b)) => raws[i].push(Some(b)),
+                    (true, _) => raws[i].push(Some(Vec::new())),
+                    (false, Cell::Text(t)) => texts[i].push(Some(t)),
+                    (false, _) => texts[i].push(Some(String::new())),
+                }
+            }
+            for _ in 0..*copies {
+                inserts.push((Vec::new(), Some(row.clone())));
+            }
+        }
+        let mut args = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            args.push(Arg::TextArray(std::mem::take(&mut nulls[i])));
+            args.push(match plan.value_raw[i] {
+                true => Arg::ByteaArray(std::mem::take(&mut raws[i])),
+                false => Arg::TextArray(std::mem::take(&mut texts[i])),
+            });
+        }
+        as_owner(plan.owner, || exec(del.clone(), args))?;
+        write_rows(plan, &inserts, true)?;
     }
     Ok(())
 }

@@ -670,7 +670,9 @@ pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
         defs.push(d);
     }
     let pk: Vec<String> = pk.iter().map(|c| c.to_string()).collect();
-    defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+    if !pk.is_empty() {
+        defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+    }
     Sql::built(format!("CREATE TABLE {t} ({})", defs.join(", ")))
 }
 
@@ -907,6 +909,9 @@ pub struct Plan {
     pub value_generated: Vec<bool>,
     /// Value columns every encoded row holds; trailing NULLs past them are left out.
     pub padded: usize,
+    /// No primary key: rows are keyed by content (`codec::keyless_key`), every column
+    /// is a value column.
+    pub keyless: bool,
 }
 
 /// How `vc.diff` renders a column of type `type_name` (`format_type` text) as
@@ -963,6 +968,7 @@ impl Plan {
             value_raw: vals.iter().map(|c| c.type_name == "bytea").collect(),
             value_generated: vals.iter().map(|c| c.generated.is_some()).collect(),
             padded: schema.padded_width(),
+            keyless: schema.primary_key.is_empty(),
         })
     }
 
@@ -977,7 +983,8 @@ impl Plan {
     /// keys, and text-encoded keys whose `::text` cast equals their output function.
     /// Other key types (char(n) trims, boolean, inet, ...) must be sorted in memory.
     pub fn sql_order_matches(&self) -> bool {
-        self.key_kinds.iter().zip(&self.key_types).all(|(k, t)| {
+        !self.keyless
+            && self.key_kinds.iter().zip(&self.key_types).all(|(k, t)| {
             let base = t.split('(').next().unwrap_or("");
             *k == KeyKind::Int
                 || matches!(
@@ -1054,6 +1061,10 @@ fn key_join(plan: &Plan, t: &str, k: &str) -> String {
 
 /// Every row of the table in encoded-key order.
 pub fn scan(plan: &Plan) -> Sql {
+    if plan.keyless {
+        // Keyed by content: sorted in memory (`rows::Scan`).
+        return Sql::built(format!("SELECT {} FROM {} t", select_list(plan, "t"), plan.table));
+    }
     Sql::built(format!(
         "SELECT {} FROM {} t ORDER BY {}",
         select_list(plan, "t"),
@@ -1070,6 +1081,50 @@ pub fn rows_by_key(plan: &Plan) -> VcResult<Sql> {
         plan.table,
         keys_relation(plan, 1)?,
         key_join(plan, "t", "k")
+    )))
+}
+
+/// Deletes, from a table without a primary key, every row equal to one of the given
+/// rows: per value column `$2i+1` (text[]: "1" where the cell is NULL, else "0") and
+/// `$2i+2` (text[] of text outputs, or bytea[] for `bytea`; empty where NULL). Rows
+/// are compared by what they encode to: each column's output (`format('%s')` calls
+/// the type's output function under the pinned settings) in C collation, and NULL by
+/// the datum's null flag (`num_nulls`: a composite of NULLs is not NULL). Equality
+/// of plain values, so the join hashes: one scan of the table per batch.
+pub fn delete_equal_rows(plan: &Plan) -> VcResult<Sql> {
+    let n = plan.value_cols.len();
+    let mut arrays = Vec::with_capacity(2 * n);
+    let mut names = Vec::with_capacity(2 * n);
+    let mut conds = Vec::with_capacity(2 * n);
+    for (i, col) in plan.value_cols.iter().enumerate() {
+        let c = Ident::new(col);
+        arrays.push(format!("${}::pg_catalog.text[]", 2 * i + 1));
+        names.push(format!("n{i}"));
+        if plan.value_raw[i] {
+            arrays.push(format!("${}::pg_catalog.bytea[]", 2 * i + 2));
+            conds.push(format!(
+                "pg_catalog.num_nulls(t.{c})::pg_catalog.text = k.n{i} AND COALESCE(t.{c}, ''::pg_catalog.bytea) = k.v{i}"
+            ));
+        } else {
+            arrays.push(format!("${}::pg_catalog.text[]", 2 * i + 2));
+            conds.push(format!(
+                "pg_catalog.num_nulls(t.{c})::pg_catalog.text = k.n{i} AND pg_catalog.format('%s', t.{c}) COLLATE \"C\" = k.v{i} COLLATE \"C\""
+            ));
+        }
+        names.push(format!("v{i}"));
+    }
+    if n == 0 {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("{} has no columns to compare rows by", plan.table),
+        ));
+    }
+    Ok(Sql::built(format!(
+        "DELETE FROM {} t USING unnest({}) k({}) WHERE {}",
+        plan.table,
+        arrays.join(", "),
+        names.join(", "),
+        conds.join(" AND ")
     )))
 }
 

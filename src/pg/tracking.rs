@@ -100,14 +100,6 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
         )
         .hint("SELECT vc.untrack(...) first to start over"));
     }
-    let schema = table_schema(relid)?;
-    if schema.primary_key.is_empty() {
-        return Err(VcError::new(
-            Code::ERRCODE_INVALID_TABLE_DEFINITION,
-            format!("table {name} has no primary key"),
-        )
-        .hint("rows are versioned by primary key: ALTER TABLE ... ADD PRIMARY KEY (...) first"));
-    }
     let bad = one_row(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
          JOIN pg_type t ON t.oid = a.atttypid \

@@ -12,7 +12,7 @@
 //!   or leaves, what it refuses before changing anything, and which keys it rewrites.
 //! - [`commit_outcome`]: whether a new root makes a commit.
 
-use crate::codec::{load_value, CodecError};
+use crate::codec::{keyless_row_hash, load_value, CodecError, ROW_HASH_LEN};
 use crate::commit::{RootValue, TableEntry};
 use crate::prolly;
 use crate::store::{ChunkStore, Hash, StoreError};
@@ -31,6 +31,8 @@ pub enum FullReason {
     TrackingDamaged,
     /// The log holds more keys than are read at once.
     LogTooLong,
+    /// It has no primary key: its key log cannot name rows.
+    Keyless,
 }
 
 /// How a tracked table's working changes are found.
@@ -62,6 +64,7 @@ pub fn read_mode<E>(
     carries: bool,
     marked: bool,
     damaged: bool,
+    keyless: bool,
     log_too_long: impl FnOnce() -> Result<bool, E>,
 ) -> Result<ReadMode, E> {
     let full = |reason| ReadMode::Full {
@@ -77,6 +80,8 @@ pub fn read_mode<E>(
         full(FullReason::Marked)
     } else if !carries {
         full(FullReason::SchemaChanged)
+    } else if keyless {
+        full(FullReason::Keyless)
     } else if log_too_long()? {
         full(FullReason::LogTooLong)
     } else {
@@ -329,6 +334,77 @@ pub fn rewrite_keys(
     Ok(keys)
 }
 
+/// What a checkout writes to a table without a primary key, given the keys it
+/// rewrites (`rewrite_keys`): per distinct row among them, the encoded row and the
+/// number of copies the target holds (0: the row goes). `known` gives the rows of
+/// keys found in the working set (the live side); a key's row is otherwise read
+/// from the target, or from HEAD's tree (`head`) where the target lacks it. The
+/// glue deletes every live copy of each row and inserts the target's copies.
+pub fn keyless_rewrites(
+    store: &dyn ChunkStore,
+    keys: &BTreeSet<Vec<u8>>,
+    known: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    head: Option<Hash>,
+    target: Hash,
+) -> Result<Vec<(Vec<u8>, u32)>, RewriteError> {
+    let mut out = Vec::new();
+    let mut last: Option<&[u8]> = None;
+    for k in keys {
+        let h = keyless_row_hash(k)?;
+        if last == Some(h) {
+            continue;
+        }
+        last = Some(h);
+        let mut copies = 0u32;
+        let mut row = None;
+        for e in prolly::iter_from(store, target, &keyless_key_of(h, 0)) {
+            let (tk, tv) = e?;
+            if tk.get(..ROW_HASH_LEN) != Some(h) {
+                break;
+            }
+            copies += 1;
+            if row.is_none() {
+                row = Some(load_value(store, &tv)?);
+            }
+        }
+        let row = match row {
+            Some(r) => r,
+            None => match known.get(k) {
+                Some(r) => r.clone(),
+                None => {
+                    let v = match head {
+                        Some(hd) => prolly::get(store, hd, k)?,
+                        None => None,
+                    };
+                    match v {
+                        Some(v) => load_value(store, &v)?,
+                        // A key in no tree and not live: nothing to write.
+                        None => continue,
+                    }
+                }
+            },
+        };
+        out.push((row, copies));
+    }
+    Ok(out)
+}
+
+/// The key of copy `copy` of the row whose hash part is `h`.
+fn keyless_key_of(h: &[u8], copy: u32) -> Vec<u8> {
+    let mut k = h.to_vec();
+    k.extend_from_slice(&copy.to_be_bytes());
+    k
+}
+
+/// A failure to read the trees a checkout compares.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
 /// Whether `root` makes a commit on a branch at `parent` (with root `parent_root`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -502,37 +578,45 @@ mod tests {
         let live = true;
         let never = || -> Result<bool, ()> { panic!("log length asked needlessly") };
         assert_eq!(
-            read_mode(None, live, false, false, never),
+            read_mode(None, live, false, false, false, never),
             Ok(ReadMode::Full {
                 reason: FullReason::NotCommitted,
                 base: None
             })
         );
         assert_eq!(
-            read_mode(Some(&e), live, false, true, never).map(|m| m.is_full()),
+            read_mode(Some(&e), live, false, true, false, never).map(|m| m.is_full()),
             Ok(true)
         );
         assert_eq!(
-            read_mode(Some(&e), live, true, false, never).map(|m| m.is_full()),
+            read_mode(Some(&e), live, true, false, false, never).map(|m| m.is_full()),
             Ok(true)
         );
         assert_eq!(
-            read_mode(Some(&e), false, false, false, never),
+            read_mode(Some(&e), false, false, false, false, never),
             Ok(ReadMode::Full {
                 reason: FullReason::SchemaChanged,
                 base: Some(t)
             })
         );
         assert_eq!(
-            read_mode(Some(&e), live, false, false, || Ok::<_, ()>(true)),
+            read_mode(Some(&e), live, false, false, false, || Ok::<_, ()>(true)),
             Ok(ReadMode::Full {
                 reason: FullReason::LogTooLong,
                 base: Some(t)
             })
         );
         assert_eq!(
-            read_mode(Some(&e), live, false, false, || Ok::<_, ()>(false)),
+            read_mode(Some(&e), live, false, false, false, || Ok::<_, ()>(false)),
             Ok(ReadMode::Log { base: t })
+        );
+        // Without a primary key the log names no row: always a full comparison.
+        assert_eq!(
+            read_mode(Some(&e), live, false, false, true, never),
+            Ok(ReadMode::Full {
+                reason: FullReason::Keyless,
+                base: Some(t)
+            })
         );
     }
 

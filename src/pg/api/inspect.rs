@@ -230,7 +230,10 @@ fn row_json(
             _ => c.to_string(),
         }
     };
-    let key_texts = decode_key(&plan.key_kinds, key)?;
+    let key_texts = match plan.keyless {
+        true => Vec::new(),
+        false => decode_key(&plan.key_kinds, key)?,
+    };
     let mut key_obj = Map::new();
     for (i, t) in key_texts.iter().enumerate() {
         let col = named(&plan.key_cols[i]);
@@ -518,15 +521,22 @@ fn diff_rows(
             };
             let key_schema = key_schema.expect("a side has the table");
             let at = out.len();
-            let (key, _) = row_json(
+            // A table without a primary key: the row is its own key (docs/SCHEMA.md).
+            let (key_schema, key_row) = match (key_schema.primary_key.is_empty(), &after_row) {
+                (false, _) => (key_schema, None),
+                (true, Some(a)) => (ts.unwrap_or(key_schema), Some(a.as_slice())),
+                (true, None) => (fs.unwrap_or(key_schema), before_row.as_deref()),
+            };
+            let (key, full) = row_json(
                 key_schema,
                 name,
                 &r.key,
-                None,
+                key_row,
                 ts,
                 (at, Slot::Key),
                 &mut fix,
             )?;
+            let key = full.unwrap_or(key);
             let before = match (&before_row, fs) {
                 (Some(b), Some(s)) => {
                     row_json(s, name, &r.key, Some(b), ts, (at, Slot::Before), &mut fix)?.1
@@ -819,7 +829,10 @@ fn vc_as_of_rows(
             let mut out = Vec::new();
             for e in prolly::iter(&store, entry.tree) {
                 let (k, v) = e?;
-                let keys = decode_key(&plan.key_kinds, &k)?;
+                let keys = match plan.keyless {
+                    true => Vec::new(),
+                    false => decode_key(&plan.key_kinds, &k)?,
+                };
                 let cells = decode_row(&load_value(&store, &v)?)?;
                 let values: Vec<Option<String>> = cols
                     .iter()

@@ -10,6 +10,8 @@ mod commit;
 mod errors;
 #[cfg(any(test, feature = "pg_test"))]
 mod history;
+#[cfg(any(test, feature = "pg_test"))]
+mod keyless;
 #[cfg(test)]
 mod layers;
 #[cfg(any(test, feature = "pg_test"))]
