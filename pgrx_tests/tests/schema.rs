@@ -107,6 +107,21 @@ const MIGRATIONS: &[(&str, &str)] = &[
          INSERT INTO scratch VALUES ('x', 1.5); SELECT vc.track('scratch')",
     ),
     ("drop a table", "DROP TABLE extra"),
+    (
+        "a table without a primary key, with duplicate rows",
+        "CREATE TABLE events (kind text, n int); \
+         INSERT INTO events VALUES ('a', 1), ('a', 1), ('a', 1), ('b', NULL), (NULL, NULL); \
+         SELECT vc.track('events')",
+    ),
+    (
+        "one copy fewer, one more, one changed",
+        "DELETE FROM events WHERE ctid = (SELECT ctid FROM events WHERE kind = 'a' LIMIT 1); \
+         INSERT INTO events VALUES ('b', NULL); UPDATE events SET n = 2 WHERE kind IS NULL",
+    ),
+    (
+        "a primary key dropped",
+        "ALTER TABLE scratch DROP CONSTRAINT scratch_pkey; INSERT INTO scratch VALUES ('x', 1.5)",
+    ),
 ];
 
 fn setup(d: &mut Client) {
