@@ -82,7 +82,10 @@ mod tests {
         let r = b"x".to_vec();
         assert!(keyless_key(&r, 1) < keyless_key(&r, 2));
         assert!(keyless_key(&r, 255) < keyless_key(&r, 256));
-        assert_eq!(keyless_row_hash(&keyless_key(&r, 7)).unwrap(), &keyless_key(&r, 0)[..16]);
+        assert_eq!(
+            keyless_row_hash(&keyless_key(&r, 7)).unwrap(),
+            &keyless_key(&r, 0)[..16]
+        );
         assert!(keyless_row_hash(b"short").is_err());
     }
 }

@@ -985,21 +985,21 @@ impl Plan {
     pub fn sql_order_matches(&self) -> bool {
         !self.keyless
             && self.key_kinds.iter().zip(&self.key_types).all(|(k, t)| {
-            let base = t.split('(').next().unwrap_or("");
-            *k == KeyKind::Int
-                || matches!(
-                    base,
-                    "text"
-                        | "character varying"
-                        | "uuid"
-                        | "date"
-                        | "numeric"
-                        | "timestamp without time zone"
-                        | "timestamp with time zone"
-                        | "time without time zone"
-                        | "interval"
-                )
-        })
+                let base = t.split('(').next().unwrap_or("");
+                *k == KeyKind::Int
+                    || matches!(
+                        base,
+                        "text"
+                            | "character varying"
+                            | "uuid"
+                            | "date"
+                            | "numeric"
+                            | "timestamp without time zone"
+                            | "timestamp with time zone"
+                            | "time without time zone"
+                            | "interval"
+                    )
+            })
     }
 }
 
@@ -1063,7 +1063,11 @@ fn key_join(plan: &Plan, t: &str, k: &str) -> String {
 pub fn scan(plan: &Plan) -> Sql {
     if plan.keyless {
         // Keyed by content: sorted in memory (`rows::Scan`).
-        return Sql::built(format!("SELECT {} FROM {} t", select_list(plan, "t"), plan.table));
+        return Sql::built(format!(
+            "SELECT {} FROM {} t",
+            select_list(plan, "t"),
+            plan.table
+        ));
     }
     Sql::built(format!(
         "SELECT {} FROM {} t ORDER BY {}",

@@ -34,8 +34,10 @@ mod tests {
         let one = text("SELECT vc.commit('six rows, four distinct')").unwrap();
         let first = rows("k1");
         assert_eq!(status("public.k1"), "clean");
-        run("DELETE FROM k1 WHERE ctid = (SELECT ctid FROM k1 WHERE a = 1 LIMIT 1);
-             INSERT INTO k1 VALUES (2, NULL)");
+        run(
+            "DELETE FROM k1 WHERE ctid = (SELECT ctid FROM k1 WHERE a = 1 LIMIT 1);
+             INSERT INTO k1 VALUES (2, NULL)",
+        );
         assert_eq!(status("public.k1"), "1/0/1");
         // A diff of a keyless table lists each copy added or removed; the key is the row.
         assert_eq!(
@@ -52,7 +54,9 @@ mod tests {
         );
         // as_of gives every copy.
         assert_eq!(
-            int(&format!("SELECT count(*) FROM vc.as_of(NULL::k1, '{one}') WHERE a = 1")),
+            int(&format!(
+                "SELECT count(*) FROM vc.as_of(NULL::k1, '{one}') WHERE a = 1"
+            )),
             3
         );
         run(&format!("SELECT vc.reset('{one}')"));
@@ -79,15 +83,13 @@ mod tests {
     /// exactly the copies it must.
     #[pg_test]
     fn rows_are_told_apart_by_content_not_sql_equality() {
-        run(
-            "CREATE TYPE k2_pair AS (x int, y text);
+        run("CREATE TYPE k2_pair AS (x int, y text);
              CREATE TABLE k2 (f float8, p k2_pair, j json, pt point, b bytea);
              INSERT INTO k2 VALUES (0, ROW(NULL, NULL), '{\"a\": 1}', '(1,2)', '\\x00'),
                                    ('-0', ROW(NULL, NULL), '{\"a\": 1}', '(1,2)', '\\x00'),
                                    (0, NULL, '{\"a\":1}', '(1,2)', NULL),
                                    (1, ROW(1, 'one'), NULL, NULL, '\\x');
-             SELECT vc.track('k2');",
-        );
+             SELECT vc.track('k2');");
         run("SELECT vc.commit('k2')");
         let committed = rows("k2");
         let f_text = || {
@@ -95,8 +97,10 @@ mod tests {
         };
         let committed_text = f_text();
         // Copies SQL would call equal to the committed rows, but are not.
-        run("INSERT INTO k2 VALUES (0, ROW(NULL, NULL), '{\"a\": 1}', '(1,2)', '\\x00'),
-                                   (0, ROW(NULL, NULL), '{\"a\":1}', '(1,2)', '\\x00')");
+        run(
+            "INSERT INTO k2 VALUES (0, ROW(NULL, NULL), '{\"a\": 1}', '(1,2)', '\\x00'),
+                                   (0, ROW(NULL, NULL), '{\"a\":1}', '(1,2)', '\\x00')",
+        );
         run("UPDATE k2 SET b = '\\x01' WHERE f = 1");
         assert_eq!(status("public.k2"), "3/0/1");
         run("SELECT vc.reset()");
@@ -112,11 +116,9 @@ mod tests {
     /// both are committed, and reset moves between them both ways.
     #[pg_test]
     fn primary_key_dropped_and_added_reset_both_ways() {
-        run(
-            "CREATE TABLE k3 (id int PRIMARY KEY, v text);
+        run("CREATE TABLE k3 (id int PRIMARY KEY, v text);
              INSERT INTO k3 VALUES (1, 'a'), (2, 'b');
-             SELECT vc.track('k3');",
-        );
+             SELECT vc.track('k3');");
         let keyed = text("SELECT vc.commit('keyed')").unwrap();
         let keyed_rows = rows("k3");
         run("ALTER TABLE k3 DROP CONSTRAINT k3_pkey; INSERT INTO k3 VALUES (2, 'b')");
@@ -149,18 +151,21 @@ mod tests {
     /// content for every row. Both commit and reset both ways.
     #[pg_test]
     fn keyless_column_changes_commit_and_reset() {
-        run(
-            "CREATE TABLE k4 (a int, b text);
+        run("CREATE TABLE k4 (a int, b text);
              INSERT INTO k4 VALUES (1, 'x'), (1, 'x'), (2, 'y');
-             SELECT vc.track('k4');",
-        );
+             SELECT vc.track('k4');");
         let one = text("SELECT vc.commit('k4')").unwrap();
         let first = rows("k4");
         run("ALTER TABLE k4 ADD COLUMN c int");
         assert_eq!(status("public.k4"), "0/0/0");
         let two = text("SELECT vc.commit('nullable c')").unwrap();
-        assert_eq!(int(&format!("SELECT count(*) FROM vc.diff('{one}', '{two}')")), 0);
-        run("ALTER TABLE k4 ADD COLUMN d int NOT NULL DEFAULT 7; UPDATE k4 SET c = 1 WHERE b = 'y'");
+        assert_eq!(
+            int(&format!("SELECT count(*) FROM vc.diff('{one}', '{two}')")),
+            0
+        );
+        run(
+            "ALTER TABLE k4 ADD COLUMN d int NOT NULL DEFAULT 7; UPDATE k4 SET c = 1 WHERE b = 'y'",
+        );
         let three = text("SELECT vc.commit('d with a default')").unwrap();
         let third = rows("k4");
         assert_eq!(status("public.k4"), "clean");
