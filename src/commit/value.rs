@@ -106,6 +106,107 @@ pub struct TableSchema {
     /// trailing NULLs are left out (`None` in version 1: every value column).
     #[serde(default)]
     pub padded: Option<u32>,
+    /// Indexes other than those of the primary key and of unique constraints, sorted
+    /// by name (absent before pgvc 0.2's format grew them: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
+    /// Check and unique constraints, and foreign keys to tracked tables, sorted by
+    /// name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<ConstraintDef>,
+}
+
+/// An index as a commit records it (`pg::catalog::table_schema` reads it). Everything
+/// decoded is untrusted: names are re-quoted, the method and operator classes looked
+/// up, expressions parsed as one expression each (`pg::constraints`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    pub unique: bool,
+    #[serde(default)]
+    pub nulls_not_distinct: bool,
+    /// Access method (`btree`, `gist`, ...).
+    pub method: String,
+    pub keys: Vec<IndexKey>,
+    /// `INCLUDE` columns.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// `WHERE` predicate of a partial index.
+    #[serde(default)]
+    pub predicate: Option<String>,
+}
+
+/// One key of an index: a column or an expression, with its operator class and
+/// collation where they are not the default, and its ordering.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexKey {
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub expression: Option<String>,
+    /// Schema-qualified operator class, when not the type's default.
+    #[serde(default)]
+    pub opclass: Option<String>,
+    /// Schema-qualified collation, when not the column's (always, for an expression).
+    #[serde(default)]
+    pub collation: Option<String>,
+    #[serde(default)]
+    pub descending: bool,
+    #[serde(default)]
+    pub nulls_first: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    Check,
+    Unique,
+    ForeignKey,
+}
+
+/// A check or unique constraint, or a foreign key to a tracked table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConstraintDef {
+    pub kind: ConstraintKind,
+    pub name: String,
+    /// Check: its expression (`pg_get_expr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// Unique and foreign key: the constrained columns, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Unique: `INCLUDE` columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub nulls_not_distinct: bool,
+    /// Foreign key: the referenced table (its name in the same commit) and columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ref_columns: Vec<String>,
+    /// Foreign key: `pg_constraint`'s action codes (`a` no action, `r` restrict, `c`
+    /// cascade, `n` set null, `d` set default) and match type (`s` simple, `f` full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_update: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_type: Option<String>,
+    #[serde(default)]
+    pub deferrable: bool,
+    #[serde(default)]
+    pub deferred: bool,
+    /// Check: `NO INHERIT`.
+    #[serde(default)]
+    pub no_inherit: bool,
+    /// Check and foreign key: validated (false: added `NOT VALID`).
+    #[serde(default = "yes")]
+    pub valid: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +262,8 @@ impl TableSchema {
             columns,
             primary_key,
             padded: Some(0),
+            indexes: Vec::new(),
+            constraints: Vec::new(),
         }
     }
 
@@ -184,6 +287,8 @@ impl TableSchema {
     /// tags, padding): what a user would call "the same columns and key".
     pub fn same_definition(&self, other: &TableSchema) -> bool {
         self.primary_key == other.primary_key
+            && self.indexes == other.indexes
+            && self.constraints == other.constraints
             && self.columns.len() == other.columns.len()
             && self.columns.iter().zip(&other.columns).all(|(a, b)| {
                 a.name == b.name
@@ -239,6 +344,12 @@ impl RootValue {
         struct V1Schema<'a> {
             columns: Vec<V1Column<'a>>,
             primary_key: &'a [String],
+            // Part of the content since format 2 grew them; absent (as in version 1)
+            // when a table has none.
+            #[serde(skip_serializing_if = "<[IndexDef]>::is_empty")]
+            indexes: &'a [IndexDef],
+            #[serde(skip_serializing_if = "<[ConstraintDef]>::is_empty")]
+            constraints: &'a [ConstraintDef],
         }
         #[derive(Serialize)]
         struct V1Entry<'a> {
@@ -274,6 +385,8 @@ impl RootValue {
                         schema: V1Schema {
                             columns,
                             primary_key: &e.schema.primary_key,
+                            indexes: &e.schema.indexes,
+                            constraints: &e.schema.constraints,
                         },
                         tree: e.tree,
                         sequences: &e.sequences,

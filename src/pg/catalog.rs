@@ -132,11 +132,79 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
         vec![Arg::Oid(relid)],
         &[],
     )?;
-    Ok(TableSchema::new(
-        columns,
-        pk.iter().map(|r| text_req(&r[0])).collect(),
-    ))
+    let mut schema = TableSchema::new(columns, pk.iter().map(|r| text_req(&r[0])).collect());
+    let extras = one_row(INDEXES_AND_CONSTRAINTS, vec![Arg::Oid(relid)])?
+        .ok_or_else(|| invalid("the catalog has no indexes row"))?;
+    let parse = |v: &Value, what: &str| -> VcResult<String> {
+        v.text()
+            .map_err(|_| invalid(format!("could not read the {what} of a table")))
+    };
+    schema.indexes = serde_json::from_str(&parse(&extras[0], "indexes")?)
+        .map_err(|e| invalid(format!("could not read the indexes of a table: {e}")))?;
+    schema.constraints = serde_json::from_str(&parse(&extras[1], "constraints")?)
+        .map_err(|e| invalid(format!("could not read the constraints of a table: {e}")))?;
+    Ok(schema)
 }
+
+/// A table's indexes (other than those behind its primary key and unique and
+/// exclusion constraints) and its check and unique constraints and foreign keys to
+/// tracked tables, as JSON in the shape of `commit::IndexDef` and `ConstraintDef`,
+/// sorted by name. Names and expressions print with `search_path = pg_catalog`, so
+/// they are schema-qualified. Inherited checks (a parent's) are not the table's own.
+/// A key's collation is recorded where it is not the column's (and always for an
+/// expression: its default is not in the catalog), an operator class where it is not
+/// the default: what reading it back after creating it gives again.
+const INDEXES_AND_CONSTRAINTS: &str = "\
+SELECT \
+ (SELECT coalesce(jsonb_agg(jsonb_build_object( \
+    'name', ic.relname, 'unique', i.indisunique, 'nulls_not_distinct', i.indnullsnotdistinct, \
+    'method', am.amname, \
+    'keys', (SELECT jsonb_agg(jsonb_build_object( \
+        'column', a.attname, \
+        'expression', CASE WHEN i.indkey[k.n] = 0 THEN pg_get_indexdef(i.indexrelid, k.n + 1, false) END, \
+        'opclass', (SELECT format('%I.%I', ns.nspname, oc.opcname) FROM pg_opclass oc \
+                    JOIN pg_namespace ns ON ns.oid = oc.opcnamespace \
+                    WHERE oc.oid = i.indclass[k.n] AND NOT oc.opcdefault), \
+        'collation', (SELECT format('%I.%I', ns.nspname, co.collname) FROM pg_collation co \
+                      JOIN pg_namespace ns ON ns.oid = co.collnamespace \
+                      WHERE co.oid = i.indcollation[k.n] AND co.oid IS DISTINCT FROM a.attcollation), \
+        'descending', (i.indoption[k.n] & 1) <> 0, \
+        'nulls_first', (i.indoption[k.n] & 2) <> 0) ORDER BY k.n) \
+      FROM generate_series(0, i.indnkeyatts - 1) k(n) \
+      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n] AND i.indkey[k.n] <> 0), \
+    'include', (SELECT coalesce(jsonb_agg(a.attname ORDER BY k.n), '[]') \
+      FROM generate_series(i.indnkeyatts, i.indnatts - 1) k(n) \
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n]), \
+    'predicate', pg_get_expr(i.indpred, i.indrelid)) ORDER BY ic.relname), '[]')::text \
+  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
+  WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
+    WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))), \
+ (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object( \
+    'kind', CASE c.contype WHEN 'c' THEN 'check' WHEN 'u' THEN 'unique' ELSE 'foreign_key' END, \
+    'name', c.conname, \
+    'expression', CASE WHEN c.contype = 'c' THEN pg_get_expr(c.conbin, c.conrelid) END, \
+    'columns', (SELECT jsonb_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord) \
+                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum \
+                WHERE c.contype <> 'c'), \
+    'include', (SELECT jsonb_agg(a.attname ORDER BY k.n) FROM pg_index x \
+                CROSS JOIN generate_series(x.indnkeyatts, x.indnatts - 1) k(n) \
+                JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[k.n] \
+                WHERE c.contype = 'u' AND x.indexrelid = c.conindid), \
+    'nulls_not_distinct', coalesce((SELECT x.indnullsnotdistinct FROM pg_index x \
+                WHERE c.contype = 'u' AND x.indexrelid = c.conindid), false), \
+    'references', CASE WHEN c.contype = 'f' THEN format('%I.%I', rn.nspname, rc.relname) END, \
+    'ref_columns', (SELECT jsonb_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord) \
+                JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum \
+                WHERE c.contype = 'f'), \
+    'on_update', CASE WHEN c.contype = 'f' THEN c.confupdtype::text END, \
+    'on_delete', CASE WHEN c.contype = 'f' THEN c.confdeltype::text END, \
+    'match_type', CASE WHEN c.contype = 'f' THEN c.confmatchtype::text END, \
+    'deferrable', c.condeferrable, 'deferred', c.condeferred, \
+    'no_inherit', c.connoinherit, 'valid', c.convalidated)) ORDER BY c.conname), '[]')::text \
+  FROM pg_constraint c LEFT JOIN pg_class rc ON rc.oid = c.confrelid \
+  LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
+  WHERE c.conrelid = $1 AND c.conislocal AND c.contype IN ('c', 'u', 'f') \
+    AND (c.contype <> 'f' OR c.confrelid IN (SELECT t.relid::oid FROM vc.tracked t)))";
 
 /// The sequences of a table and their current state: those it owns (serial and
 /// identity columns, `column` set) and those its column defaults call without owning
@@ -242,12 +310,17 @@ pub fn table_owner(relid: Oid) -> VcResult<Oid> {
 /// The recursive step of the walk over what an object depends on (`objs`): what it
 /// depends on, its defaults and constraints, and a composite type's relation (which
 /// depends on the type, so that edge is followed backwards). One text for both walks.
+/// A constraint's plain reference to a relation is not followed: a foreign key's
+/// referenced table (and its key's index) runs no code of its owner, and a check's
+/// columns are its own table's.
 macro_rules! depends_step {
     () => {
         "SELECT CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refclassid ELSE d.classid END, \
                 CASE WHEN d.classid = o.classid AND d.objid = o.objid THEN d.refobjid ELSE d.objid END \
          FROM objs o JOIN pg_depend d \
-           ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')) \
+           ON (d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i') \
+               AND NOT (d.classid = 'pg_constraint'::regclass AND d.refclassid = 'pg_class'::regclass \
+                        AND d.deptype = 'n')) \
            OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype IN ('a', 'i') \
                AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass)) \
            OR (d.refclassid = o.classid AND d.refobjid = o.objid AND d.deptype = 'i' \

@@ -187,7 +187,9 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     // round-trips; anything else was not made by pgvc.
     let relid = super::catalog::relid_of(&table.to_string())?;
     refuse_foreign_code(relid, &table)?;
-    if !super::catalog::table_schema(relid)?.same_definition(&entry.schema) {
+    // Indexes and constraints are made after the rows (constraints::create_missing).
+    let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
+    if !made.same_definition(&super::constraints::columns_only(entry.schema.clone())) {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
             format!("the definition of {table} in the commit does not match what it creates here"),
@@ -330,7 +332,14 @@ pub fn checkout_root(
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
     // own key log.
+    // Foreign keys between tracked tables: those the target lacks, or whose
+    // referenced table changes, go before any table moves; the target's are made once
+    // every table has (constraints::create_foreign_keys).
+    let fks = foreign_key_phase(&steps)?;
     with_replica_role(|| {
+        if let Some((moved, changing)) = &fks {
+            super::constraints::drop_foreign_keys(moved, changing)?;
+        }
         for step in &steps {
             match step {
                 Step::Leave { .. } => {}
@@ -349,6 +358,11 @@ pub fn checkout_root(
                     let relid = crate::pg::catalog::relid_of(name)?;
                     let (_, plan) = crate::pg::catalog::table_plan(relid, name)?;
                     load_rows(store, &plan, entry.tree)?;
+                    // Indexes after the rows, as pg_restore builds them.
+                    let table = QualName::parse_user("table name", name)?;
+                    super::constraints::create_missing(relid, &table, &entry.schema, &|| {
+                        refuse_foreign_code(relid, &table)
+                    })?;
                     crate::pg::tracking::track(relid)?;
                     restore_sequences(plan.owner, &sequences, &entry.sequences)?;
                     exec(
@@ -359,10 +373,81 @@ pub fn checkout_root(
                 }
             }
         }
+        if let Some((mut moved, _)) = fks {
+            for step in &steps {
+                if let Step::Create { name, entry } = step {
+                    moved.push(super::constraints::Moved {
+                        relid: crate::pg::catalog::relid_of(name)?,
+                        name: QualName::parse_user("table name", name)?,
+                        target: Some(&entry.schema),
+                    });
+                }
+            }
+            super::constraints::create_foreign_keys(&moved)?;
+        }
         Ok(())
     })?;
     crate::pg::types::finish(pending)?;
     Ok(false)
+}
+
+/// The tables whose foreign keys a checkout handles, and the (live) names of those
+/// whose definition or name changes; None when neither the tracked tables nor the
+/// target have a foreign key (one query: most databases never pay for the rest).
+#[allow(clippy::type_complexity)]
+fn foreign_key_phase<'a>(
+    steps: &'a [Step<Tracked>],
+) -> VcResult<Option<(Vec<super::constraints::Moved<'a>>, Vec<String>)>> {
+    use crate::commit::ConstraintKind;
+    let target_has = steps.iter().any(|s| match s {
+        Step::Rewrite { target, .. } | Step::Create { entry: target, .. } => target
+            .schema
+            .constraints
+            .iter()
+            .any(|c| c.kind == ConstraintKind::ForeignKey),
+        _ => false,
+    });
+    let live_has = super::spi::one_bool(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN vc.tracked t ON t.relid::oid = c.conrelid \
+                        WHERE c.contype = 'f')",
+        vec![],
+    )?;
+    if !target_has && !live_has {
+        return Ok(None);
+    }
+    let mut moved = Vec::new();
+    let mut changing = Vec::new();
+    for step in steps {
+        match step {
+            Step::Rewrite {
+                table,
+                name,
+                target,
+                ..
+            } => {
+                use super::constraints::without_foreign_keys as no_fk;
+                let live = no_fk(in_order_of(&target.schema, table_schema(table.handle.relid)?));
+                if *name != table.name || !live.same_definition(&no_fk(target.schema.clone())) {
+                    changing.push(table.name.clone());
+                }
+                moved.push(super::constraints::Moved {
+                    relid: table.handle.relid,
+                    name: QualName::parse_user("table name", name)?,
+                    target: Some(&target.schema),
+                });
+            }
+            Step::Drop { table } => {
+                changing.push(table.name.clone());
+                moved.push(super::constraints::Moved {
+                    relid: table.handle.relid,
+                    name: QualName::parse("table name", &table.name)?,
+                    target: None,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(Some((moved, changing)))
 }
 
 /// Drops a tracked table whose removal the target records (it was dropped there).
@@ -437,7 +522,8 @@ fn rewrite(
             entry.tree,
         )?)
     };
-    let changes_definition = !alter.is_empty() || renamed;
+    let extras = super::constraints::extras_differ(&live.schema, &entry.schema);
+    let changes_definition = !alter.is_empty() || renamed || extras;
     if changes_definition && !crate::pg::spi::caller_owns(t.relid)? {
         return Err(VcError::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -481,6 +567,9 @@ fn rewrite(
         }
         table = to;
     }
+    if extras {
+        super::constraints::drop_stale(t.relid, &table, &entry.schema)?;
+    }
     // Rows are written by column name, in the target's definition.
     let mut plan = Plan::new(name, &entry.schema)?;
     plan.owner = crate::pg::catalog::table_owner(t.relid)?;
@@ -513,14 +602,21 @@ fn rewrite(
     for step in &alter.after_rows {
         alter_step(t, &table, step)?;
     }
+    if extras {
+        super::constraints::create_missing(t.relid, &table, &entry.schema, &|| {
+            refuse_foreign_code(t.relid, &table)
+        })?;
+    }
     if changes_definition {
         // Event triggers do not fire in the replica role: rebuild the key log here
         // if the key changed.
         crate::pg::tracking::retrack(t.relid)?;
         // What the steps made must be the target's definition (columns in the
         // target's logical order: a column added again goes last physically).
-        let made = in_order_of(&entry.schema, table_schema(t.relid)?);
-        if !made.same_definition(&entry.schema) {
+        // (Foreign keys are made once every table has moved: create_foreign_keys.)
+        use super::constraints::without_foreign_keys as no_fk;
+        let made = no_fk(in_order_of(&entry.schema, table_schema(t.relid)?));
+        if !made.same_definition(&no_fk(entry.schema.clone())) {
             return Err(VcError::new(
                 Code::ERRCODE_INVALID_TABLE_DEFINITION,
                 format!("could not move {table} to the definition in the commit"),

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod catalog;
 pub mod checkout;
+pub mod constraints;
 pub mod definition;
 pub mod error;
 pub mod namespace;

@@ -866,6 +866,223 @@ pub fn drop_constraint(t: &QualName, name: &str) -> Sql {
     ))
 }
 
+// ---------------------------------------------------------------------------------
+// Indexes and constraints of a tracked table (docs/SCHEMA.md). Everything comes from
+// a commit: names are re-quoted, the access method, operator classes and collations
+// are quoted names the catalog resolves, expressions are parsed as one expression
+// each, and the foreign-key actions are keywords chosen here from a closed set.
+
+/// A schema-qualified name of an existing object to refer to (a collation or an
+/// operator class: system ones included), or of a tracked table (never a system one).
+fn qualified(what: &str, text: &str) -> VcResult<String> {
+    Ok(match what {
+        "table name" => QualName::parse_user(what, text)?,
+        _ => QualName::parse(what, text)?,
+    }
+    .to_string())
+}
+
+/// `CREATE [UNIQUE] INDEX name ON t USING method (keys) [INCLUDE (..)] [NULLS NOT
+/// DISTINCT] [WHERE predicate]`.
+pub fn create_index(t: &QualName, ix: &crate::commit::IndexDef) -> VcResult<Sql> {
+    let what = |w: &str| format!("{w} of index {:?} of {t}", ix.name);
+    let mut keys = Vec::with_capacity(ix.keys.len());
+    for k in &ix.keys {
+        let mut key = match (&k.column, &k.expression) {
+            (Some(c), None) => Ident::checked("column name", c)?.to_string(),
+            (None, Some(e)) => SqlExpr::checked(&what("key expression"), e)?.to_string(),
+            _ => {
+                return Err(VcError::new(
+                    Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                    format!("{}: a key is a column or an expression", what("a key")),
+                ))
+            }
+        };
+        if let Some(c) = &k.collation {
+            key.push_str(&format!(" COLLATE {}", qualified("collation name", c)?));
+        }
+        if let Some(o) = &k.opclass {
+            key.push_str(&format!(" {}", qualified("operator class name", o)?));
+        }
+        if k.descending {
+            key.push_str(" DESC");
+        }
+        // The default is NULLS FIRST for DESC, NULLS LAST otherwise.
+        match (k.descending, k.nulls_first) {
+            (false, true) => key.push_str(" NULLS FIRST"),
+            (true, false) => key.push_str(" NULLS LAST"),
+            _ => {}
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("{}: an index needs a key", what("the keys")),
+        ));
+    }
+    let mut out = format!(
+        "CREATE {}INDEX {} ON {t} USING {} ({})",
+        if ix.unique { "UNIQUE " } else { "" },
+        Ident::checked("index name", &ix.name)?,
+        Ident::checked("access method", &ix.method)?,
+        keys.join(", ")
+    );
+    if !ix.include.is_empty() {
+        out.push_str(&format!(" INCLUDE ({})", idents("column name", &ix.include)?));
+    }
+    if ix.nulls_not_distinct {
+        out.push_str(" NULLS NOT DISTINCT");
+    }
+    if let Some(p) = &ix.predicate {
+        out.push_str(&format!(" WHERE {}", SqlExpr::checked(&what("predicate"), p)?));
+    }
+    Ok(Sql::built(out))
+}
+
+fn idents(what: &str, names: &[String]) -> VcResult<String> {
+    Ok(names
+        .iter()
+        .map(|n| Ident::checked(what, n).map(|i| i.to_string()))
+        .collect::<VcResult<Vec<_>>>()?
+        .join(", "))
+}
+
+/// `DROP INDEX schema.name`.
+pub fn drop_index(schema: &str, name: &str) -> Sql {
+    Sql::built(format!("DROP INDEX {}.{}", Ident::new(schema), Ident::new(name)))
+}
+
+fn fk_action(what: &str, code: Option<&str>) -> VcResult<&'static str> {
+    Ok(match code.unwrap_or("a") {
+        "a" => "NO ACTION",
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        other => {
+            return Err(VcError::new(
+                Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("unknown foreign-key {what} action {other:?}"),
+            ))
+        }
+    })
+}
+
+/// `ALTER TABLE t ADD CONSTRAINT name ...` for a check (always `NOT VALID`: the caller
+/// validates it once it has checked what the expression calls), a unique constraint
+/// or a foreign key (`NOT VALID` when `not_valid`).
+pub fn add_constraint(
+    t: &QualName,
+    c: &crate::commit::ConstraintDef,
+    not_valid: bool,
+) -> VcResult<Sql> {
+    use crate::commit::ConstraintKind as K;
+    let what = |w: &str| format!("{w} of constraint {:?} of {t}", c.name);
+    let body = match c.kind {
+        K::Check => {
+            let e = c.expression.as_deref().ok_or_else(|| {
+                VcError::new(
+                    Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                    format!("{} is missing", what("the expression")),
+                )
+            })?;
+            format!(
+                "CHECK ({}){}",
+                SqlExpr::checked(&what("expression"), e)?,
+                if c.no_inherit { " NO INHERIT" } else { "" }
+            )
+        }
+        K::Unique => {
+            let mut b = format!(
+                "UNIQUE{} ({})",
+                if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+                idents("column name", &c.columns)?
+            );
+            if !c.include.is_empty() {
+                b.push_str(&format!(" INCLUDE ({})", idents("column name", &c.include)?));
+            }
+            b
+        }
+        K::ForeignKey => {
+            let r = c.references.as_deref().ok_or_else(|| {
+                VcError::new(
+                    Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                    format!("{} is missing", what("the referenced table")),
+                )
+            })?;
+            format!(
+                "FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} ON DELETE {}",
+                idents("column name", &c.columns)?,
+                qualified("table name", r)?,
+                idents("column name", &c.ref_columns)?,
+                match c.match_type.as_deref().unwrap_or("s") {
+                    "s" => "SIMPLE",
+                    "f" => "FULL",
+                    other => {
+                        return Err(VcError::new(
+                            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+                            format!("unknown foreign-key match type {other:?}"),
+                        ))
+                    }
+                },
+                fk_action("update", c.on_update.as_deref())?,
+                fk_action("delete", c.on_delete.as_deref())?,
+            )
+        }
+    };
+    let mut out = format!(
+        "ALTER TABLE {t} ADD CONSTRAINT {} {body}",
+        Ident::checked("constraint name", &c.name)?
+    );
+    if c.deferrable {
+        out.push_str(" DEFERRABLE");
+        if c.deferred {
+            out.push_str(" INITIALLY DEFERRED");
+        }
+    }
+    if not_valid && c.kind != K::Unique {
+        out.push_str(" NOT VALID");
+    }
+    Ok(Sql::built(out))
+}
+
+/// `ALTER TABLE t VALIDATE CONSTRAINT name`.
+pub fn validate_constraint(t: &QualName, name: &str) -> Sql {
+    Sql::built(format!(
+        "ALTER TABLE {t} VALIDATE CONSTRAINT {}",
+        Ident::new(name)
+    ))
+}
+
+/// A check constraint that holds every expression of an index (`NOT VALID`: nothing
+/// is evaluated), so that what they call is in `pg_depend` and can be checked before
+/// the index is built (which evaluates them).
+pub fn probe_index_expressions(
+    t: &QualName,
+    probe: &str,
+    ix: &crate::commit::IndexDef,
+) -> VcResult<Option<Sql>> {
+    let what = |w: &str| format!("{w} of index {:?} of {t}", ix.name);
+    let mut parts = Vec::new();
+    for k in &ix.keys {
+        if let Some(e) = &k.expression {
+            parts.push(format!("({} IS NULL OR true)", SqlExpr::checked(&what("key expression"), e)?));
+        }
+    }
+    if let Some(p) = &ix.predicate {
+        parts.push(format!("({} IS NULL OR true)", SqlExpr::checked(&what("predicate"), p)?));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Sql::built(format!(
+        "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({}) NOT VALID",
+        Ident::new(probe),
+        parts.join(" AND ")
+    ))))
+}
+
 /// `ALTER TABLE t SET SCHEMA s`.
 pub fn set_schema(t: &QualName, schema: &str) -> VcResult<Sql> {
     Ok(Sql::built(format!(

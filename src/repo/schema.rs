@@ -3,7 +3,7 @@
 //! that move a live table from one definition to another. Pure: the glue gathers the
 //! catalog facts and carries out the steps through `src/pg/sql.rs`.
 
-use crate::commit::{Column, TableSchema, FORMAT_VERSION};
+use crate::commit::{Column, ConstraintDef, ConstraintKind, IndexDef, TableSchema, FORMAT_VERSION};
 
 /// A 64-bit identity derived from `parts` (never 0: 0 means "untagged", version 1).
 fn derive(parts: &[&[u8]]) -> u64 {
@@ -483,11 +483,152 @@ pub fn describe_column(c: &Column) -> String {
 /// The whole definition of a table, as one line.
 pub fn describe_table(s: &TableSchema) -> String {
     let cols: Vec<String> = s.columns.iter().map(describe_column).collect();
-    format!(
-        "({}) PRIMARY KEY ({})",
-        cols.join(", "),
-        s.primary_key.join(", ")
-    )
+    let mut d = format!("({})", cols.join(", "));
+    if !s.primary_key.is_empty() {
+        d.push_str(&format!(" PRIMARY KEY ({})", s.primary_key.join(", ")));
+    }
+    for c in &s.constraints {
+        d.push_str(&format!(", {}", describe_constraint(c)));
+    }
+    for ix in &s.indexes {
+        d.push_str(&format!("; {}", describe_index(ix)));
+    }
+    d
+}
+
+/// An index as one line, as `CREATE INDEX` would say it.
+pub fn describe_index(ix: &IndexDef) -> String {
+    let keys: Vec<String> = ix
+        .keys
+        .iter()
+        .map(|k| {
+            let mut d = match (&k.column, &k.expression) {
+                (Some(c), _) => c.clone(),
+                (None, Some(e)) => format!("({e})"),
+                _ => String::new(),
+            };
+            if let Some(c) = &k.collation {
+                d.push_str(&format!(" COLLATE {c}"));
+            }
+            if let Some(o) = &k.opclass {
+                d.push_str(&format!(" {o}"));
+            }
+            if k.descending {
+                d.push_str(" DESC");
+            }
+            match (k.descending, k.nulls_first) {
+                (false, true) => d.push_str(" NULLS FIRST"),
+                (true, false) => d.push_str(" NULLS LAST"),
+                _ => {}
+            }
+            d
+        })
+        .collect();
+    let mut d = format!(
+        "{}INDEX {} USING {} ({})",
+        if ix.unique { "UNIQUE " } else { "" },
+        ix.name,
+        ix.method,
+        keys.join(", ")
+    );
+    if !ix.include.is_empty() {
+        d.push_str(&format!(" INCLUDE ({})", ix.include.join(", ")));
+    }
+    if ix.nulls_not_distinct {
+        d.push_str(" NULLS NOT DISTINCT");
+    }
+    if let Some(p) = &ix.predicate {
+        d.push_str(&format!(" WHERE {p}"));
+    }
+    d
+}
+
+/// A constraint as one line, as `ADD CONSTRAINT` would say it.
+pub fn describe_constraint(c: &ConstraintDef) -> String {
+    let action = |a: &Option<String>| match a.as_deref() {
+        Some("r") => "RESTRICT",
+        Some("c") => "CASCADE",
+        Some("n") => "SET NULL",
+        Some("d") => "SET DEFAULT",
+        _ => "NO ACTION",
+    };
+    let mut d = match c.kind {
+        ConstraintKind::Check => format!(
+            "CONSTRAINT {} CHECK ({}){}",
+            c.name,
+            c.expression.as_deref().unwrap_or(""),
+            if c.no_inherit { " NO INHERIT" } else { "" }
+        ),
+        ConstraintKind::Unique => format!(
+            "CONSTRAINT {} UNIQUE{} ({}){}",
+            c.name,
+            if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+            c.columns.join(", "),
+            if c.include.is_empty() {
+                String::new()
+            } else {
+                format!(" INCLUDE ({})", c.include.join(", "))
+            }
+        ),
+        ConstraintKind::ForeignKey => format!(
+            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}",
+            c.name,
+            c.columns.join(", "),
+            c.references.as_deref().unwrap_or(""),
+            c.ref_columns.join(", "),
+            if c.match_type.as_deref() == Some("f") { " MATCH FULL" } else { "" },
+            action(&c.on_update),
+            action(&c.on_delete)
+        ),
+    };
+    if c.deferrable {
+        d.push_str(if c.deferred { " DEFERRABLE INITIALLY DEFERRED" } else { " DEFERRABLE" });
+    }
+    if !c.valid {
+        d.push_str(" NOT VALID");
+    }
+    d
+}
+
+/// Index and constraint changes from `f` to `t`, matched by name.
+fn extras_changes(
+    f: &TableSchema,
+    t: &TableSchema,
+) -> Vec<(&'static str, Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    for ix in &f.indexes {
+        match t.indexes.iter().find(|x| x.name == ix.name) {
+            None => out.push(("index dropped", Some(describe_index(ix)), None)),
+            Some(x) if x != ix => out.push((
+                "index changed",
+                Some(describe_index(ix)),
+                Some(describe_index(x)),
+            )),
+            _ => {}
+        }
+    }
+    for ix in &t.indexes {
+        if !f.indexes.iter().any(|x| x.name == ix.name) {
+            out.push(("index added", None, Some(describe_index(ix))));
+        }
+    }
+    for c in &f.constraints {
+        match t.constraints.iter().find(|x| x.name == c.name) {
+            None => out.push(("constraint dropped", Some(describe_constraint(c)), None)),
+            Some(x) if x != c => out.push((
+                "constraint changed",
+                Some(describe_constraint(c)),
+                Some(describe_constraint(x)),
+            )),
+            _ => {}
+        }
+    }
+    for c in &t.constraints {
+        if !f.constraints.iter().any(|x| x.name == c.name) {
+            out.push(("constraint added", None, Some(describe_constraint(c))));
+        }
+    }
+    out
 }
 
 /// The definition changes from `from` to `to` (table name -> definition on each
@@ -573,6 +714,9 @@ pub fn schema_changes(
                 })
                 .collect()
         };
+        for (change, before, after) in extras_changes(f, t) {
+            add(change, before, after);
+        }
         if key_names(f) != t.primary_key {
             add(
                 "primary key changed",

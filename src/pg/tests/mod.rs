@@ -7,6 +7,8 @@ mod backups;
 #[cfg(any(test, feature = "pg_test"))]
 mod commit;
 #[cfg(any(test, feature = "pg_test"))]
+mod constraints;
+#[cfg(any(test, feature = "pg_test"))]
 mod errors;
 #[cfg(any(test, feature = "pg_test"))]
 mod history;
