@@ -129,6 +129,7 @@ fn pagila_standby_follows_a_migration() {
         want
     );
     assert_eq!(shape(&mut ds), shape(&mut dp));
+    assert_eq!(extras(&mut ds), extras(&mut dp));
 
     // A realistic migration: a new column with a default, a renamed column, a new
     // table with a foreign key, a new enum value (used at once), an index.
@@ -166,6 +167,10 @@ fn pagila_standby_follows_a_migration() {
         )
     );
     assert_eq!(shape(&mut ds), shape(&mut dp));
+    // Indexes and constraints followed too (the new index and foreign key among them).
+    assert_eq!(extras(&mut ds), extras(&mut dp));
+    assert!(extras(&mut ds).contains("film_streamable"));
+    assert!(extras(&mut ds).contains("film_review_film_id_fkey"));
     assert_eq!(
         query_scalar(
             &mut ds,
@@ -177,4 +182,20 @@ fn pagila_standby_follows_a_migration() {
         query_scalar(&mut ds, "SELECT count(*)::text FROM vc.status()"),
         "0"
     );
+}
+
+/// The indexes and constraints of every tracked table, as PostgreSQL prints them
+/// (foreign keys to tables that are not tracked are not versioned).
+fn extras(d: &mut Client) -> String {
+    query_scalar(
+        d,
+        "SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM ( \
+           SELECT pg_get_indexdef(i.indexrelid) AS x FROM pg_index i \
+           JOIN vc.tracked t ON t.relid::oid = i.indrelid \
+           UNION ALL \
+           SELECT c.conrelid::regclass || ' ' || c.conname || ' ' || pg_get_constraintdef(c.oid) \
+           FROM pg_constraint c JOIN vc.tracked t ON t.relid::oid = c.conrelid \
+           WHERE c.contype IN ('p', 'u', 'c') \
+              OR c.contype = 'f' AND c.confrelid IN (SELECT relid::oid FROM vc.tracked)) y",
+    )
 }

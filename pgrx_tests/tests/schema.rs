@@ -102,6 +102,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
          SELECT vc.track('extra')",
     ),
     (
+        "indexes, a check, unique constraints and a foreign key",
+        "CREATE INDEX goods_lower_label ON moved.goods (lower(label)) WHERE id > 0; \
+         ALTER TABLE moved.goods ADD CONSTRAINT goods_d_check CHECK (d <> ''); \
+         ALTER TABLE moved.goods ADD CONSTRAINT goods_id_key UNIQUE (id); \
+         ALTER TABLE extra ADD COLUMN goods_id int; UPDATE extra SET goods_id = 1; \
+         ALTER TABLE extra ADD CONSTRAINT extra_goods_fk FOREIGN KEY (goods_id) \
+           REFERENCES moved.goods (id) ON DELETE CASCADE",
+    ),
+    (
+        "drop a check, change an index",
+        "ALTER TABLE moved.goods DROP CONSTRAINT goods_d_check; DROP INDEX moved.goods_lower_label; \
+         CREATE INDEX goods_lower_label ON moved.goods (upper(label))",
+    ),
+    (
         "drop a table and make one of that name with another shape",
         "DROP TABLE scratch; CREATE TABLE scratch (code text PRIMARY KEY, qty numeric); \
          INSERT INTO scratch VALUES ('x', 1.5); SELECT vc.track('scratch')",
