@@ -16,8 +16,8 @@ mod value;
 pub use ancestry::{log, nth_ancestor};
 pub use refspec::{looks_like_hash_prefix, parse_ref, refspec_hash_prefix, RefSpec, Step};
 pub use value::{
-    ConstraintDef, ConstraintKind, IndexDef, IndexKey,
-    Column, RootValue, SequenceState, TableEntry, TableSchema, TypeDef, FORMAT_VERSION,
+    Column, ConstraintDef, ConstraintKind, IndexDef, IndexKey, RootValue, SequenceState,
+    TableEntry, TableSchema, TypeDef, FORMAT_VERSION,
 };
 
 use crate::store::{kind, ChunkStore, Hash, StoreError};

@@ -349,7 +349,7 @@ pub fn checkout_root(
                     name,
                     target,
                     head,
-                } => rewrite(store, &table.handle, name, target, head.as_ref())?,
+                } => rewrite(store, &table.handle, name, target, head.as_deref())?,
                 Step::Create { name, entry } => {
                     let sequences = create_table(name, entry)?;
                     // Load before tracking: the rows need not pass through the tracking
@@ -426,7 +426,10 @@ fn foreign_key_phase<'a>(
                 ..
             } => {
                 use super::constraints::without_foreign_keys as no_fk;
-                let live = no_fk(in_order_of(&target.schema, table_schema(table.handle.relid)?));
+                let live = no_fk(in_order_of(
+                    &target.schema,
+                    table_schema(table.handle.relid)?,
+                ));
                 if *name != table.name || !live.same_definition(&no_fk(target.schema.clone())) {
                     changing.push(table.name.clone());
                 }

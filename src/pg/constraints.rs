@@ -94,7 +94,10 @@ pub fn create_missing(
     }
     if !checks.is_empty() {
         refuse_foreign_code()?;
-        for c in checks.iter().filter(|c| c.valid && c.kind == ConstraintKind::Check) {
+        for c in checks
+            .iter()
+            .filter(|c| c.valid && c.kind == ConstraintKind::Check)
+        {
             exec(sql::validate_constraint(table, &c.name), vec![])?;
         }
     }
@@ -124,7 +127,8 @@ pub struct Moved<'a> {
 pub fn drop_foreign_keys(moved: &[Moved], changing: &[String]) -> VcResult<()> {
     for m in moved {
         let live = table_schema(m.relid)?;
-        let table = super::sql::QualName::parse("table name", &super::catalog::relation_name(m.relid)?)?;
+        let table =
+            super::sql::QualName::parse("table name", &super::catalog::relation_name(m.relid)?)?;
         for c in live.constraints.iter().filter(|c| is_fk(c)) {
             let kept = m.target.is_some_and(|t| t.constraints.contains(c))
                 && !c.references.as_ref().is_some_and(|r| changing.contains(r));

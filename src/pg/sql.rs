@@ -929,13 +929,19 @@ pub fn create_index(t: &QualName, ix: &crate::commit::IndexDef) -> VcResult<Sql>
         keys.join(", ")
     );
     if !ix.include.is_empty() {
-        out.push_str(&format!(" INCLUDE ({})", idents("column name", &ix.include)?));
+        out.push_str(&format!(
+            " INCLUDE ({})",
+            idents("column name", &ix.include)?
+        ));
     }
     if ix.nulls_not_distinct {
         out.push_str(" NULLS NOT DISTINCT");
     }
     if let Some(p) = &ix.predicate {
-        out.push_str(&format!(" WHERE {}", SqlExpr::checked(&what("predicate"), p)?));
+        out.push_str(&format!(
+            " WHERE {}",
+            SqlExpr::checked(&what("predicate"), p)?
+        ));
     }
     Ok(Sql::built(out))
 }
@@ -950,7 +956,11 @@ fn idents(what: &str, names: &[String]) -> VcResult<String> {
 
 /// `DROP INDEX schema.name`.
 pub fn drop_index(schema: &str, name: &str) -> Sql {
-    Sql::built(format!("DROP INDEX {}.{}", Ident::new(schema), Ident::new(name)))
+    Sql::built(format!(
+        "DROP INDEX {}.{}",
+        Ident::new(schema),
+        Ident::new(name)
+    ))
 }
 
 fn fk_action(what: &str, code: Option<&str>) -> VcResult<&'static str> {
@@ -996,11 +1006,18 @@ pub fn add_constraint(
         K::Unique => {
             let mut b = format!(
                 "UNIQUE{} ({})",
-                if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+                if c.nulls_not_distinct {
+                    " NULLS NOT DISTINCT"
+                } else {
+                    ""
+                },
                 idents("column name", &c.columns)?
             );
             if !c.include.is_empty() {
-                b.push_str(&format!(" INCLUDE ({})", idents("column name", &c.include)?));
+                b.push_str(&format!(
+                    " INCLUDE ({})",
+                    idents("column name", &c.include)?
+                ));
             }
             b
         }
@@ -1023,7 +1040,7 @@ pub fn add_constraint(
                         return Err(VcError::new(
                             Code::ERRCODE_INVALID_TABLE_DEFINITION,
                             format!("unknown foreign-key match type {other:?}"),
-                        ))
+                        ));
                     }
                 },
                 fk_action("update", c.on_update.as_deref())?,
@@ -1067,11 +1084,17 @@ pub fn probe_index_expressions(
     let mut parts = Vec::new();
     for k in &ix.keys {
         if let Some(e) = &k.expression {
-            parts.push(format!("({} IS NULL OR true)", SqlExpr::checked(&what("key expression"), e)?));
+            parts.push(format!(
+                "({} IS NULL OR true)",
+                SqlExpr::checked(&what("key expression"), e)?
+            ));
         }
     }
     if let Some(p) = &ix.predicate {
-        parts.push(format!("({} IS NULL OR true)", SqlExpr::checked(&what("predicate"), p)?));
+        parts.push(format!(
+            "({} IS NULL OR true)",
+            SqlExpr::checked(&what("predicate"), p)?
+        ));
     }
     if parts.is_empty() {
         return Ok(None);

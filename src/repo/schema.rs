@@ -562,7 +562,11 @@ pub fn describe_constraint(c: &ConstraintDef) -> String {
         ConstraintKind::Unique => format!(
             "CONSTRAINT {} UNIQUE{} ({}){}",
             c.name,
-            if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+            if c.nulls_not_distinct {
+                " NULLS NOT DISTINCT"
+            } else {
+                ""
+            },
             c.columns.join(", "),
             if c.include.is_empty() {
                 String::new()
@@ -576,13 +580,21 @@ pub fn describe_constraint(c: &ConstraintDef) -> String {
             c.columns.join(", "),
             c.references.as_deref().unwrap_or(""),
             c.ref_columns.join(", "),
-            if c.match_type.as_deref() == Some("f") { " MATCH FULL" } else { "" },
+            if c.match_type.as_deref() == Some("f") {
+                " MATCH FULL"
+            } else {
+                ""
+            },
             action(&c.on_update),
             action(&c.on_delete)
         ),
     };
     if c.deferrable {
-        d.push_str(if c.deferred { " DEFERRABLE INITIALLY DEFERRED" } else { " DEFERRABLE" });
+        d.push_str(if c.deferred {
+            " DEFERRABLE INITIALLY DEFERRED"
+        } else {
+            " DEFERRABLE"
+        });
     }
     if !c.valid {
         d.push_str(" NOT VALID");

@@ -210,7 +210,7 @@ pub enum Step<'r, T> {
         name: String,
         target: &'r TableEntry,
         /// The table's entry at HEAD, if HEAD has it.
-        head: Option<TableEntry>,
+        head: Option<Box<TableEntry>>,
     },
     /// Create a table the target has and this database lacks, and load it.
     Create { name: String, entry: &'r TableEntry },
@@ -286,7 +286,7 @@ pub fn plan_checkout<'r, T, E>(
                 }
                 steps.push(Step::Rewrite {
                     name: name.clone(),
-                    head: head_entry.cloned(),
+                    head: head_entry.cloned().map(Box::new),
                     target: entry,
                     table,
                 });

@@ -31,13 +31,11 @@ mod tests {
 
     #[pg_test]
     fn indexes_and_constraints_commit_and_reset_both_ways() {
-        run(
-            "CREATE TABLE ip (id int PRIMARY KEY, code text NOT NULL);
+        run("CREATE TABLE ip (id int PRIMARY KEY, code text NOT NULL);
              CREATE TABLE ic (id int PRIMARY KEY, parent_id int, qty int, note text);
              INSERT INTO ip VALUES (1, 'a'), (2, 'b');
              INSERT INTO ic VALUES (1, 1, 5, 'Five'), (2, 2, 0, NULL), (3, NULL, 7, 'seven');
-             SELECT vc.track('ip'); SELECT vc.track('ic');",
-        );
+             SELECT vc.track('ip'); SELECT vc.track('ic');");
         let plain = text("SELECT vc.commit('plain')").unwrap();
         let plain_extras = extras(&["ip", "ic"]);
         run(
@@ -70,7 +68,11 @@ mod tests {
         assert_eq!(extras(&["ip", "ic"]), with_extras);
         assert!(clean());
         // The constraints work after the reset.
-        expect_error("INSERT INTO ic VALUES (9, 1, -1, 'x')", "23514", "ic_qty_positive");
+        expect_error(
+            "INSERT INTO ic VALUES (9, 1, -1, 'x')",
+            "23514",
+            "ic_qty_positive",
+        );
         expect_error("INSERT INTO ip VALUES (9, 'a')", "23505", "ip_code_key");
         // Uncommitted DDL is discarded by reset: an index added, a constraint dropped.
         run("CREATE INDEX ic_extra ON ic (note); ALTER TABLE ic DROP CONSTRAINT ic_parent_fk");
@@ -91,11 +93,9 @@ mod tests {
     /// A foreign key to a table that is not tracked is not part of the definition.
     #[pg_test]
     fn foreign_keys_to_untracked_tables_are_not_versioned() {
-        run(
-            "CREATE TABLE iu (id int PRIMARY KEY);
+        run("CREATE TABLE iu (id int PRIMARY KEY);
              CREATE TABLE it (id int PRIMARY KEY, u int REFERENCES iu (id));
-             SELECT vc.track('it'); SELECT vc.commit('it');",
-        );
+             SELECT vc.track('it'); SELECT vc.commit('it');");
         assert_eq!(
             int("SELECT count(*) FROM vc.schema_diff('HEAD~0', 'WORKING')"),
             0
@@ -112,8 +112,7 @@ mod tests {
     /// runs (it would raise its own error), and nothing changes.
     #[pg_test]
     fn expressions_calling_unprivileged_code_are_refused_before_running() {
-        run(
-            "CREATE ROLE pgvc_ix_alice;
+        run("CREATE ROLE pgvc_ix_alice;
              CREATE FUNCTION ix_alice_check(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
                'BEGIN RAISE EXCEPTION ''alice code ran''; END';
              CREATE FUNCTION ix_alice_key(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
@@ -123,33 +122,31 @@ mod tests {
              SELECT vc.track('ix');
              SELECT vc.commit('ix');
              CREATE FUNCTION ix_ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
-             ALTER TABLE ix ADD CONSTRAINT ix_by_alice CHECK (public.ix_ok(v)) NOT VALID;",
-        );
+             ALTER TABLE ix ADD CONSTRAINT ix_by_alice CHECK (public.ix_ok(v)) NOT VALID;");
         // Commit a check that calls a superuser's function, then hand it to alice
         // (as a function replaced by another role's would be).
         run("SELECT vc.commit('check')");
-        run(
-            "ALTER TABLE ix DROP CONSTRAINT ix_by_alice;
+        run("ALTER TABLE ix DROP CONSTRAINT ix_by_alice;
              DROP FUNCTION ix_ok(int);
              ALTER FUNCTION ix_alice_check(int) RENAME TO ix_ok;
-             ALTER FUNCTION ix_ok(int) OWNER TO pgvc_ix_alice;",
-        );
-        let before = text("SELECT string_agg(conname, ',') FROM pg_constraint WHERE conrelid = 'ix'::regclass").unwrap();
+             ALTER FUNCTION ix_ok(int) OWNER TO pgvc_ix_alice;");
+        let before = text(
+            "SELECT string_agg(conname, ',') FROM pg_constraint WHERE conrelid = 'ix'::regclass",
+        )
+        .unwrap();
         expect_error("SELECT vc.reset()", "42501", "pgvc_ix_alice");
         assert_eq!(
             text("SELECT string_agg(conname, ',') FROM pg_constraint WHERE conrelid = 'ix'::regclass").unwrap(),
             before
         );
         // The same for an index expression.
-        run(
-            "SELECT vc.reset('HEAD~1');
+        run("SELECT vc.reset('HEAD~1');
              CREATE FUNCTION ix_ok2(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
              CREATE INDEX ix_by_alice_idx ON ix (public.ix_ok2(v));
              SELECT vc.commit('index');
              DROP INDEX ix_by_alice_idx; DROP FUNCTION ix_ok2(int);
              ALTER FUNCTION ix_alice_key(int) RENAME TO ix_ok2;
-             ALTER FUNCTION ix_ok2(int) OWNER TO pgvc_ix_alice;",
-        );
+             ALTER FUNCTION ix_ok2(int) OWNER TO pgvc_ix_alice;");
         expect_error("SELECT vc.reset()", "42501", "pgvc_ix_alice");
         assert_eq!(
             int("SELECT count(*) FROM pg_index WHERE indrelid = 'ix'::regclass"),
