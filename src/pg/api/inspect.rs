@@ -593,6 +593,26 @@ fn definitions(store: &PgStore, root: Option<&RootValue>) -> VcResult<Vec<(Strin
     Ok(out)
 }
 
+/// The definition changes between two refs (either may be `WORKING`), for the tables
+/// the caller may read.
+fn schema_changes_between(
+    store: &PgStore,
+    from: &str,
+    to: &str,
+) -> VcResult<Vec<crate::repo::schema::SchemaChange>> {
+    let side = |s: &str| -> VcResult<Vec<(String, TableSchema)>> {
+        if is_working(s) {
+            definitions(store, None)
+        } else {
+            definitions(store, Some(&root_of(store, &resolve(store, s)?)?))
+        }
+    };
+    let (a, b) = (side(from)?, side(to)?);
+    let a: Vec<(String, &TableSchema)> = a.iter().map(|(n, s)| (n.clone(), s)).collect();
+    let b: Vec<(String, &TableSchema)> = b.iter().map(|(n, s)| (n.clone(), s)).collect();
+    Ok(crate::repo::schema::schema_changes(&a, &b))
+}
+
 #[allow(clippy::type_complexity)]
 #[pg_extern(name = "_schema_diff", volatile)]
 fn vc_schema_diff(
@@ -620,12 +640,7 @@ fn vc_schema_diff(
                         definitions(&store, Some(&root_of(&store, &resolve(&store, s)?)?))
                     }
                 };
-                let (a, b) = (side(from)?, side(to)?);
-                let a: Vec<(String, &TableSchema)> =
-                    a.iter().map(|(n, s)| (n.clone(), s)).collect();
-                let b: Vec<(String, &TableSchema)> =
-                    b.iter().map(|(n, s)| (n.clone(), s)).collect();
-                Ok(crate::repo::schema::schema_changes(&a, &b)
+                Ok(schema_changes_between(&store, from, to)?
                     .into_iter()
                     .map(|c| (c.table, c.change.to_string(), c.before, c.after))
                     .collect::<Vec<_>>())
@@ -671,7 +686,24 @@ fn vc_diff(
                 }
                 let root =
                     |s: &str| -> VcResult<RootValue> { root_of(&store, &resolve(&store, s)?) };
-                match (is_working(from), is_working(to)) {
+                // Definition changes first, one row each (diff_type 'schema'): the
+                // key names the change, before and after describe it.
+                let mut out: Vec<DiffRow> = Vec::new();
+                if !(is_working(from) && is_working(to)) {
+                    for c in schema_changes_between(&store, from, to)? {
+                        if table_name.is_some_and(|t| t != c.table) {
+                            continue;
+                        }
+                        out.push((
+                            c.table,
+                            "schema".to_string(),
+                            JsonB(serde_json::json!({ "change": c.change })),
+                            c.before.map(|b| JsonB(serde_json::Value::String(b))),
+                            c.after.map(|a| JsonB(serde_json::Value::String(a))),
+                        ));
+                    }
+                }
+                let rows = match (is_working(from), is_working(to)) {
                     (true, true) => Ok(Vec::new()),
                     (false, true) => diff_rows(&store, &root(from)?, None, table_name),
                     (false, false) => diff_rows(&store, &root(from)?, Some(&root(to)?), table_name),
@@ -689,7 +721,9 @@ fn vc_diff(
                             })
                             .collect())
                     }
-                }
+                }?;
+                out.extend(rows);
+                Ok(out)
             })
         })
     });

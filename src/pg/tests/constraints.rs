@@ -56,6 +56,20 @@ mod tests {
             text("SELECT after FROM vc.schema_diff('HEAD') WHERE after LIKE '%ic_multi%'").unwrap(),
             "INDEX ic_multi USING btree (qty DESC NULLS LAST, note COLLATE pg_catalog.\"C\" pg_catalog.text_pattern_ops) INCLUDE (parent_id)"
         );
+        // vc.diff shows them too, as schema rows, both ways.
+        assert_eq!(
+            text("SELECT string_agg(DISTINCT diff_type || ' ' || (key->>'change'), ',') FROM vc.diff('HEAD')").unwrap(),
+            "schema constraint added,schema index added"
+        );
+        assert_eq!(
+            text("SELECT after #>> '{}' FROM vc.diff('HEAD', 'WORKING', 'public.ic') WHERE key->>'change' = 'index added' AND after #>> '{}' LIKE '%lower%'").unwrap(),
+            "INDEX ic_note_lower USING btree ((lower(note)) COLLATE pg_catalog.\"default\") WHERE (qty > 0)"
+        );
+        assert_eq!(
+            text("SELECT string_agg(DISTINCT key->>'change', ',') FROM vc.diff('WORKING', 'HEAD')")
+                .unwrap(),
+            "constraint dropped,index dropped"
+        );
         let with = text("SELECT vc.commit('indexes and constraints')").unwrap();
         let with_extras = extras(&["ip", "ic"]);
         assert!(clean());

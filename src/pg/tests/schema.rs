@@ -142,10 +142,12 @@ mod tests {
         );
         let two = text("SELECT vc.commit('renamed and moved')").unwrap();
         assert!(clean());
-        // The diff follows the table under its new name.
+        // The diff follows the table under its new name, the rename first.
         assert_eq!(
-            text("SELECT string_agg(format('%s %s %s', table_name, diff_type, after->>'v'), ',') FROM vc.diff('HEAD~1', 'HEAD')").unwrap(),
-            "s4_other.s4_renamed modified b"
+            text("SELECT string_agg(format('%s %s %s %s', table_name, diff_type, coalesce(key->>'change', ''), \
+                  CASE WHEN diff_type = 'schema' THEN format('%s -> %s', before #>> '{}', after #>> '{}') ELSE after->>'v' END), ',') \
+                  FROM vc.diff('HEAD~1', 'HEAD')").unwrap(),
+            "s4_other.s4_renamed schema table renamed public.s4 -> s4_other.s4_renamed,s4_other.s4_renamed modified  b"
         );
         run(&format!("SELECT vc.reset('{one}')"));
         assert_eq!(text("SELECT to_regclass('public.s4')::text").unwrap(), "s4");
