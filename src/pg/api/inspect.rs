@@ -633,13 +633,6 @@ fn vc_schema_diff(
         with_spi(|| {
             with_snapshot(|| {
                 let store = PgStore::new();
-                let side = |s: &str| -> VcResult<Vec<(String, TableSchema)>> {
-                    if is_working(s) {
-                        definitions(&store, None)
-                    } else {
-                        definitions(&store, Some(&root_of(&store, &resolve(&store, s)?)?))
-                    }
-                };
                 Ok(schema_changes_between(&store, from, to)?
                     .into_iter()
                     .map(|c| (c.table, c.change.to_string(), c.before, c.after))
