@@ -231,7 +231,7 @@ pg_restore_run() {
 bench_restore() {
     log "2. restore of $N rows vs pg_restore ($RUNS runs)"
     section 2
-    # The dump carries pgvc's tracking triggers on t (they call vc.trg_<oid>(), which
+    # The dump carries pgvc's tracking triggers on t (they call vc.trg_<id>(), which
     # does not exist in the target): restore everything but them (untimed listing).
     "$PGBIN/pg_restore" -l "$DUMPFILE" | grep -v ' TRIGGER ' >"$DUMPFILE.list"
     local r walls=() ins=() pgrs=() got want sizes=""

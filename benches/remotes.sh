@@ -99,7 +99,7 @@ OBSERVATIONS=$(cat <<'EOF'
 - **Clone tracks the table before loading it**, so each loaded row is also copied into the
   tracking trigger's transition table (~2% of a clone), though the trigger does not fire.
 - **pg_dump of a tracked table dumps pgvc's tracking triggers**, which call
-  `vc.trg_<oid>()`: a restore into any other database fails on them (4 errors, exit status 1)
+  `vc.trg_<id>()`: a restore into any other database fails on them (4 errors, exit status 1)
   unless they are filtered out with `pg_restore -l`/`-L`.
 - **Noisy NOTICEs**: `vc.track()` says `table "log_<oid>" does not exist, skipping` (its `DROP
   TABLE IF EXISTS`, src/pg/api/track.rs), and `vc.clone()` also says `schema "public" already
@@ -256,7 +256,7 @@ dump_restore_run() {
     settle
     wall pg_client pg_dump -Fc ${2:-} -t t -f "$DUMPFILE" src
     DUMP_MS=$WALL_MS
-    # The dump carries pgvc's tracking triggers on t (they call vc.trg_<oid>(), which
+    # The dump carries pgvc's tracking triggers on t (they call vc.trg_<id>(), which
     # does not exist in the target): restore everything but them (untimed listing).
     "$PGBIN/pg_restore" -l "$DUMPFILE" | grep -v ' TRIGGER ' >"$DUMPFILE.list"
     wall pg_client pg_restore -d "$1" -L "$DUMPFILE.list" "$DUMPFILE"

@@ -10,7 +10,27 @@ ALTER TABLE vc.tracked
     ADD COLUMN attnums int2[],
     ADD COLUMN tags int8[],
     ADD COLUMN storage text,
-    ADD COLUMN committed_name text;
+    ADD COLUMN committed_name text,
+    ADD COLUMN recorded_oid oid;
+UPDATE vc.tracked SET recorded_oid = relid::oid;
+
+-- Key logs and trigger functions are named by the table's identity now
+-- (vc.log_t<id>, vc.trg_t<id>), so a dump and restore keeps them; those of 0.1.0,
+-- named by OID, are replaced at the table's first commit. A dropped table's trigger
+-- function is found from its log's name.
+CREATE OR REPLACE FUNCTION vc._on_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT t.relid::oid AS id, t.log_table FROM pg_event_trigger_dropped_objects() o
+             JOIN vc.tracked t ON t.relid = o.objid
+             WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 LOOP
+        -- vc.log_<x> is filled by vc.trg_<x>() (src/pg/sql.rs, LogId).
+        EXECUTE format('DROP TABLE IF EXISTS vc.%I', r.log_table);
+        EXECUTE format('DROP FUNCTION IF EXISTS vc.%I()', 'trg_' || substr(r.log_table, 5));
+        DELETE FROM vc.tracked WHERE relid = r.id;
+    END LOOP;
+END $$;
 
 -- vc.status() counts schema changes per table (a new column: the function is made
 -- again, with its Rust entry point).

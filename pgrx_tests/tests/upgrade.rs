@@ -165,6 +165,22 @@ fn an_update_from_the_previous_release_keeps_everything() {
         query_scalar(&mut d, "SELECT count(*)::text FROM vc.status()"),
         "0"
     );
+    // The previous release's key logs (named by OID) were replaced by ones named by
+    // the tables' identities (at the first use after a commit gave them one), and none is left behind.
+    assert_eq!(
+        query_scalar(
+            &mut d,
+            "SELECT count(*) FILTER (WHERE log_table LIKE 'log\\_t%')::text || '/' || count(*)::text FROM vc.tracked"
+        ),
+        query_scalar(&mut d, "SELECT count(*)::text || '/' || count(*)::text FROM vc.tracked")
+    );
+    assert_eq!(
+        query_scalar(
+            &mut d,
+            "SELECT count(*)::text FROM pg_class WHERE relnamespace = 'vc'::regnamespace AND relname ~ '^log_[0-9]+$'"
+        ),
+        "0"
+    );
     d.batch_execute("SELECT vc.push()").unwrap();
 
     // Replication from the updated server: a standby of this build clones the remote

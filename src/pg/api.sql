@@ -18,11 +18,12 @@ CREATE FUNCTION vc._on_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
-    FOR r IN SELECT t.relid::int8 AS id, t.log_table FROM pg_event_trigger_dropped_objects() o
+    FOR r IN SELECT t.relid::oid AS id, t.log_table FROM pg_event_trigger_dropped_objects() o
              JOIN vc.tracked t ON t.relid = o.objid
              WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 LOOP
+        -- vc.log_<x> is filled by vc.trg_<x>() (src/pg/sql.rs, LogId).
         EXECUTE format('DROP TABLE IF EXISTS vc.%I', r.log_table);
-        EXECUTE format('DROP FUNCTION IF EXISTS vc.%I()', 'trg_' || r.id);
+        EXECUTE format('DROP FUNCTION IF EXISTS vc.%I()', 'trg_' || substr(r.log_table, 5));
         DELETE FROM vc.tracked WHERE relid = r.id;
     END LOOP;
 END $$;

@@ -63,6 +63,16 @@ pub fn tracked_tables() -> VcResult<Vec<Tracked>> {
         .collect()
 }
 
+impl Tracked {
+    /// What its key log and trigger function are named by (`sql::LogId`).
+    pub fn log_id(&self) -> sql::LogId {
+        match self.table_id {
+            Some(id) => sql::LogId::Table(id),
+            None => sql::LogId::Legacy(u32::from(self.relid)),
+        }
+    }
+}
+
 pub fn tracked_by_relid(relid: Oid) -> VcResult<Option<Tracked>> {
     Ok(tracked_tables()?.into_iter().find(|t| t.relid == relid))
 }

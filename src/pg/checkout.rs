@@ -628,7 +628,7 @@ fn rewrite(
         }
         refuse_foreign_code(t.relid, &table)?;
     }
-    let n = exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+    let n = exec(sql::clear_log(&t.log_id()), vec![])?;
     crate::pg::rows::truncate_emptied_log(t, n)?;
     exec(
         "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",

@@ -126,6 +126,8 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
         // rewrite (ALTER TYPE, a volatile default, TRUNCATE, VACUUM FULL) changes.
         // Written only when it changed: most commits leave it as it was, and a row
         // version per tracked table per commit would be WAL and dead rows for nothing.
+        // An identity, once given, stays (a version-1 entry has none: 0): it names the
+        // key log.
         "WITH n AS (SELECT \
            (SELECT array_agg(a.attnum ORDER BY a.attnum) FROM unnest($2::text[]) x(name) \
             JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
@@ -135,10 +137,11 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
                  AND a.attnum > 0 AND NOT a.attisdropped) AS tags, \
            (SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.oid) \
             FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid) AS storage) \
-         UPDATE vc.tracked t SET attnums = n.attnums, tags = n.tags, table_id = $5, \
-                storage = n.storage, committed_name = $4 \
-         FROM n WHERE t.relid = $1 AND (t.attnums, t.tags, t.table_id, t.storage, t.committed_name) \
-               IS DISTINCT FROM (n.attnums, n.tags, $5::int8, n.storage, $4::text)",
+         UPDATE vc.tracked t SET attnums = n.attnums, tags = n.tags, \
+                table_id = coalesce(nullif($5::int8, 0), t.table_id), \
+                storage = n.storage, committed_name = $4, recorded_oid = $1 \
+         FROM n WHERE t.relid = $1 AND (t.attnums, t.tags, t.table_id, t.storage, t.committed_name, t.recorded_oid) \
+               IS DISTINCT FROM (n.attnums, n.tags, coalesce(nullif($5::int8, 0), t.table_id), n.storage, $4::text, $1::oid)",
         vec![
             Arg::Oid(relid),
             Arg::TextArray(names),

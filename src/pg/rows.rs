@@ -106,7 +106,7 @@ impl Iterator for Scan<'_> {
 /// invisible to that statement and stay for a later commit.
 pub fn logged_keys(t: &Tracked, plan: &Plan, consume: bool) -> VcResult<Vec<Vec<String>>> {
     let rows = query(
-        sql::read_log(u32::from(t.relid), &plan.key_cols, consume),
+        sql::read_log(&t.log_id(), &plan.key_cols, consume),
         vec![],
         &[],
     )?;
@@ -151,8 +151,8 @@ pub fn truncate_emptied_log(t: &Tracked, n: u64) -> VcResult<()> {
     if n < TRUNCATE_AFTER || !read_committed {
         return Ok(());
     }
-    let oid = u32::from(t.relid);
-    let Some(row) = super::spi::one_row(sql::log_is_empty(oid), vec![])? else {
+    let oid = t.log_id();
+    let Some(row) = super::spi::one_row(sql::log_is_empty(&oid), vec![])? else {
         return Ok(());
     };
     let relid = match row.get(1) {
@@ -165,10 +165,10 @@ pub fn truncate_emptied_log(t: &Tracked, n: u64) -> VcResult<()> {
     // would not see rows committed since, and truncating them would lose their keys).
     if super::spi::try_lock_exclusive(relid)
         && super::spi::with_latest_snapshot(|| {
-            super::spi::one_bool(sql::log_is_empty(oid), vec![])
+            super::spi::one_bool(sql::log_is_empty(&oid), vec![])
         })?
     {
-        exec(sql::truncate_log(oid), vec![])?;
+        exec(sql::truncate_log(&oid), vec![])?;
     }
     Ok(())
 }
@@ -181,7 +181,7 @@ pub const MAX_LOGGED_KEYS: i64 = 500_000;
 /// Whether the key log holds too many keys to read (see [`MAX_LOGGED_KEYS`]).
 pub fn log_too_long(t: &Tracked) -> VcResult<bool> {
     match super::spi::one_value(
-        sql::log_longer_than(u32::from(t.relid)),
+        sql::log_longer_than(&t.log_id()),
         vec![Arg::Int8(MAX_LOGGED_KEYS)],
     )? {
         Some(v) => v.bool(),
@@ -281,7 +281,7 @@ pub fn for_each_working_change(
     match mode {
         ReadMode::Full { base, .. } => {
             if consume {
-                let n = exec(sql::clear_log(u32::from(t.relid)), vec![])?;
+                let n = exec(sql::clear_log(&t.log_id()), vec![])?;
                 truncate_emptied_log(t, n)?;
             }
             compare_full(store, base, Scan::open(plan)?, f)

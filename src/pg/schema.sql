@@ -38,7 +38,10 @@ CREATE TABLE vc.head (
 -- The other columns are the table's identity in history and its record at its last
 -- commit or checkout (docs/SCHEMA.md): the tags of its columns by attribute number,
 -- its storage (relfilenodes: a rewrite changes them) and the name it was committed
--- under.
+-- under. The key log and trigger function are named by the table's identity, which a
+-- dump keeps; recorded_oid is the table's OID when the record was made, which a dump
+-- and restore changes (relid, a regclass, is dumped by name): the record's attribute
+-- numbers and storage are then another database's, and are made anew.
 CREATE TABLE vc.tracked (
     relid regclass PRIMARY KEY,
     log_table text NOT NULL,
@@ -47,7 +50,8 @@ CREATE TABLE vc.tracked (
     attnums int2[],
     tags int8[],
     storage text,
-    committed_name text
+    committed_name text,
+    recorded_oid oid
 );
 
 

@@ -412,18 +412,55 @@ pub fn literal(s: &str) -> String {
 // ---------------------------------------------------------------------------------
 // Key logs and tracking triggers
 
-/// The key log of the tracked table with OID `oid`: `vc.log_<oid>`.
-pub fn log_table(oid: u32) -> String {
-    format!("vc.log_{oid}")
+/// What names a tracked table's key log `vc.log_<id>` and its trigger function
+/// `vc.trg_<id>`: `t` and the table's identity in history (hex), which `vc.tracked`
+/// keeps and pg_dump carries, so a restored database finds its logs and triggers
+/// under the same names. (pgvc 0.1 named them by the table's OID, which a restore
+/// changes: `Legacy`, only to find and drop such leftovers.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogId {
+    Table(u64),
+    Legacy(u32),
 }
 
-pub fn log_name(oid: u32) -> String {
-    format!("log_{oid}")
+impl fmt::Display for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogId::Table(id) => write!(f, "t{id:016x}"),
+            LogId::Legacy(oid) => write!(f, "{oid}"),
+        }
+    }
 }
 
-/// `CREATE TABLE vc.log_<oid> (k1 t1 NOT NULL, ...)`: NOT NULL, so a role that may
+impl LogId {
+    /// The id of a key log's name (`log_<id>`), as stored in `vc.tracked.log_table`.
+    pub fn from_log_name(name: &str) -> Option<LogId> {
+        let rest = name.strip_prefix("log_")?;
+        match rest.strip_prefix('t') {
+            Some(hex) if hex.len() == 16 => u64::from_str_radix(hex, 16).ok().map(LogId::Table),
+            Some(_) => None,
+            None => rest.parse().ok().map(LogId::Legacy),
+        }
+    }
+}
+
+/// The key log of a tracked table: `vc.log_<id>`.
+pub fn log_table(id: &LogId) -> String {
+    format!("vc.log_{id}")
+}
+
+pub fn log_name(id: &LogId) -> String {
+    format!("log_{id}")
+}
+
+/// The trigger function's name (in schema `vc`).
+pub fn trigger_function_name(id: &LogId) -> String {
+    format!("trg_{id}")
+}
+
+/// `CREATE TABLE vc.log_<id> (k1 t1 NOT NULL, ...)`: NOT NULL, so a role that may
 /// append to the log cannot put a key there that no row can have.
-pub fn create_log(oid: u32, cols: &[(String, SqlType)]) -> Sql {
+pub fn create_log(oid: &LogId, cols: &[(String, SqlType)]) -> Sql {
     let defs: Vec<String> = cols
         .iter()
         .map(|(n, t)| format!("{} {t} NOT NULL", Ident::new(n)))
@@ -435,11 +472,11 @@ pub fn create_log(oid: u32, cols: &[(String, SqlType)]) -> Sql {
     ))
 }
 
-pub fn drop_log(oid: u32) -> Sql {
+pub fn drop_log(oid: &LogId) -> Sql {
     Sql::built(format!("DROP TABLE IF EXISTS {}", log_table(oid)))
 }
 
-pub fn log_grants(oid: u32) -> [Sql; 2] {
+pub fn log_grants(oid: &LogId) -> [Sql; 2] {
     [
         Sql::built(format!("REVOKE ALL ON {} FROM PUBLIC", log_table(oid))),
         Sql::built(format!("GRANT INSERT ON {} TO PUBLIC", log_table(oid))),
@@ -452,7 +489,7 @@ pub fn log_grants(oid: u32) -> [Sql; 2] {
 /// column name may contain anything, `$f$` included, and only literal quoting keeps
 /// the body one string whatever the names are. The names inside the body are quoted
 /// identifiers, so PL/pgSQL reads each as one name.
-pub fn create_log_trigger_function(oid: u32, key_cols: &[String]) -> Sql {
+pub fn create_log_trigger_function(oid: &LogId, key_cols: &[String]) -> Sql {
     let pk: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
     let pk = pk.join(", ");
     let log = log_table(oid);
@@ -475,17 +512,17 @@ pub fn create_log_trigger_function(oid: u32, key_cols: &[String]) -> Sql {
     ))
 }
 
-pub fn revoke_trigger_function(oid: u32) -> Sql {
+pub fn revoke_trigger_function(oid: &LogId) -> Sql {
     Sql::built(format!("REVOKE ALL ON FUNCTION vc.trg_{oid}() FROM PUBLIC"))
 }
 
-pub fn drop_trigger_function(oid: u32) -> Sql {
+pub fn drop_trigger_function(oid: &LogId) -> Sql {
     Sql::built(format!("DROP FUNCTION IF EXISTS vc.trg_{oid}()"))
 }
 
 /// The statement triggers that track `table` (the tracked table or a partition) into
 /// the key log of table `oid`, the TRUNCATE marker and the write guard.
-pub fn create_tracking_triggers(table: &QualName, oid: u32) -> Vec<Sql> {
+pub fn create_tracking_triggers(table: &QualName, oid: &LogId) -> Vec<Sql> {
     let mut out = Vec::new();
     for (event, refs) in [
         ("INSERT", "NEW TABLE AS vc_new"),
@@ -533,19 +570,19 @@ pub fn drop_trigger(name: &'static str, table: &QualName) -> Sql {
 }
 
 /// Empties a key log.
-pub fn clear_log(oid: u32) -> Sql {
+pub fn clear_log(oid: &LogId) -> Sql {
     Sql::built(format!("DELETE FROM {}", log_table(oid)))
 }
 
 /// Whether a key log is empty, and its relation id.
-pub fn log_is_empty(oid: u32) -> Sql {
+pub fn log_is_empty(oid: &LogId) -> Sql {
     Sql::built(format!(
         "SELECT NOT EXISTS (SELECT 1 FROM {0}), '{0}'::regclass::oid",
         log_table(oid)
     ))
 }
 
-pub fn truncate_log(oid: u32) -> Sql {
+pub fn truncate_log(oid: &LogId) -> Sql {
     Sql::built(format!("TRUNCATE {}", log_table(oid)))
 }
 
@@ -558,7 +595,7 @@ pub const MAX_LOG_ROW: i64 = 10_000;
 /// statement. Rows too big to be a key are skipped; consumed, they are deleted with
 /// the others and come back as NULL keys (skipped by the reader), so their bytes are
 /// never read out.
-pub fn read_log(oid: u32, key_cols: &[String], consume: bool) -> Sql {
+pub fn read_log(oid: &LogId, key_cols: &[String], consume: bool) -> Sql {
     let log = log_table(oid);
     let small = format!("pg_catalog.pg_column_size(l.*) <= {MAX_LOG_ROW}");
     Sql::built(if consume {
@@ -577,7 +614,7 @@ pub fn read_log(oid: u32, key_cols: &[String], consume: bool) -> Sql {
 }
 
 /// Whether a key log holds more than `$1` rows (reads at most `$1 + 1`).
-pub fn log_longer_than(oid: u32) -> Sql {
+pub fn log_longer_than(oid: &LogId) -> Sql {
     Sql::built(format!(
         "SELECT count(*) > $1 FROM (SELECT 1 FROM {} LIMIT $1 + 1) s",
         log_table(oid)

@@ -126,12 +126,11 @@ fn check_trackable(relid: Oid, name: &str) -> VcResult<()> {
     Ok(())
 }
 
-/// (Re)creates the key log `vc.log_<oid>` for the table's current primary key and the
+/// (Re)creates the key log `vc.log_<id>` for the table's current primary key and the
 /// trigger function that fills it. Without a primary key the function logs nothing:
-/// the table is then compared in full, and `vc.commit()` says what is missing.
-fn create_log(relid: Oid) -> VcResult<()> {
+/// the table is then compared in full (docs/SCHEMA.md).
+fn create_log(relid: Oid, oid: &sql::LogId) -> VcResult<()> {
     let schema = table_schema(relid)?;
-    let oid = u32::from(relid);
     // Names and types as this database's catalog gives them (format_type).
     let mut cols = Vec::new();
     for c in schema.key_columns() {
@@ -169,16 +168,16 @@ fn create_log(relid: Oid) -> VcResult<()> {
 /// what it holds: whether the committed tree still holds the rows is decided at the
 /// next commit (docs/SCHEMA.md).
 pub fn retrack(relid: Oid) -> VcResult<()> {
-    if tracked_by_relid(relid)?.is_none() {
+    let Some(t) = tracked_by_relid(relid)? else {
         return Ok(());
-    }
+    };
     let schema = table_schema(relid)?;
     let logged = query(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
          JOIN pg_class c ON c.oid = a.attrelid \
          WHERE c.relnamespace = 'vc'::regnamespace AND c.relname = $1 \
            AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        vec![Arg::Text(Some(sql::log_name(u32::from(relid))))],
+        vec![Arg::Text(Some(sql::log_name(&t.log_id())))],
         &[],
     )?;
     let key: Vec<(String, String)> = schema
@@ -199,7 +198,7 @@ pub fn retrack(relid: Oid) -> VcResult<()> {
     if !key.is_empty() && key == logged {
         return Ok(());
     }
-    create_log(relid)?;
+    create_log(relid, &t.log_id())?;
     exec(
         "UPDATE vc.tracked SET full_scan = true WHERE relid = $1",
         vec![Arg::Oid(relid)],
@@ -226,20 +225,24 @@ pub fn track(relid: Oid) -> VcResult<()> {
     let name = relation_name(relid)?;
     require_trigger_right(relid, &name, "vc.track()")?;
     check_trackable(relid, &name)?;
-    let oid = u32::from(relid);
-    let log = sql::log_name(oid);
-    create_log(relid)?;
-    install_triggers(&QualName::parse("table name", &name)?, oid)?;
-    for part in partitions(relid)? {
-        install_triggers(&part, oid)?;
-    }
     // The table's identity (docs/SCHEMA.md): new, so that a table dropped and made
-    // again under the same name is another table in history.
+    // again under the same name is another table in history. It names the key log.
     let id =
         crate::repo::schema::new_table_id(&format!("{name}@{}", crate::pg::progress::now_us()));
+    let oid = sql::LogId::Table(id);
+    create_log(relid, &oid)?;
+    install_triggers(&QualName::parse("table name", &name)?, &oid)?;
+    for part in partitions(relid)? {
+        install_triggers(&part, &oid)?;
+    }
     exec(
-        "INSERT INTO vc.tracked (relid, log_table, full_scan, table_id) VALUES ($1, $2, true, $3)",
-        vec![Arg::Oid(relid), Arg::Text(Some(log)), Arg::Int8(id as i64)],
+        "INSERT INTO vc.tracked (relid, log_table, full_scan, table_id, recorded_oid) \
+         VALUES ($1, $2, true, $3, $1)",
+        vec![
+            Arg::Oid(relid),
+            Arg::Text(Some(sql::log_name(&oid))),
+            Arg::Int8(id as i64),
+        ],
     )?;
     Ok(())
 }
@@ -248,7 +251,7 @@ pub fn track(relid: Oid) -> VcResult<()> {
 /// partitions: a statement that names a partition fires only that partition's
 /// statement triggers, so each partition logs its own direct writes into the
 /// parent's key log).
-fn install_triggers(table: &QualName, oid: u32) -> VcResult<()> {
+fn install_triggers(table: &QualName, oid: &sql::LogId) -> VcResult<()> {
     // The guard: standbys and fenced servers refuse writes (skipped in replica role,
     // which the apply of replicated commits uses).
     for stmt in sql::create_tracking_triggers(table, oid) {
@@ -286,15 +289,17 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     if INTACT.with(|s| s.borrow().contains(&oid)) {
         return Ok(false);
     }
-    // A key log named for another OID: the database was restored from a dump (which
-    // keeps the old log and trigger function, and the triggers calling them).
-    let stored = one_row(
-        "SELECT log_table FROM vc.tracked WHERE relid = $1",
-        vec![Arg::Oid(t.relid)],
+    // A record made under another OID: the database was restored from a dump (which
+    // keeps the key log, trigger function and triggers, named by the table's identity,
+    // but not the attribute numbers and storage the record holds). A key log named
+    // otherwise than the table's identity says: made by pgvc 0.1 (by OID).
+    let moved = one_row(
+        "SELECT log_table <> $2 OR recorded_oid IS DISTINCT FROM relid::oid FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(t.relid), Arg::Text(Some(sql::log_name(&t.log_id())))],
     )?
-    .map(|r| r[0].text())
-    .transpose()?;
-    let moved = stored.as_deref().is_some_and(|l| l != sql::log_name(oid));
+    .map(|r| r[0].bool())
+    .transpose()?
+    .unwrap_or(false);
     if moved {
         if !install {
             return Ok(true);
@@ -309,52 +314,50 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     Ok(damaged)
 }
 
-/// After a restore, every tracked table at once (a new OID may be the name of another
-/// table's dumped log, so none may keep using a dumped one): a new key log, trigger
-/// function and triggers for each, then the dumped logs and functions go, and each
-/// table is compared in full once.
+/// After a restore or an upgrade from 0.1, every tracked table at once (a legacy log
+/// named by OID may have the name another table's log needs): a key log, trigger
+/// function and triggers named by the table's identity for each that lacks them, then
+/// the legacy logs and functions go; each record is made anew and each table compared
+/// in full once.
 fn repair_restored() -> VcResult<()> {
-    let moved: Vec<(Tracked, String)> = super::catalog::tracked_tables()?
+    let moved: Vec<(Tracked, String, bool)> = super::catalog::tracked_tables()?
         .into_iter()
         .map(|t| {
-            let stored = one_row(
-                "SELECT log_table FROM vc.tracked WHERE relid = $1",
+            let row = one_row(
+                "SELECT log_table, recorded_oid IS DISTINCT FROM relid::oid FROM vc.tracked WHERE relid = $1",
                 vec![Arg::Oid(t.relid)],
-            )?
-            .map(|r| r[0].text())
-            .transpose()?
-            .unwrap_or_default();
-            Ok((t, stored))
+            )?;
+            let (stored, restored) = match row {
+                Some(r) => (r[0].text()?, r[1].bool()?),
+                None => (String::new(), false),
+            };
+            Ok((t, stored, restored))
         })
         .collect::<VcResult<Vec<_>>>()?
         .into_iter()
-        .filter(|(t, stored)| *stored != sql::log_name(u32::from(t.relid)))
+        .filter(|(t, stored, restored)| *restored || *stored != sql::log_name(&t.log_id()))
         .collect();
-    for (t, _) in &moved {
-        create_log(t.relid)?;
+    for (t, stored, _) in &moved {
+        if *stored != sql::log_name(&t.log_id()) {
+            create_log(t.relid, &t.log_id())?;
+        }
         check_triggers(t, true)?;
     }
-    for (t, stored) in &moved {
-        forget_dumped_log(t, stored)?;
+    let tracked = super::catalog::tracked_tables()?;
+    for (t, stored, _) in &moved {
+        forget_dumped_log(t, stored, &tracked)?;
     }
     Ok(())
 }
 
-/// After a restore: the dumped key log and trigger function (named for the table's
-/// OID in the dumped database) go, and the record of the table is made anew (its
-/// attribute numbers and storage are this database's now); the table is compared in
-/// full once.
-fn forget_dumped_log(t: &Tracked, stored: &str) -> VcResult<()> {
-    let old = stored
-        .strip_prefix("log_")
-        .and_then(|n| n.parse::<u32>().ok());
-    // The old OID may be another tracked table's now: its log and function stay.
-    let taken = match old {
-        Some(o) => one_row(
-            "SELECT 1 FROM vc.tracked WHERE relid::oid = $1",
-            vec![Arg::Oid(Oid::from(o))],
-        )?
-        .is_some(),
+/// After a restore or an upgrade: a key log and trigger function no tracked table is
+/// named by any more go, and the record of the table is made anew (its attribute
+/// numbers and storage are this database's now); the table is compared in full once.
+fn forget_dumped_log(t: &Tracked, stored: &str, tracked: &[Tracked]) -> VcResult<()> {
+    let old = sql::LogId::from_log_name(stored);
+    // The old name may be another tracked table's: its log and function stay.
+    let taken = match &old {
+        Some(o) => tracked.iter().any(|x| x.log_id() == *o),
         None => true,
     };
     if let Some(old) = old.filter(|_| !taken) {
@@ -365,23 +368,23 @@ fn forget_dumped_log(t: &Tracked, stored: &str) -> VcResult<()> {
             )?
             .is_some())
         };
-        if has(sql::log_name(old))? {
-            exec(sql::drop_log(old), vec![])?;
+        if has(sql::log_name(&old))? {
+            exec(sql::drop_log(&old), vec![])?;
         }
         let has_fn = one_row(
             "SELECT 1 FROM pg_proc WHERE pronamespace = 'vc'::regnamespace AND proname = $1",
-            vec![Arg::Text(Some(format!("trg_{old}")))],
+            vec![Arg::Text(Some(sql::trigger_function_name(&old)))],
         )?;
         if has_fn.is_some() {
-            exec(sql::drop_trigger_function(old), vec![])?;
+            exec(sql::drop_trigger_function(&old), vec![])?;
         }
     }
     exec(
         "UPDATE vc.tracked SET log_table = $2, full_scan = true, attnums = NULL, tags = NULL, \
-         storage = NULL WHERE relid = $1",
+         storage = NULL, recorded_oid = relid::oid WHERE relid = $1",
         vec![
             Arg::Oid(t.relid),
-            Arg::Text(Some(sql::log_name(u32::from(t.relid)))),
+            Arg::Text(Some(sql::log_name(&t.log_id()))),
         ],
     )?;
     Ok(())
@@ -419,7 +422,7 @@ fn remember_intact(oid: u32) {
 }
 
 fn check_triggers(t: &Tracked, install: bool) -> VcResult<bool> {
-    let oid = u32::from(t.relid);
+    let oid = t.log_id();
     let rows = query(
         "SELECT format('%I.%I', n.nspname, c.relname) \
          FROM (SELECT $1::regclass AS rel UNION ALL \
@@ -440,7 +443,7 @@ fn check_triggers(t: &Tracked, install: bool) -> VcResult<bool> {
          ORDER BY 1",
         vec![
             Arg::Oid(t.relid),
-            Arg::Text(Some(format!("vc.trg_{oid}()"))),
+            Arg::Text(Some(format!("vc.{}()", sql::trigger_function_name(&oid)))),
         ],
         &[],
     )?;
@@ -466,7 +469,7 @@ fn check_triggers(t: &Tracked, install: bool) -> VcResult<bool> {
                     exec(sql::drop_trigger(name, rel), vec![])?;
                 }
             }
-            install_triggers(rel, oid)?;
+            install_triggers(rel, &oid)?;
         }
     }
     Ok(!damaged.is_empty())
@@ -489,9 +492,17 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
             exec(stmt, vec![])?;
         }
     }
-    let oid = u32::from(relid);
-    exec(sql::drop_trigger_function(oid), vec![])?;
-    exec(sql::drop_log(oid), vec![])?;
+    // By the stored name: a 0.1 table's log is named by its OID until its first commit.
+    let stored = one_row(
+        "SELECT log_table FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?
+    .map(|r| r[0].text())
+    .transpose()?;
+    if let Some(oid) = stored.as_deref().and_then(sql::LogId::from_log_name) {
+        exec(sql::drop_trigger_function(&oid), vec![])?;
+        exec(sql::drop_log(&oid), vec![])?;
+    }
     exec(
         "DELETE FROM vc.tracked WHERE relid = $1",
         vec![Arg::Oid(relid)],

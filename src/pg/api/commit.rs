@@ -55,7 +55,7 @@ where
     let tree = match mode {
         ReadMode::Full { .. } => {
             if consume {
-                let n = exec(crate::pg::sql::clear_log(u32::from(t.relid)), vec![])?;
+                let n = exec(crate::pg::sql::clear_log(&t.log_id()), vec![])?;
                 crate::pg::rows::truncate_emptied_log(t, n)?;
                 exec(
                     "UPDATE vc.tracked SET full_scan = false WHERE relid = $1 AND full_scan",

@@ -122,7 +122,10 @@ mod tests {
         run("INSERT INTO public.st_log SELECT g, 0 FROM generate_series(1, 3000) g");
         run("SELECT vc.track('public.st_log')");
         run("SELECT vc.commit('st_log one')");
-        let log = text("SELECT 'vc.log_' || 'public.st_log'::regclass::oid").unwrap();
+        let log = text(
+            "SELECT 'vc.' || log_table FROM vc.tracked WHERE relid = 'public.st_log'::regclass",
+        )
+        .unwrap();
         run("UPDATE public.st_log SET v = 1");
         assert!(int(&format!("SELECT pg_relation_size('{log}')")) > 8192);
         run("SELECT vc.commit('st_log two')");
