@@ -331,7 +331,8 @@ fn user_types_travel_with_commits() {
     let types = |d: &mut Client| {
         query_scalar(
             d,
-            "SELECT string_agg(format('%s %s %s', t.oid::regtype, t.typtype,                coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid), '')                || coalesce((SELECT string_agg(pg_get_constraintdef(c.oid), ',' ORDER BY conname) FROM pg_constraint c WHERE c.contypid = t.oid), '')),                '; ' ORDER BY t.oid::regtype::text)              FROM pg_type t WHERE t.typnamespace = 'kinds'::regnamespace AND t.typtype IN ('e', 'd', 'c', 'r')",
+            "SELECT string_agg(format('%s %s %s', t.oid::regtype, t.typtype,                coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid), '')                || coalesce((SELECT string_agg(pg_get_constraintdef(c.oid), ',' ORDER BY conname) FROM pg_constraint c WHERE c.contypid = t.oid), '') \
+                || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ',' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '')),                '; ' ORDER BY t.oid::regtype::text)              FROM pg_type t WHERE t.typnamespace = 'kinds'::regnamespace AND t.typtype IN ('e', 'd', 'c', 'r')",
         )
     };
     caught_up(&mut ds, &head(&mut dp), "the clone");
@@ -351,6 +352,14 @@ fn user_types_travel_with_commits() {
         (
             "a new type and a column of it",
             "CREATE TYPE kinds.size AS ENUM ('s', 'm', 'l'); ALTER TABLE typed ADD COLUMN sz kinds.size",
+        ),
+        (
+            "a composite grows an attribute",
+            "ALTER TYPE kinds.pair ADD ATTRIBUTE note text",
+        ),
+        (
+            "a composite attribute renamed, another dropped",
+            "ALTER TYPE kinds.pair RENAME ATTRIBUTE b TO label; ALTER TYPE kinds.pair DROP ATTRIBUTE note",
         ),
     ] {
         dp.batch_execute(ddl).unwrap();

@@ -324,6 +324,24 @@ pub fn checkout_root(
             Step::Create { .. } => {}
         }
     }
+    // Composites whose attributes change here make their values print differently:
+    // the tables using them are reloaded from the target.
+    let retyped = if target
+        .types
+        .values()
+        .any(|d| matches!(d, crate::commit::TypeDef::Composite { .. }))
+    {
+        let relids: Vec<_> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Rewrite { table, .. } => Some(table.handle.relid),
+                _ => None,
+            })
+            .collect();
+        crate::repo::schema::retyped(&crate::pg::types::collect(&relids)?, &target.types)
+    } else {
+        Default::default()
+    };
     // The user types first: tables are created and altered with them.
     let (pending, added) = crate::pg::types::ensure(&target.types, &target.tables, labels)?;
     if added {
@@ -349,7 +367,14 @@ pub fn checkout_root(
                     name,
                     target,
                     head,
-                } => rewrite(store, &table.handle, name, target, head.as_deref())?,
+                } => rewrite(
+                    store,
+                    &table.handle,
+                    name,
+                    target,
+                    head.as_deref(),
+                    crate::repo::schema::uses_types(&target.schema, &retyped),
+                )?,
                 Step::Create { name, entry } => {
                     let sequences = create_table(name, entry)?;
                     // Load before tracking: the rows need not pass through the tracking
@@ -482,6 +507,7 @@ fn rewrite(
     name: &str,
     entry: &TableEntry,
     head: Option<&TableEntry>,
+    retyped: bool,
 ) -> VcResult<()> {
     // The live definition against HEAD: how to find the uncommitted changes. Against
     // the target when HEAD lacks the table (columns are then matched by name).
@@ -490,14 +516,16 @@ fn rewrite(
     let renamed = name != t.name;
     // Rows: a diff where HEAD's and the target's trees read the same (then only the
     // changed keys are written), else a reload of the whole table.
-    let reload = match head {
-        Some(h) => {
-            !rows_comparable(&h.schema, &entry.schema)
-                || alter.changes_types()
-                || alter.needs_reload
-        }
-        None => true,
-    };
+    // (A composite the table uses changed its attributes: every value prints anew.)
+    let reload = retyped
+        || match head {
+            Some(h) => {
+                !rows_comparable(&h.schema, &entry.schema)
+                    || alter.changes_types()
+                    || alter.needs_reload
+            }
+            None => true,
+        };
     let mut known = std::collections::BTreeMap::new();
     let keys = if reload {
         None

@@ -891,6 +891,25 @@ pub fn create_composite(t: &QualName, attrs: &[(String, SqlType)]) -> VcResult<S
     )))
 }
 
+/// One `ALTER TYPE t {DROP|RENAME|ADD} ATTRIBUTE` step on a composite type.
+pub fn alter_composite(t: &QualName, step: &crate::repo::schema::AttributeStep) -> VcResult<Sql> {
+    use crate::repo::schema::AttributeStep as A;
+    let attr = |n: &str| Ident::checked("attribute name", n);
+    Ok(Sql::built(match step {
+        A::Drop(n) => format!("ALTER TYPE {t} DROP ATTRIBUTE {}", attr(n)?),
+        A::Rename { from, to } => format!(
+            "ALTER TYPE {t} RENAME ATTRIBUTE {} TO {}",
+            attr(from)?,
+            attr(to)?
+        ),
+        A::Add(n, ty) => format!(
+            "ALTER TYPE {t} ADD ATTRIBUTE {} {}",
+            attr(n)?,
+            SqlType::resolve(ty)?
+        ),
+    }))
+}
+
 pub fn create_range(t: &QualName, subtype: &SqlType) -> Sql {
     Sql::built(format!("CREATE TYPE {t} AS RANGE (SUBTYPE = {subtype})"))
 }

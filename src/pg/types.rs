@@ -314,8 +314,19 @@ fn ensure_one(name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<bool
             }
             Ok(false)
         }
-        (TypeDef::Composite { .. }, TypeDef::Composite { .. }) => {
-            Err(refuse(name, "its attributes differ"))
+        (TypeDef::Composite { attributes: have }, TypeDef::Composite { attributes: want }) => {
+            // Dropped, renamed and added as PostgreSQL allows on a type in use; the
+            // checkout rewrites the rows of the tables that use it (checkout_root).
+            for step in crate::repo::schema::plan_composite(have, want) {
+                exec(sql::alter_composite(&q, &step)?, vec![])?;
+            }
+            if definition(oid, &kind)? != *def {
+                return Err(refuse(
+                    name,
+                    "its attributes could not be made the commit's",
+                ));
+            }
+            Ok(false)
         }
         (TypeDef::Range { .. }, TypeDef::Range { .. }) => Err(refuse(name, "its subtype differs")),
         _ => Err(refuse(name, "it is another kind of type here")),

@@ -751,6 +751,116 @@ pub fn schema_changes(
     out
 }
 
+/// The user types whose values print differently under `to` than under `from`: the
+/// composites whose attributes differ, and every type built on one of them (domains,
+/// composites, ranges, arrays). A table with a column of such a type has rows whose
+/// encoding changed without any write: a commit compares it in full, a checkout
+/// rewrites it whole.
+pub fn retyped(
+    from: &std::collections::BTreeMap<String, crate::commit::TypeDef>,
+    to: &std::collections::BTreeMap<String, crate::commit::TypeDef>,
+) -> std::collections::BTreeSet<String> {
+    use crate::commit::TypeDef;
+    let mut out: std::collections::BTreeSet<String> = to
+        .iter()
+        .filter(|(n, d)| {
+            matches!(d, TypeDef::Composite { .. }) && from.get(*n).is_some_and(|f| f != *d)
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    loop {
+        let more: Vec<String> = to
+            .iter()
+            .filter(|(n, d)| {
+                !out.contains(*n) && d.refers_to().iter().any(|r| out.contains(base_type(r)))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
+}
+
+/// A type name without its array brackets.
+pub fn base_type(type_name: &str) -> &str {
+    type_name.trim_end_matches("[]")
+}
+
+/// Whether a table has a column of one of the `types`.
+pub fn uses_types(s: &TableSchema, types: &std::collections::BTreeSet<String>) -> bool {
+    !types.is_empty()
+        && s.columns
+            .iter()
+            .any(|c| types.contains(base_type(&c.type_name)))
+}
+
+/// One `ALTER TYPE` step on a composite type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttributeStep {
+    Drop(String),
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// Name and type (`format_type` text).
+    Add(String, String),
+}
+
+/// The `ALTER TYPE` steps that make a composite type with attributes `have` (name,
+/// type, in order) into one with `want`, as PostgreSQL allows them on a type that
+/// tables use (no `ALTER ATTRIBUTE ... TYPE` then): attributes renamed in place when
+/// only names differ; otherwise the longest start of `want` found in order in `have`
+/// is kept, everything else dropped, and the rest of `want` added at the end. (A
+/// checkout then rewrites every row of the tables using the type from the commit, so
+/// no value depends on what was dropped.)
+pub fn plan_composite(have: &[(String, String)], want: &[(String, String)]) -> Vec<AttributeStep> {
+    // Renames only: the same number of attributes with the same types.
+    if have.len() == want.len() && have.iter().zip(want).all(|(h, w)| h.1 == w.1) {
+        let steps: Vec<AttributeStep> = have
+            .iter()
+            .zip(want)
+            .filter(|(h, w)| h.0 != w.0)
+            .map(|(h, w)| AttributeStep::Rename {
+                from: h.0.clone(),
+                to: w.0.clone(),
+            })
+            .collect();
+        // A rename to a name another attribute still has would collide midway.
+        let collides = steps.iter().any(|s| match s {
+            AttributeStep::Rename { to, .. } => have.iter().any(|h| &h.0 == to),
+            _ => false,
+        });
+        if !collides {
+            return steps;
+        }
+    }
+    let mut kept = 0;
+    let mut at = 0;
+    for w in want {
+        match have[at..].iter().position(|h| h == w) {
+            Some(p) => {
+                at += p + 1;
+                kept += 1;
+            }
+            None => break,
+        }
+    }
+    let keep = &want[..kept];
+    let mut steps: Vec<AttributeStep> = have
+        .iter()
+        .filter(|h| !keep.contains(h))
+        .map(|h| AttributeStep::Drop(h.0.clone()))
+        .collect();
+    steps.extend(
+        want[kept..]
+            .iter()
+            .map(|w| AttributeStep::Add(w.0.clone(), w.1.clone())),
+    );
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -772,6 +882,119 @@ mod tests {
             }
         }
         s
+    }
+
+    /// Applies composite steps to an attribute list (the model of ALTER TYPE).
+    fn apply_attributes(
+        have: &[(String, String)],
+        steps: &[AttributeStep],
+    ) -> Vec<(String, String)> {
+        let mut out = have.to_vec();
+        for s in steps {
+            match s {
+                AttributeStep::Drop(n) => out.retain(|a| &a.0 != n),
+                AttributeStep::Rename { from, to } => {
+                    for a in out.iter_mut().filter(|a| &a.0 == from) {
+                        a.0 = to.clone();
+                    }
+                }
+                AttributeStep::Add(n, t) => out.push((n.clone(), t.clone())),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_changed_composite_retypes_what_is_built_on_it() {
+        use crate::commit::TypeDef;
+        use std::collections::BTreeMap;
+        let comp = |attrs: &[&str]| TypeDef::Composite {
+            attributes: attrs
+                .iter()
+                .map(|a| (a.to_string(), "integer".into()))
+                .collect(),
+        };
+        let dom = |base: &str| TypeDef::Domain {
+            base: base.into(),
+            not_null: false,
+            default: None,
+            checks: vec![],
+        };
+        let from: BTreeMap<String, TypeDef> = [
+            ("public.c".to_string(), comp(&["a"])),
+            ("public.d".to_string(), dom("public.c[]")),
+            ("public.e".to_string(), dom("integer")),
+            ("public.f".to_string(), comp(&["a"])),
+        ]
+        .into();
+        let mut to = from.clone();
+        to.insert("public.c".into(), comp(&["a", "b"]));
+        // A domain label change, a new composite: no value prints differently.
+        to.insert("public.e".into(), dom("bigint"));
+        to.insert("public.g".into(), comp(&["z"]));
+        let got = retyped(&from, &to);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec!["public.c", "public.d"]
+        );
+        let t = TableSchema::new(vec![Column::new("x", "public.d[]")], vec![]);
+        assert!(uses_types(&t, &retyped(&from, &to)));
+        assert!(!uses_types(&t, &retyped(&from, &from)));
+    }
+
+    #[test]
+    fn composite_changes_are_planned_as_postgres_allows_them() {
+        let a = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect()
+        };
+        let have = a(&[("x", "integer"), ("y", "text")]);
+        for want in [
+            a(&[("x", "integer"), ("y", "text"), ("z", "date")]),
+            a(&[("y", "text")]),
+            a(&[("x2", "integer"), ("y", "text")]),
+            a(&[("y", "text"), ("w", "integer")]),
+            a(&[("y", "text"), ("x", "integer")]),
+        ] {
+            let steps = plan_composite(&have, &want);
+            assert_eq!(apply_attributes(&have, &steps), want, "{steps:?}");
+        }
+        // An addition is one step, a rename too.
+        assert_eq!(
+            plan_composite(&have, &a(&[("x", "integer"), ("y", "text"), ("z", "date")])),
+            vec![AttributeStep::Add("z".into(), "date".into())]
+        );
+        assert_eq!(
+            plan_composite(&have, &a(&[("x2", "integer"), ("y", "text")])),
+            vec![AttributeStep::Rename {
+                from: "x".into(),
+                to: "x2".into()
+            }]
+        );
+        // A type change is a drop and an add (tables using the type are rewritten).
+        let retyped = a(&[("x", "bigint"), ("y", "text")]);
+        assert_eq!(
+            apply_attributes(&have, &plan_composite(&have, &retyped)),
+            retyped
+        );
+    }
+
+    proptest! {
+        /// Whatever the plan, applying it gives the target exactly.
+        #[test]
+        fn composite_plans_reach_their_target(
+            have in proptest::collection::vec(("[a-d]", "(integer|text)"), 0..5),
+            want in proptest::collection::vec(("[a-e]", "(integer|text)"), 0..5),
+        ) {
+            let dedup = |v: Vec<(String, String)>| {
+                let mut seen = std::collections::HashSet::new();
+                v.into_iter().filter(|a| seen.insert(a.0.clone())).collect::<Vec<_>>()
+            };
+            let (have, want) = (dedup(have), dedup(want));
+            let steps = plan_composite(&have, &want);
+            prop_assert_eq!(apply_attributes(&have, &steps), want);
+        }
     }
 
     #[test]

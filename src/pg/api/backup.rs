@@ -80,17 +80,19 @@ fn working_commit<T: ChunkStore>(
     };
     let mut root = RootValue::default();
     let tracked = tracked_tables()?;
+    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
+    root.types = crate::pg::types::collect(&relids)?;
+    let retyped = crate::repo::schema::retyped(&head_root.types, &root.types);
     for t in &tracked {
         let entry = table_entry(
             overlay,
             t,
             super::commit::parent_entry(&head_root, t),
             false,
+            &retyped,
         )?;
         root.tables.insert(t.name.clone(), entry);
     }
-    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
-    root.types = crate::pg::types::collect(&relids)?;
     let mut w = overlay;
     let root_hash = root.write(&mut w)?;
     let commit = Commit {

@@ -41,16 +41,25 @@ where
 /// The table's entry for a new root: its tree after the working changes, written to
 /// `store`. With `consume` (a commit) the key log is emptied of the keys read; without
 /// (a backup of the working set) nothing but `store` changes.
+/// `retyped` names the user types whose values print differently than in the commit
+/// compared with (`repo::schema::retyped`): a table using one is compared in full.
 pub fn table_entry<S>(
     store: &S,
     t: &Tracked,
     old: Option<&TableEntry>,
     consume: bool,
+    retyped: &std::collections::BTreeSet<String>,
 ) -> VcResult<TableEntry>
 where
     for<'a> &'a S: ChunkStore,
 {
-    let (live, mode) = crate::pg::definition::live_and_mode(t, old, consume)?;
+    let (live, mut mode) = crate::pg::definition::live_and_mode(t, old, consume)?;
+    if crate::repo::schema::uses_types(&live.schema, retyped) {
+        mode = ReadMode::Full {
+            reason: crate::repo::worktree::FullReason::SchemaChanged,
+            base: old.map(|o| o.tree),
+        };
+    }
     let (schema, plan) = (live.schema, live.plan);
     let tree = match mode {
         ReadMode::Full { .. } => {
@@ -135,17 +144,18 @@ fn commit_locked(
     };
     let mut root = RootValue::default();
     let tracked = tracked_tables()?;
+    // The user types the tables use travel with them (docs/SCHEMA.md).
+    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
+    root.types = crate::pg::types::collect(&relids)?;
+    let retyped = crate::repo::schema::retyped(&parent_root.types, &root.types);
     for t in &tracked {
         // A commit reads every tracked table: the caller must be allowed to.
         if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
             return Err(crate::pg::error::denied_table("commit", &t.name, "SELECT"));
         }
-        let entry = table_entry(&store, t, parent_entry(&parent_root, t), true)?;
+        let entry = table_entry(&store, t, parent_entry(&parent_root, t), true, &retyped)?;
         root.tables.insert(t.name.clone(), entry);
     }
-    // The user types the tables use travel with them (docs/SCHEMA.md).
-    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
-    root.types = crate::pg::types::collect(&relids)?;
     if commit_outcome(parent, &parent_root, &root, allow_empty) == CommitOutcome::NothingToCommit {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

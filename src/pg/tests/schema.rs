@@ -309,4 +309,49 @@ mod tests {
         assert_eq!(values(), "1:1:2,2:2:4");
         assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
     }
+
+    /// A composite type's attributes added, renamed and dropped: each committed (the
+    /// rows no write touched print anew, and the commit sees it), and reset moves the
+    /// type and the rows both ways.
+    #[pg_test]
+    fn composite_attribute_changes_commit_and_reset_both_ways() {
+        run(
+            "CREATE TYPE cpx AS (a int, b text);
+             CREATE TABLE ct1 (id int PRIMARY KEY, c cpx, cs cpx[]);
+             INSERT INTO ct1 VALUES (1, ROW(1, 'x'), ARRAY[ROW(2, 'y')::cpx]), (2, NULL, NULL),
+                                    (3, ROW(3, 'w'), NULL);
+             SELECT vc.track('ct1');",
+        );
+        let attrs = || {
+            text("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+                  FROM pg_attribute WHERE attrelid = 'cpx'::regclass::oid AND attnum > 0 AND NOT attisdropped")
+            .unwrap_or_default()
+        };
+        let rows = || {
+            text("SELECT string_agg(format('%s %s %s', id, c, cs), '; ' ORDER BY id) FROM ct1").unwrap()
+        };
+        // What the head commit holds, printed as the live table prints it.
+        let committed = || {
+            text("SELECT string_agg(format('%s %s %s', id, c, cs), '; ' ORDER BY id) FROM vc.as_of(NULL::ct1, 'HEAD')").unwrap()
+        };
+        let mut states = vec![(text("SELECT vc.commit('one')").unwrap(), attrs(), rows())];
+        for (what, ddl) in [
+            ("add", "ALTER TYPE cpx ADD ATTRIBUTE z date; UPDATE ct1 SET c.z = '2020-01-01' WHERE id = 1"),
+            ("rename", "ALTER TYPE cpx RENAME ATTRIBUTE b TO b2"),
+            ("drop", "ALTER TYPE cpx DROP ATTRIBUTE a"),
+        ] {
+            run(ddl);
+            let h = text(&format!("SELECT vc.commit('{what}')")).unwrap();
+            assert_eq!(committed(), rows(), "{what}: the commit holds the rows as they print now");
+            assert!(clean(), "{what}");
+            states.push((h, attrs(), rows()));
+        }
+        assert_eq!(states[3].1, "b2 text, z date");
+        for (h, a, r) in states.iter().rev().chain(states.iter()) {
+            run(&format!("SELECT vc.reset('{h}')"));
+            assert_eq!(&attrs(), a);
+            assert_eq!(&rows(), r);
+            assert!(clean());
+        }
+    }
 }
