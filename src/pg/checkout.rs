@@ -388,7 +388,7 @@ pub fn checkout_root(
                     super::constraints::create_missing(relid, &table, &entry.schema, &|| {
                         refuse_foreign_code(relid, &table)
                     })?;
-                    crate::pg::tracking::track(relid)?;
+                    crate::pg::tracking::track_as(relid, Some(entry.schema.id))?;
                     restore_sequences(plan.owner, &sequences, &entry.sequences)?;
                     exec(
                         "UPDATE vc.tracked SET full_scan = false WHERE relid = $1",

@@ -222,13 +222,20 @@ fn require_trigger_right(relid: Oid, name: &str, what: &str) -> VcResult<()> {
 }
 
 pub fn track(relid: Oid) -> VcResult<()> {
+    track_as(relid, None)
+}
+
+/// `track`, with the identity `id` the table has in history (a table a checkout
+/// creates from a commit), or a new one.
+pub fn track_as(relid: Oid, id: Option<u64>) -> VcResult<()> {
     let name = relation_name(relid)?;
     require_trigger_right(relid, &name, "vc.track()")?;
     check_trackable(relid, &name)?;
     // The table's identity (docs/SCHEMA.md): new, so that a table dropped and made
     // again under the same name is another table in history. It names the key log.
-    let id =
-        crate::repo::schema::new_table_id(&format!("{name}@{}", crate::pg::progress::now_us()));
+    let id = id.filter(|i| *i != 0).unwrap_or_else(|| {
+        crate::repo::schema::new_table_id(&format!("{name}@{}", crate::pg::progress::now_us()))
+    });
     let oid = sql::LogId::Table(id);
     create_log(relid, &oid)?;
     install_triggers(&QualName::parse("table name", &name)?, &oid)?;
@@ -286,6 +293,11 @@ fn partitions(relid: Oid) -> VcResult<Vec<QualName>> {
 /// was missing one: its unlogged writes are then found by comparing the whole table.
 pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     let oid = u32::from(t.relid);
+    // Repaired with another table in this call: its keys went with the old log, and
+    // the caller's record of it (full_scan) predates the repair.
+    if REPAIRED.with(|s| s.borrow_mut().remove(&oid)) {
+        return Ok(true);
+    }
     if INTACT.with(|s| s.borrow().contains(&oid)) {
         return Ok(false);
     }
@@ -342,6 +354,7 @@ fn repair_restored() -> VcResult<()> {
             create_log(t.relid, &t.log_id())?;
         }
         check_triggers(t, true)?;
+        REPAIRED.with(|s| s.borrow_mut().insert(u32::from(t.relid)));
     }
     let tracked = super::catalog::tracked_tables()?;
     for (t, stored, _) in &moved {
@@ -400,6 +413,11 @@ thread_local! {
     static INTACT: std::cell::RefCell<std::collections::HashSet<u32>> =
         std::cell::RefCell::new(std::collections::HashSet::new());
     static CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Tables a repair (`repair_restored`) made anew, not yet read since: their next
+    /// read is a full comparison whatever the caller's record says. (Kept across an
+    /// aborted transaction, it costs one needless full comparison, never a missed row.)
+    static REPAIRED: std::cell::RefCell<std::collections::HashSet<u32>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 /// Any relcache invalidation forgets every table (cheap, and safe whatever the relid).
