@@ -11,8 +11,11 @@ ALTER TABLE vc.tracked
     ADD COLUMN tags int8[],
     ADD COLUMN storage text,
     ADD COLUMN committed_name text,
-    ADD COLUMN recorded_oid oid;
-UPDATE vc.tracked SET recorded_oid = relid::oid;
+    ADD COLUMN recorded_at text;
+UPDATE vc.tracked SET recorded_at = pg_catalog.format('%s/%s/%s',
+    (SELECT system_identifier FROM pg_catalog.pg_control_system()),
+    (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()),
+    relid::oid);
 
 -- Key logs and trigger functions are named by the table's identity now
 -- (vc.log_t<id>, vc.trg_t<id>), so a dump and restore keeps them; those of 0.1.0,

@@ -304,6 +304,11 @@ pub fn checkout_root(
             format!("{what} contains table {table}, which exists here but is not tracked"),
         )
         .hint("vc.track() it (then commit or reset), or drop or rename it"),
+        CheckoutRefused::DuplicateId { table } => VcError::new(
+            Code::ERRCODE_DATA_CORRUPTED,
+            format!("{what} gives table {table} the identity of another of its tables"),
+        )
+        .hint("a commit made by pgvc never does; if it came from a remote or backup, check who can write there"),
     })?;
     // Lock each table to change, before changing any.
     for step in &steps {
@@ -600,6 +605,11 @@ fn rewrite(
     }
     if extras {
         super::constraints::drop_stale(t.relid, &table, &entry.schema)?;
+    }
+    if retyped {
+        // A composite it uses changed here: check what its values now reach before
+        // they are read back in.
+        refuse_foreign_code(t.relid, &table)?;
     }
     // Rows are written by column name, in the target's definition.
     let mut plan = Plan::new(name, &entry.schema)?;

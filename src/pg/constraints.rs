@@ -89,16 +89,25 @@ pub fn create_missing(
     if parses {
         super::namespace::refuse_parse_time_code(&table.to_string())?;
     }
+    // Statements that evaluate anything (a unique key's index build, a check's
+    // validation) run as the table's owner, in a restricted context, as VACUUM runs
+    // index functions: never with pgvc's rights.
+    let owner = super::catalog::table_owner(relid)?;
     for c in &checks {
-        exec(sql::add_constraint(table, c, true)?, vec![])?;
+        super::spi::as_owner(owner, || exec(sql::add_constraint(table, c, true)?, vec![]))?;
     }
     if !checks.is_empty() {
         refuse_foreign_code()?;
+        for c in checks.iter().filter(|c| c.kind == ConstraintKind::Check) {
+            refuse_volatile_check(relid, table, &c.name)?;
+        }
         for c in checks
             .iter()
             .filter(|c| c.valid && c.kind == ConstraintKind::Check)
         {
-            exec(sql::validate_constraint(table, &c.name), vec![])?;
+            super::spi::as_owner(owner, || {
+                exec(sql::validate_constraint(table, &c.name), vec![])
+            })?;
         }
     }
     for ix in indexes {
@@ -107,9 +116,44 @@ pub fn create_missing(
             refuse_foreign_code()?;
             exec(sql::drop_constraint(table, PROBE), vec![])?;
         }
+        // (PostgreSQL builds an index as the table's owner, restricted, and requires
+        // its expressions and predicate to be immutable.)
         exec(sql::create_index(table, ix)?, vec![])?;
     }
     Ok(())
+}
+
+/// A check from a commit may not call a volatile function (one that may change
+/// something, or read what changes, such as a file): it runs on every row written.
+/// Stable functions (`now()`) are allowed, as in checks written by hand.
+fn refuse_volatile_check(relid: Oid, table: &QualName, name: &str) -> VcResult<()> {
+    let bin = super::spi::one_text(
+        "SELECT conbin::text FROM pg_constraint WHERE conrelid = $1 AND conname = $2 AND contype = 'c'",
+        vec![
+            super::spi::Arg::Oid(relid),
+            super::spi::Arg::Text(Some(name.to_string())),
+        ],
+    )?;
+    if !bin.as_deref().is_some_and(sql::node_has_no_volatile) {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("check {name} of {table} from the commit calls a volatile function"),
+        )
+        .hint("pgvc only makes checks that compute; add it here yourself if you trust it"));
+    }
+    Ok(())
+}
+
+/// Adding or dropping a foreign key is ALTER TABLE: the caller must own the table.
+fn require_owner(relid: Oid, table: &QualName) -> VcResult<()> {
+    if super::spi::caller_owns(relid)? {
+        return Ok(());
+    }
+    Err(VcError::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: moving the foreign keys of {table} needs ALTER TABLE, which only its owner may"),
+    )
+    .hint("run it as the table's owner or a superuser"))
 }
 
 /// A table a checkout moves: its OID, its name after the move, and its target
@@ -133,6 +177,7 @@ pub fn drop_foreign_keys(moved: &[Moved], changing: &[String]) -> VcResult<()> {
             let kept = m.target.is_some_and(|t| t.constraints.contains(c))
                 && !c.references.as_ref().is_some_and(|r| changing.contains(r));
             if !kept {
+                require_owner(m.relid, &table)?;
                 exec(sql::drop_constraint(&table, &c.name), vec![])?;
             }
         }
@@ -160,7 +205,12 @@ pub fn create_foreign_keys(moved: &[Moved]) -> VcResult<()> {
                     "REFERENCES",
                 ));
             }
-            exec(sql::add_constraint(&m.name, c, !c.valid)?, vec![])?;
+            require_owner(m.relid, &m.name)?;
+            // Validation reads both tables: as the table's owner, restricted.
+            let owner = super::catalog::table_owner(m.relid)?;
+            super::spi::as_owner(owner, || {
+                exec(sql::add_constraint(&m.name, c, !c.valid)?, vec![])
+            })?;
         }
         let made = table_schema(m.relid)?;
         if made.constraints != target.constraints {

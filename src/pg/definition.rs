@@ -128,7 +128,7 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
         // version per tracked table per commit would be WAL and dead rows for nothing.
         // An identity, once given, stays (a version-1 entry has none: 0): it names the
         // key log.
-        "WITH n AS (SELECT \
+        concat!("WITH n AS (SELECT \
            (SELECT array_agg(a.attnum ORDER BY a.attnum) FROM unnest($2::text[]) x(name) \
             JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = x.name \
                  AND a.attnum > 0 AND NOT a.attisdropped) AS attnums, \
@@ -139,9 +139,10 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
             FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid) AS storage) \
          UPDATE vc.tracked t SET attnums = n.attnums, tags = n.tags, \
                 table_id = coalesce(nullif($5::int8, 0), t.table_id), \
-                storage = n.storage, committed_name = $4, recorded_oid = $1 \
-         FROM n WHERE t.relid = $1 AND (t.attnums, t.tags, t.table_id, t.storage, t.committed_name, t.recorded_oid) \
-               IS DISTINCT FROM (n.attnums, n.tags, coalesce(nullif($5::int8, 0), t.table_id), n.storage, $4::text, $1::oid)",
+                storage = n.storage, committed_name = $4, recorded_at = ", recorded_here!("$1::oid"), " \
+         FROM n WHERE t.relid = $1 AND (t.attnums, t.tags, t.table_id, t.storage, t.committed_name, t.recorded_at) \
+               IS DISTINCT FROM (n.attnums, n.tags, coalesce(nullif($5::int8, 0), t.table_id), n.storage, $4::text, ",
+               recorded_here!("$1::oid"), ")"),
         vec![
             Arg::Oid(relid),
             Arg::TextArray(names),

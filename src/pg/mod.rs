@@ -4,6 +4,23 @@
 //! SQL names are chosen in `api.sql`: thin SQL wrappers with explicit volatility,
 //! defaults, grants and pinned settings call the internal `vc._*` Rust functions.
 
+/// Where a tracked table's record was made, for the table OID `$relid` (an SQL
+/// expression): `<cluster's system identifier>/<database OID>/<table OID>`. A dump and
+/// restore changes it (another cluster, or another database), whatever OIDs the
+/// restore hands out: the record's attribute numbers and storage are then another
+/// database's (docs/ARCHITECTURE.md, pg_dump). A macro, so that the statements using
+/// it stay static text.
+macro_rules! recorded_here {
+    ($relid:literal) => {
+        concat!(
+            "pg_catalog.format('%s/%s/%s', (SELECT system_identifier FROM pg_catalog.pg_control_system()), \
+             (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()), ",
+            $relid,
+            ")"
+        )
+    };
+}
+
 pub mod api;
 pub mod catalog;
 pub mod checkout;

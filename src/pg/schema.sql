@@ -39,9 +39,10 @@ CREATE TABLE vc.head (
 -- commit or checkout (docs/SCHEMA.md): the tags of its columns by attribute number,
 -- its storage (relfilenodes: a rewrite changes them) and the name it was committed
 -- under. The key log and trigger function are named by the table's identity, which a
--- dump keeps; recorded_oid is the table's OID when the record was made, which a dump
--- and restore changes (relid, a regclass, is dumped by name): the record's attribute
--- numbers and storage are then another database's, and are made anew.
+-- dump keeps; recorded_at is where the record was made (the cluster's system
+-- identifier, the database's and the table's OIDs: sql::recorded_here), which a dump
+-- and restore changes: the record's attribute numbers and storage are then another
+-- database's, and are made anew.
 CREATE TABLE vc.tracked (
     relid regclass PRIMARY KEY,
     log_table text NOT NULL,
@@ -51,7 +52,7 @@ CREATE TABLE vc.tracked (
     tags int8[],
     storage text,
     committed_name text,
-    recorded_oid oid
+    recorded_at text
 );
 
 

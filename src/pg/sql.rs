@@ -316,6 +316,18 @@ pub fn node_is_immutable(node_text: &str) -> bool {
     }
 }
 
+/// Whether a stored expression (a `pg_node_tree`'s text) calls no volatile function.
+pub fn node_has_no_volatile(node_text: &str) -> bool {
+    let Ok(c) = CString::new(node_text) else {
+        return false;
+    };
+    // SAFETY: as in node_is_immutable; contain_volatile_functions only reads the tree.
+    unsafe {
+        let node = pg_sys::stringToNode(c.as_ptr()) as *mut pg_sys::Node;
+        !node.is_null() && !pg_sys::contain_volatile_functions(node)
+    }
+}
+
 impl fmt::Display for SqlExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "((\n{}\n))", self.0)
@@ -1147,8 +1159,9 @@ pub fn probe_index_expressions(
         }
     }
     if let Some(p) = &ix.predicate {
+        // As the index will: coerced to boolean (a cast it calls is walked too).
         parts.push(format!(
-            "({} IS NULL OR true)",
+            "({} OR true)",
             SqlExpr::checked(&what("predicate"), p)?
         ));
     }

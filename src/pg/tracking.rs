@@ -243,8 +243,12 @@ pub fn track_as(relid: Oid, id: Option<u64>) -> VcResult<()> {
         install_triggers(&part, &oid)?;
     }
     exec(
-        "INSERT INTO vc.tracked (relid, log_table, full_scan, table_id, recorded_oid) \
-         VALUES ($1, $2, true, $3, $1)",
+        concat!(
+            "INSERT INTO vc.tracked (relid, log_table, full_scan, table_id, recorded_at) \
+             VALUES ($1, $2, true, $3, ",
+            recorded_here!("$1::oid"),
+            ")"
+        ),
         vec![
             Arg::Oid(relid),
             Arg::Text(Some(sql::log_name(&oid))),
@@ -306,8 +310,15 @@ pub fn tracking_damaged(t: &Tracked, install: bool) -> VcResult<bool> {
     // but not the attribute numbers and storage the record holds). A key log named
     // otherwise than the table's identity says: made by pgvc 0.1 (by OID).
     let moved = one_row(
-        "SELECT log_table <> $2 OR recorded_oid IS DISTINCT FROM relid::oid FROM vc.tracked WHERE relid = $1",
-        vec![Arg::Oid(t.relid), Arg::Text(Some(sql::log_name(&t.log_id())))],
+        concat!(
+            "SELECT log_table <> $2 OR recorded_at IS DISTINCT FROM ",
+            recorded_here!("relid::oid"),
+            " FROM vc.tracked WHERE relid = $1"
+        ),
+        vec![
+            Arg::Oid(t.relid),
+            Arg::Text(Some(sql::log_name(&t.log_id()))),
+        ],
     )?
     .map(|r| r[0].bool())
     .transpose()?
@@ -336,7 +347,11 @@ fn repair_restored() -> VcResult<()> {
         .into_iter()
         .map(|t| {
             let row = one_row(
-                "SELECT log_table, recorded_oid IS DISTINCT FROM relid::oid FROM vc.tracked WHERE relid = $1",
+                concat!(
+                    "SELECT log_table, recorded_at IS DISTINCT FROM ",
+                    recorded_here!("relid::oid"),
+                    " FROM vc.tracked WHERE relid = $1"
+                ),
                 vec![Arg::Oid(t.relid)],
             )?;
             let (stored, restored) = match row {
@@ -393,8 +408,12 @@ fn forget_dumped_log(t: &Tracked, stored: &str, tracked: &[Tracked]) -> VcResult
         }
     }
     exec(
-        "UPDATE vc.tracked SET log_table = $2, full_scan = true, attnums = NULL, tags = NULL, \
-         storage = NULL, recorded_oid = relid::oid WHERE relid = $1",
+        concat!(
+            "UPDATE vc.tracked SET log_table = $2, full_scan = true, attnums = NULL, tags = NULL, \
+             storage = NULL, recorded_at = ",
+            recorded_here!("relid::oid"),
+            " WHERE relid = $1"
+        ),
         vec![
             Arg::Oid(t.relid),
             Arg::Text(Some(sql::log_name(&t.log_id()))),

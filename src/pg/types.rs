@@ -316,7 +316,23 @@ fn ensure_one(name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<bool
         }
         (TypeDef::Composite { attributes: have }, TypeDef::Composite { attributes: want }) => {
             // Dropped, renamed and added as PostgreSQL allows on a type in use; the
-            // checkout rewrites the rows of the tables that use it (checkout_root).
+            // checkout rewrites the rows of the tracked tables that use it
+            // (checkout_root). A column of it elsewhere would change with no rewrite.
+            if let Some(user) = one_text(
+                "SELECT format('%s.%I', a.attrelid::regclass, a.attname) FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid \
+                 WHERE a.atttypid IN ($1, (SELECT typarray FROM pg_type WHERE oid = $1)) \
+                   AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f', 'c') \
+                   AND a.attrelid NOT IN (SELECT relid::oid FROM vc.tracked) \
+                   AND c.oid <> (SELECT typrelid FROM pg_type WHERE oid = $1) \
+                 ORDER BY 1 LIMIT 1",
+                vec![Arg::Oid(oid)],
+            )? {
+                return Err(refuse(
+                    name,
+                    &format!("its attributes differ, and {user}, which pgvc does not track, uses it"),
+                ));
+            }
             for step in crate::repo::schema::plan_composite(have, want) {
                 exec(sql::alter_composite(&q, &step)?, vec![])?;
             }
@@ -326,6 +342,8 @@ fn ensure_one(name: &str, def: &TypeDef, pending: &mut Pending) -> VcResult<bool
                     "its attributes could not be made the commit's",
                 ));
             }
+            // An added attribute's type may reach another role's code.
+            refuse_unsafe_checks(oid, name)?;
             Ok(false)
         }
         (TypeDef::Range { .. }, TypeDef::Range { .. }) => Err(refuse(name, "its subtype differs")),

@@ -227,6 +227,8 @@ pub enum Step<'r, T> {
 pub enum CheckoutRefused {
     /// The target has a table that exists here but is not tracked.
     UntrackedExists { table: String },
+    /// Two tables of the target have the same identity.
+    DuplicateId { table: String },
 }
 
 /// The target's entry for a tracked table whose HEAD entry is `head` (named
@@ -269,6 +271,16 @@ pub fn plan_checkout<'r, T, E>(
     tracked: Vec<LiveTable<T>>,
     mut exists: impl FnMut(&str) -> Result<bool, E>,
 ) -> Result<Result<Vec<Step<'r, T>>, CheckoutRefused>, E> {
+    // A table's identity names its key log: two tables of a root may not share one
+    // (a commit made by pgvc never has that).
+    let mut ids = BTreeSet::new();
+    for (name, e) in &target.tables {
+        if e.schema.id != 0 && !ids.insert(e.schema.id) {
+            return Ok(Err(CheckoutRefused::DuplicateId {
+                table: name.clone(),
+            }));
+        }
+    }
     let mut drops = Vec::new();
     let mut steps = Vec::new();
     let mut claimed: BTreeSet<&'r String> = BTreeSet::new();
@@ -640,6 +652,15 @@ mod tests {
             r,
             Ok(Err(CheckoutRefused::UntrackedExists { .. }))
         ));
+        // Two tables with one identity (a hostile commit): refused.
+        let mut twins = target.clone();
+        for e in twins.tables.values_mut() {
+            e.schema.id = 42;
+        }
+        let r = plan_checkout(&head, &twins, Vec::<LiveTable<()>>::new(), |_| {
+            Ok::<_, E>(false)
+        });
+        assert!(matches!(r, Ok(Err(CheckoutRefused::DuplicateId { .. }))));
         // a rewritten, c left (never committed), d dropped (HEAD has it), b created;
         // drops first and creations last.
         let mut head = RootValue::default();

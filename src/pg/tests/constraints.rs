@@ -167,4 +167,89 @@ mod tests {
             1
         );
     }
+
+    /// A check from a commit is validated as the table's owner, never with pgvc's
+    /// rights: the owner's own function cannot run as a superuser through a reset.
+    /// A volatile one (it could write or read files) is refused.
+    #[pg_test]
+    fn checks_run_as_the_owner_and_volatile_ones_are_refused() {
+        run("CREATE ROLE pgvc_ix_owner;
+             CREATE TABLE io (id int PRIMARY KEY, v int);
+             INSERT INTO io VALUES (1, 1);
+             ALTER TABLE io OWNER TO pgvc_ix_owner;
+             CREATE FUNCTION io_who(int) RETURNS boolean LANGUAGE plpgsql STABLE AS
+               'BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                        RAISE EXCEPTION ''ran as a superuser''; END IF; RETURN true; END';
+             ALTER FUNCTION io_who(int) OWNER TO pgvc_ix_owner;
+             SELECT vc.track('io');
+             SET ROLE pgvc_ix_owner;
+             ALTER TABLE io ADD CONSTRAINT io_who_check CHECK (public.io_who(v));
+             RESET ROLE;
+             SELECT vc.commit('a check calling the owner''s function');
+             ALTER TABLE io DROP CONSTRAINT io_who_check;");
+        run("SELECT vc.reset()");
+        assert_eq!(
+            int("SELECT count(*) FROM pg_constraint WHERE conrelid = 'io'::regclass AND conname = 'io_who_check' AND convalidated"),
+            1
+        );
+        // A volatile check: refused, nothing changed.
+        run(
+            "ALTER TABLE io DROP CONSTRAINT io_who_check;
+             ALTER TABLE io ADD CONSTRAINT io_reads CHECK (length(pg_catalog.pg_read_file('postgresql.conf')) > v) NOT VALID;
+             SELECT vc.commit('a volatile check');
+             ALTER TABLE io DROP CONSTRAINT io_reads;",
+        );
+        expect_error("SELECT vc.reset()", "42501", "volatile");
+        assert_eq!(
+            int("SELECT count(*) FROM pg_constraint WHERE conrelid = 'io'::regclass AND contype = 'c'"),
+            0
+        );
+    }
+
+    /// Adding or dropping a foreign key is ALTER TABLE of its table: a role that does
+    /// not own it cannot have a reset do it (and so gain a cascade into it).
+    #[pg_test]
+    fn foreign_keys_move_only_for_the_tables_owner() {
+        run(
+            "INSERT INTO vc.head VALUES (true, 'main') ON CONFLICT DO NOTHING;
+             CREATE TABLE ifw (id int PRIMARY KEY);
+             CREATE TABLE ifa (id int PRIMARY KEY, w int);
+             INSERT INTO ifw VALUES (1); INSERT INTO ifa VALUES (1, 1);
+             SELECT vc.track('ifw'); SELECT vc.track('ifa');
+             ALTER TABLE ifa ADD CONSTRAINT ifa_w_fk FOREIGN KEY (w) REFERENCES ifw (id) ON DELETE CASCADE;
+             SELECT vc.commit('with a foreign key');
+             ALTER TABLE ifa DROP CONSTRAINT ifa_w_fk;
+             SELECT vc.commit('without');
+             CREATE ROLE pgvc_ix_bob IN ROLE pgvc_writer;
+             ALTER TABLE ifw OWNER TO pgvc_ix_bob;
+             GRANT SELECT ON ifa TO pgvc_ix_bob;",
+        );
+        run("SET ROLE pgvc_ix_bob");
+        expect_error(
+            "SELECT vc.reset('HEAD~1')",
+            "42501",
+            "foreign keys of public.ifa",
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            int("SELECT count(*) FROM pg_constraint WHERE conrelid = 'ifa'::regclass AND contype = 'f'"),
+            0
+        );
+    }
+
+    /// A composite that a table pgvc does not track also uses is not altered: that
+    /// table's values would change with nothing to rewrite them.
+    #[pg_test]
+    fn a_composite_used_elsewhere_is_not_altered() {
+        run("CREATE TYPE icx AS (a int);
+             CREATE TABLE ict (id int PRIMARY KEY, c icx);
+             CREATE TABLE icu (c icx);
+             INSERT INTO ict VALUES (1, ROW(1)); INSERT INTO icu VALUES (ROW(2));
+             SELECT vc.track('ict');
+             SELECT vc.commit('one');
+             ALTER TYPE icx ADD ATTRIBUTE b text;
+             SELECT vc.commit('two');");
+        expect_error("SELECT vc.reset('HEAD~1')", "0A000", "public.icu.c");
+        assert_eq!(text("SELECT c::text FROM icu").unwrap(), "(2,)");
+    }
 }

@@ -315,20 +315,19 @@ mod tests {
     /// type and the rows both ways.
     #[pg_test]
     fn composite_attribute_changes_commit_and_reset_both_ways() {
-        run(
-            "CREATE TYPE cpx AS (a int, b text);
+        run("CREATE TYPE cpx AS (a int, b text);
              CREATE TABLE ct1 (id int PRIMARY KEY, c cpx, cs cpx[]);
              INSERT INTO ct1 VALUES (1, ROW(1, 'x'), ARRAY[ROW(2, 'y')::cpx]), (2, NULL, NULL),
                                     (3, ROW(3, 'w'), NULL);
-             SELECT vc.track('ct1');",
-        );
+             SELECT vc.track('ct1');");
         let attrs = || {
             text("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
                   FROM pg_attribute WHERE attrelid = 'cpx'::regclass::oid AND attnum > 0 AND NOT attisdropped")
             .unwrap_or_default()
         };
         let rows = || {
-            text("SELECT string_agg(format('%s %s %s', id, c, cs), '; ' ORDER BY id) FROM ct1").unwrap()
+            text("SELECT string_agg(format('%s %s %s', id, c, cs), '; ' ORDER BY id) FROM ct1")
+                .unwrap()
         };
         // What the head commit holds, printed as the live table prints it.
         let committed = || {
