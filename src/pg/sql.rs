@@ -304,27 +304,25 @@ impl SqlExpr {
 /// Built-in functions are pinned and have no `pg_depend` rows, so the expression
 /// itself is looked at, as PostgreSQL does for index expressions.
 pub fn node_is_immutable(node_text: &str) -> bool {
-    let Ok(c) = CString::new(node_text) else {
-        return false;
-    };
-    // SAFETY: stringToNode reads a NUL-terminated node string (from the catalog) and
-    // returns a node tree in the current memory context; contain_mutable_functions
-    // only reads it.
-    unsafe {
-        let node = pg_sys::stringToNode(c.as_ptr()) as *mut pg_sys::Node;
-        !node.is_null() && !pg_sys::contain_mutable_functions(node)
-    }
+    node_lacks(node_text, pg_sys::contain_mutable_functions)
 }
 
 /// Whether a stored expression (a `pg_node_tree`'s text) calls no volatile function.
 pub fn node_has_no_volatile(node_text: &str) -> bool {
+    node_lacks(node_text, pg_sys::contain_volatile_functions)
+}
+
+/// Parses a stored expression and asks `contains` (a `contain_*_functions` walker of
+/// PostgreSQL's) about it: true when it parsed and `contains` found nothing.
+fn node_lacks(node_text: &str, contains: unsafe fn(*mut pg_sys::Node) -> bool) -> bool {
     let Ok(c) = CString::new(node_text) else {
         return false;
     };
-    // SAFETY: as in node_is_immutable; contain_volatile_functions only reads the tree.
+    // SAFETY: stringToNode reads a NUL-terminated node string (from the catalog) and
+    // returns a node tree in the current memory context; the walker only reads it.
     unsafe {
         let node = pg_sys::stringToNode(c.as_ptr()) as *mut pg_sys::Node;
-        !node.is_null() && !pg_sys::contain_volatile_functions(node)
+        !node.is_null() && !contains(node)
     }
 }
 

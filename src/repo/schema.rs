@@ -607,37 +607,47 @@ fn extras_changes(
     f: &TableSchema,
     t: &TableSchema,
 ) -> Vec<(&'static str, Option<String>, Option<String>)> {
+    let mut out = by_name(
+        &f.indexes,
+        &t.indexes,
+        |i| &i.name,
+        describe_index,
+        ["index dropped", "index changed", "index added"],
+    );
+    out.extend(by_name(
+        &f.constraints,
+        &t.constraints,
+        |c| &c.name,
+        describe_constraint,
+        [
+            "constraint dropped",
+            "constraint changed",
+            "constraint added",
+        ],
+    ));
+    out
+}
+
+/// The objects dropped, changed and added from `f` to `t`, matched by `name`, as the
+/// three `changes` say them.
+fn by_name<T: PartialEq>(
+    f: &[T],
+    t: &[T],
+    name: impl Fn(&T) -> &String,
+    describe: impl Fn(&T) -> String,
+    changes: [&'static str; 3],
+) -> Vec<(&'static str, Option<String>, Option<String>)> {
     let mut out = Vec::new();
-    for ix in &f.indexes {
-        match t.indexes.iter().find(|x| x.name == ix.name) {
-            None => out.push(("index dropped", Some(describe_index(ix)), None)),
-            Some(x) if x != ix => out.push((
-                "index changed",
-                Some(describe_index(ix)),
-                Some(describe_index(x)),
-            )),
+    for x in f {
+        match t.iter().find(|y| name(y) == name(x)) {
+            None => out.push((changes[0], Some(describe(x)), None)),
+            Some(y) if y != x => out.push((changes[1], Some(describe(x)), Some(describe(y)))),
             _ => {}
         }
     }
-    for ix in &t.indexes {
-        if !f.indexes.iter().any(|x| x.name == ix.name) {
-            out.push(("index added", None, Some(describe_index(ix))));
-        }
-    }
-    for c in &f.constraints {
-        match t.constraints.iter().find(|x| x.name == c.name) {
-            None => out.push(("constraint dropped", Some(describe_constraint(c)), None)),
-            Some(x) if x != c => out.push((
-                "constraint changed",
-                Some(describe_constraint(c)),
-                Some(describe_constraint(x)),
-            )),
-            _ => {}
-        }
-    }
-    for c in &t.constraints {
-        if !f.constraints.iter().any(|x| x.name == c.name) {
-            out.push(("constraint added", None, Some(describe_constraint(c))));
+    for y in t {
+        if !f.iter().any(|x| name(x) == name(y)) {
+            out.push((changes[2], None, Some(describe(y))));
         }
     }
     out
