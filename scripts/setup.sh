@@ -78,3 +78,24 @@ for d in "$PGRX_TEST_PGDATA"/15-* /tmp/pgvc-test-*-*; do
         >/dev/null 2>&1 || true
     rm -rf "$d"
 done
+
+# 7. The S3-compatible server the S3 tests run against: moto in server mode, from
+#    PyPI, in its own virtual environment (Debian's Python refuses system-wide pip
+#    installs). Pinned, so that every machine tests against the same server.
+MOTO_VENV=/opt/pgvc-moto
+MOTO_VERSION=5.2.1
+if [ -x "$MOTO_VENV/bin/moto_server" ] && "$MOTO_VENV/bin/pip" show moto 2>/dev/null | grep -x "Version: $MOTO_VERSION" >/dev/null; then
+    step "moto $MOTO_VERSION present"
+else
+    step "installing moto[server] $MOTO_VERSION into $MOTO_VENV"
+    PY=$(command -v python3 || true)
+    if [ -z "$PY" ] || ! "$PY" -m venv --help >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq python3 python3-venv >/dev/null
+        PY=$(command -v python3)
+    fi
+    rm -rf "$MOTO_VENV"
+    "$PY" -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+fi

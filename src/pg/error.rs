@@ -146,6 +146,8 @@ impl From<crate::remote::RemoteError> for VcError {
             }
             R::Io { .. } => VcError::new(Code::ERRCODE_IO_ERROR, msg)
                 .hint("check that the remote's directory exists, is writable by the server's OS user, and has free space"),
+            R::Store { .. } => VcError::new(Code::ERRCODE_IO_ERROR, msg)
+                .hint("check the bucket exists, the server's credentials may use it, and the endpoint answers; requests were retried"),
             R::NotFound { .. } | R::CorruptObject { .. } | R::CorruptChunk { .. } | R::MissingChunk { .. } => {
                 VcError::new(Code::ERRCODE_DATA_CORRUPTED, msg)
                     .hint("nothing was applied here; repair the remote from a good copy or push to a new one")

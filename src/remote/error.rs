@@ -21,6 +21,15 @@ pub enum RemoteError {
         #[source]
         source: std::io::Error,
     },
+    /// An object-store request failed (after retries): the store's own words, which
+    /// name the bucket, never credentials.
+    #[error("remote {url}: cannot {op} {key}: {detail}")]
+    Store {
+        url: String,
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
     #[error("remote {url}: object {key} is missing")]
     NotFound { url: String, key: String },
     #[error("remote {url}: {key} is corrupt: {detail}")]

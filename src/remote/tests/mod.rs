@@ -8,6 +8,7 @@ mod crash;
 mod integrity;
 mod props;
 mod push_fetch;
+mod s3;
 
 use super::{chunk_refs, idx_key, pack_key, FileStore, ObjectStore, PackIndex, Progress, Remote};
 use crate::codec::{encode_key, encode_row, store_value, Cell, KeyKind};
