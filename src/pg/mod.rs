@@ -32,6 +32,7 @@ pub mod progress;
 pub mod refs;
 pub mod replication;
 pub mod rows;
+pub mod s3;
 pub mod spi;
 pub mod sql;
 pub mod storage;
@@ -62,4 +63,5 @@ pub extern "C-unwind" fn _PG_init() {
     }
     replication::primary::init_callbacks();
     storage::init();
+    s3::init();
 }

@@ -728,6 +728,23 @@ pub fn require_file_access(role: &str, url: &str) -> VcResult<()> {
     .hint(format!("GRANT {role} TO <role>, as a superuser")))
 }
 
+/// Refuses a caller that is neither a superuser nor a member of `role`, saying
+/// `what` it tried.
+pub fn require_role(role: &str, what: &str) -> VcResult<()> {
+    let ok = one_bool(
+        "SELECT pg_has_role($2, $1, 'MEMBER') OR (SELECT rolsuper FROM pg_roles WHERE oid = $2)",
+        vec![Arg::Text(Some(role.to_string())), Arg::Oid(caller())],
+    )?;
+    if ok {
+        return Ok(());
+    }
+    Err(VcError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs superuser or {role}"),
+    )
+    .hint(format!("GRANT {role} TO <role>, as a superuser")))
+}
+
 /// The calling role's name.
 pub fn caller_name() -> VcResult<String> {
     Ok(one_text(

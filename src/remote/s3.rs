@@ -98,6 +98,20 @@ pub fn credentials_from_file(text: &str, profile: &str) -> Option<Credentials> {
     (found && !c.secret_access_key.is_empty()).then_some(c)
 }
 
+static CREDENTIALS: std::sync::OnceLock<fn() -> Option<Credentials>> = std::sync::OnceLock::new();
+
+/// Where the server's configured credentials come from (the PostgreSQL settings,
+/// `pg::s3`): asked each time a store is opened, so a changed setting applies to the
+/// next operation.
+pub fn set_credentials_source(source: fn() -> Option<Credentials>) {
+    let _ = CREDENTIALS.set(source);
+}
+
+/// The configured credentials, if a source is set and gives some.
+pub fn configured_credentials() -> Option<Credentials> {
+    CREDENTIALS.get().and_then(|f| f())
+}
+
 /// Cheap to clone: a streamed upload keeps one.
 #[derive(Clone)]
 pub struct S3Store {

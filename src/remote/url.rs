@@ -1,6 +1,6 @@
-//! Remote URLs: `file:///absolute/path` today, `s3://bucket/prefix` parsed now so
-//! users get "not supported yet" rather than "bad URL", and so the S3 store can be
-//! added behind `open` without touching callers.
+//! Remote URLs: `file:///absolute/path` and
+//! `s3://bucket/prefix?endpoint=http://host:port&region=r&force_path_style=true`
+//! (docs/S3.md). A URL never holds credentials: they come from the server.
 
 use super::file::FileStore;
 use super::object::ObjectStore;
@@ -12,16 +12,47 @@ use std::path::PathBuf;
 pub enum RemoteUrl {
     /// An absolute local path, without trailing slash (except `/` itself).
     File(PathBuf),
-    /// A bucket and a key prefix without leading or trailing slashes (may be empty).
-    S3 { bucket: String, prefix: String },
+    /// A bucket and a key prefix without leading or trailing slashes (may be empty),
+    /// and where the server is.
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        force_path_style: bool,
+    },
 }
 
 impl fmt::Display for RemoteUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RemoteUrl::File(p) => write!(f, "file://{}", p.display()),
-            RemoteUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            RemoteUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            RemoteUrl::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                force_path_style,
+            } => {
+                write!(f, "s3://{bucket}")?;
+                if !prefix.is_empty() {
+                    write!(f, "/{prefix}")?;
+                }
+                let mut q = Vec::new();
+                if let Some(e) = endpoint {
+                    q.push(format!("endpoint={e}"));
+                }
+                if let Some(r) = region {
+                    q.push(format!("region={r}"));
+                }
+                if *force_path_style {
+                    q.push("force_path_style=true".into());
+                }
+                if !q.is_empty() {
+                    write!(f, "?{}", q.join("&"))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -42,8 +73,14 @@ pub fn parse_url(url: &str) -> Result<RemoteUrl> {
     if url.chars().any(|c| c.is_control()) {
         return Err(bad("control characters are not allowed"));
     }
-    if rest.contains(['?', '#', '%']) {
-        return Err(bad("queries, fragments and %-escapes are not supported"));
+    let (rest, query) = match (scheme.eq_ignore_ascii_case("s3"), rest.split_once('?')) {
+        (true, Some((r, q))) => (r, Some(q)),
+        _ => (rest, None),
+    };
+    if rest.contains(['?', '#', '%']) || query.is_some_and(|q| q.contains(['#', '%', '?'])) {
+        return Err(bad(
+            "fragments and %-escapes are not supported, nor queries but an s3 URL's",
+        ));
     }
     match scheme.to_ascii_lowercase().as_str() {
         "file" => {
@@ -70,9 +107,62 @@ pub fn parse_url(url: &str) -> Result<RemoteUrl> {
                     "an S3 bucket name has 3 to 63 lowercase letters, digits, dots or hyphens",
                 ));
             }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty() && !super::object::valid_key(prefix) {
+                return Err(bad(
+                    "an S3 prefix is /-separated segments of letters, digits, '.', '_' and '-', none starting with '.'",
+                ));
+            }
+            let (mut endpoint, mut region, mut force_path_style) = (None, None, false);
+            for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                match k {
+                    "endpoint" => {
+                        let host = v
+                            .strip_prefix("http://")
+                            .or_else(|| v.strip_prefix("https://"))
+                            .ok_or_else(|| bad("endpoint must be http://host[:port] or https://host[:port]"))?;
+                        let host = host.trim_end_matches('/');
+                        if host.is_empty()
+                            || !host.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                            })
+                        {
+                            return Err(bad(
+                                "endpoint must be http://host[:port] or https://host[:port], with no path and no credentials",
+                            ));
+                        }
+                        let scheme = if v.starts_with("https://") { "https://" } else { "http://" };
+                        endpoint = Some(format!("{scheme}{host}"));
+                    }
+                    "region" => {
+                        if v.is_empty()
+                            || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        {
+                            return Err(bad("region is lowercase letters, digits and hyphens, e.g. us-east-1"));
+                        }
+                        region = Some(v.to_string());
+                    }
+                    "force_path_style" => {
+                        force_path_style = match v {
+                            "true" => true,
+                            "false" => false,
+                            _ => return Err(bad("force_path_style is true or false")),
+                        }
+                    }
+                    other => {
+                        return Err(bad(&format!(
+                            "unknown parameter \"{other}\" (supported: endpoint, region, force_path_style); credentials never go in a URL: set vc.s3_access_key_id and vc.s3_secret_access_key, or the server's AWS environment"
+                        )))
+                    }
+                }
+            }
             Ok(RemoteUrl::S3 {
                 bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
+                prefix: prefix.to_string(),
+                endpoint,
+                region,
+                force_path_style,
             })
         }
         other => Err(bad(&format!(
@@ -96,11 +186,54 @@ pub fn open_with(
         RemoteUrl::File(path) => Ok(Remote::new(Box::new(
             FileStore::new(path).with_lock_wait(lock_wait),
         ))),
-        s3 @ RemoteUrl::S3 { .. } => Err(RemoteError::Unsupported {
-            url: s3.to_string(),
-            reason: "S3 remotes are not supported yet".into(),
-        }),
+        s3 @ RemoteUrl::S3 { .. } => Ok(Remote::new(Box::new(open_s3(&s3, None)?))),
     }
+}
+
+/// The S3 store of an `s3://` URL, with `credentials` (None: the server's
+/// environment, then its credentials file).
+pub fn open_s3(
+    url: &RemoteUrl,
+    credentials: Option<super::s3::Credentials>,
+) -> Result<super::s3::S3Store> {
+    let RemoteUrl::S3 {
+        bucket,
+        prefix,
+        endpoint,
+        region,
+        force_path_style,
+    } = url
+    else {
+        return Err(RemoteError::BadUrl {
+            url: url.to_string(),
+            reason: "not an s3:// URL".into(),
+        });
+    };
+    let credentials = credentials
+        .or_else(super::s3::configured_credentials)
+        .or_else(|| {
+            // The environment first (object_store reads AWS_* itself); then the
+            // server's credentials file.
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+                return None;
+            }
+            let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| std::path::Path::new(&h).join(".aws/credentials"))
+                })?;
+            let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+            super::s3::credentials_from_file(&std::fs::read_to_string(file).ok()?, &profile)
+        });
+    let opts = super::s3::S3Options {
+        endpoint: endpoint.clone(),
+        region: region.clone(),
+        force_path_style: *force_path_style,
+        credentials,
+        timeout: std::time::Duration::ZERO,
+    };
+    super::s3::S3Store::new(&url.to_string(), bucket, prefix, &opts)
 }
 
 #[cfg(test)]
@@ -132,20 +265,41 @@ mod tests {
         let want = RemoteUrl::S3 {
             bucket: "my-bucket".into(),
             prefix: "some/prefix".into(),
+            endpoint: None,
+            region: None,
+            force_path_style: false,
         };
         assert_eq!(u, want);
         assert_eq!(u.to_string(), "s3://my-bucket/some/prefix");
         assert!(parse_url("s3://bkt").is_ok());
         assert!(reason("s3://B/x").contains("bucket"));
         assert!(reason("s3:///x").contains("bucket"));
-        match open("s3://bkt/p") {
-            Err(e @ RemoteError::Unsupported { .. }) => {
-                assert!(e.to_string().contains("s3://bkt/p"), "{e}");
-                assert!(e.to_string().contains("not supported yet"), "{e}");
+        let full =
+            "s3://pgvc/db1?endpoint=http://127.0.0.1:9000&region=us-east-1&force_path_style=true";
+        let u = parse_url(full).unwrap();
+        assert_eq!(
+            u,
+            RemoteUrl::S3 {
+                bucket: "pgvc".into(),
+                prefix: "db1".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: Some("us-east-1".into()),
+                force_path_style: true,
             }
-            Err(e) => panic!("expected Unsupported, got {e}"),
-            Ok(_) => panic!("expected Unsupported, got a remote"),
-        }
+        );
+        assert_eq!(
+            u.to_string(),
+            full,
+            "shown as given (no credentials are ever in it)"
+        );
+        assert!(reason("s3://bkt/p?access_key=AKIA").contains("credentials never go in a URL"));
+        assert!(reason("s3://bkt/p?endpoint=ftp://x").contains("endpoint"));
+        assert!(reason("s3://bkt/p?endpoint=http://user:pw@host").contains("no credentials"));
+        assert!(reason("s3://bkt/p?endpoint=http://host/path").contains("no path"));
+        assert!(reason("s3://bkt/p?region=US_EAST").contains("region"));
+        assert!(reason("s3://bkt/p?force_path_style=yes").contains("true or false"));
+        assert!(reason("s3://bkt/../p").contains("prefix"));
+        assert!(reason("file:///a?b").contains("queries"));
     }
 
     #[test]

@@ -53,8 +53,22 @@ fn remote_url(name: &str) -> VcResult<String> {
 }
 
 pub fn open_remote(url: &str, role: &str) -> VcResult<Remote<Box<dyn crate::remote::ObjectStore>>> {
-    if let RemoteUrl::File(_) = parse_url(url)? {
-        crate::pg::spi::require_file_access(role, url)?;
+    match parse_url(url)? {
+        RemoteUrl::File(_) => crate::pg::spi::require_file_access(role, url)?,
+        s3 @ RemoteUrl::S3 { .. } => {
+            // The server's credentials: a bucket an administrator registered may be
+            // used by the roles pgvc's functions allow; any other only by them.
+            let registered = crate::pg::spi::one_bool(
+                "SELECT EXISTS (SELECT 1 FROM vc.remotes WHERE url = $1 UNION ALL SELECT 1 FROM vc.backups WHERE url = $1)",
+                vec![Arg::Text(Some(s3.to_string()))],
+            )?;
+            if !registered {
+                crate::pg::spi::require_role(
+                    "pgvc_admin",
+                    &format!("using {s3}, which is not a registered remote or backup,"),
+                )?;
+            }
+        }
     }
     Ok(open(url)?)
 }
@@ -87,6 +101,13 @@ pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Prog
 pub fn add_location(backups: bool, what: &str, name: &str, url: &str) -> VcResult<()> {
     check_name(name)?;
     let parsed = parse_url(url)?;
+    if let s3 @ RemoteUrl::S3 { .. } = &parsed {
+        // The server's credentials write there: for superusers and pgvc_admin only.
+        crate::pg::spi::require_role("pgvc_admin", &format!("adding the s3:// {what} {s3}"))?;
+        // A server that ignores conditional writes would let two writers both move
+        // a branch: refused now, before anything is written there.
+        crate::remote::open_s3(s3, None)?.probe_conditional_writes()?;
+    }
     // Refuse what cannot be used now rather than at the first transfer.
     open_remote(url, "pg_write_server_files")?;
     let n = exec(

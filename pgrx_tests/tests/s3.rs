@@ -1,0 +1,204 @@
+//! `s3://` remotes between real clusters, against a real S3-compatible server (moto,
+//! installed by scripts/setup.sh): push, clone, pull, backup and restore, and a
+//! standby following a primary through the bucket; who may add an S3 remote, and
+//! that credentials never show.
+
+#[path = "../../src/remote/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+
+use moto::Moto;
+use pgvc_cluster_tests::{query_scalar, wait_for, Cluster};
+
+/// The server's credentials (moto accepts any), as an administrator would set them.
+const CREDENTIALS: &[&str] = &[
+    "vc.s3_access_key_id = 'testing'",
+    "vc.s3_secret_access_key = 'testing-secret-key'",
+];
+
+fn url(m: &Moto, bucket: &str, prefix: &str) -> String {
+    format!(
+        "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&force_path_style=true",
+        m.endpoint()
+    )
+}
+
+fn rows(d: &mut postgres::Client) -> String {
+    query_scalar(
+        d,
+        "SELECT coalesce(string_agg(format('%s %s', id, name), ',' ORDER BY id), '') FROM items",
+    )
+}
+
+#[test]
+fn push_clone_pull_backup_and_restore_through_a_bucket() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-remotes");
+    let remote = url(&m, "pgvc-remotes", "db1");
+    let a = Cluster::start_with(CREDENTIALS);
+    let mut da = a.connect();
+    da.batch_execute(&format!(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3000) g;
+         SELECT vc.track('items'); SELECT vc.commit('catalogue');
+         SELECT vc.remote_add('origin', '{remote}'); SELECT vc.push();"
+    ))
+    .unwrap();
+    // Shown as given: the URL holds no credentials.
+    assert_eq!(
+        query_scalar(
+            &mut da,
+            "SELECT url FROM vc.remotes() WHERE name = 'origin'"
+        ),
+        remote
+    );
+    let b = Cluster::start_with(CREDENTIALS);
+    let mut db = b.connect();
+    db.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{remote}')"
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut db), rows(&mut da));
+    assert_eq!(
+        query_scalar(&mut db, "SELECT vc.root_hash('main')"),
+        query_scalar(&mut da, "SELECT vc.root_hash('main')")
+    );
+    da.batch_execute(
+        "UPDATE items SET name = 'changed' WHERE id % 100 = 0; DELETE FROM items WHERE id > 2990;
+         SELECT vc.commit('spring'); SELECT vc.push();",
+    )
+    .unwrap();
+    db.batch_execute("SELECT vc.pull()").unwrap();
+    assert_eq!(rows(&mut db), rows(&mut da));
+    // Backups to a bucket, and a restore from it into a third server.
+    let backup = url(&m, "pgvc-remotes", "backups/a");
+    da.batch_execute(&format!(
+        "SELECT vc.backup_add('b', '{backup}'); SELECT * FROM vc.backup_sync('b');"
+    ))
+    .unwrap();
+    assert_eq!(
+        query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('b')"),
+        "true"
+    );
+    let c = Cluster::start_with(CREDENTIALS);
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{backup}')"
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut dc), rows(&mut da));
+}
+
+#[test]
+fn a_standby_follows_its_primary_through_a_bucket() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-repl");
+    let remote = url(&m, "pgvc-repl", "main-db");
+    let mut pconf = CREDENTIALS.to_vec();
+    pconf.extend([
+        "vc.replicate_to_remote = 'origin'",
+        "vc.replication_interval = 100",
+    ]);
+    let p = Cluster::start_with(&pconf);
+    let mut dp = p.connect();
+    dp.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{remote}');
+         CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items VALUES (1, 'one');
+         SELECT vc.track('items'); SELECT vc.commit('one');"
+    ))
+    .unwrap();
+    // The standby follows its remote 'origin', which the clone registers.
+    let mut sconf = CREDENTIALS.to_vec();
+    sconf.extend([
+        "vc.read_replica_remote = 'origin'",
+        "vc.replication_interval = 100",
+    ]);
+    let s = Cluster::start_with(&sconf);
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{remote}')"
+    ))
+    .unwrap();
+    for i in 2..5 {
+        dp.batch_execute(&format!(
+            "INSERT INTO items VALUES ({i}, 'n{i}'); SELECT vc.commit('c{i}');"
+        ))
+        .unwrap();
+        let head = query_scalar(&mut dp, "SELECT vc.hashof('main')");
+        assert_eq!(
+            wait_for(&mut ds, "SELECT coalesce(vc.hashof('main'), '')", &head, 30),
+            head,
+            "{}",
+            query_scalar(
+                &mut ds,
+                "SELECT coalesce(last_error, '') FROM vc.replication_status() WHERE branch = 'main'"
+            )
+        );
+    }
+    assert_eq!(rows(&mut ds), rows(&mut dp));
+}
+
+#[test]
+fn only_administrators_add_s3_remotes_and_credentials_stay_hidden() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-who");
+    let remote = url(&m, "pgvc-who", "x");
+    let a = Cluster::start_with(CREDENTIALS);
+    let mut d = a.connect();
+    d.batch_execute(
+        "CREATE EXTENSION pgvc; CREATE ROLE w LOGIN IN ROLE pgvc_writer; \
+         CREATE ROLE adm LOGIN IN ROLE pgvc_admin;",
+    )
+    .unwrap();
+    let mut dw = a.connect_as("w");
+    let e = dw
+        .batch_execute(&format!("SELECT vc.remote_add('o', '{remote}')"))
+        .unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "42501", "{}", e.message());
+    // The settings are invisible to other roles.
+    assert!(dw.batch_execute("SHOW vc.s3_secret_access_key").is_err());
+    assert_eq!(
+        query_scalar(
+            &mut dw,
+            "SELECT count(*)::text FROM pg_settings WHERE name LIKE 'vc.s3%'"
+        ),
+        "0"
+    );
+    // An administrator may; a URL with credentials in it is refused.
+    let mut dadm = a.connect_as("adm");
+    dadm.batch_execute(&format!("SELECT vc.remote_add('o', '{remote}')"))
+        .unwrap();
+    let e = dadm
+        .batch_execute(&format!(
+            "SELECT vc.remote_add('o2', '{}&access_key=AKIA')",
+            remote
+        ))
+        .unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "22023", "{}", e.message());
+    assert!(
+        e.message().contains("credentials never go in a URL"),
+        "{}",
+        e.message()
+    );
+    // A missing bucket: a clear error that names it, nothing registered.
+    let e = d
+        .batch_execute(&format!(
+            "SELECT vc.remote_add('nb', '{}')",
+            url(&m, "no-such-bucket", "x")
+        ))
+        .unwrap_err();
+    let msg = e.as_db_error().unwrap().message().to_string();
+    assert!(msg.contains("no-such-bucket"), "{msg}");
+    assert!(!msg.contains("testing-secret-key"), "{msg}");
+    assert_eq!(
+        query_scalar(
+            &mut d,
+            "SELECT count(*)::text FROM vc.remotes() WHERE name = 'nb'"
+        ),
+        "0"
+    );
+}
