@@ -189,3 +189,42 @@ fn a_push_cut_off_by_the_server_leaves_the_remote_as_it_was() {
     assert_eq!(remote2.list_refs().unwrap().get("main"), Some(&c2));
     assert_eq!(super::closure(&local, c2), super::remote_chunks(&remote2));
 }
+
+/// A server that accepts connections and never answers: every request gives up at
+/// its timeout (with its retries), rather than hanging the backend.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold connections open, silently.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            match c {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+        }
+    });
+    let opts = S3Options {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        force_path_style: true,
+        credentials: Some(Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing-secret".into(),
+            session_token: None,
+        }),
+        timeout: std::time::Duration::from_secs(1),
+    };
+    let s = S3Store::new("s3://slow/x", "slow", "x", &opts).unwrap();
+    let started = std::time::Instant::now();
+    let e = s.get("manifest").expect_err("no answer is an error");
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(1), "{took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "gave up in {took:?}"
+    );
+    assert!(e.to_string().contains("slow"), "{e}");
+}
