@@ -32,10 +32,16 @@ mod tests {
             "invalid remote URL",
         );
         expect_error("SELECT vc.remote_add('o', '')", "22023", "empty");
+        // An S3 server that does not answer: an error naming the bucket, nothing added.
         expect_error(
-            "SELECT vc.remote_add('o', 's3://bucket/x')",
-            "0A000",
-            "not supported",
+            "SELECT vc.remote_add('o', 's3://bucket/x?endpoint=http://127.0.0.1:1&force_path_style=true')",
+            "58030",
+            "bucket bucket",
+        );
+        expect_error(
+            "SELECT vc.remote_add('o', 's3://bucket/x?secret=abc')",
+            "22023",
+            "credentials never go in a URL",
         );
         expect_error(
             &format!("SELECT vc.remote_add('bad name', 'file://{d}')"),
