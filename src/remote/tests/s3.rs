@@ -228,3 +228,114 @@ fn a_server_that_never_answers_times_out() {
     );
     assert!(e.to_string().contains("slow"), "{e}");
 }
+
+/// Counts the requests a store receives (reads, writes, lists), by wrapping it.
+struct Counting<O> {
+    inner: O,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl<O: ObjectStore> Counting<O> {
+    fn count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    fn tick(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl<O: ObjectStore> ObjectStore for Counting<O> {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn get(&self, key: &str) -> crate::remote::Result<Option<(Vec<u8>, crate::remote::Version)>> {
+        self.tick();
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> crate::remote::Result<Vec<u8>> {
+        self.tick();
+        self.inner.get_range(key, offset, len)
+    }
+    fn put(&self, key: &str, data: &[u8]) -> crate::remote::Result<()> {
+        self.tick();
+        self.inner.put(key, data)
+    }
+    fn put_stream(&self) -> crate::remote::Result<Box<dyn crate::remote::ObjectWriter>> {
+        // One upload (a PUT, or a multipart upload of a few parts for a big pack).
+        self.tick();
+        self.inner.put_stream()
+    }
+    fn put_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        expected: Option<&crate::remote::Version>,
+    ) -> crate::remote::Result<bool> {
+        self.tick();
+        self.inner.put_if(key, data, expected)
+    }
+    fn list(&self, prefix: &str) -> crate::remote::Result<Vec<String>> {
+        self.tick();
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> crate::remote::Result<()> {
+        self.tick();
+        self.inner.delete(key)
+    }
+    fn list_aged(&self, prefix: &str) -> crate::remote::Result<Vec<crate::remote::ObjectInfo>> {
+        self.tick();
+        self.inner.list_aged(prefix)
+    }
+    fn sweep_temporaries(&self, before_ms: u64) -> crate::remote::Result<u64> {
+        self.inner.sweep_temporaries(before_ms)
+    }
+}
+
+/// Requests per push and per fetch do not grow with the number of chunks: a history
+/// of 100 times more rows costs the same handful of requests (one pack, one index,
+/// the manifest), and a fetch reads packs by coalesced ranges.
+#[test]
+fn requests_per_push_and_fetch_do_not_grow_with_the_chunks() {
+    use crate::remote::Remote;
+    use crate::store::MemStore;
+    let m = Moto::start();
+    m.create_bucket("pgvc-count");
+    let mut counts = Vec::new();
+    for (i, n) in [(0, 500i64), (1, 50_000)] {
+        let mut local = MemStore::default();
+        let head = super::commit(&mut local, &super::rows(n), vec![], "rows");
+        let chunks = super::closure(&local, head).len();
+        let prefix = format!("count/{i}");
+        let r = Remote::new(Counting {
+            inner: store(&m, "pgvc-count", &prefix),
+            requests: Default::default(),
+        });
+        r.push(&local, "main", head, false, None, &mut |_| {})
+            .unwrap();
+        let pushed = r.store().count();
+        let mut other = MemStore::default();
+        let r2 = Remote::new(Counting {
+            inner: store(&m, "pgvc-count", &prefix),
+            requests: Default::default(),
+        });
+        r2.fetch(&mut other, "main", &mut |_| {}).unwrap();
+        let fetched = r2.store().count();
+        assert_eq!(super::closure(&other, head).len(), chunks);
+        counts.push((chunks, pushed, fetched));
+    }
+    let (small, big) = (counts[0], counts[1]);
+    assert!(
+        big.0 > 50 * small.0,
+        "the big history has far more chunks: {counts:?}"
+    );
+    assert!(
+        big.1 <= small.1 + 2,
+        "push requests grew with the chunks: {counts:?}"
+    );
+    // (A fetch reads the packs by ranges coalesced over neighbouring chunks: a few
+    // more ranges for 50 times the chunks, bounded by bytes, not chunks.)
+    assert!(
+        big.2 <= small.2 + 8,
+        "fetch requests grew with the chunks: {counts:?}"
+    );
+}
