@@ -30,9 +30,10 @@ test: setup
 	PGVC_PREVIOUS_BIN=$$(scripts/build-previous.sh) PGVC_HARNESS_PRELOAD=1 \
 		cargo test -p pgvc-cluster-tests -- --test-threads=2
 
-# The main job: a primary and a standby, a failover, fencing and rejoin.
+# The main job: a primary and a standby, a failover, fencing and rejoin; through a
+# directory, or with `make demo REMOTE=s3` through a bucket of a local S3 server.
 demo: install
-	scripts/demo.sh
+	REMOTE=$(or $(REMOTE),file) scripts/demo.sh
 
 # Version control on one server: track, commit, diff, log, as_of, reset, push, clone.
 tour: install

@@ -4,12 +4,16 @@
 # primary comes back fenced and rejoins as a standby. Throwaway clusters in a temp
 # dir, stopped and removed on exit whatever happens.
 #
-#   scripts/demo.sh          the replication and failover demo
-#   scripts/demo.sh --tour   version control on one server (scripts/tour.sql)
+#   scripts/demo.sh              the replication and failover demo, through a directory
+#   REMOTE=s3 scripts/demo.sh    the same through a bucket of a local S3-compatible
+#                                server (moto, installed by scripts/setup.sh)
+#   scripts/demo.sh --tour       version control on one server (scripts/tour.sql)
 set -euo pipefail
 
 BIN=/usr/lib/postgresql/15/bin
 HERE="$(cd "$(dirname "$0")" && pwd)"
+KIND=${REMOTE:-file}
+MOTO_PID=
 
 # PostgreSQL refuses to run as root: the servers run as the postgres OS user.
 as_pg() {
@@ -19,6 +23,7 @@ as_pg() {
 dir=$(mktemp -d /tmp/pgvc-demo.XXXXXX)
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
 cleanup() {
+    [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
     for d in "$dir"/*/data; do
         [ -d "$d" ] && as_pg "$BIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
     done
@@ -85,8 +90,33 @@ fi
 P=$(free_port)
 S=$(free_port)
 while [ "$S" = "$P" ]; do S=$(free_port); done
-REMOTE="file://$dir/remote"
-install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
+CREDS=()
+case "$KIND" in
+file)
+    REMOTE="file://$dir/remote"
+    install -d -o postgres -g postgres "$dir/remote" 2>/dev/null || mkdir -p "$dir/remote"
+    ;;
+s3)
+    M=$(free_port)
+    MOTO=${PGVC_MOTO_SERVER:-/opt/pgvc-moto/bin/moto_server}
+    [ -x "$MOTO" ] || { echo "demo: $MOTO missing; run scripts/setup.sh" >&2; exit 1; }
+    "$MOTO" -H 127.0.0.1 -p "$M" >"$dir/moto.log" 2>&1 &
+    MOTO_PID=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$M") 2>/dev/null && break; sleep 0.1; done
+    # The bucket (moto takes an unsigned request).
+    exec 3<>"/dev/tcp/127.0.0.1/$M"
+    printf 'PUT /pgvc-demo HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$M" >&3
+    head -1 <&3 | grep -q ' 200 ' || { echo "demo: could not create the bucket" >&2; exit 1; }
+    exec 3<&-
+    REMOTE="s3://pgvc-demo/bank?endpoint=http://127.0.0.1:$M&region=us-east-1&force_path_style=true"
+    # The servers' S3 credentials: superuser-only settings, hidden from other roles.
+    CREDS=("vc.s3_access_key_id = 'demo'" "vc.s3_secret_access_key = 'demo-secret'")
+    ;;
+*)
+    echo "demo: REMOTE=$KIND? use file or s3" >&2
+    exit 1
+    ;;
+esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 who() { [ "$1" = B ] && echo "$S" || echo "$P"; }
@@ -135,8 +165,8 @@ say "Two servers: A, a primary that pushes every commit to the remote $REMOTE,"
 echo "   and B, a standby that polls it every 100 ms. Their postgresql.conf lines:"
 echo "     A: vc.replicate_to_remote = 'origin'"
 echo "     B: vc.read_replica_remote = 'origin', vc.replication_interval = 100"
-new_server primary "$P" "vc.replicate_to_remote = 'origin'" "vc.replication_interval = 100"
-new_server standby "$S" "vc.read_replica_remote = 'origin'" "vc.replication_interval = 100"
+new_server primary "$P" "vc.replicate_to_remote = 'origin'" "vc.replication_interval = 100" "${CREDS[@]}"
+new_server standby "$S" "vc.read_replica_remote = 'origin'" "vc.replication_interval = 100" "${CREDS[@]}"
 
 say "A (primary): a table under version control; the commit is pushed before it returns."
 on A "CREATE EXTENSION pgvc"
