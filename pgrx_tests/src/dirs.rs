@@ -77,3 +77,56 @@ pub fn wait_for(d: &mut Client, sql: &str, want: &str, secs: u64) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A remote for a test that runs on both kinds of remote (parametrised, not
+/// copied): its URL, and the configuration lines a server needs to use it.
+pub trait TestRemote {
+    fn url(&self) -> String;
+    /// `postgresql.conf` lines every server using it needs (S3 credentials).
+    fn conf(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl TestRemote for RemoteDir {
+    fn url(&self) -> String {
+        RemoteDir::url(self)
+    }
+}
+
+/// A bucket of a real S3-compatible server (moto) started for the test.
+pub struct S3Remote {
+    pub moto: crate::moto::Moto,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Remote {
+    pub fn new(tag: &str) -> S3Remote {
+        let moto = crate::moto::Moto::start();
+        let bucket = format!("pgvc-{}", tag.replace('_', "-")).to_ascii_lowercase();
+        moto.create_bucket(&bucket);
+        S3Remote {
+            moto,
+            bucket,
+            prefix: "db".into(),
+        }
+    }
+}
+
+impl TestRemote for S3Remote {
+    fn url(&self) -> String {
+        format!(
+            "s3://{}/{}?endpoint={}&region=us-east-1&force_path_style=true",
+            self.bucket,
+            self.prefix,
+            self.moto.endpoint()
+        )
+    }
+    fn conf(&self) -> Vec<String> {
+        vec![
+            "vc.s3_access_key_id = 'testing'".into(),
+            "vc.s3_secret_access_key = 'testing-secret-key'".into(),
+        ]
+    }
+}

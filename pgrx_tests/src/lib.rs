@@ -5,8 +5,12 @@
 
 mod cluster;
 mod dirs;
+/// The moto S3 test server fixture, shared with the crate's own tests.
+#[path = "../../src/remote/moto.rs"]
+#[allow(dead_code)]
+pub mod moto;
 mod query;
 
 pub use cluster::Cluster;
-pub use dirs::{wait_for, RemoteDir};
+pub use dirs::{wait_for, RemoteDir, S3Remote, TestRemote};
 pub use query::{query_scalar, query_strings};

@@ -2,7 +2,7 @@
 //! in their background worker, promotion, fencing of the old primary (killed with
 //! SIGKILL), rejoin, push failures and bad settings.
 
-use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir};
+use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir, S3Remote, TestRemote};
 use postgres::Client;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,13 @@ const STANDBY: &[&str] = &[
 ];
 
 /// A primary with table `acct` (1000 rows, balance 100 each) committed and pushed.
-fn primary(remote: &RemoteDir) -> (Cluster, Client) {
-    let p = Cluster::start_with(PRIMARY);
+fn primary(remote: &dyn TestRemote) -> (Cluster, Client) {
+    let conf: Vec<String> = PRIMARY
+        .iter()
+        .map(|l| l.to_string())
+        .chain(remote.conf())
+        .collect();
+    let p = Cluster::start_with(&conf.iter().map(String::as_str).collect::<Vec<_>>());
     let mut d = p.connect();
     d.batch_execute(&format!(
         "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
@@ -36,8 +41,13 @@ fn primary(remote: &RemoteDir) -> (Cluster, Client) {
     (p, d)
 }
 
-fn standby(remote: &RemoteDir) -> (Cluster, Client) {
-    let s = Cluster::start_with(STANDBY);
+fn standby(remote: &dyn TestRemote) -> (Cluster, Client) {
+    let conf: Vec<String> = STANDBY
+        .iter()
+        .map(|l| l.to_string())
+        .chain(remote.conf())
+        .collect();
+    let s = Cluster::start_with(&conf.iter().map(String::as_str).collect::<Vec<_>>());
     let mut d = s.connect();
     d.batch_execute("CREATE EXTENSION pgvc").unwrap();
     d.batch_execute(&format!("SELECT vc.clone('{}')", remote.url()))
@@ -271,9 +281,18 @@ fn a_reader_on_the_standby_never_sees_half_a_commit() {
 
 #[test]
 fn failover_fences_the_old_primary_which_then_rejoins() {
-    let remote = RemoteDir::new("repl-failover");
-    let (mut p, mut dp) = primary(&remote);
-    let (mut s, mut ds) = standby(&remote);
+    failover(&RemoteDir::new("repl-failover"));
+}
+
+/// The same story through a bucket of a real S3-compatible server.
+#[test]
+fn failover_through_a_bucket_fences_the_old_primary_which_then_rejoins() {
+    failover(&S3Remote::new("repl-failover"));
+}
+
+fn failover(remote: &dyn TestRemote) {
+    let (mut p, mut dp) = primary(remote);
+    let (mut s, mut ds) = standby(remote);
     caught_up(&mut ds, &head(&mut dp));
 
     // A stream of commits on the primary, killed in the middle of it.

@@ -3,11 +3,7 @@
 //! standby following a primary through the bucket; who may add an S3 remote, and
 //! that credentials never show.
 
-#[path = "../../src/remote/moto.rs"]
-#[allow(dead_code)]
-mod moto;
-
-use moto::Moto;
+use pgvc_cluster_tests::moto::Moto;
 use pgvc_cluster_tests::{query_scalar, wait_for, Cluster};
 
 /// The server's credentials (moto accepts any), as an administrator would set them.
