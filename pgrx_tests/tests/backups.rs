@@ -2,7 +2,7 @@
 //! sequences) comes back; incremental syncs; verify finds damage; restore refuses a
 //! damaged backup before touching anything.
 
-use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir};
+use pgvc_cluster_tests::{query_scalar, wait_for, Cluster, RemoteDir, S3Remote, TestRemote};
 use postgres::Client;
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,8 +31,19 @@ fn state(d: &mut Client) -> String {
 
 #[test]
 fn restore_gives_back_everything_including_uncommitted_changes() {
-    let dir = RemoteDir::new("full");
-    let a = Cluster::start();
+    restore_everything(&RemoteDir::new("full"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn restore_from_a_bucket_gives_back_everything() {
+    restore_everything(&S3Remote::new("full"));
+}
+
+fn restore_everything(dir: &dyn TestRemote) {
+    let conf = dir.conf();
+    let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+    let a = Cluster::start_with(&conf);
     let mut da = db(&a);
     da.batch_execute(&format!(
         "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
@@ -62,7 +73,7 @@ fn restore_gives_back_everything_including_uncommitted_changes() {
         ),
         "true"
     );
-    let b = Cluster::start();
+    let b = Cluster::start_with(&conf);
     let mut dbb = db(&b);
     dbb.batch_execute(&format!("SELECT vc.backup_restore('{}')", dir.url()))
         .unwrap();

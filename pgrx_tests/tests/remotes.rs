@@ -1,7 +1,7 @@
 //! Remotes between real clusters: clone, push/pull, a push race, a backend killed in
 //! the middle of a push, a corrupted pack, and who may use file:// remotes.
 
-use pgvc_cluster_tests::{query_scalar, Cluster, RemoteDir};
+use pgvc_cluster_tests::{query_scalar, Cluster, RemoteDir, S3Remote, TestRemote};
 use postgres::Client;
 use std::path::Path;
 use std::process::Command;
@@ -67,8 +67,19 @@ fn log(db: &mut Client) -> String {
 
 #[test]
 fn clone_round_trips_rows_schema_history_and_sequences() {
-    let remote = RemoteDir::new("clone");
-    let a = Cluster::start();
+    clone_round_trip(&RemoteDir::new("clone"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn clone_through_a_bucket_round_trips_rows_schema_history_and_sequences() {
+    clone_round_trip(&S3Remote::new("clone"));
+}
+
+fn clone_round_trip(remote: &dyn TestRemote) {
+    let conf = remote.conf();
+    let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+    let a = Cluster::start_with(&conf);
     let mut da = db(&a);
     da.batch_execute(TYPES).unwrap();
     da.batch_execute(TABLES).unwrap();
@@ -83,7 +94,9 @@ fn clone_round_trips_rows_schema_history_and_sequences() {
     ))
     .unwrap();
 
-    let b = Cluster::start_with(&["TimeZone = 'Asia/Tokyo'", "DateStyle = 'SQL, DMY'"]);
+    let mut b_conf = vec!["TimeZone = 'Asia/Tokyo'", "DateStyle = 'SQL, DMY'"];
+    b_conf.extend(conf.iter().copied());
+    let b = Cluster::start_with(&b_conf);
     let mut dbb = db(&b);
     dbb.batch_execute(TYPES).unwrap();
     let head = query_scalar(&mut dbb, &format!("SELECT vc.clone('{}')", remote.url()));
