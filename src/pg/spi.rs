@@ -713,24 +713,24 @@ pub fn caller_owns(relid: pg_sys::Oid) -> VcResult<bool> {
 
 /// File access for `file://` remotes, checked against the caller's own membership.
 pub fn require_file_access(role: &str, url: &str) -> VcResult<()> {
-    // The caller's own rights: pgvc's functions run as its owner.
-    let ok = one_bool(
-        "SELECT pg_has_role($2, $1, 'MEMBER') OR (SELECT rolsuper FROM pg_roles WHERE oid = $2)",
-        vec![Arg::Text(Some(role.to_string())), Arg::Oid(caller())],
-    )?;
-    if ok {
-        return Ok(());
-    }
-    Err(VcError::new(
-        pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+    require_membership(
+        role,
         format!("permission denied for remote {url}: file:// remotes need superuser or {role}"),
     )
-    .hint(format!("GRANT {role} TO <role>, as a superuser")))
 }
 
 /// Refuses a caller that is neither a superuser nor a member of `role`, saying
 /// `what` it tried.
 pub fn require_role(role: &str, what: &str) -> VcResult<()> {
+    require_membership(
+        role,
+        format!("permission denied: {what} needs superuser or {role}"),
+    )
+}
+
+/// The caller's own membership of `role` (or superuser): pgvc's functions run as
+/// its owner, so the caller's rights are asked for by OID. `message` if not.
+fn require_membership(role: &str, message: String) -> VcResult<()> {
     let ok = one_bool(
         "SELECT pg_has_role($2, $1, 'MEMBER') OR (SELECT rolsuper FROM pg_roles WHERE oid = $2)",
         vec![Arg::Text(Some(role.to_string())), Arg::Oid(caller())],
@@ -740,7 +740,7 @@ pub fn require_role(role: &str, what: &str) -> VcResult<()> {
     }
     Err(VcError::new(
         pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("permission denied: {what} needs superuser or {role}"),
+        message,
     )
     .hint(format!("GRANT {role} TO <role>, as a superuser")))
 }

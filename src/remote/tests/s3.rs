@@ -10,6 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 fn options(m: &Moto) -> S3Options {
     S3Options {
         endpoint: Some(m.endpoint()),
+        ..test_options()
+    }
+}
+
+/// Region, path style, test credentials and a 10 s timeout; no endpoint.
+fn test_options() -> S3Options {
+    S3Options {
+        endpoint: None,
         region: Some("us-east-1".into()),
         force_path_style: true,
         credentials: Some(Credentials {
@@ -208,14 +216,8 @@ fn a_server_that_never_answers_times_out() {
     });
     let opts = S3Options {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
-        region: Some("us-east-1".into()),
-        force_path_style: true,
-        credentials: Some(Credentials {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing-secret".into(),
-            session_token: None,
-        }),
         timeout: std::time::Duration::from_secs(1),
+        ..test_options()
     };
     let s = S3Store::new("s3://slow/x", "slow", "x", &opts).unwrap();
     let started = std::time::Instant::now();
