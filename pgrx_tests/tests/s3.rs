@@ -3,8 +3,9 @@
 //! standby following a primary through the bucket; who may add an S3 remote, and
 //! that credentials never show.
 
-use pgvc_cluster_tests::moto::Moto;
+use pgvc_cluster_tests::moto::{Moto, Proxy};
 use pgvc_cluster_tests::{query_scalar, wait_for, Cluster};
+use std::time::{Duration, Instant};
 
 /// The server's credentials (moto accepts any), as an administrator would set them.
 const CREDENTIALS: &[&str] = &[
@@ -196,5 +197,188 @@ fn only_administrators_add_s3_remotes_and_credentials_stay_hidden() {
             "SELECT count(*)::text FROM vc.remotes() WHERE name = 'nb'"
         ),
         "0"
+    );
+}
+
+fn status(d: &mut postgres::Client, col: &str) -> String {
+    query_scalar(
+        d,
+        &format!("SELECT coalesce({col}::text, '<null>') FROM vc.replication_status() WHERE branch = 'main'"),
+    )
+}
+
+/// A bucket that stops answering does not hold a COMMIT past `vc.publish_timeout`:
+/// neither while the commit uploads its pack nor when it moves the branch at COMMIT.
+/// The transaction commits here, the status says why the remote lacks it, and the
+/// worker delivers once the server answers again.
+#[test]
+fn a_slow_bucket_does_not_hold_a_commit_past_the_deadline() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-slow");
+    let proxy = Proxy::start(m.port);
+    let remote = format!(
+        "s3://pgvc-slow/db?endpoint={}&region=us-east-1&force_path_style=true",
+        proxy.endpoint()
+    );
+    let mut conf = CREDENTIALS.to_vec();
+    conf.extend([
+        "vc.replicate_to_remote = 'origin'",
+        "vc.replication_interval = 100",
+        "vc.publish_timeout = 1000",
+    ]);
+    let p = Cluster::start_with(&conf);
+    let mut d = p.connect();
+    d.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{remote}');
+         CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 1000) g;
+         SELECT vc.track('items'); SELECT vc.commit('one');"
+    ))
+    .unwrap();
+    let head = |d: &mut postgres::Client| query_scalar(d, "SELECT vc.hashof('main')");
+    let h1 = head(&mut d);
+    assert_eq!(
+        status(&mut d, "remote_head"),
+        h1,
+        "{}",
+        status(&mut d, "last_error")
+    );
+
+    // The server stalls while the commit uploads (inside vc.commit()).
+    proxy.stall(true);
+    let started = Instant::now();
+    d.batch_execute(
+        "INSERT INTO items VALUES (1001, 'slow'); SELECT vc.commit('during the stall');",
+    )
+    .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "the commit took {took:?}");
+    let h2 = head(&mut d);
+    assert_ne!(h2, h1);
+    let err = status(&mut d, "last_error");
+    assert!(err.contains("deadline"), "{err}");
+    assert!(!err.contains("testing-secret-key"), "{err}");
+    proxy.stall(false);
+    let got = wait_for(
+        &mut d,
+        "SELECT coalesce(remote_head, '') FROM vc.replication_status()",
+        &h2,
+        60,
+    );
+    assert_eq!(got, h2, "{}", status(&mut d, "last_error"));
+
+    // The server stalls after the upload, when the branch moves at COMMIT.
+    d.batch_execute(
+        "BEGIN; INSERT INTO items VALUES (1002, 'late'); SELECT vc.commit('published late');",
+    )
+    .unwrap();
+    proxy.stall(true);
+    let started = Instant::now();
+    d.batch_execute("COMMIT").unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "COMMIT took {took:?}");
+    let h3 = head(&mut d);
+    assert_eq!(
+        query_scalar(&mut d, "SELECT message FROM vc.log() LIMIT 1"),
+        "published late"
+    );
+    let err = status(&mut d, "last_error");
+    assert!(err.contains("deadline"), "{err}");
+    proxy.stall(false);
+    let got = wait_for(
+        &mut d,
+        "SELECT coalesce(remote_head, '') FROM vc.replication_status()",
+        &h3,
+        60,
+    );
+    assert_eq!(got, h3, "{}", status(&mut d, "last_error"));
+    // Through the server itself (not the proxy): the bucket holds the last commit.
+    let c = Cluster::start_with(CREDENTIALS);
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        url(&m, "pgvc-slow", "db")
+    ))
+    .unwrap();
+    assert_eq!(head(&mut dc), h3);
+    assert_eq!(rows(&mut dc), rows(&mut d));
+}
+
+/// The S3 server dies in the middle of a backup sync: the sync fails with an error
+/// naming the bucket, the backup keeps its previous state (a restore gives the
+/// previous sync's rows), and once the server is back a new sync completes.
+#[test]
+fn a_server_dying_during_a_backup_sync_leaves_the_previous_backup() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-bk");
+    let proxy = Proxy::start(m.port);
+    let via_proxy = format!(
+        "s3://pgvc-bk/b?endpoint={}&region=us-east-1&force_path_style=true",
+        proxy.endpoint()
+    );
+    let direct = url(&m, "pgvc-bk", "b");
+    let a = Cluster::start_with(CREDENTIALS);
+    let mut da = a.connect();
+    da.batch_execute(&format!(
+        "CREATE EXTENSION pgvc;
+         CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'first ' || g FROM generate_series(1, 2000) g;
+         SELECT vc.track('items'); SELECT vc.commit('first');
+         SELECT vc.backup_add('b', '{via_proxy}'); SELECT * FROM vc.backup_sync('b');"
+    ))
+    .unwrap();
+    let first = rows(&mut da);
+    // Much more to send: the cut falls in the middle of the upload.
+    da.batch_execute(
+        "INSERT INTO items SELECT g, md5(g::text) || repeat('x', 200) FROM generate_series(2001, 60000) g;
+         SELECT vc.commit('second');
+         UPDATE items SET name = 'uncommitted' WHERE id % 97 = 0;",
+    )
+    .unwrap();
+    let sent = proxy.request_bytes();
+    proxy.cut_after(1 << 20);
+    let e = da
+        .batch_execute("SELECT * FROM vc.backup_sync('b')")
+        .expect_err("a sync to a dead server fails");
+    let db = e.as_db_error().expect("an ERROR");
+    assert!(db.message().contains("pgvc-bk"), "{}", db.message());
+    assert!(
+        !db.message().contains("testing-secret-key"),
+        "{}",
+        db.message()
+    );
+    assert!(
+        proxy.request_bytes() > sent + (1 << 20),
+        "the server died in the middle of the upload"
+    );
+    // The backup is as the first sync left it.
+    let b = Cluster::start_with(CREDENTIALS);
+    let mut db_ = b.connect();
+    db_.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{direct}')"
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut db_), first);
+    // The server is back: the retry completes, and restores to the current state.
+    proxy.restore();
+    da.batch_execute("SELECT * FROM vc.backup_sync('b')")
+        .unwrap();
+    assert_eq!(
+        query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('b')"),
+        "true"
+    );
+    let c = Cluster::start_with(CREDENTIALS);
+    let mut dc = c.connect();
+    dc.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{direct}')"
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut dc), rows(&mut da));
+    assert_eq!(
+        query_scalar(
+            &mut dc,
+            "SELECT count(*)::text FROM items WHERE name = 'uncommitted'"
+        ),
+        "618"
     );
 }

@@ -168,7 +168,7 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
     /// and packs are kept, never overwritten with our stale copy.
     fn publish(&self, pack: &PackRef) -> super::Result<()> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut m, version) = Manifest::read(self.remote.store())?;
+            let (mut m, version) = self.remote.manifest()?;
             if m.has_pack(&pack.name) {
                 // Same content flushed by another writer: the pack is listed.
                 return self.remember(&m, version);
@@ -205,7 +205,7 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
     /// Re-reads the manifest; the index is rebuilt only if the manifest changed
     /// (idx files themselves are cached per pack by `Remote::index`).
     fn refresh(&self) -> super::Result<Arc<Index>> {
-        let (m, version) = Manifest::read(self.remote.store())?;
+        let (m, version) = self.remote.manifest()?;
         if let (Some(l), Some(v)) = (self.lock().as_ref(), version.as_ref()) {
             if l.version.as_ref() == Some(v) {
                 return Ok(l.index.clone());

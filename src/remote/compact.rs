@@ -114,7 +114,7 @@ impl<O: ObjectStore> Remote<O> {
     pub fn compact(&self, fan_in: usize) -> Result<CompactOutcome> {
         let mut done = CompactOutcome::default();
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (m, _) = Manifest::read(self.store())?;
+            let (m, _) = self.manifest()?;
             let sizes: Vec<u64> = m.packs.iter().map(|p| p.bytes).collect();
             let Some(picked) = plan(&sizes, fan_in) else {
                 return Ok(done);
@@ -212,7 +212,7 @@ impl<O: ObjectStore> Remote<O> {
         self.store()
             .put(&tombstone_key(at_ms, &merged.name), &data)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut m, version) = Manifest::read(self.store())?;
+            let (mut m, version) = self.manifest()?;
             if !merging.iter().all(|p| m.has_pack(&p.name)) {
                 return Ok(false);
             }
@@ -280,7 +280,7 @@ impl<O: ObjectStore> Remote<O> {
         let now = now_ms();
         let cutoff = now.saturating_sub(retired_grace_ms);
         let mut out = PruneOutcome::default();
-        let (m, _) = Manifest::read(self.store())?;
+        let (m, _) = self.manifest()?;
         // A tombstone's time is in its key: only expired ones are read (and the young
         // ones when unlisted objects are swept, to spare the packs they name).
         let keys = self.store().list(RETIRED_PREFIX)?;

@@ -44,7 +44,7 @@ impl<O: ObjectStore> Remote<O> {
         self.check_branch(branch)?;
         let mut attempts = 0;
         loop {
-            let (manifest, _) = Manifest::read(&self.store)?;
+            let (manifest, _) = self.manifest()?;
             self.trim_cache(&manifest);
             match self.fetch_listed(&manifest, local, branch, progress) {
                 // A pack this manifest lists was deleted under us (compacted, then
@@ -52,7 +52,7 @@ impl<O: ObjectStore> Remote<O> {
                 // so far are valid and skipped.
                 Err(e) if attempts < 10 && pack_gone(&e) => {
                     attempts += 1;
-                    if Manifest::read(&self.store)?.0.packs == manifest.packs {
+                    if self.manifest()?.0.packs == manifest.packs {
                         return Err(e);
                     }
                 }

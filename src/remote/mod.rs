@@ -42,7 +42,7 @@ pub use fetch::FetchOutcome;
 pub use file::FileStore;
 pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
 pub use mirror::MirrorOutcome;
-pub use object::{now_ms, valid_key, ObjectInfo, ObjectStore, ObjectWriter, Version};
+pub use object::{now_ms, valid_key, ObjectInfo, ObjectStore, ObjectWriter, Reread, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
 pub use push::{is_ancestor, Prepared, PushOutcome};
 pub use url::{open, open_s3, open_with, parse_url, RemoteUrl};
@@ -162,6 +162,15 @@ impl<O: ObjectStore> Membership<'_, O> {
     }
 }
 
+/// Lifts a store's deadline when dropped (`Remote::deadline`).
+pub struct DeadlineGuard<'a>(&'a dyn ObjectStore);
+
+impl Drop for DeadlineGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_deadline(None);
+    }
+}
+
 /// A remote: an object store plus the operations on its manifest and packs.
 pub struct Remote<O: ObjectStore> {
     store: O,
@@ -175,6 +184,10 @@ pub struct Remote<O: ObjectStore> {
     /// range reads (`lookup`) instead of loading it, unless it is cached: a fresh
     /// connection's push costs the change, not the history.
     lazy_above: u64,
+    /// The manifest as last read, and its version: the next read asks the store for
+    /// it only if it changed (`get_if_changed`; on S3 a conditional GET answered
+    /// `304`), so a standby's idle poll moves no manifest bytes.
+    last_manifest: Mutex<Option<(Version, Manifest)>>,
 }
 
 impl<O: ObjectStore> Remote<O> {
@@ -184,6 +197,7 @@ impl<O: ObjectStore> Remote<O> {
             idx_cache: Mutex::new(HashMap::new()),
             idx_cache_limit: DEFAULT_INDEX_CACHE_BYTES,
             lazy_above: DEFAULT_LAZY_INDEX_ABOVE,
+            last_manifest: Mutex::new(None),
         }
     }
 
@@ -211,7 +225,35 @@ impl<O: ObjectStore> Remote<O> {
 
     /// The current manifest (an empty one if the remote has never been pushed to).
     pub fn read_manifest(&self) -> Result<Manifest> {
-        Ok(Manifest::read(&self.store)?.0)
+        Ok(self.manifest()?.0)
+    }
+
+    /// The current manifest and its version (`None`: absent), read again only if it
+    /// changed since this remote last read it.
+    pub fn manifest(&self) -> Result<(Manifest, Option<Version>)> {
+        let known = self.last().clone();
+        let (m, v) = match known {
+            None => Manifest::read(&self.store)?,
+            Some((v, m)) => match self.store.get_if_changed(MANIFEST_KEY, &v)? {
+                Reread::Unchanged => return Ok((m, Some(v))),
+                Reread::Absent => (Manifest::default(), None),
+                Reread::Changed(data, v) => (Manifest::decode(self.url(), &data)?, Some(v)),
+            },
+        };
+        *self.last() = v.clone().map(|v| (v, m.clone()));
+        Ok((m, v))
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<(Version, Manifest)>> {
+        self.last_manifest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Requests give up after `within` until the guard is dropped (see
+    /// `ObjectStore::set_deadline`).
+    pub fn deadline(&self, within: std::time::Duration) -> DeadlineGuard<'_> {
+        self.store
+            .set_deadline(Some(std::time::Instant::now() + within));
+        DeadlineGuard(&self.store)
     }
 
     /// The indexes of every pack `manifest` lists, loaded (and verified) once per
@@ -359,7 +401,7 @@ impl<O: ObjectStore> Remote<O> {
     /// Pushes that expect the old epoch are refused from then on.
     pub fn bump_epoch(&self, expected: u64) -> Result<u64> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut m, version) = Manifest::read(&self.store)?;
+            let (mut m, version) = self.manifest()?;
             self.check_epoch(&m, Some(expected))?;
             m.epoch = expected + 1;
             if m.write_if(&self.store, version.as_ref())? {

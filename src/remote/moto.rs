@@ -95,3 +95,159 @@ impl Drop for Moto {
         self.kill();
     }
 }
+
+/// A TCP proxy in front of a server (moto), to fail it on cue without losing what it
+/// holds (moto keeps its data in memory): `stall` holds every byte in both
+/// directions until released (a slow server), `cut` drops every connection and
+/// refuses new ones (a dead server), `cut_after` does so once that many request
+/// bytes went through (a server dying in the middle of an upload).
+pub struct Proxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+struct ProxyState {
+    target: u16,
+    stalled: std::sync::atomic::AtomicBool,
+    down: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+    cut_after: std::sync::atomic::AtomicU64,
+    upstream: std::sync::atomic::AtomicU64,
+    conns: std::sync::Mutex<Vec<TcpStream>>,
+}
+
+impl ProxyState {
+    fn cut(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.down.store(true, SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Copies `from` to `to` until either side closes or the proxy is cut.
+    fn pump(&self, mut from: TcpStream, mut to: TcpStream, request: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            while self.stalled.load(SeqCst) && !self.down.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if self.down.load(SeqCst) {
+                break;
+            }
+            if request {
+                let total = self.upstream.fetch_add(n as u64, SeqCst) + n as u64;
+                if total > self.cut_after.load(SeqCst) {
+                    self.cut();
+                    break;
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = from.shutdown(std::net::Shutdown::Both);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port forwarding to `127.0.0.1:target`.
+    pub fn start(target: u16) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let state = std::sync::Arc::new(ProxyState {
+            target,
+            stalled: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            cut_after: AtomicU64::new(u64::MAX),
+            upstream: AtomicU64::new(0),
+            conns: std::sync::Mutex::new(Vec::new()),
+        });
+        let s = state.clone();
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::SeqCst;
+            for c in listener.incoming() {
+                if s.closed.load(SeqCst) {
+                    break;
+                }
+                let Ok(client) = c else { continue };
+                if s.down.load(SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", s.target)) else {
+                    continue;
+                };
+                let clones = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                );
+                let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = clones else {
+                    continue;
+                };
+                s.conns.lock().unwrap().extend([c3, s3]);
+                let (a, b) = (s.clone(), s.clone());
+                std::thread::spawn(move || a.pump(client, server, true));
+                std::thread::spawn(move || b.pump(s2, c2, false));
+            }
+        });
+        Proxy { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds (true) or releases (false) all traffic.
+    pub fn stall(&self, on: bool) {
+        self.state
+            .stalled
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The server "dies": every connection is dropped, new ones are refused.
+    pub fn cut(&self) {
+        self.state.cut();
+    }
+
+    /// Cuts once `bytes` more request bytes have gone through.
+    pub fn cut_after(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let sent = self.state.upstream.load(SeqCst);
+        self.state.cut_after.store(sent + bytes, SeqCst);
+    }
+
+    /// The server is back (with whatever it held).
+    pub fn restore(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.cut_after.store(u64::MAX, SeqCst);
+        self.state.down.store(false, SeqCst);
+    }
+
+    /// Request bytes forwarded so far.
+    pub fn request_bytes(&self) -> u64 {
+        self.state
+            .upstream
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.closed.store(true, SeqCst);
+        self.state.cut();
+        // Wake the accept loop so that it sees `closed`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

@@ -27,6 +27,23 @@ pub trait ObjectStore: Send + Sync {
     /// The whole object and its version, `None` if absent.
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>>;
 
+    /// The object again, unless it is still at version `known`: a poll of the
+    /// manifest. S3 asks with `If-None-Match` and the server answers `304` with no
+    /// body; the default reads it whole and compares.
+    fn get_if_changed(&self, key: &str, known: &Version) -> Result<Reread> {
+        Ok(match self.get(key)? {
+            None => Reread::Absent,
+            Some((_, v)) if v == *known => Reread::Unchanged,
+            Some((data, v)) => Reread::Changed(data, v),
+        })
+    }
+
+    /// Requests made from now on give up at `deadline` (None: only their own
+    /// timeouts bound them). A synchronous push at COMMIT sets it, so that a slow
+    /// remote cannot hold a committing backend past `vc.publish_timeout`. A store
+    /// whose waits are bounded otherwise (a directory's lock wait) ignores it.
+    fn set_deadline(&self, _deadline: Option<std::time::Instant>) {}
+
     /// Bytes `offset .. offset + len` of an object; shorter if the object ends
     /// first (callers check the length). A missing object is `NotFound`.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
@@ -91,6 +108,12 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
         (**self).get(key)
     }
+    fn get_if_changed(&self, key: &str, known: &Version) -> Result<Reread> {
+        (**self).get_if_changed(key, known)
+    }
+    fn set_deadline(&self, deadline: Option<std::time::Instant>) {
+        (**self).set_deadline(deadline)
+    }
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         (**self).get_range(key, offset, len)
     }
@@ -118,6 +141,15 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {
     fn sweep_temporaries(&self, before_ms: u64) -> Result<u64> {
         (**self).sweep_temporaries(before_ms)
     }
+}
+
+/// What `get_if_changed` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reread {
+    /// Still at the known version.
+    Unchanged,
+    Absent,
+    Changed(Vec<u8>, Version),
 }
 
 /// An object as `list_aged` reports it.

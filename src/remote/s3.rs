@@ -18,15 +18,17 @@
 //! background worker use it the same way. Nothing here calls PostgreSQL.
 
 use super::error::{RemoteError, Result};
-use super::object::{valid_key, ObjectInfo, ObjectStore, ObjectWriter, Version};
+use super::object::{valid_key, ObjectInfo, ObjectStore, ObjectWriter, Reread, Version};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _,
     PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Streamed objects larger than this are uploaded in parts.
 pub const MULTIPART_ABOVE: u64 = 16 << 20;
@@ -120,8 +122,25 @@ pub struct S3Store {
     /// Key prefix inside the bucket, without slashes at either end (may be empty).
     prefix: String,
     store: AmazonS3,
-    rt: std::sync::Arc<tokio::runtime::Runtime>,
+    rt: Arc<tokio::runtime::Runtime>,
+    /// When requests give up, whatever their own timeouts (`set_deadline`); shared
+    /// with the writers the store hands out.
+    deadline: Arc<Mutex<Option<Instant>>>,
 }
+
+/// A request cut off by the deadline `set_deadline` gave.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "no answer before the deadline of this operation (the server is slow or unreachable)",
+        )
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
 
 impl S3Store {
     /// A store for `s3://bucket/prefix` (`url`, as shown to users: no credentials).
@@ -183,7 +202,35 @@ impl S3Store {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             store,
-            rt: std::sync::Arc::new(rt),
+            rt: Arc::new(rt),
+            deadline: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Runs `fut` to completion, or until the deadline: then `late()`.
+    fn within<T, E>(
+        &self,
+        fut: impl Future<Output = std::result::Result<T, E>>,
+        late: impl FnOnce() -> E,
+    ) -> std::result::Result<T, E> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        match deadline {
+            None => self.rt.block_on(fut),
+            Some(d) => self
+                .rt
+                .block_on(async { tokio::time::timeout_at(d.into(), fut).await })
+                .unwrap_or_else(|_| Err(late())),
+        }
+    }
+
+    /// Runs one request of the crate, within the deadline.
+    fn block_on<T>(
+        &self,
+        fut: impl Future<Output = std::result::Result<T, object_store::Error>>,
+    ) -> std::result::Result<T, object_store::Error> {
+        self.within(fut, || object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(DeadlinePassed),
         })
     }
 
@@ -269,7 +316,6 @@ impl S3Store {
         let full = self.full(dir);
         let base = (!full.is_empty()).then(|| Path::from(full));
         let metas: Vec<object_store::ObjectMeta> = self
-            .rt
             .block_on(self.store.list(base.as_ref()).try_collect())
             .map_err(|e| self.fail("list", prefix, e))?;
         let mut out: Vec<(String, object_store::ObjectMeta)> = metas
@@ -316,7 +362,7 @@ impl ObjectStore for S3Store {
 
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
         let path = self.path(key)?;
-        let r = self.rt.block_on(async {
+        let r = self.block_on(async {
             let got = self.store.get_opts(&path, GetOptions::default()).await?;
             let etag = got.meta.e_tag.clone();
             let bytes = got.bytes().await?;
@@ -329,12 +375,38 @@ impl ObjectStore for S3Store {
         }
     }
 
+    fn get_if_changed(&self, key: &str, known: &Version) -> Result<Reread> {
+        let path = self.path(key)?;
+        let r = self.block_on(async {
+            let opts = GetOptions {
+                if_none_match: Some(known.0.clone()),
+                ..Default::default()
+            };
+            let got = self.store.get_opts(&path, opts).await?;
+            let etag = got.meta.e_tag.clone();
+            let bytes = got.bytes().await?;
+            Ok::<_, object_store::Error>((bytes.to_vec(), etag))
+        });
+        match r {
+            Ok((data, etag)) => Ok(Reread::Changed(data, Version(etag.unwrap_or_default()))),
+            Err(object_store::Error::NotModified { .. }) => Ok(Reread::Unchanged),
+            Err(e @ object_store::Error::NotFound { .. }) if !missing_bucket(&e) => {
+                Ok(Reread::Absent)
+            }
+            Err(e) => Err(self.fail("read", key, e)),
+        }
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path(key)?;
         if len == 0 {
             return Ok(Vec::new());
         }
-        let r = self.rt.block_on(async {
+        let r = self.block_on(async {
             let opts = GetOptions {
                 range: Some(GetRange::Bounded(offset..offset + len)),
                 ..Default::default()
@@ -349,7 +421,7 @@ impl ObjectStore for S3Store {
             }
             Err(e) => {
                 // A range that starts past the end: nothing (as a file read gives).
-                match self.rt.block_on(self.store.head(&path)) {
+                match self.block_on(self.store.head(&path)) {
                     Ok(meta) if offset >= meta.size => Ok(Vec::new()),
                     _ => Err(self.fail("read a range of", key, e)),
                 }
@@ -359,8 +431,7 @@ impl ObjectStore for S3Store {
 
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let path = self.path(key)?;
-        self.rt
-            .block_on(self.store.put(&path, PutPayload::from(data.to_vec())))
+        self.block_on(self.store.put(&path, PutPayload::from(data.to_vec())))
             .map_err(|e| self.fail("write", key, e))?;
         Ok(())
     }
@@ -388,7 +459,7 @@ impl ObjectStore for S3Store {
             mode,
             ..Default::default()
         };
-        match self.rt.block_on(
+        match self.block_on(
             self.store
                 .put_opts(&path, PutPayload::from(data.to_vec()), opts),
         ) {
@@ -410,7 +481,7 @@ impl ObjectStore for S3Store {
 
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
-        match self.rt.block_on(self.store.delete(&path)) {
+        match self.block_on(self.store.delete(&path)) {
             Ok(()) => Ok(()),
             Err(e @ object_store::Error::NotFound { .. }) if !missing_bucket(&e) => Ok(()),
             Err(e) => Err(self.fail("delete", key, e)),
@@ -471,36 +542,45 @@ impl ObjectWriter for S3Writer {
             return s.put(key, &data);
         }
         let file = &mut self.file;
-        let r: std::result::Result<(), RemoteError> = s.rt.block_on(async {
-            let mut up = s
-                .store
-                .put_multipart(&path)
-                .await
-                .map_err(|e| s.fail("start a multipart upload of", key, e))?;
-            let mut buf = vec![0u8; PART_SIZE];
-            loop {
-                let mut n = 0;
-                while n < PART_SIZE {
-                    let got = file.read(&mut buf[n..]).map_err(io)?;
-                    if got == 0 {
+        let late = || RemoteError::Store {
+            url: s.url.clone(),
+            op: "upload",
+            key: key.to_string(),
+            detail: format!("bucket {}: {DeadlinePassed}", s.bucket),
+        };
+        let r: std::result::Result<(), RemoteError> = s.within(
+            async {
+                let mut up = s
+                    .store
+                    .put_multipart(&path)
+                    .await
+                    .map_err(|e| s.fail("start a multipart upload of", key, e))?;
+                let mut buf = vec![0u8; PART_SIZE];
+                loop {
+                    let mut n = 0;
+                    while n < PART_SIZE {
+                        let got = file.read(&mut buf[n..]).map_err(io)?;
+                        if got == 0 {
+                            break;
+                        }
+                        n += got;
+                    }
+                    if n == 0 {
                         break;
                     }
-                    n += got;
+                    if let Err(e) = up.put_part(PutPayload::from(buf[..n].to_vec())).await {
+                        let _ = up.abort().await;
+                        return Err(s.fail("upload a part of", key, e));
+                    }
                 }
-                if n == 0 {
-                    break;
-                }
-                if let Err(e) = up.put_part(PutPayload::from(buf[..n].to_vec())).await {
+                if let Err(e) = up.complete().await {
                     let _ = up.abort().await;
-                    return Err(s.fail("upload a part of", key, e));
+                    return Err(s.fail("complete the upload of", key, e));
                 }
-            }
-            if let Err(e) = up.complete().await {
-                let _ = up.abort().await;
-                return Err(s.fail("complete the upload of", key, e));
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+            late,
+        );
         r
     }
 }

@@ -64,7 +64,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"vc.publish_timeout",
-        c"How long a synchronous push at COMMIT waits for the remote's lock; past it the worker delivers and the client is warned.",
+        c"How long each step of a synchronous push at COMMIT waits for the remote (its lock, or its answers); past it the worker delivers and the client is warned.",
         c"",
         &PUBLISH_TIMEOUT_MS,
         10,

@@ -116,10 +116,12 @@ fn publish_pending() {
         if !done.insert(p.branch.clone()) {
             continue; // an earlier push of the same branch, superseded
         }
-        match p
-            .remote
-            .publish_expecting(&p.branch, p.head, Some(p.epoch), &p.acceptable, &p.prep)
-        {
+        let published = {
+            let _deadline = p.remote.deadline(publish_timeout());
+            p.remote
+                .publish_expecting(&p.branch, p.head, Some(p.epoch), &p.acceptable, &p.prep)
+        };
+        match published {
             Ok(true) => {
                 record_remote_head(&p.branch, Some(p.head));
                 record_success(None);
@@ -167,6 +169,13 @@ fn publish_pending() {
     }
 }
 
+/// `vc.publish_timeout`: how long each step of a synchronous push at COMMIT (the
+/// upload while the commit is made, the ref update once it is committed) may wait
+/// for the remote: its lock on `file://`, its answers on `s3://`.
+fn publish_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(super::PUBLISH_TIMEOUT_MS.get().max(10) as u64)
+}
+
 /// Opens the remote a replication role names (no file-access check: the superuser
 /// who configured replication granted it).
 fn open_named(name: &str) -> VcResult<SharedRemote> {
@@ -188,8 +197,7 @@ fn open_named(name: &str) -> VcResult<SharedRemote> {
     }
     // A COMMIT publishes holding its transaction's locks: it waits for the remote's
     // lock only so long, then leaves the push to the worker.
-    let wait = std::time::Duration::from_millis(super::PUBLISH_TIMEOUT_MS.get().max(10) as u64);
-    let r = Rc::new(open_with(&url, wait)?);
+    let r = Rc::new(open_with(&url, publish_timeout())?);
     REMOTES.with(|m| m.borrow_mut().insert(url, r.clone()));
     Ok(r)
 }
@@ -286,6 +294,9 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
         Ok(r) => r,
         Err(e) => return Err(Prep::Failed(e.message)),
     };
+    // A slow remote must not hold the commit: past the deadline the worker delivers.
+    let held = remote.clone();
+    let _deadline = held.deadline(publish_timeout());
     let manifest = remote.read_manifest().map_err(failed)?;
     let epoch = match primary_step(cfg.epoch, manifest.epoch) {
         PrimaryStep::Push(e) => e,

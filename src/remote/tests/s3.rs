@@ -235,6 +235,18 @@ fn a_server_that_never_answers_times_out() {
 struct Counting<O> {
     inner: O,
     requests: std::sync::atomic::AtomicU64,
+    /// Conditional reads the server answered "unchanged" (`304`).
+    unchanged: std::sync::atomic::AtomicU64,
+}
+
+impl<O: ObjectStore> Counting<O> {
+    fn new(inner: O) -> Counting<O> {
+        Counting {
+            inner,
+            requests: Default::default(),
+            unchanged: Default::default(),
+        }
+    }
 }
 
 impl<O: ObjectStore> Counting<O> {
@@ -253,6 +265,18 @@ impl<O: ObjectStore> ObjectStore for Counting<O> {
     fn get(&self, key: &str) -> crate::remote::Result<Option<(Vec<u8>, crate::remote::Version)>> {
         self.tick();
         self.inner.get(key)
+    }
+    fn get_if_changed(
+        &self,
+        key: &str,
+        known: &crate::remote::Version,
+    ) -> crate::remote::Result<crate::remote::Reread> {
+        self.tick();
+        let r = self.inner.get_if_changed(key, known)?;
+        if r == crate::remote::Reread::Unchanged {
+            self.unchanged.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(r)
     }
     fn get_range(&self, key: &str, offset: u64, len: u64) -> crate::remote::Result<Vec<u8>> {
         self.tick();
@@ -308,18 +332,12 @@ fn requests_per_push_and_fetch_do_not_grow_with_the_chunks() {
         let head = super::commit(&mut local, &super::rows(n), vec![], "rows");
         let chunks = super::closure(&local, head).len();
         let prefix = format!("count/{i}");
-        let r = Remote::new(Counting {
-            inner: store(&m, "pgvc-count", &prefix),
-            requests: Default::default(),
-        });
+        let r = Remote::new(Counting::new(store(&m, "pgvc-count", &prefix)));
         r.push(&local, "main", head, false, None, &mut |_| {})
             .unwrap();
         let pushed = r.store().count();
         let mut other = MemStore::default();
-        let r2 = Remote::new(Counting {
-            inner: store(&m, "pgvc-count", &prefix),
-            requests: Default::default(),
-        });
+        let r2 = Remote::new(Counting::new(store(&m, "pgvc-count", &prefix)));
         r2.fetch(&mut other, "main", &mut |_| {}).unwrap();
         let fetched = r2.store().count();
         assert_eq!(super::closure(&other, head).len(), chunks);
@@ -340,4 +358,110 @@ fn requests_per_push_and_fetch_do_not_grow_with_the_chunks() {
         big.2 <= small.2 + 8,
         "fetch requests grew with the chunks: {counts:?}"
     );
+}
+
+/// The server answers a conditional read of an unchanged object with `304` (no
+/// body), and a changed or removed one as such.
+#[test]
+fn a_conditional_read_is_answered_unchanged_changed_or_absent() {
+    use crate::remote::Reread;
+    let m = Moto::start();
+    m.create_bucket("pgvc-cond");
+    let s = store(&m, "pgvc-cond", "p");
+    assert!(s.put_if("manifest", b"one", None).unwrap());
+    let (_, v1) = s.get("manifest").unwrap().unwrap();
+    assert_eq!(
+        s.get_if_changed("manifest", &v1).unwrap(),
+        Reread::Unchanged
+    );
+    assert!(s.put_if("manifest", b"two", Some(&v1)).unwrap());
+    let Reread::Changed(data, v2) = s.get_if_changed("manifest", &v1).unwrap() else {
+        panic!("a changed object reads as changed");
+    };
+    assert_eq!((data.as_slice(), v2 != v1), (&b"two"[..], true));
+    assert_eq!(
+        s.get_if_changed("manifest", &v2).unwrap(),
+        Reread::Unchanged
+    );
+    s.delete("manifest").unwrap();
+    assert_eq!(s.get_if_changed("manifest", &v2).unwrap(), Reread::Absent);
+}
+
+/// A standby's idle poll is one request, answered `304`: once the manifest has been
+/// read, reading it again while nobody pushes moves no manifest bytes; a push is
+/// seen at the next poll.
+#[test]
+fn an_idle_poll_is_one_conditional_get() {
+    use crate::remote::Remote;
+    use crate::store::MemStore;
+    let m = Moto::start();
+    m.create_bucket("pgvc-poll");
+    let mut local = MemStore::default();
+    let c1 = super::commit(&mut local, &super::rows(300), vec![], "one");
+    let c2 = super::commit(&mut local, &super::rows(400), vec![c1], "two");
+    let primary = Remote::new(store(&m, "pgvc-poll", "r"));
+    primary
+        .push(&local, "main", c1, false, None, &mut |_| {})
+        .unwrap();
+    let standby = Remote::new(Counting::new(store(&m, "pgvc-poll", "r")));
+    assert_eq!(standby.list_refs().unwrap().get("main"), Some(&c1));
+    let before = standby.store().count();
+    for _ in 0..20 {
+        assert_eq!(standby.list_refs().unwrap().get("main"), Some(&c1));
+    }
+    let c = standby.store();
+    assert_eq!(c.count() - before, 20, "one request per poll");
+    assert_eq!(c.unchanged.load(Ordering::Relaxed), 20, "each answered 304");
+    primary
+        .push(&local, "main", c2, false, None, &mut |_| {})
+        .unwrap();
+    assert_eq!(standby.list_refs().unwrap().get("main"), Some(&c2));
+    assert_eq!(c.unchanged.load(Ordering::Relaxed), 20);
+}
+
+/// A deadline bounds every request, whatever its own timeout: a server that never
+/// answers holds the caller until the deadline, not for the request timeout and its
+/// retries; once the deadline is lifted, requests have their own timeout again.
+#[test]
+fn a_deadline_cuts_off_a_silent_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            match c {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+        }
+    });
+    let opts = S3Options {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        timeout: std::time::Duration::from_secs(20),
+        ..test_options()
+    };
+    let s = S3Store::new("s3://slow/x", "slow", "x", &opts).unwrap();
+    let remote = crate::remote::Remote::new(s);
+    let started = std::time::Instant::now();
+    let e = {
+        let _d = remote.deadline(std::time::Duration::from_millis(400));
+        remote.read_manifest().expect_err("no answer is an error")
+    };
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(400), "{took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "gave up in {took:?}"
+    );
+    assert!(e.to_string().contains("deadline"), "{e}");
+    assert!(e.to_string().contains("bucket slow"), "{e}");
+    // Streamed uploads too.
+    let mut w = remote.store().put_stream().unwrap();
+    w.write_all(b"pack").unwrap();
+    let started = std::time::Instant::now();
+    {
+        let _d = remote.deadline(std::time::Duration::from_millis(300));
+        assert!(w.finish("packs/p.pack").is_err());
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
