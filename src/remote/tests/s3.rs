@@ -465,3 +465,65 @@ fn a_deadline_cuts_off_a_silent_server() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Two primaries push to one `s3://` branch at the same moment, round after round:
+/// exactly one wins every time (the manifest's conditional write), the other is
+/// refused as not a fast-forward, and the remote holds the winner's whole history.
+#[test]
+fn two_pushers_racing_on_one_branch_have_one_winner_every_time() {
+    use crate::remote::{Remote, RemoteError};
+    use crate::store::MemStore;
+    use std::sync::{Arc, Barrier};
+    let m = Moto::start();
+    m.create_bucket("pgvc-race");
+    // One local store holds both sides' commits (each side pushes only its own).
+    let mut local = MemStore::default();
+    let mut base = super::commit(&mut local, &super::rows(200), vec![], "base");
+    Remote::new(store(&m, "pgvc-race", "r"))
+        .push(&local, "main", base, false, None, &mut |_| {})
+        .unwrap();
+    for round in 0..20i64 {
+        // Each side commits on top of the remote's head, with different rows.
+        let sides: Vec<crate::store::Hash> = (0..2i64)
+            .map(|side| {
+                let rows = super::rows(200 + round * 3 + side + 1);
+                super::commit(&mut local, &rows, vec![base], "racer")
+            })
+            .collect();
+        let barrier = Arc::new(Barrier::new(2));
+        let local = &local;
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sides
+                .iter()
+                .map(|c| {
+                    let barrier = barrier.clone();
+                    let remote = Remote::new(store(&m, "pgvc-race", "r"));
+                    scope.spawn(move || {
+                        // Both read the manifest before either writes.
+                        let _ = remote.read_manifest();
+                        barrier.wait();
+                        remote.push(local, "main", *c, false, None, &mut |_| {})
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let w = winners[0];
+        assert!(
+            matches!(results[1 - w], Err(RemoteError::NonFastForward { .. })),
+            "round {round}: the loser is refused as behind: {:?}",
+            results[1 - w]
+        );
+        let remote = Remote::new(store(&m, "pgvc-race", "r"));
+        assert_eq!(remote.list_refs().unwrap().get("main"), Some(&sides[w]));
+        let mut fetched = MemStore::default();
+        remote.fetch(&mut fetched, "main", &mut |_| {}).unwrap();
+        assert_eq!(
+            super::closure(&fetched, sides[w]),
+            super::closure(local, sides[w])
+        );
+        base = sides[w];
+    }
+}
