@@ -1,5 +1,6 @@
 //! One throwaway PostgreSQL 15 server, run as the `postgres` OS user.
 
+use crate::dirs::TestRemote;
 use crate::query::error_detail;
 use postgres::{Client, Config, NoTls};
 use std::fs;
@@ -39,6 +40,14 @@ impl Cluster {
     /// they win), e.g. `TimeZone = 'Asia/Tokyo'`.
     pub fn start_with(conf: &[&str]) -> Cluster {
         Self::launch(true, conf)
+    }
+
+    /// Like [`Cluster::start_with`], after the lines every server using `remote`
+    /// needs (its credentials, for a bucket).
+    pub fn start_for(remote: &dyn TestRemote, conf: &[&str]) -> Cluster {
+        let mut all = remote.conf();
+        all.extend(conf.iter().map(|s| s.to_string()));
+        Self::launch(true, &all.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// A cluster that does not preload pgvc: tests of the harness itself, which must
