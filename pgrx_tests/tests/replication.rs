@@ -21,12 +21,7 @@ const STANDBY: &[&str] = &[
 
 /// A primary with table `acct` (1000 rows, balance 100 each) committed and pushed.
 fn primary(remote: &dyn TestRemote) -> (Cluster, Client) {
-    let conf: Vec<String> = PRIMARY
-        .iter()
-        .map(|l| l.to_string())
-        .chain(remote.conf())
-        .collect();
-    let p = Cluster::start_with(&conf.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = Cluster::start_for(remote, PRIMARY);
     let mut d = p.connect();
     d.batch_execute(&format!(
         "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
@@ -42,12 +37,7 @@ fn primary(remote: &dyn TestRemote) -> (Cluster, Client) {
 }
 
 fn standby(remote: &dyn TestRemote) -> (Cluster, Client) {
-    let conf: Vec<String> = STANDBY
-        .iter()
-        .map(|l| l.to_string())
-        .chain(remote.conf())
-        .collect();
-    let s = Cluster::start_with(&conf.iter().map(String::as_str).collect::<Vec<_>>());
+    let s = Cluster::start_for(remote, STANDBY);
     let mut d = s.connect();
     d.batch_execute("CREATE EXTENSION pgvc").unwrap();
     d.batch_execute(&format!("SELECT vc.clone('{}')", remote.url()))
@@ -102,15 +92,6 @@ fn set_conf(d: &mut Client, name: &str, value: Option<&str>) {
     thread::sleep(Duration::from_millis(300));
 }
 
-fn chmod_remote(remote: &RemoteDir, writable: bool) {
-    let mode = if writable { "u+w" } else { "a-w" };
-    let ok = Command::new("chmod")
-        .args(["-R", mode, remote.0.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 /// The head of `main` on the remote, read by a fetch (reads only).
 fn remote_head(d: &mut Client) -> String {
     query_scalar(d, "SELECT commit_hash FROM vc.fetch('origin', 'main')")
@@ -118,10 +99,19 @@ fn remote_head(d: &mut Client) -> String {
 
 #[test]
 fn commits_replicate_and_the_standby_is_read_only() {
-    let remote = RemoteDir::new("repl-basic");
-    let (p, mut dp) = primary(&remote);
+    replicate_read_only(&RemoteDir::new("repl-basic"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn commits_replicate_through_a_bucket_and_the_standby_is_read_only() {
+    replicate_read_only(&S3Remote::new("repl-basic"));
+}
+
+fn replicate_read_only(remote: &dyn TestRemote) {
+    let (p, mut dp) = primary(remote);
     // The standby's config names the remote before anything is cloned: it waits.
-    let s = Cluster::start_with(STANDBY);
+    let s = Cluster::start_for(remote, STANDBY);
     let mut ds = s.connect();
     ds.batch_execute("CREATE EXTENSION pgvc").unwrap();
     let waiting = wait_for(
@@ -233,9 +223,18 @@ fn commits_replicate_and_the_standby_is_read_only() {
 
 #[test]
 fn a_reader_on_the_standby_never_sees_half_a_commit() {
-    let remote = RemoteDir::new("repl-atomic");
-    let (_p, mut dp) = primary(&remote);
-    let (_s, mut ds) = standby(&remote);
+    reader_sees_whole_commits(&RemoteDir::new("repl-atomic"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn a_reader_on_a_standby_through_a_bucket_never_sees_half_a_commit() {
+    reader_sees_whole_commits(&S3Remote::new("repl-atomic"));
+}
+
+fn reader_sees_whole_commits(remote: &dyn TestRemote) {
+    let (_p, mut dp) = primary(remote);
+    let (_s, mut ds) = standby(remote);
     caught_up(&mut ds, &head(&mut dp));
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -404,7 +403,7 @@ fn a_failed_push_is_retried_until_delivered() {
     let remote = RemoteDir::new("repl-retry");
     let (p, mut dp) = primary(&remote);
     let before = remote_head(&mut dp);
-    chmod_remote(&remote, false);
+    remote.set_writable(false);
     for i in 0..5 {
         dp.batch_execute(&format!(
             "INSERT INTO events (what) VALUES ('r{i}'); SELECT vc.commit('while unwritable {i}');"
@@ -423,7 +422,7 @@ fn a_failed_push_is_retried_until_delivered() {
         "6"
     );
     // The worker keeps retrying (with backoff), then delivers everything.
-    chmod_remote(&remote, true);
+    remote.set_writable(true);
     let got = wait_for(
         &mut dp,
         "SELECT coalesce(remote_head, '') FROM vc.replication_status()",
@@ -533,10 +532,19 @@ fn a_stuck_remote_lock_does_not_hang_commit() {
 /// and raised it again, fencing the new primary without the refusal the docs promise.
 #[test]
 fn a_second_promotion_is_refused_until_the_standby_synced() {
-    let remote = RemoteDir::new("repl-two-promotions");
-    let (p, mut dp) = primary(&remote);
-    let (s1, mut d1) = standby(&remote);
-    let (s2, mut d2) = standby(&remote);
+    second_promotion(&RemoteDir::new("repl-two-promotions"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn a_second_promotion_through_a_bucket_is_refused_until_the_standby_synced() {
+    second_promotion(&S3Remote::new("repl-two-promotions"));
+}
+
+fn second_promotion(remote: &dyn TestRemote) {
+    let (p, mut dp) = primary(remote);
+    let (s1, mut d1) = standby(remote);
+    let (s2, mut d2) = standby(remote);
     let h = head(&mut dp);
     caught_up(&mut d1, &h);
     caught_up(&mut d2, &h);
@@ -646,16 +654,26 @@ fn the_standby_survives_a_missing_remote_and_bad_settings() {
 
 #[test]
 fn a_standby_made_from_a_backup_follows_schema_changes() {
-    let remote = RemoteDir::new("repl-backup");
-    let backup = RemoteDir::new("repl-backup-bk");
-    let (_p, mut dp) = primary(&remote);
+    standby_from_a_backup(&RemoteDir::new("repl-backup"));
+}
+
+/// The same with the remote and the backup in buckets of a real S3-compatible server.
+#[test]
+fn a_standby_made_from_a_backup_in_a_bucket_follows_schema_changes() {
+    standby_from_a_backup(&S3Remote::new("repl-backup"));
+}
+
+/// The backup is a sibling of `remote`: of the same kind.
+fn standby_from_a_backup(remote: &dyn TestRemote) {
+    let backup = remote.sibling("repl-backup-bk");
+    let (_p, mut dp) = primary(remote);
     dp.batch_execute(&format!(
         "SELECT vc.backup_add('bk', '{}'); SELECT * FROM vc.backup_sync('bk');",
         backup.url()
     ))
     .unwrap();
     // A new server restores the backup, then is configured as a standby.
-    let s = Cluster::start();
+    let s = Cluster::start_for(remote, &[]);
     let mut ds = s.connect();
     ds.batch_execute(&format!(
         "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{}'); SELECT vc.remote_add('origin', '{}');",
