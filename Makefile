@@ -46,7 +46,9 @@ tour: install
 # memory), docs/BENCHMARKS_REMOTES.md (push, clone), docs/BENCHMARKS_BACKUPS.md,
 # docs/BENCHMARKS_REPLICATION.md (lag, apply vs logical replication, push overhead),
 # docs/BENCHMARKS_STORAGE.md (soak with remote compaction, local gc),
-# docs/BENCHMARKS_SCHEMA.md (commit and standby apply after ADD COLUMN, ALTER TYPE).
+# docs/BENCHMARKS_SCHEMA.md (commit and standby apply after ADD COLUMN, ALTER TYPE),
+# docs/BENCHMARKS_S3.md (push and clone s3:// vs file://, requests and bytes per push,
+# idle polls) and docs/BENCHMARKS_REPLICATION_S3.md (replication through a bucket).
 bench: install
 	benches/run.sh
 	benches/remotes.sh
@@ -54,3 +56,5 @@ bench: install
 	benches/replication.sh
 	benches/storage.sh
 	benches/schema.sh
+	benches/s3.sh
+	REMOTE_KIND=s3 benches/replication.sh

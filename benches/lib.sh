@@ -517,6 +517,51 @@ new_pack_bytes() {
 }
 
 # ---------------------------------------------------------------------------------------
+# S3: a local S3-compatible server (moto, installed by scripts/setup.sh)
+# ---------------------------------------------------------------------------------------
+# The servers' credentials (moto takes any): superuser-only settings, as an operator
+# would set them.
+S3_CONF=("vc.s3_access_key_id = 'bench'" "vc.s3_secret_access_key = 'bench-secret'")
+# moto_start BUCKET...: moto on a free loopback port, one line per request in
+# $WORK/moto.log; sets MOTO_PORT, MOTO_ENDPOINT; creates the BUCKETs.
+moto_start() {
+    local bin=${PGVC_MOTO_SERVER:-/opt/pgvc-moto/bin/moto_server} b i
+    [[ -x $bin ]] || { echo "$NAME: $bin missing; run scripts/setup.sh" >&2; exit 1; }
+    MOTO_PORT=$(free_port 47000)
+    "$bin" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    BG_PIDS+=($!)
+    for ((i = 0; i < 300; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+    for b in "$@"; do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$MOTO_PORT"
+        printf 'PUT /%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$b" "$MOTO_PORT" >&$fd
+        head -1 <&$fd | grep -q ' 200 ' || { echo "$NAME: could not create bucket $b on moto" >&2; exit 1; }
+        exec {fd}<&-
+    done
+}
+# s3_url BUCKET PREFIX [ENDPOINT]: the s3:// URL of PREFIX in BUCKET on moto (or ENDPOINT).
+s3_url() { echo "s3://$1/$2?endpoint=${3:-$MOTO_ENDPOINT}&region=us-east-1&force_path_style=true"; }
+# moto_requests [STATUS]: requests moto has answered so far (with that HTTP status).
+moto_requests() { grep -c "HTTP/1.1.\{0,8\}\" ${1:-[0-9]}" "$WORK/moto.log" || true; }
+# counting_proxy: starts benches/tcpcount.py in front of moto; sets PROXY_ENDPOINT and
+# PROXY_STATS (a file holding "request_bytes response_bytes connections").
+counting_proxy() {
+    local port i
+    port=$(free_port 48000)
+    PROXY_STATS=$WORK/proxy.stats
+    python3 "$ROOT/benches/tcpcount.py" "$port" "$MOTO_PORT" "$PROXY_STATS" &
+    BG_PIDS+=($!)
+    for ((i = 0; i < 100; i++)); do [[ -s $PROXY_STATS ]] && break; sleep 0.1; done
+    PROXY_ENDPOINT=http://127.0.0.1:$port
+}
+# proxy_bytes: "request_bytes response_bytes" through the counting proxy so far (after
+# letting its last write land).
+proxy_bytes() { sleep 0.1; awk '{print $1, $2}' "$PROXY_STATS"; }
+
+# ---------------------------------------------------------------------------------------
 # Results: one summary row per figure, plus a Markdown section per benchmark.
 # ---------------------------------------------------------------------------------------
 # section N: the current benchmark's section: its Markdown ($SECTION, for md) and its
@@ -559,7 +604,7 @@ rev_at_start() {
     if ((DIRTY)); then echo "$REV (the work tree had uncommitted changes in src/ at the start)"; else echo "$REV"; fi
 }
 # report_command: the Command line: how the script was run.
-report_command() { echo "- **Command**: \`benches/$NAME${ARGS:+ $ARGS}\`"; }
+report_command() { echo "- **Command**: \`${REMOTE_KIND:+REMOTE_KIND=$REMOTE_KIND }benches/$NAME${ARGS:+ $ARGS}\`"; }
 # report_run [MODE]: the Run line: MODE (default "full run") or, with --quick, a warning
 # that this is a smoke run; the start and the minutes the run took.
 report_run() {
