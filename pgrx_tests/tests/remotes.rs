@@ -145,9 +145,18 @@ fn clone_round_trip(remote: &dyn TestRemote) {
 
 #[test]
 fn push_clone_commit_pull() {
-    let remote = RemoteDir::new("pull");
-    let a = Cluster::start();
-    let b = Cluster::start();
+    push_clone_commit_pull_on(&RemoteDir::new("pull"));
+}
+
+/// The same through a bucket of a real S3-compatible server.
+#[test]
+fn push_clone_commit_pull_through_a_bucket() {
+    push_clone_commit_pull_on(&S3Remote::new("pull"));
+}
+
+fn push_clone_commit_pull_on(remote: &dyn TestRemote) {
+    let a = Cluster::start_for(remote, &[]);
+    let b = Cluster::start_for(remote, &[]);
     let mut da = db(&a);
     da.batch_execute(
         "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2));
@@ -207,9 +216,26 @@ fn push_clone_commit_pull() {
 
 #[test]
 fn push_race_has_one_winner_and_the_remote_stays_intact() {
-    let remote = RemoteDir::new("race");
-    let a = Cluster::start();
-    let b = Cluster::start();
+    push_race(&RemoteDir::new("race"));
+}
+
+/// The same through a bucket of a real S3-compatible server (there, the manifest's
+/// conditional write decides the race).
+#[test]
+fn push_race_through_a_bucket_has_one_winner_and_the_remote_stays_intact() {
+    push_race(&S3Remote::new("race"));
+}
+
+/// Rounds of the race, each from the remote's head of the round before.
+const RACE_ROUNDS: usize = 5;
+
+/// Two servers that both start at the remote's head commit different changes and
+/// push at the same moment, `RACE_ROUNDS` times: exactly one wins every round, the
+/// loser is refused and its pull changes nothing; then it resets to the remote's head
+/// (the winner's commit) for the next round.
+fn push_race(remote: &dyn TestRemote) {
+    let a = Cluster::start_for(remote, &[]);
+    let b = Cluster::start_for(remote, &[]);
     let mut da = db(&a);
     da.batch_execute(&format!(
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 20000) g;
@@ -219,62 +245,96 @@ fn push_race_has_one_winner_and_the_remote_stays_intact() {
     .unwrap();
     let mut dbb = db(&b);
     query_scalar(&mut dbb, &format!("SELECT vc.clone('{}')", remote.url()));
-    da.batch_execute("UPDATE t SET v = 'a' WHERE id % 3 = 0; SELECT vc.commit('from a')")
-        .unwrap();
-    dbb.batch_execute("UPDATE t SET v = 'b' WHERE id % 5 = 0; SELECT vc.commit('from b')")
-        .unwrap();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-    let racers: Vec<_> = [da, dbb]
-        .into_iter()
-        .map(|mut d| {
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                let r = d.batch_execute("SELECT vc.push()").map_err(|e| {
-                    e.as_db_error()
-                        .map(|e| (e.code().code().to_string(), e.message().to_string()))
-                });
-                (r, d)
+    let mut sides = vec![da, dbb];
+    let mut winner = 0;
+    for round in 0..RACE_ROUNDS {
+        sides[0]
+            .batch_execute(&format!(
+                "UPDATE t SET v = 'a{round}' WHERE id % 3 = 0; SELECT vc.commit('from a, round {round}')"
+            ))
+            .unwrap();
+        sides[1]
+            .batch_execute(&format!(
+                "UPDATE t SET v = 'b{round}' WHERE id % 5 = 0; SELECT vc.commit('from b, round {round}')"
+            ))
+            .unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = sides
+            .into_iter()
+            .map(|mut d| {
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    let r = d.batch_execute("SELECT vc.push()").map_err(|e| {
+                        e.as_db_error()
+                            .map(|e| (e.code().code().to_string(), e.message().to_string()))
+                    });
+                    (r, d)
+                })
             })
-        })
-        .collect();
-    let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
-    let wins = results.iter().filter(|(r, _)| r.is_ok()).count();
-    assert_eq!(
-        wins,
-        1,
-        "exactly one push wins: {:?}",
-        results.iter().map(|r| &r.0).collect::<Vec<_>>()
-    );
-    let (won, lost): (Vec<_>, Vec<_>) = results.into_iter().partition(|(r, _)| r.is_ok());
-    let (mut winner, (loss, mut loser)) = (
-        won.into_iter().next().unwrap().1,
-        lost.into_iter().next().unwrap(),
-    );
-    let (code, msg) = loss.unwrap_err().unwrap();
-    assert_eq!(code, "55000");
-    assert!(msg.contains("pull first"), "{msg}");
-    // The loser's history has diverged from the remote: pull says so and changes nothing.
-    let before = rows(&mut loser, "t");
-    let e = loser.batch_execute("SELECT vc.pull()").unwrap_err();
-    let e = e.as_db_error().unwrap();
-    assert_eq!(e.code().code(), "0A000");
-    assert!(e.message().contains("diverged"), "{}", e.message());
-    assert_eq!(rows(&mut loser, "t"), before);
-    // A fresh clone gets exactly the winner's state.
-    let c = Cluster::start();
+            .collect();
+        let (results, clients): (Vec<_>, Vec<_>) =
+            racers.into_iter().map(|r| r.join().unwrap()).unzip();
+        sides = clients;
+        let wins: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(
+            wins.len(),
+            1,
+            "round {round}: exactly one push wins: {results:?}"
+        );
+        winner = wins[0];
+        let loser = 1 - winner;
+        let (code, msg) = results[loser].clone().unwrap_err().unwrap();
+        assert_eq!(code, "55000", "round {round}: {msg}");
+        assert!(msg.contains("pull first"), "round {round}: {msg}");
+        // The loser's history has diverged from the remote: pull says so and changes
+        // nothing.
+        let d = &mut sides[loser];
+        let before = rows(d, "t");
+        let e = d.batch_execute("SELECT vc.pull()").unwrap_err();
+        let e = e.as_db_error().unwrap();
+        assert_eq!(e.code().code(), "0A000", "round {round}");
+        assert!(e.message().contains("diverged"), "{}", e.message());
+        assert_eq!(rows(d, "t"), before, "round {round}");
+        // Next round: the loser starts again from the remote's head.
+        d.batch_execute("SELECT * FROM vc.fetch(); SELECT vc.reset('origin/main')")
+            .unwrap();
+        let heads: Vec<String> = sides
+            .iter_mut()
+            .map(|d| query_scalar(d, "SELECT vc.hashof('HEAD')"))
+            .collect();
+        assert_eq!(heads[0], heads[1], "round {round}");
+    }
+    // A fresh clone gets exactly the last winner's state and history.
+    let c = Cluster::start_for(remote, &[]);
     let mut dc = db(&c);
+    let winner = &mut sides[winner];
     assert_eq!(
         query_scalar(&mut dc, &format!("SELECT vc.clone('{}')", remote.url())),
-        query_scalar(&mut winner, "SELECT vc.hashof('HEAD')")
+        query_scalar(winner, "SELECT vc.hashof('HEAD')")
     );
-    assert_eq!(rows(&mut dc, "t"), rows(&mut winner, "t"));
+    assert_eq!(rows(&mut dc, "t"), rows(winner, "t"));
+    assert_eq!(log(&mut dc), log(winner));
+    assert_eq!(
+        query_scalar(&mut dc, "SELECT count(*)::text FROM vc.log()"),
+        (RACE_ROUNDS + 1).to_string()
+    );
 }
 
 #[test]
 fn sigkill_during_a_push_leaves_the_previous_state() {
-    let remote = RemoteDir::new("kill");
-    let a = Cluster::start();
+    sigkill_during_a_push(&RemoteDir::new("kill"));
+}
+
+/// The same through a bucket of a real S3-compatible server: killed in the middle of
+/// the multipart upload of the pack.
+#[test]
+fn sigkill_during_a_push_to_a_bucket_leaves_the_previous_state() {
+    sigkill_during_a_push(&S3Remote::new("kill"));
+}
+
+fn sigkill_during_a_push(remote: &dyn TestRemote) {
+    let a = Cluster::start_for(remote, &[]);
     let mut da = db(&a);
     da.batch_execute(&format!(
         "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big VALUES (1, 'one');
@@ -303,7 +363,7 @@ fn sigkill_during_a_push_leaves_the_previous_state() {
         "the killed push must not report success"
     );
     // The remote still serves the previous state to a fresh clone.
-    let c = Cluster::start();
+    let c = Cluster::start_for(remote, &[]);
     let mut dc = db(&c);
     assert_eq!(
         query_scalar(&mut dc, &format!("SELECT vc.clone('{}')", remote.url())),
