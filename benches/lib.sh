@@ -552,9 +552,12 @@ counting_proxy() {
     local port i
     port=$(free_port 48000)
     PROXY_STATS=$WORK/proxy.stats
-    python3 "$ROOT/benches/tcpcount.py" "$port" "$MOTO_PORT" "$PROXY_STATS" &
+    local py=/opt/pgvc-moto/bin/python
+    [[ -x $py ]] || py=python3
+    "$py" "$ROOT/benches/tcpcount.py" "$port" "$MOTO_PORT" "$PROXY_STATS" 2>"$WORK/proxy.err" &
     BG_PIDS+=($!)
-    for ((i = 0; i < 100; i++)); do [[ -s $PROXY_STATS ]] && break; sleep 0.1; done
+    for ((i = 0; i < 300; i++)); do [[ -s $PROXY_STATS ]] && break; sleep 0.1; done
+    [[ -s $PROXY_STATS ]] || { echo "$NAME: the counting proxy did not start:" >&2; cat "$WORK/proxy.err" >&2; exit 1; }
     PROXY_ENDPOINT=http://127.0.0.1:$port
 }
 # proxy_bytes: "request_bytes response_bytes" through the counting proxy so far (after

@@ -77,3 +77,9 @@ SELECT pg_catalog.pg_extension_config_dump('vc.head', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.tracked', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.remotes', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.backups', '');
+
+-- Automatic maintenance notes when it last swept a remote for unlisted objects, so
+-- that every new session's first push need not list every pack again.
+ALTER TABLE vc.maintenance DROP CONSTRAINT maintenance_what_check,
+    ADD CONSTRAINT maintenance_what_check
+        CHECK (what IN ('gc', 'compact', 'prune', 'orphaned', 'sweep'));

@@ -628,3 +628,79 @@ fn the_worker_collects_when_refs_leave_garbage_and_not_for_new_history() {
     assert_ne!(last_gc(&mut d), first);
     verify(&mut d);
 }
+
+/// Automatic maintenance after a push sweeps the remote for unlisted debris (a pack
+/// left by an interrupted push) at most once per ten minutes per remote, whichever
+/// session pushes: sessions that push once each no longer list every pack each time.
+/// Debris older than the grace is removed by the first push, kept by the pushes of
+/// new sessions within the period, and removed again once it has passed.
+#[test]
+fn automatic_sweeps_run_once_per_period_whichever_session_pushes() {
+    let remote = RemoteDir::new("sweep-period");
+    let a = Cluster::start();
+    let mut d = a.connect();
+    d.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g;
+         SELECT vc.track('t'); SELECT vc.commit('one');",
+        remote.url()
+    ))
+    .unwrap();
+    // Debris: an unlisted pack two hours old, as a push killed before its manifest
+    // swap leaves.
+    let plant = |n: u32| {
+        let p = remote
+            .0
+            .join(format!("packs/{}.pack", format!("{n:02}").repeat(32)));
+        std::fs::write(&p, b"debris").unwrap();
+        let ok = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago", p.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        p
+    };
+    let push_in_a_new_session = |i: u32| {
+        let mut s = a.connect();
+        s.batch_execute(&format!(
+            "UPDATE t SET v = 'x{i}' WHERE id = {i}; SELECT vc.commit('c{i}'); SELECT vc.push();"
+        ))
+        .unwrap();
+    };
+    d.batch_execute("SELECT vc.push()").unwrap();
+    let first = plant(1);
+    push_in_a_new_session(1);
+    assert!(
+        !first.exists(),
+        "the first push's maintenance swept the debris"
+    );
+    assert_eq!(
+        q(&mut d, "SELECT count(*) FROM vc.maintenance WHERE what = 'sweep' AND location = 'remote origin'"),
+        "1"
+    );
+    let second = plant(2);
+    for i in 2..5 {
+        push_in_a_new_session(i);
+    }
+    assert!(
+        second.exists(),
+        "pushes of new sessions within the period do not sweep again"
+    );
+    // The period passes.
+    d.batch_execute(
+        "UPDATE vc.maintenance SET at = at - interval '11 minutes' WHERE what = 'sweep'",
+    )
+    .unwrap();
+    push_in_a_new_session(5);
+    assert!(!second.exists(), "the next push after the period sweeps");
+    // Nothing pushed was touched: a clone has every commit.
+    let b = Cluster::start();
+    let mut db = b.connect();
+    db.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut db, "t"), rows(&mut d, "t"));
+}

@@ -114,7 +114,7 @@ CREATE TABLE vc.gc_lock ();
 -- growth is only new history and the worker does not collect.
 CREATE TABLE vc.maintenance (
     location text NOT NULL,
-    what text NOT NULL CHECK (what IN ('gc', 'compact', 'prune', 'orphaned')),
+    what text NOT NULL CHECK (what IN ('gc', 'compact', 'prune', 'orphaned', 'sweep')),
     at timestamptz NOT NULL,
     objects bigint NOT NULL,
     bytes bigint NOT NULL,

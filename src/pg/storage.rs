@@ -410,17 +410,37 @@ pub fn maintain<O: ObjectStore>(
     if compaction_plan(&sizes, fan_in).is_some() {
         compact(remote, location)?;
     }
+    // A sweep lists every pack: at most every SWEEP_EVERY per location, whichever
+    // session or worker pushes (vc.maintenance notes the last), so that sessions
+    // that push once each do not list the remote each time.
     let url = remote.url().to_string();
-    let sweep = LAST_SWEEP.with(|l| {
-        let mut l = l.borrow_mut();
-        let due = l.get(&url).is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
-        if due {
-            l.insert(url, Instant::now());
-        }
-        due
+    let mut sweep = LAST_SWEEP.with(|l| {
+        l.borrow()
+            .get(&url)
+            .is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
     });
+    if sweep {
+        sweep = super::spi::one_bool(
+            "SELECT NOT EXISTS (SELECT 1 FROM vc.maintenance WHERE location = $1 \
+               AND what = 'sweep' AND at > clock_timestamp() - make_interval(secs => $2::int))",
+            vec![
+                Arg::Text(Some(location.to_string())),
+                Arg::Int8(SWEEP_EVERY.as_secs() as i64),
+            ],
+        )?;
+        LAST_SWEEP.with(|l| l.borrow_mut().insert(url, Instant::now()));
+    }
     let grace = RETIRED_GRACE_MS.get().max(0) as u64;
     let out = remote.prune(grace, sweep.then_some(UNLISTED_GRACE_MS))?;
+    if sweep {
+        record(
+            location,
+            "sweep",
+            out.objects as i64,
+            out.bytes as i64,
+            None,
+        )?;
+    }
     if out.objects > 0 || out.temporaries > 0 {
         record(
             location,

@@ -291,16 +291,14 @@ impl<O: ObjectStore> Remote<O> {
                 None => None,
             })
         };
-        let sizes: std::collections::HashMap<String, u64> =
-            if unlisted_grace_ms.is_some() || keys.iter().any(expired) {
-                self.store()
-                    .list_aged("packs/")?
-                    .into_iter()
-                    .map(|o| (o.key, o.bytes))
-                    .collect()
-            } else {
-                Default::default()
-            };
+        // One listing of the packs serves both steps.
+        let listed: Vec<ObjectInfo> = if unlisted_grace_ms.is_some() || keys.iter().any(expired) {
+            self.store().list_aged("packs/")?
+        } else {
+            Vec::new()
+        };
+        let sizes: std::collections::HashMap<&str, u64> =
+            listed.iter().map(|o| (o.key.as_str(), o.bytes)).collect();
         // 1. Expired tombstones: their packs (indexes first, so no index ever names a
         // missing pack), then the tombstones.
         let mut young: HashSet<String> = HashSet::new();
@@ -319,7 +317,7 @@ impl<O: ObjectStore> Remote<O> {
                     continue;
                 }
                 for (k, list) in [(idx_key(&name), &mut idxs), (pack_key(&name), &mut packs)] {
-                    if let Some(bytes) = sizes.get(&k) {
+                    if let Some(bytes) = sizes.get(k.as_str()) {
                         out.objects += 1;
                         out.bytes += bytes;
                         list.push(k);
@@ -335,7 +333,8 @@ impl<O: ObjectStore> Remote<O> {
         if let Some(grace) = unlisted_grace_ms {
             let unlisted_cutoff = now.saturating_sub(grace);
             let mut doomed: Vec<ObjectInfo> = Vec::new();
-            for o in self.store().list_aged("packs/")? {
+            let deleted: HashSet<&str> = idxs.iter().chain(&packs).map(String::as_str).collect();
+            for o in listed.iter().filter(|o| !deleted.contains(o.key.as_str())) {
                 let Some(name) = o
                     .key
                     .strip_prefix("packs/")
@@ -346,7 +345,7 @@ impl<O: ObjectStore> Remote<O> {
                 if m.has_pack(name) || young.contains(name) || o.modified_ms > unlisted_cutoff {
                     continue;
                 }
-                doomed.push(o);
+                doomed.push(o.clone());
             }
             // Indexes before packs, so no index ever names a missing pack.
             doomed.sort_by_key(|o| (!o.key.ends_with(".idx"), o.key.clone()));
