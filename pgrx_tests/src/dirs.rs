@@ -93,6 +93,9 @@ pub trait TestRemote {
     /// temporary (not yet renamed) file; s3://, an incomplete multipart upload
     /// (packs above 16 MiB go up in parts).
     fn writing(&self) -> bool;
+    /// How many packs the remote holds, listed by its manifest or not (packs are
+    /// visible once whole: file://, renamed into place; s3://, uploaded).
+    fn pack_count(&self) -> usize;
     /// Another, empty location of the same kind (on the same S3 server), for a
     /// second remote or a backup; `tag` must differ from the other tags of the test.
     fn sibling(&self, tag: &str) -> Box<dyn TestRemote>;
@@ -108,6 +111,9 @@ impl TestRemote for RemoteDir {
     }
     fn writing(&self) -> bool {
         RemoteDir::writing(self)
+    }
+    fn pack_count(&self) -> usize {
+        self.packs().len()
     }
     fn sibling(&self, tag: &str) -> Box<dyn TestRemote> {
         Box::new(RemoteDir::new(tag))
@@ -184,6 +190,15 @@ impl TestRemote for S3Remote {
         // completed or aborted.
         self.get(&format!("/{}?uploads", self.bucket))
             .contains("<Upload>")
+    }
+    fn pack_count(&self) -> usize {
+        // ListObjectsV2 (up to 1000 keys: plenty for a test).
+        self.get(&format!(
+            "/{}?list-type=2&prefix={}/packs/",
+            self.bucket, self.prefix
+        ))
+        .matches(".pack</Key>")
+        .count()
     }
     fn sibling(&self, tag: &str) -> Box<dyn TestRemote> {
         Box::new(S3Remote::on(self.moto.clone(), tag))
