@@ -62,7 +62,8 @@ impl<O: ObjectStore> Remote<O> {
             }
             // Step 1: one pack of everything missing below every new head.
             let roots: Vec<Hash> = refs.values().copied().collect();
-            let (pack, report) = self.write_missing(local, &roots, &base, progress)?;
+            let known = super::push::known_heads(local, &base)?;
+            let (pack, report) = self.write_missing(local, &roots, &known, &base, progress)?;
             // Step 2: one swap. Lost to another writer: the pack (complete against the
             // manifest walked) is listed by a later attempt or stays an unlisted orphan.
             if let Some(p) = &pack {

@@ -109,7 +109,13 @@ impl<O: ObjectStore> Remote<O> {
         if !force {
             self.check_fast_forward(local, branch, old, new_head)?;
         }
-        let (pack, report) = self.write_missing(local, &[new_head], &base, progress)?;
+        // The remote's head of the branch, when this store has it: the push is a
+        // diff against it.
+        let known: Vec<Hash> = match old {
+            Some(o) if local.has(&o)? => vec![o],
+            _ => Vec::new(),
+        };
+        let (pack, report) = self.write_missing(local, &[new_head], &known, &base, progress)?;
         Ok(Some(Prepared {
             base,
             version,
@@ -122,41 +128,59 @@ impl<O: ObjectStore> Remote<O> {
     /// Step 1 (and 2): one pack of every chunk below `roots` that the remote, as
     /// `base` lists it, lacks; durable, listed by no manifest yet. `None` when nothing
     /// is missing.
+    ///
+    /// `known`: commits the remote has (heads `base` lists) that `local` has too.
+    /// With none, every chunk is looked up in the remote's pack indexes. With some,
+    /// the walk is a diff against them instead (`Diff`): what they reach is on the
+    /// remote (closure), so no index is read at all, and an incremental push costs
+    /// requests for its pack, not lookups per chunk. A chunk the remote holds only
+    /// through other heads may then be sent again: bytes, never a hole.
     pub fn write_missing(
         &self,
         local: &dyn ChunkStore,
         roots: &[Hash],
+        known: &[Hash],
         base: &Manifest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(Option<PackRef>, Progress)> {
-        let index = self.membership(base)?;
-        let mut writer: Option<PackWriter> = None;
-        let mut seen = HashSet::new();
-        let mut stack: Vec<Hash> = roots.iter().rev().copied().collect();
-        let mut report = Progress::default();
-        while let Some(h) = stack.pop() {
-            if !seen.insert(h) || index.contains(&h)? {
-                // Closure: what the remote has, it has with everything below.
-                continue;
+        let mut out = PackOut {
+            store: &self.store,
+            writer: None,
+            report: Progress::default(),
+            progress,
+        };
+        if known.is_empty() {
+            let index = self.membership(base)?;
+            let mut seen = HashSet::new();
+            let mut stack: Vec<Hash> = roots.iter().rev().copied().collect();
+            while let Some(h) = stack.pop() {
+                if !seen.insert(h) || index.contains(&h)? {
+                    // Closure: what the remote has, it has with everything below.
+                    continue;
+                }
+                let refs = out.send(local, h)?;
+                // Reversed so the walk visits references in their natural order.
+                stack.extend(refs.into_iter().rev());
             }
-            let data = local.get(&h)?;
-            verify(&h, &data)?;
-            let refs = chunk_refs(&h, &data)?;
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(PackWriter::new(&self.store)?),
-            };
-            w.add(h, &data)?;
-            report.chunks_done += 1;
-            report.bytes_done += data.len() as u64;
-            if report.chunks_done % PROGRESS_EVERY == 0 {
-                progress(report);
+        } else {
+            let mut diff = Diff::new(known);
+            let mut sent = HashSet::new();
+            let mut front: Vec<Hash> = roots.to_vec();
+            while !front.is_empty() {
+                diff.advance(local, &front)?;
+                let mut next = Vec::new();
+                for h in front {
+                    if diff.has(&h) || !sent.insert(h) {
+                        continue;
+                    }
+                    next.extend(out.send(local, h)?);
+                }
+                front = next;
             }
-            // Reversed so the walk visits references in their natural order.
-            stack.extend(refs.into_iter().rev());
         }
-        progress(report);
-        let pack = writer.map(|w| w.finish(&self.store)).transpose()?;
+        (out.progress)(out.report);
+        let report = out.report;
+        let pack = out.writer.map(|w| w.finish(&self.store)).transpose()?;
         Ok((pack, report))
     }
 
@@ -239,6 +263,100 @@ impl<O: ObjectStore> Remote<O> {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// The heads `m` lists that `local` has: what a walk may diff against
+/// (`Remote::write_missing`'s `known`).
+pub fn known_heads(local: &dyn ChunkStore, m: &Manifest) -> Result<Vec<Hash>> {
+    let mut out = Vec::new();
+    for h in m.refs.values() {
+        if !out.contains(h) && local.has(h)? {
+            out.push(*h);
+        }
+    }
+    Ok(out)
+}
+
+/// The pack being written, and the progress of the walk.
+struct PackOut<'a, O: ObjectStore> {
+    store: &'a O,
+    writer: Option<PackWriter>,
+    report: Progress,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl<O: ObjectStore> PackOut<'_, O> {
+    /// Adds chunk `h` (read from `local`, verified) to the pack; returns what it
+    /// refers to.
+    fn send(&mut self, local: &dyn ChunkStore, h: Hash) -> Result<Vec<Hash>> {
+        let data = local.get(&h)?;
+        verify(&h, &data)?;
+        let refs = chunk_refs(&h, &data)?;
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(PackWriter::new(self.store)?),
+        };
+        w.add(h, &data)?;
+        self.report.chunks_done += 1;
+        self.report.bytes_done += data.len() as u64;
+        if self.report.chunks_done % PROGRESS_EVERY == 0 {
+            (self.progress)(self.report);
+        }
+        Ok(refs)
+    }
+}
+
+/// What a push may skip: the chunks reachable from commits the remote has, found by
+/// walking their trees level by level beside the new ones, and only where they
+/// differ. Level by level, the new side's frontier is compared with the old side's:
+/// an old node equal to a new one is shared with everything below it (skipped on
+/// both sides); an old node that is not is opened, so that the children a changed
+/// new node shares with it are recognised one level down. An unchanged region costs
+/// nothing; a change costs the nodes on its paths, on both sides. Old commits are
+/// opened to their root value only: their parents are on the remote, and their
+/// history is not walked.
+struct Diff {
+    /// Old chunks seen so far: on the remote.
+    seen: HashSet<Hash>,
+    front: Vec<Hash>,
+}
+
+impl Diff {
+    fn new(known: &[Hash]) -> Diff {
+        Diff {
+            seen: known.iter().copied().collect(),
+            front: known.to_vec(),
+        }
+    }
+
+    fn has(&self, h: &Hash) -> bool {
+        self.seen.contains(h)
+    }
+
+    /// Opens the old frontier's nodes that differ from every node of the new
+    /// frontier `new`; their children become the old frontier.
+    fn advance(&mut self, local: &dyn ChunkStore, new: &[Hash]) -> Result<()> {
+        let new: HashSet<&Hash> = new.iter().collect();
+        let mut next = Vec::new();
+        for h in std::mem::take(&mut self.front) {
+            if new.contains(&h) {
+                continue;
+            }
+            let data = local.get(&h)?;
+            let refs = chunk_refs(&h, &data)?;
+            let refs = match data.first() {
+                Some(&crate::store::kind::COMMIT) => refs.into_iter().take(1).collect(),
+                _ => refs,
+            };
+            for c in refs {
+                if self.seen.insert(c) {
+                    next.push(c);
+                }
+            }
+        }
+        self.front = next;
+        Ok(())
     }
 }
 

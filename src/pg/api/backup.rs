@@ -131,7 +131,8 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
         //    without moving a ref: the working set built next reuses their subtrees.
         let roots: Vec<Hash> = targets.values().copied().collect();
         let (base, _) = crate::remote::Manifest::read(r.store())?;
-        let (pack, sent) = r.write_missing(&store, &roots, &base, &mut report)?;
+        let known = crate::remote::known_heads(&store, &base)?;
+        let (pack, sent) = r.write_missing(&store, &roots, &known, &base, &mut report)?;
         if let Some(p) = &pack {
             r.add_pack(p)?;
         }

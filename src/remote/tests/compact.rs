@@ -109,7 +109,7 @@ fn prune_deletes_retired_and_unlisted_packs_only_after_the_grace_period() {
     let orphan_head = commit(&mut other, &rows(3), vec![], "orphan");
     let m = remote.read_manifest().unwrap();
     let (orphan, _) = remote
-        .write_missing(&other, &[orphan_head], &m, &mut quiet())
+        .write_missing(&other, &[orphan_head], &[], &m, &mut quiet())
         .unwrap();
     let orphan = orphan.unwrap();
     // A temporary file of an interrupted write.

@@ -112,3 +112,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// A push that diffs against the remote's head sends every chunk the remote
+    /// lacks (a fetch gets the whole closure) and little else: no more than the
+    /// chunks of the new closure missing from the old one, plus one node per level
+    /// when the tree's depth changed.
+    #[test]
+    fn a_diff_push_sends_what_is_missing_and_little_more(
+        n in 1..3000i64,
+        changes in prop::collection::vec((0..4000i64, prop::option::of(0..3u8)), 1..60),
+    ) {
+        let (_d, remote) = temp_remote();
+        let mut local = MemStore::new();
+        let mut rows = rows(n);
+        let c1 = commit(&mut local, &rows, vec![], "one");
+        remote.push(&local, "main", c1, false, None, &mut quiet()).unwrap();
+        for (id, v) in &changes {
+            match v {
+                Some(v) => rows.insert(*id, format!("value {v} of {id}").repeat(1 + (*v as usize) * 200)),
+                None => rows.remove(id),
+            };
+        }
+        let c2 = commit(&mut local, &rows, vec![c1], "two");
+        let out = remote.push(&local, "main", c2, false, None, &mut quiet()).unwrap();
+        let (old, new) = (closure(&local, c1), closure(&local, c2));
+        let missing = new.keys().filter(|h| !old.contains_key(h)).count() as u64;
+        prop_assert!(out.chunks >= missing, "sent {} of {} missing", out.chunks, missing);
+        prop_assert!(out.chunks <= missing + 4, "sent {} for {} missing", out.chunks, missing);
+        let mut clone = MemStore::new();
+        remote.fetch(&mut clone, "main", &mut quiet()).unwrap();
+        prop_assert_eq!(closure(&clone, c2), new);
+    }
+}
