@@ -300,7 +300,7 @@ impl<O: ObjectStore> PackOut<'_, O> {
         w.add(h, &data)?;
         self.report.chunks_done += 1;
         self.report.bytes_done += data.len() as u64;
-        if self.report.chunks_done % PROGRESS_EVERY == 0 {
+        if self.report.chunks_done.is_multiple_of(PROGRESS_EVERY) {
             (self.progress)(self.report);
         }
         Ok(refs)
