@@ -629,9 +629,10 @@ fn the_worker_collects_when_refs_leave_garbage_and_not_for_new_history() {
     verify(&mut d);
 }
 
-/// Automatic maintenance after a push sweeps the remote for unlisted debris (a pack
-/// left by an interrupted push) at most once per ten minutes per remote, whichever
-/// session pushes: sessions that push once each no longer list every pack each time.
+/// Automatic maintenance after a push prunes and sweeps the remote for unlisted
+/// debris (a pack left by an interrupted push) at most once a minute per remote,
+/// whichever session pushes: sessions that push once each no longer list the remote
+/// each time.
 /// Debris older than the grace is removed by the first push, kept by the pushes of
 /// new sessions within the period, and removed again once it has passed.
 #[test]
@@ -683,7 +684,7 @@ fn automatic_sweeps_run_once_per_period_whichever_session_pushes() {
     );
     // The period passes: the next push, whichever session makes it, sweeps.
     d.batch_execute(
-        "UPDATE vc.maintenance SET at = at - interval '11 minutes' WHERE what = 'sweep'",
+        "UPDATE vc.maintenance SET at = at - interval '2 minutes' WHERE what = 'sweep'",
     )
     .unwrap();
     push_in_a_new_session(4);

@@ -388,15 +388,18 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// How often automatic maintenance also sweeps unlisted objects older than
-/// `UNLISTED_GRACE_MS` (a directory listing of every pack).
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How often automatic maintenance prunes a remote after pushes: deletes packs
+/// retired past their grace (a listing of the tombstones) and sweeps unlisted
+/// objects older than `UNLISTED_GRACE_MS` (a listing of every pack).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Automatic maintenance of a remote after a push to it (by the primary's worker,
 /// `vc.push()`, a backup sync): compaction when a level is full (decided from `m`,
-/// without reading anything), deletion of packs retired longer than
-/// `vc.retired_pack_grace` (a listing of the few tombstones), and every ten minutes a
-/// sweep of unlisted objects older than an hour.
+/// without reading anything); then, right after a compaction, deletion of packs
+/// retired longer than `vc.retired_pack_grace`, and at most once a minute per remote
+/// (whichever session or worker pushes: `vc.maintenance` notes the last) that and a
+/// sweep of unlisted objects older than an hour. A push itself lists nothing: on S3
+/// a listing costs more than a read, and a busy primary pushes at every commit.
 pub fn maintain<O: ObjectStore>(
     remote: &Remote<O>,
     location: &str,
@@ -407,12 +410,8 @@ pub fn maintain<O: ObjectStore>(
     }
     let fan_in = FAN_IN.get().max(2) as usize;
     let sizes: Vec<u64> = m.packs.iter().map(|p| p.bytes).collect();
-    if compaction_plan(&sizes, fan_in).is_some() {
-        compact(remote, location)?;
-    }
-    // A sweep lists every pack: at most every SWEEP_EVERY per location, whichever
-    // session or worker pushes (vc.maintenance notes the last), so that sessions
-    // that push once each do not list the remote each time.
+    let compacted =
+        compaction_plan(&sizes, fan_in).is_some() && compact(remote, location)?.packs_merged > 0;
     let url = remote.url().to_string();
     let mut sweep = LAST_SWEEP.with(|l| {
         l.borrow()
@@ -429,6 +428,9 @@ pub fn maintain<O: ObjectStore>(
             ],
         )?;
         LAST_SWEEP.with(|l| l.borrow_mut().insert(url, Instant::now()));
+    }
+    if !sweep && !compacted {
+        return Ok(());
     }
     let grace = RETIRED_GRACE_MS.get().max(0) as u64;
     let out = remote.prune(grace, sweep.then_some(UNLISTED_GRACE_MS))?;

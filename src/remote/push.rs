@@ -165,6 +165,7 @@ impl<O: ObjectStore> Remote<O> {
         } else {
             let mut diff = Diff::new(known);
             let mut sent = HashSet::new();
+            let mut index = None;
             let mut front: Vec<Hash> = roots.to_vec();
             while !front.is_empty() {
                 diff.advance(local, &front)?;
@@ -173,7 +174,21 @@ impl<O: ObjectStore> Remote<O> {
                     if diff.has(&h) || !sent.insert(h) {
                         continue;
                     }
-                    next.extend(out.send(local, h)?);
+                    match out.send(local, h) {
+                        Ok(refs) => next.extend(refs),
+                        // Not here: it must be on the remote already (a backup's
+                        // working set is built straight into the backup), so look.
+                        Err(RemoteError::Local(StoreError::Missing(m))) if m == h => {
+                            let index = match &index {
+                                Some(i) => i,
+                                None => index.insert(self.membership(base)?),
+                            };
+                            if !index.contains(&h)? {
+                                return Err(RemoteError::Local(StoreError::Missing(h)));
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 front = next;
             }
@@ -343,7 +358,13 @@ impl Diff {
             if new.contains(&h) {
                 continue;
             }
-            let data = local.get(&h)?;
+            // A remote head whose chunks this store lacks below it (a backup's working
+            // set, built straight into the backup): nothing to learn there.
+            let data = match local.get(&h) {
+                Ok(d) => d,
+                Err(StoreError::Missing(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let refs = chunk_refs(&h, &data)?;
             let refs = match data.first() {
                 Some(&crate::store::kind::COMMIT) => refs.into_iter().take(1).collect(),

@@ -131,7 +131,11 @@ pub fn backup_sync(name: &str) -> VcResult<(i64, i64)> {
         //    without moving a ref: the working set built next reuses their subtrees.
         let roots: Vec<Hash> = targets.values().copied().collect();
         let (base, _) = crate::remote::Manifest::read(r.store())?;
-        let known = crate::remote::known_heads(&store, &base)?;
+        // Diffed against the branches and tags the backup holds (its working set's
+        // trees were built straight into the backup, not here).
+        let mut heads = base.clone();
+        heads.refs.retain(|name, _| !name.starts_with("working/"));
+        let known = crate::remote::known_heads(&store, &heads)?;
         let (pack, sent) = r.write_missing(&store, &roots, &known, &base, &mut report)?;
         if let Some(p) = &pack {
             r.add_pack(p)?;

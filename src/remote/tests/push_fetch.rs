@@ -371,3 +371,39 @@ fn publish_expecting_is_refused_after_an_epoch_bump() {
         Err(RemoteError::Fenced { .. })
     ));
 }
+
+/// A diff walk meets a head this store lacks (a backup's working set, built straight
+/// into the backup): it is skipped when the remote has it, and an error when nobody
+/// does.
+#[test]
+fn a_diff_walk_skips_what_only_the_remote_has() {
+    let (_d, remote) = temp_remote();
+    let mut local = MemStore::new();
+    let c1 = commit(&mut local, &rows(500), vec![], "one");
+    remote
+        .push(&local, "main", c1, false, None, &mut quiet())
+        .unwrap();
+    // Another writer puts c2 on the remote; this store never had it.
+    let mut other = MemStore::new();
+    let c2 = commit(&mut other, &rows(700), vec![], "elsewhere");
+    remote
+        .push(&other, "other", c2, false, None, &mut quiet())
+        .unwrap();
+    assert!(!local.has(&c2).unwrap());
+    let m = remote.read_manifest().unwrap();
+    let c3 = commit(&mut local, &rows(600), vec![c1], "three");
+    let (pack, sent) = remote
+        .write_missing(&local, &[c3, c2], &[c1], &m, &mut quiet())
+        .unwrap();
+    assert!(pack.is_some());
+    assert!(sent.chunks_done > 0);
+    // A head nobody has is an error, never a pack that lacks it.
+    let mut ghost = MemStore::new();
+    let c4 = commit(&mut ghost, &rows(10), vec![], "ghost");
+    match remote.write_missing(&local, &[c4], &[c1], &m, &mut quiet()) {
+        Err(crate::remote::RemoteError::Local(crate::store::StoreError::Missing(h))) => {
+            assert_eq!(h, c4)
+        }
+        other => panic!("expected Missing, got {:?}", other.map(|(p, _)| p)),
+    }
+}
