@@ -523,12 +523,13 @@ new_pack_bytes() {
 # would set them.
 S3_CONF=("vc.s3_access_key_id = 'bench'" "vc.s3_secret_access_key = 'bench-secret'")
 # moto_start BUCKET...: moto on a free loopback port, one line per request in
-# $WORK/moto.log; sets MOTO_PORT, MOTO_ENDPOINT; creates the BUCKETs.
+# $WORK/moto.log; sets MOTO_PORT, MOTO_ENDPOINT, MOTO_PID; creates the BUCKETs.
 moto_start() {
     local bin=${PGVC_MOTO_SERVER:-/opt/pgvc-moto/bin/moto_server} b i
     [[ -x $bin ]] || { echo "$NAME: $bin missing; run scripts/setup.sh" >&2; exit 1; }
     MOTO_PORT=$(free_port 47000)
     "$bin" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    MOTO_PID=$!
     BG_PIDS+=($!)
     for ((i = 0; i < 300; i++)); do
         (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break

@@ -75,9 +75,14 @@ RANDOM=4242                    # the same random spacing of the commits in every
 
 # ---------------------------------------------------------------------------------------
 # Known causes of MISSes. Printed under a MISS whose id matches; a MISS that matches
-# nothing is reported as unexplained. None is known yet for this suite.
+# nothing is reported as unexplained.
 # ---------------------------------------------------------------------------------------
-cause() { :; }
+cause() {
+    case $KIND:$1 in
+    s3:2)
+        echo "Through a bucket of moto, not pgvc's apply: the standby reads the commit's pack by ranged GETs from a single-threaded Python server. benches/s3.sh measures that server's CPU time during a clone from the same kind of bucket: it equals the whole extra time of s3:// over file:// (docs/BENCHMARKS_S3.md, 1). On file:// the same apply passes (docs/BENCHMARKS_REPLICATION.md)." ;;
+    esac
+}
 
 # Slow paths seen while writing this suite, not tied to a goal; printed in the report.
 OBSERVATIONS=$(cat <<'EOF2'
