@@ -382,3 +382,65 @@ fn a_server_dying_during_a_backup_sync_leaves_the_previous_backup() {
         "618"
     );
 }
+
+/// `vc.remote_add` and `vc.backup_add` refuse, with a clear error and nothing
+/// registered: a server that ignores conditional writes (a proxy hides the headers
+/// from moto), and credentials the server does not accept.
+#[test]
+fn stores_without_conditional_writes_and_wrong_credentials_are_refused() {
+    let m = Moto::start();
+    m.create_bucket("pgvc-nocas");
+    let proxy = Proxy::start(m.port);
+    proxy.ignore_conditional_writes();
+    let nocas = format!(
+        "s3://pgvc-nocas/db?endpoint={}&region=us-east-1&force_path_style=true",
+        proxy.endpoint()
+    );
+    let strict = Moto::start_checking_credentials(1);
+    strict.create_bucket("pgvc-strict");
+    let a = Cluster::start_with(CREDENTIALS);
+    let mut d = a.connect();
+    d.batch_execute("CREATE EXTENSION pgvc").unwrap();
+    for (what, url, code, text) in [
+        (
+            "remote_add",
+            nocas.clone(),
+            "0A000",
+            "does not honour conditional writes",
+        ),
+        (
+            "backup_add",
+            nocas.clone(),
+            "0A000",
+            "does not honour conditional writes",
+        ),
+        (
+            "remote_add",
+            url(&strict, "pgvc-strict", "db"),
+            "",
+            "pgvc-strict",
+        ),
+    ] {
+        let e = d
+            .batch_execute(&format!("SELECT vc.{what}('x', '{url}')"))
+            .expect_err("refused");
+        let e = e.as_db_error().expect("an ERROR");
+        if !code.is_empty() {
+            assert_eq!(e.code().code(), code, "{what}: {}", e.message());
+        }
+        assert!(e.message().contains(text), "{what}: {}", e.message());
+        assert!(
+            !e.message().contains("testing-secret-key"),
+            "{}",
+            e.message()
+        );
+        assert!(e.hint().is_some(), "{what}: a hint says what to do");
+    }
+    assert_eq!(
+        query_scalar(
+            &mut d,
+            "SELECT (SELECT count(*) FROM vc.remotes()) + (SELECT count(*) FROM vc.backups())"
+        ),
+        "0"
+    );
+}

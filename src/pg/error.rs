@@ -134,8 +134,14 @@ impl From<crate::remote::RemoteError> for VcError {
         let msg = e.to_string();
         match e {
             R::BadUrl { .. } => VcError::new(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
-                .hint("write file:///absolute/path"),
-            R::Unsupported { .. } => VcError::new(Code::ERRCODE_FEATURE_NOT_SUPPORTED, msg),
+                .hint("write file:///absolute/path, or s3://bucket/prefix with endpoint, region and force_path_style as query parameters"),
+            R::Unsupported { ref reason, .. } if reason.contains("conditional writes") => {
+                VcError::new(Code::ERRCODE_FEATURE_NOT_SUPPORTED, msg).hint(
+                    "use a server that honours If-Match and If-None-Match on PUT (AWS S3, MinIO, Ceph RGW and Cloudflare R2 do), or a file:// remote",
+                )
+            }
+            R::Unsupported { .. } => VcError::new(Code::ERRCODE_FEATURE_NOT_SUPPORTED, msg)
+                .hint("the remote was written by a newer pgvc, or the URL names something this pgvc cannot use; see the message"),
             R::Io { ref source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 VcError::new(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, msg)
                     .hint("the server's OS user cannot use the remote's files: fix their owner or permissions")

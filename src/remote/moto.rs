@@ -30,6 +30,17 @@ impl Moto {
     /// Starts a server and waits until it answers. Panics (a test fixture) when it
     /// cannot: tests that need S3 must not pass without it.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// A server that checks credentials after its first `free` requests (moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`): it knows no access key, so every signed
+    /// request after those is refused (403, `InvalidAccessKeyId`).
+    pub fn start_checking_credentials(free: u32) -> Moto {
+        Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free.to_string())])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -37,6 +48,7 @@ impl Moto {
         let bin = moto_server();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -111,6 +123,7 @@ struct ProxyState {
     stalled: std::sync::atomic::AtomicBool,
     down: std::sync::atomic::AtomicBool,
     closed: std::sync::atomic::AtomicBool,
+    strip_conditions: std::sync::atomic::AtomicBool,
     cut_after: std::sync::atomic::AtomicU64,
     upstream: std::sync::atomic::AtomicU64,
     conns: std::sync::Mutex<Vec<TcpStream>>,
@@ -140,6 +153,9 @@ impl ProxyState {
             if self.down.load(SeqCst) {
                 break;
             }
+            if request && self.strip_conditions.load(SeqCst) {
+                hide_conditions(&mut buf[..n]);
+            }
             if request {
                 let total = self.upstream.fetch_add(n as u64, SeqCst) + n as u64;
                 if total > self.cut_after.load(SeqCst) {
@@ -167,6 +183,7 @@ impl Proxy {
             stalled: AtomicBool::new(false),
             down: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            strip_conditions: AtomicBool::new(false),
             cut_after: AtomicU64::new(u64::MAX),
             upstream: AtomicU64::new(0),
             conns: std::sync::Mutex::new(Vec::new()),
@@ -215,6 +232,16 @@ impl Proxy {
             .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// From now on the server behind ignores conditional writes, as some
+    /// S3-compatible stores do: `If-Match` and `If-None-Match` are renamed in every
+    /// request on the way (to headers of the same length, so nothing else moves;
+    /// moto does not check signatures).
+    pub fn ignore_conditional_writes(&self) {
+        self.state
+            .strip_conditions
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The server "dies": every connection is dropped, new ones are refused.
     pub fn cut(&self) {
         self.state.cut();
@@ -249,5 +276,23 @@ impl Drop for Proxy {
         self.state.cut();
         // Wake the accept loop so that it sees `closed`.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Renames the conditional-write headers in a request's bytes (same lengths).
+fn hide_conditions(buf: &mut [u8]) {
+    for (from, to) in [
+        (&b"\r\nif-none-match:"[..], &b"\r\nx-ignored-abc:"[..]),
+        (&b"\r\nif-match:"[..], &b"\r\nx-ignore:"[..]),
+    ] {
+        let mut i = 0;
+        while i + from.len() <= buf.len() {
+            if buf[i..i + from.len()].eq_ignore_ascii_case(from) {
+                buf[i..i + from.len()].copy_from_slice(to);
+                i += from.len();
+            } else {
+                i += 1;
+            }
+        }
     }
 }

@@ -559,3 +559,58 @@ fn an_incremental_push_is_a_diff_against_the_remote_head() {
         .unwrap();
     assert_eq!(super::closure(&fetched, c2), super::closure(&local, c2));
 }
+
+/// A server that ignores conditional writes (the proxy hides `If-Match` and
+/// `If-None-Match` from moto) fails the probe with a clear error; the same server
+/// honouring them passes it.
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused() {
+    use crate::remote::moto::Proxy;
+    let m = Moto::start();
+    m.create_bucket("pgvc-nocas");
+    let proxy = Proxy::start(m.port);
+    let opts = S3Options {
+        endpoint: Some(proxy.endpoint()),
+        ..test_options()
+    };
+    let s = S3Store::new("s3://pgvc-nocas/p", "pgvc-nocas", "p", &opts).unwrap();
+    s.probe_conditional_writes().expect("moto honours them");
+    proxy.ignore_conditional_writes();
+    let e = s.probe_conditional_writes().expect_err("refused");
+    assert!(
+        e.to_string().contains("does not honour conditional writes"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("pgvc-nocas"), "{e}");
+    // And the remote was never used unsafely: a stale replace really went through.
+    assert!(s.put_if("k", b"1", None).unwrap());
+    assert!(
+        s.put_if("k", b"2", None).unwrap(),
+        "the server ignores If-None-Match"
+    );
+}
+
+/// Credentials the server does not accept: an error that says the server refused
+/// them and names the bucket and the operation, never the secret; no retry loop.
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let m = Moto::start_checking_credentials(1);
+    m.create_bucket("pgvc-creds");
+    let s = store(&m, "pgvc-creds", "p");
+    let started = std::time::Instant::now();
+    let e = s.put_if("manifest", b"x", None).expect_err("refused");
+    let text = e.to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{text}"
+    );
+    assert!(text.contains("pgvc-creds"), "{text}");
+    assert!(text.contains("conditionally write"), "{text}");
+    assert!(
+        text.contains("InvalidAccessKeyId") || text.contains("403") || text.contains("Forbidden"),
+        "{text}"
+    );
+    assert!(!text.contains("testing-secret-key"), "{text}");
+    let e = s.get("manifest").expect_err("refused");
+    assert!(e.to_string().contains("pgvc-creds"), "{e}");
+}
