@@ -1,0 +1,716 @@
+//! Three-way merge (docs/BRANCHES.md), as pure functions over the chunk store.
+//!
+//! `merge_tree` merges one table's tree: the diffs base -> ours and base -> theirs are
+//! read in key order (`prolly::diff`, whose cost follows the changes) and merged like
+//! two sorted lists; theirs' changes that do not conflict are applied to ours
+//! (`prolly::apply_edits`). Rows changed on both sides merge cell by cell; a cell
+//! changed differently on both sides, or a delete against an update, is a conflict,
+//! and the row keeps our value. Tables without a primary key are multisets: the count
+//! of each distinct row becomes base + both sides' changes, with no conflicts.
+//!
+//! `merge_roots` merges root values table by table; `merge_base` finds the commit
+//! both heads descend from.
+
+use crate::codec::{
+    decode_row, encode_row, load_value, store_value, Cell, CodecError, ROW_HASH_LEN,
+};
+use crate::commit::{log as commit_log, Commit, CommitError, RootValue, SequenceState, TableEntry};
+use crate::prolly::{self, DiffEntry, Edit, ProllyError};
+use crate::store::{ChunkStore, Hash, StoreError};
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Prolly(#[from] ProllyError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+pub type Result<T> = std::result::Result<T, MergeError>;
+
+/// A row both sides changed incompatibly: its key and the three versions (encoded
+/// rows, loaded from blobs; `None` where the row is absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub table: String,
+    pub key: Vec<u8>,
+    pub base: Option<Vec<u8>>,
+    pub ours: Option<Vec<u8>>,
+    pub theirs: Option<Vec<u8>>,
+}
+
+/// A table whose definitions (or existence) the two sides changed incompatibly:
+/// nothing of theirs is applied to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaConflict {
+    pub table: String,
+    pub reason: String,
+}
+
+/// What `merge_tree` made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeMerge {
+    /// Ours with theirs' clean changes applied (conflicting rows keep ours).
+    pub tree: Hash,
+    /// Conflicts, with `table` empty (the caller names the table).
+    pub conflicts: Vec<Conflict>,
+    /// Rows of theirs applied (inserted, updated, merged or deleted) to ours.
+    pub applied: u64,
+}
+
+/// Merges one table's tree. `keyless`: keys are row contents (multiset merge).
+pub fn merge_tree(
+    store: &mut dyn ChunkStore,
+    base: Hash,
+    ours: Hash,
+    theirs: Hash,
+    keyless: bool,
+) -> Result<TreeMerge> {
+    let done = |tree: Hash| TreeMerge {
+        tree,
+        conflicts: Vec::new(),
+        applied: 0,
+    };
+    // (Equal trees on a multiset are still two sets of changes, to add up.)
+    if base == theirs || (ours == theirs && !keyless) {
+        return Ok(done(ours));
+    }
+    let d_ours: Vec<DiffEntry> =
+        prolly::diff(&*store, base, ours).collect::<std::result::Result<_, _>>()?;
+    let d_theirs: Vec<DiffEntry> =
+        prolly::diff(&*store, base, theirs).collect::<std::result::Result<_, _>>()?;
+    let (edits, conflicts) = if keyless {
+        (keyless_edits(&d_ours, &d_theirs)?, Vec::new())
+    } else {
+        keyed_edits(store, &d_ours, &d_theirs)?
+    };
+    let applied = edits.len() as u64;
+    let tree = if edits.is_empty() {
+        ours
+    } else {
+        prolly::apply_edits(store, ours, edits)?
+    };
+    Ok(TreeMerge {
+        tree,
+        conflicts,
+        applied,
+    })
+}
+
+/// How a row both sides changed merges.
+enum RowMerge {
+    /// Ours stands.
+    Ours,
+    /// This encoded row replaces ours.
+    Row(Vec<u8>),
+    Conflict,
+}
+
+/// Cell-by-cell merge of rows both sides changed (encoded rows; `None`: absent).
+fn merge_row(base: Option<&[u8]>, ours: Option<&[u8]>, theirs: Option<&[u8]>) -> Result<RowMerge> {
+    if ours == theirs || base == theirs {
+        return Ok(RowMerge::Ours);
+    }
+    if base == ours {
+        return Ok(match theirs {
+            Some(t) => RowMerge::Row(t.to_vec()),
+            None => RowMerge::Conflict, // unreachable through diffs: handled as an edit
+        });
+    }
+    let (Some(b), Some(o), Some(t)) = (base, ours, theirs) else {
+        // Insert vs a different insert, or a delete against an update.
+        return Ok(RowMerge::Conflict);
+    };
+    let (b, o, t) = (decode_row(b)?, decode_row(o)?, decode_row(t)?);
+    if b.len() != o.len() || o.len() != t.len() {
+        return Ok(RowMerge::Conflict);
+    }
+    let mut merged: Vec<Cell> = Vec::with_capacity(o.len());
+    for ((bc, oc), tc) in b.iter().zip(&o).zip(&t) {
+        merged.push(if oc == tc || tc == bc {
+            oc.clone()
+        } else if oc == bc {
+            tc.clone()
+        } else {
+            return Ok(RowMerge::Conflict);
+        });
+    }
+    Ok(if merged == o {
+        RowMerge::Ours
+    } else {
+        RowMerge::Row(encode_row(&merged))
+    })
+}
+
+/// The edits a keyed table's merge applies to ours, and its conflicts.
+fn keyed_edits(
+    store: &mut dyn ChunkStore,
+    d_ours: &[DiffEntry],
+    d_theirs: &[DiffEntry],
+) -> Result<(Vec<Edit>, Vec<Conflict>)> {
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut conflicts = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while j < d_theirs.len() {
+        let t = &d_theirs[j];
+        match d_ours.get(i).map(|o| o.key.cmp(&t.key)) {
+            Some(std::cmp::Ordering::Less) => {
+                i += 1; // ours alone changed it: ours stands
+            }
+            Some(std::cmp::Ordering::Equal) => {
+                let o = &d_ours[i];
+                i += 1;
+                j += 1;
+                if o.after == t.after {
+                    continue;
+                }
+                let load = |v: &Option<Vec<u8>>| -> Result<Option<Vec<u8>>> {
+                    v.as_deref()
+                        .map(|v| load_value(&*store, v))
+                        .transpose()
+                        .map_err(MergeError::from)
+                };
+                let (b, ov, tv) = (load(&t.before)?, load(&o.after)?, load(&t.after)?);
+                match merge_row(b.as_deref(), ov.as_deref(), tv.as_deref())? {
+                    RowMerge::Ours => {}
+                    RowMerge::Row(row) => {
+                        let v = store_value(store, row)?;
+                        edits.push((t.key.clone(), Some(v)));
+                    }
+                    RowMerge::Conflict => conflicts.push(Conflict {
+                        table: String::new(),
+                        key: t.key.clone(),
+                        base: b,
+                        ours: ov,
+                        theirs: tv,
+                    }),
+                }
+            }
+            // Theirs alone changed it: theirs' value (or its removal) goes to ours.
+            _ => {
+                edits.push((t.key.clone(), t.after.clone()));
+                j += 1;
+            }
+        }
+    }
+    Ok((edits, conflicts))
+}
+
+/// The edits of a keyless table's merge: for each distinct row either side changed,
+/// its count becomes base + Δours + Δtheirs (at least zero).
+fn keyless_edits(d_ours: &[DiffEntry], d_theirs: &[DiffEntry]) -> Result<Vec<Edit>> {
+    // Per row hash (keys sort by it, copies adjacent): (base count, Δ, a stored value).
+    struct Group {
+        base: u32,
+        delta: i64,
+        value: Vec<u8>,
+    }
+    fn groups(d: &[DiffEntry]) -> Result<BTreeMap<Vec<u8>, Group>> {
+        let mut out: BTreeMap<Vec<u8>, Group> = BTreeMap::new();
+        for e in d {
+            let h = crate::codec::keyless_row_hash(&e.key)?.to_vec();
+            let copy = u32::from_be_bytes(e.key[ROW_HASH_LEN..].try_into().expect("4 bytes"));
+            let value = e
+                .after
+                .clone()
+                .or_else(|| e.before.clone())
+                .unwrap_or_default();
+            let g = out.entry(h).or_insert(Group {
+                base: u32::MAX,
+                delta: 0,
+                value,
+            });
+            match (&e.before, &e.after) {
+                // Added copy `copy`: copies base.. were added.
+                (None, Some(_)) => {
+                    g.delta += 1;
+                    g.base = g.base.min(copy);
+                }
+                // Removed copy `copy`: copies ..=copy existed.
+                (Some(_), None) => {
+                    g.delta -= 1;
+                    g.base = if g.base == u32::MAX {
+                        copy + 1
+                    } else {
+                        g.base.max(copy + 1)
+                    };
+                }
+                // Same content, same key: no change can show here.
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+    let (go, gt) = (groups(d_ours)?, groups(d_theirs)?);
+    let mut edits: Vec<Edit> = Vec::new();
+    for (h, t) in &gt {
+        // Both diffs start from the same base tree, so theirs tells the base count.
+        let base = t.base as i64;
+        let ours_count = base + go.get(h).map_or(0, |o| o.delta);
+        let want = (ours_count + t.delta).max(0);
+        let row_key = |copy: i64| -> Vec<u8> {
+            let mut k = h.clone();
+            k.extend_from_slice(&(copy as u32).to_be_bytes());
+            k
+        };
+        if want > ours_count {
+            for c in ours_count..want {
+                edits.push((row_key(c), Some(t.value.clone())));
+            }
+        } else {
+            for c in want..ours_count {
+                edits.push((row_key(c), None));
+            }
+        }
+    }
+    // Keys of one row hash are contiguous and ascending; groups are in hash order.
+    Ok(edits)
+}
+
+/// What `merge_roots` made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootMerge {
+    pub root: RootValue,
+    pub conflicts: Vec<Conflict>,
+    pub schema_conflicts: Vec<SchemaConflict>,
+    /// Rows of theirs applied, over all tables.
+    pub applied: u64,
+}
+
+/// Merges root values table by table (see docs/BRANCHES.md for the rules).
+pub fn merge_roots(
+    store: &mut dyn ChunkStore,
+    base: &RootValue,
+    ours: &RootValue,
+    theirs: &RootValue,
+) -> Result<RootMerge> {
+    let mut out = RootMerge {
+        root: ours.clone(),
+        conflicts: Vec::new(),
+        schema_conflicts: Vec::new(),
+        applied: 0,
+    };
+    let names: std::collections::BTreeSet<&String> = base
+        .tables
+        .keys()
+        .chain(ours.tables.keys())
+        .chain(theirs.tables.keys())
+        .collect();
+    let conflict = |out: &mut RootMerge, table: &str, reason: &str| {
+        out.schema_conflicts.push(SchemaConflict {
+            table: table.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    for name in names {
+        let (b, o, t) = (
+            base.tables.get(name),
+            ours.tables.get(name),
+            theirs.tables.get(name),
+        );
+        // (Equal sides of a table without a primary key are still two sets of
+        // changes to add up: see `merge_tree`.)
+        let multiset = o.is_some_and(|o| o.schema.primary_key.is_empty());
+        if b == t || (o == t && !multiset) {
+            continue; // ours stands
+        }
+        if b == o {
+            // Theirs alone changed the table (or added or dropped it).
+            match t {
+                Some(t) => {
+                    out.applied += 1;
+                    out.root.tables.insert(name.clone(), t.clone());
+                }
+                None => {
+                    out.applied += 1;
+                    out.root.tables.remove(name);
+                }
+            }
+            continue;
+        }
+        match (b, o, t) {
+            (_, Some(o), Some(t))
+                if o.schema == t.schema && b.is_none_or(|b| b.schema == o.schema) =>
+            {
+                let base_tree = b.map_or_else(prolly::empty_root, |b| b.tree);
+                let keyless = o.schema.primary_key.is_empty();
+                let m = merge_tree(store, base_tree, o.tree, t.tree, keyless)?;
+                out.applied += m.applied;
+                out.conflicts
+                    .extend(m.conflicts.into_iter().map(|c| Conflict {
+                        table: name.clone(),
+                        ..c
+                    }));
+                let entry = TableEntry {
+                    schema: o.schema.clone(),
+                    tree: m.tree,
+                    sequences: merge_sequences(&o.sequences, &t.sequences),
+                };
+                out.root.tables.insert(name.clone(), entry);
+            }
+            (Some(_), None, Some(_)) => {
+                conflict(&mut out, name, "dropped on our side, changed on theirs")
+            }
+            (Some(_), Some(_), None) => {
+                conflict(&mut out, name, "changed on our side, dropped on theirs")
+            }
+            (None, Some(_), Some(_)) => conflict(
+                &mut out,
+                name,
+                "added on both sides with different definitions",
+            ),
+            _ => conflict(
+                &mut out,
+                name,
+                "its definition changed on one side while the other changed it too",
+            ),
+        }
+    }
+    // User types: one side's change stands; changed differently on both: a conflict.
+    let type_names: std::collections::BTreeSet<&String> = base
+        .types
+        .keys()
+        .chain(ours.types.keys())
+        .chain(theirs.types.keys())
+        .collect();
+    for name in type_names {
+        let (b, o, t) = (
+            base.types.get(name),
+            ours.types.get(name),
+            theirs.types.get(name),
+        );
+        if o == t || b == t {
+            continue;
+        }
+        if b == o {
+            match t {
+                Some(t) => out.root.types.insert(name.clone(), t.clone()),
+                None => out.root.types.remove(name),
+            };
+            continue;
+        }
+        conflict(&mut out, name, "type changed differently on both sides");
+    }
+    Ok(out)
+}
+
+/// Owned sequences after a merge: each at the further of the two sides, so that
+/// neither side's next value repeats one the other already handed out.
+fn merge_sequences(ours: &[SequenceState], theirs: &[SequenceState]) -> Vec<SequenceState> {
+    let mut out: Vec<SequenceState> = ours.to_vec();
+    for t in theirs {
+        match out.iter_mut().find(|o| o.name == t.name) {
+            Some(o) => {
+                if (t.last_value, t.is_called) > (o.last_value, o.is_called) {
+                    o.last_value = t.last_value;
+                    o.is_called = t.is_called;
+                }
+            }
+            None => out.push(t.clone()),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The best common ancestor of commits `a` and `b`: one that no other common
+/// ancestor descends from (the first common one in `b`'s topological log, where
+/// every commit comes before its parents). `None` for unrelated histories.
+pub fn merge_base(store: &dyn ChunkStore, a: Hash, b: Hash) -> Result<Option<Hash>> {
+    if a == b {
+        return Ok(Some(a));
+    }
+    let mut of_a: HashSet<Hash> = HashSet::new();
+    let mut todo = vec![a];
+    while let Some(h) = todo.pop() {
+        if of_a.insert(h) {
+            todo.extend(Commit::read(store, &h)?.parents);
+        }
+    }
+    for (h, _) in commit_log(store, &b)? {
+        if of_a.contains(&h) {
+            return Ok(Some(h));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode_key, keyless_key, KeyKind};
+    use crate::store::MemStore;
+    use proptest::prelude::*;
+
+    /// A table model: key -> three cells (small values, so sides collide often).
+    type Model = BTreeMap<i64, Vec<Cell>>;
+
+    fn key(k: i64) -> Vec<u8> {
+        encode_key(&[KeyKind::Int], &[&k.to_string()]).unwrap()
+    }
+
+    fn tree(s: &mut MemStore, m: &Model) -> Hash {
+        let mut entries = Vec::new();
+        for (k, cells) in m {
+            let v = store_value(s, encode_row(cells)).unwrap();
+            entries.push((key(*k), v));
+        }
+        prolly::build(s, entries).unwrap()
+    }
+
+    fn read(s: &MemStore, root: Hash) -> BTreeMap<Vec<u8>, Vec<Cell>> {
+        prolly::iter(s, root)
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k, decode_row(&load_value(s, &v).unwrap()).unwrap())
+            })
+            .collect()
+    }
+
+    /// The rule of docs/BRANCHES.md, row by row: the merged model and the keys that
+    /// conflict (which keep ours).
+    fn model_merge(b: &Model, o: &Model, t: &Model) -> (Model, HashSet<i64>) {
+        let mut out = o.clone();
+        let mut conflicts = HashSet::new();
+        let keys: std::collections::BTreeSet<i64> =
+            b.keys().chain(o.keys()).chain(t.keys()).copied().collect();
+        for k in keys {
+            let (bv, ov, tv) = (b.get(&k), o.get(&k), t.get(&k));
+            if ov == tv || bv == tv {
+                continue;
+            }
+            if bv == ov {
+                match tv {
+                    Some(tv) => out.insert(k, tv.clone()),
+                    None => out.remove(&k),
+                };
+                continue;
+            }
+            match (bv, ov, tv) {
+                (Some(bv), Some(ov), Some(tv)) => {
+                    let mut cells = Vec::new();
+                    let mut clash = false;
+                    for i in 0..ov.len() {
+                        cells.push(if ov[i] == tv[i] || tv[i] == bv[i] {
+                            ov[i].clone()
+                        } else if ov[i] == bv[i] {
+                            tv[i].clone()
+                        } else {
+                            clash = true;
+                            ov[i].clone()
+                        });
+                    }
+                    if clash {
+                        conflicts.insert(k);
+                    } else {
+                        out.insert(k, cells);
+                    }
+                }
+                _ => {
+                    conflicts.insert(k);
+                }
+            }
+        }
+        (out, conflicts)
+    }
+
+    fn cells() -> impl Strategy<Value = Vec<Cell>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(Cell::Null),
+                (0..3u8).prop_map(|v| Cell::Text(format!("v{v}"))),
+                // Now and then a value big enough to go out of line, as a blob.
+                (0..2u8).prop_map(|v| Cell::Text(format!("{v}").repeat(1500))),
+            ],
+            3,
+        )
+    }
+
+    /// Changes to a model: per key, keep, set to new cells, or delete.
+    fn changes() -> impl Strategy<Value = Vec<(i64, Option<Vec<Cell>>)>> {
+        prop::collection::vec((0..60i64, prop::option::weighted(0.8, cells())), 0..25)
+    }
+
+    fn apply(m: &Model, ch: &[(i64, Option<Vec<Cell>>)]) -> Model {
+        let mut m = m.clone();
+        for (k, v) in ch {
+            match v {
+                // Change one cell only, half the time, so cell merges happen.
+                Some(c) if m.contains_key(k) && k % 2 == 0 => {
+                    let row = m.get_mut(k).unwrap();
+                    row[(*k as usize / 2) % 3] = c[0].clone();
+                }
+                Some(c) => {
+                    m.insert(*k, c.clone());
+                }
+                None => {
+                    m.remove(k);
+                }
+            }
+        }
+        m
+    }
+
+    fn as_bytes_keys(m: &Model) -> BTreeMap<Vec<u8>, Vec<Cell>> {
+        m.iter().map(|(k, v)| (key(*k), v.clone())).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// The merge of trees equals the row-by-row rule on the models, conflicts
+        /// included; it is symmetric up to ours and theirs.
+        #[test]
+        fn merge_follows_the_rule_and_is_symmetric(
+            base in prop::collection::btree_map(0..60i64, cells(), 0..40),
+            co in changes(),
+            ct in changes(),
+        ) {
+            let (o, t) = (apply(&base, &co), apply(&base, &ct));
+            let mut s = MemStore::new();
+            let (hb, ho, ht) = (tree(&mut s, &base), tree(&mut s, &o), tree(&mut s, &t));
+            let m = merge_tree(&mut s, hb, ho, ht, false).unwrap();
+            let (want, clash) = model_merge(&base, &o, &t);
+            prop_assert_eq!(read(&s, m.tree), as_bytes_keys(&want));
+            let got: HashSet<Vec<u8>> = m.conflicts.iter().map(|c| c.key.clone()).collect();
+            let want_keys: HashSet<Vec<u8>> = clash.iter().map(|k| key(*k)).collect();
+            prop_assert_eq!(&got, &want_keys);
+            // Each conflict carries the three versions.
+            for c in &m.conflicts {
+                let k = clash.iter().find(|k| key(**k) == c.key).copied().unwrap();
+                let enc = |v: Option<&Vec<Cell>>| v.map(|v| encode_row(v));
+                prop_assert_eq!(c.base.clone(), enc(base.get(&k)));
+                prop_assert_eq!(c.ours.clone(), enc(o.get(&k)));
+                prop_assert_eq!(c.theirs.clone(), enc(t.get(&k)));
+            }
+            // Symmetric: the same rows outside the conflicts, the same conflicts.
+            let r = merge_tree(&mut s, hb, ht, ho, false).unwrap();
+            let got_r: HashSet<Vec<u8>> = r.conflicts.iter().map(|c| c.key.clone()).collect();
+            prop_assert_eq!(&got_r, &got);
+            let mut a = read(&s, m.tree);
+            let mut b = read(&s, r.tree);
+            a.retain(|k, _| !got.contains(k));
+            b.retain(|k, _| !got.contains(k));
+            prop_assert_eq!(a, b);
+        }
+
+        /// Disjoint changes merge to applying both; merging a descendant of ours or
+        /// an ancestor changes nothing but the tree it names.
+        #[test]
+        fn disjoint_changes_merge_cleanly(
+            base in prop::collection::btree_map(0..60i64, cells(), 0..40),
+            co in changes(),
+            ct in changes(),
+        ) {
+            let co: Vec<_> = co.into_iter().filter(|(k, _)| k % 3 == 0).collect();
+            let ct: Vec<_> = ct.into_iter().filter(|(k, _)| k % 3 == 1).collect();
+            let (o, t) = (apply(&base, &co), apply(&base, &ct));
+            let both = apply(&o, &ct);
+            let mut s = MemStore::new();
+            let (hb, ho, ht) = (tree(&mut s, &base), tree(&mut s, &o), tree(&mut s, &t));
+            let m = merge_tree(&mut s, hb, ho, ht, false).unwrap();
+            prop_assert!(m.conflicts.is_empty());
+            // Trees are a function of their contents: the same hash as building both.
+            prop_assert_eq!(m.tree, tree(&mut s, &both));
+            // Fast-forward: base == ours gives theirs; base == theirs keeps ours.
+            prop_assert_eq!(merge_tree(&mut s, hb, hb, ht, false).unwrap().tree, ht);
+            prop_assert_eq!(merge_tree(&mut s, hb, ho, hb, false).unwrap().tree, ho);
+        }
+
+        /// Tables without a primary key merge as multisets: each distinct row's
+        /// count becomes base + both sides' changes (at least zero).
+        #[test]
+        fn keyless_tables_merge_as_multisets(
+            base in prop::collection::vec(0..6u8, 0..20),
+            add_o in prop::collection::vec(0..6u8, 0..6),
+            del_o in prop::collection::vec(0..6u8, 0..6),
+            add_t in prop::collection::vec(0..6u8, 0..6),
+            del_t in prop::collection::vec(0..6u8, 0..6),
+        ) {
+            let count = |v: &[u8]| {
+                let mut c = BTreeMap::new();
+                for x in v {
+                    *c.entry(*x).or_insert(0i64) += 1;
+                }
+                c
+            };
+            let side = |add: &[u8], del: &[u8]| {
+                let mut c = count(&base);
+                for x in add {
+                    *c.entry(*x).or_insert(0) += 1;
+                }
+                for x in del {
+                    let n = c.entry(*x).or_insert(0);
+                    *n = (*n - 1).max(0);
+                }
+                c
+            };
+            let (cb, co, ct) = (count(&base), side(&add_o, &del_o), side(&add_t, &del_t));
+            let build = |s: &mut MemStore, c: &BTreeMap<u8, i64>| {
+                let mut entries = Vec::new();
+                for (x, n) in c {
+                    let row = encode_row(&[Cell::Text(format!("row {x}"))]);
+                    for copy in 0..*n {
+                        let v = store_value(s, row.clone()).unwrap();
+                        entries.push((keyless_key(&row, copy as u32), v));
+                    }
+                }
+                entries.sort();
+                prolly::build(s, entries).unwrap()
+            };
+            let mut s = MemStore::new();
+            let (hb, ho, ht) = (build(&mut s, &cb), build(&mut s, &co), build(&mut s, &ct));
+            let m = merge_tree(&mut s, hb, ho, ht, true).unwrap();
+            prop_assert!(m.conflicts.is_empty());
+            let mut want = BTreeMap::new();
+            for x in 0..6u8 {
+                let n = (cb.get(&x).copied().unwrap_or(0)
+                    + (co.get(&x).copied().unwrap_or(0) - cb.get(&x).copied().unwrap_or(0))
+                    + (ct.get(&x).copied().unwrap_or(0) - cb.get(&x).copied().unwrap_or(0)))
+                .max(0);
+                if n > 0 {
+                    want.insert(x, n);
+                }
+            }
+            prop_assert_eq!(m.tree, build(&mut s, &want));
+        }
+    }
+
+    fn commit(s: &mut MemStore, parents: Vec<Hash>, msg: &str) -> Hash {
+        let root = RootValue::default().write(s).unwrap();
+        Commit {
+            root,
+            parents,
+            author: "t".into(),
+            message: msg.into(),
+            timestamp_us: 1,
+        }
+        .write(s)
+        .unwrap()
+    }
+
+    #[test]
+    fn the_merge_base_is_the_nearest_common_ancestor() {
+        let mut s = MemStore::new();
+        let a = commit(&mut s, vec![], "a");
+        let b = commit(&mut s, vec![a], "b");
+        let c1 = commit(&mut s, vec![b], "c1");
+        let c2 = commit(&mut s, vec![c1], "c2");
+        let d1 = commit(&mut s, vec![b], "d1");
+        // A merge of c1 into the d line, then more on both.
+        let d2 = commit(&mut s, vec![d1, c1], "d2");
+        let d3 = commit(&mut s, vec![d2], "d3");
+        assert_eq!(merge_base(&s, c2, d1).unwrap(), Some(b));
+        assert_eq!(merge_base(&s, c2, d3).unwrap(), Some(c1));
+        assert_eq!(merge_base(&s, d3, c2).unwrap(), Some(c1));
+        assert_eq!(merge_base(&s, c2, b).unwrap(), Some(b));
+        assert_eq!(merge_base(&s, c2, c2).unwrap(), Some(c2));
+        let x = commit(&mut s, vec![], "unrelated");
+        assert_eq!(merge_base(&s, c2, x).unwrap(), None);
+    }
+}
