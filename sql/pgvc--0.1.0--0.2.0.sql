@@ -83,3 +83,61 @@ SELECT pg_catalog.pg_extension_config_dump('vc.backups', '');
 ALTER TABLE vc.maintenance DROP CONSTRAINT maintenance_what_check,
     ADD CONSTRAINT maintenance_what_check
         CHECK (what IN ('gc', 'compact', 'prune', 'orphaned', 'sweep'));
+
+-- Branches (docs/BRANCHES.md): the functions a fresh install has.
+CREATE FUNCTION vc."_branch"("name" TEXT, "start_point" TEXT) RETURNS TEXT
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_branch_wrapper';
+CREATE FUNCTION vc."_branch_delete"("name" TEXT, "force" bool) RETURNS void
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_branch_delete_wrapper';
+CREATE FUNCTION vc."_checkout"("branch" TEXT, "force" bool) RETURNS void
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_checkout_wrapper';
+CREATE FUNCTION vc."_active_branch"() RETURNS TEXT
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_active_branch_wrapper';
+CREATE FUNCTION vc."_branches"() RETURNS TABLE (
+    "name" TEXT, "commit_hash" TEXT, "is_current" bool, "upstream" TEXT
+) STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_branches_wrapper';
+-- Branches (docs/BRANCHES.md).
+CREATE FUNCTION vc.branch(name text, start_point text DEFAULT 'HEAD')
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._branch($1, $2) $$;
+
+CREATE FUNCTION vc.branch_delete(name text, force boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._branch_delete($1, $2) $$;
+
+CREATE FUNCTION vc.branches()
+RETURNS TABLE(name text, commit_hash text, is_current boolean, upstream text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._branches() $$;
+
+CREATE FUNCTION vc.active_branch() RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._active_branch() $$;
+
+CREATE FUNCTION vc.checkout(branch text, force boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._checkout($1, $2) $$;
+
+REVOKE ALL ON FUNCTION vc._branch(text, text), vc.branch(text, text),
+    vc._branch_delete(text, boolean), vc.branch_delete(text, boolean),
+    vc._checkout(text, boolean), vc.checkout(text, boolean),
+    vc._active_branch(), vc.active_branch(), vc._branches(), vc.branches() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._branch(text, text), vc.branch(text, text),
+    vc._branch_delete(text, boolean), vc.branch_delete(text, boolean),
+    vc._checkout(text, boolean), vc.checkout(text, boolean) TO pgvc_writer;
+GRANT EXECUTE ON FUNCTION vc._active_branch(), vc.active_branch(), vc._branches(),
+    vc.branches() TO pgvc_reader;

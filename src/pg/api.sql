@@ -106,6 +106,42 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._reset($1) $$;
 
+-- Branches (docs/BRANCHES.md).
+CREATE FUNCTION vc.branch(name text, start_point text DEFAULT 'HEAD')
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._branch($1, $2) $$;
+
+CREATE FUNCTION vc.branch_delete(name text, force boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._branch_delete($1, $2) $$;
+
+CREATE FUNCTION vc.branches()
+RETURNS TABLE(name text, commit_hash text, is_current boolean, upstream text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._branches() $$;
+
+CREATE FUNCTION vc.active_branch() RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._active_branch() $$;
+
+CREATE FUNCTION vc.checkout(branch text, force boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._checkout($1, $2) $$;
+
 CREATE FUNCTION vc.as_of(tbl anyelement, ref text) RETURNS SETOF anyelement
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -485,6 +521,11 @@ BEGIN
             ('_redact', 'pgvc_reader'),
             ('commit', 'pgvc_writer'), ('_commit', 'pgvc_writer'),
             ('reset', 'pgvc_writer'), ('_reset', 'pgvc_writer'),
+            ('branch', 'pgvc_writer'), ('_branch', 'pgvc_writer'),
+            ('branch_delete', 'pgvc_writer'), ('_branch_delete', 'pgvc_writer'),
+            ('checkout', 'pgvc_writer'), ('_checkout', 'pgvc_writer'),
+            ('branches', 'pgvc_reader'), ('_branches', 'pgvc_reader'),
+            ('active_branch', 'pgvc_reader'), ('_active_branch', 'pgvc_reader'),
             ('track', 'pgvc_admin'), ('_track', 'pgvc_admin'),
             ('untrack', 'pgvc_admin'), ('_untrack', 'pgvc_admin'),
             ('remote_add', 'pgvc_admin'), ('_remote_add', 'pgvc_admin'),

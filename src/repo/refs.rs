@@ -323,3 +323,62 @@ mod tests {
         }
     }
 }
+
+/// Why `name` cannot be a new branch name, or `None` if it can. Names are what ref
+/// syntax can say unambiguously: no `~ ^ : ? * [ \\`, spaces or control characters;
+/// not `HEAD`; no empty, `.`-leading or `..` path segments (`/` separates them); and
+/// not seven or more hex digits alone, which read as a commit hash prefix.
+pub fn branch_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 200 {
+        return Some("a branch name has 1 to 200 bytes");
+    }
+    if name == "HEAD" || name == "WORKING" {
+        return Some("HEAD and WORKING are reserved");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+    {
+        return Some(
+            "a branch name may not contain spaces, control characters or any of ~ ^ : ? * [ \\",
+        );
+    }
+    if name
+        .split('/')
+        .any(|seg| seg.is_empty() || seg.starts_with('.') || seg.ends_with(".lock"))
+    {
+        return Some(
+            "each /-separated part of a branch name must be non-empty and not start with a dot",
+        );
+    }
+    if name.len() >= 7 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some("a name of seven or more hex digits would read as a commit hash");
+    }
+    None
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::branch_name_problem as p;
+
+    #[test]
+    fn branch_names() {
+        for ok in [
+            "main",
+            "feature/x",
+            "release-1.2",
+            "v2",
+            "fenced/3/main",
+            "abc123",
+        ] {
+            assert_eq!(p(ok), None, "{ok}");
+        }
+        for bad in [
+            "", "HEAD", "a b", "a~1", "x^", "a:b", "what?", "a*", "[x", "a\\b", "/a", "a/", "a//b",
+            ".hidden", "a/.b", "x.lock", "deadbeef", "0123456",
+        ] {
+            assert!(p(bad).is_some(), "{bad:?} accepted");
+        }
+        assert!(p(&"x".repeat(201)).is_some());
+    }
+}

@@ -2,6 +2,7 @@
 //! `vc._name` function; the public `vc.name` wrapper is declared in `../api.sql`.
 
 mod backup;
+mod branch;
 pub mod commit;
 mod inspect;
 pub mod remote;

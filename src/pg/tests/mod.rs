@@ -5,6 +5,8 @@
 #[cfg(any(test, feature = "pg_test"))]
 mod backups;
 #[cfg(any(test, feature = "pg_test"))]
+mod branches;
+#[cfg(any(test, feature = "pg_test"))]
 mod commit;
 #[cfg(any(test, feature = "pg_test"))]
 mod constraints;
