@@ -41,7 +41,7 @@ mod tests {
         assert_eq!(
             text("SELECT string_agg(format('%s:%s', name, is_current), ',' ORDER BY name) FROM vc.branches()")
                 .unwrap(),
-            "feature:false,main:true"
+            "feature:f,main:t"
         );
         run("SELECT vc.checkout('feature')");
         assert_eq!(rows(), on_feature);
