@@ -439,7 +439,7 @@ fn stores_without_conditional_writes_and_wrong_credentials_are_refused() {
     assert_eq!(
         query_scalar(
             &mut d,
-            "SELECT (SELECT count(*) FROM vc.remotes()) + (SELECT count(*) FROM vc.backups())"
+            "SELECT ((SELECT count(*) FROM vc.remotes()) + (SELECT count(*) FROM vc.backups()))::text"
         ),
         "0"
     );
