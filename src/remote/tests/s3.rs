@@ -198,13 +198,10 @@ fn a_push_cut_off_by_the_server_leaves_the_remote_as_it_was() {
     assert_eq!(super::closure(&local, c2), super::remote_chunks(&remote2));
 }
 
-/// A server that accepts connections and never answers: every request gives up at
-/// its timeout (with its retries), rather than hanging the backend.
-#[test]
-fn a_server_that_never_answers_times_out() {
+/// A port where connections are accepted and held open, never answered.
+fn silent_server() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Accept and hold connections open, silently.
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for c in listener.incoming() {
@@ -214,6 +211,14 @@ fn a_server_that_never_answers_times_out() {
             }
         }
     });
+    port
+}
+
+/// A server that accepts connections and never answers: every request gives up at
+/// its timeout (with its retries), rather than hanging the backend.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let port = silent_server();
     let opts = S3Options {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         timeout: std::time::Duration::from_secs(1),
@@ -424,17 +429,7 @@ fn an_idle_poll_is_one_conditional_get() {
 /// retries; once the deadline is lifted, requests have their own timeout again.
 #[test]
 fn a_deadline_cuts_off_a_silent_server() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            match c {
-                Ok(c) => held.push(c),
-                Err(_) => break,
-            }
-        }
-    });
+    let port = silent_server();
     let opts = S3Options {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         timeout: std::time::Duration::from_secs(20),
