@@ -35,6 +35,9 @@ pub static GC_CHECK_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 /// Unlisted packs and temporary files younger than this are left alone by automatic
 /// pruning: a push's pack is unlisted until its manifest swap.
 pub const UNLISTED_GRACE_MS: u64 = 3_600_000;
+// A prepared pack waits for its publish at most this long; it must not be pruned
+// as unlisted debris meanwhile.
+const _: () = assert!(UNLISTED_GRACE_MS > 2 * crate::remote::PREPARED_MAX_AGE_MS);
 /// How long `vc.gc()` keeps trying to get between writers before it gives up.
 const GC_LOCK_DEADLINE: Duration = Duration::from_secs(30);
 /// Chunk hashes read per fetch while listing `vc.chunks`.
@@ -419,8 +422,13 @@ pub fn maintain<O: ObjectStore>(
             .is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
     });
     if sweep {
+        // The sweep's note is written in the caller's transaction: a session that swept
+        // and stays in its transaction holds the row. Claiming the sweep by a
+        // transaction-scoped advisory lock first (never waited for) keeps everyone else
+        // from queueing behind it; they skip the sweep instead.
         sweep = super::spi::one_bool(
-            "SELECT NOT EXISTS (SELECT 1 FROM vc.maintenance WHERE location = $1 \
+            "SELECT pg_try_advisory_xact_lock(1885828707, hashtext($1)) AND NOT EXISTS (\
+               SELECT 1 FROM vc.maintenance WHERE location = $1 \
                AND what = 'sweep' AND at > clock_timestamp() - make_interval(secs => $2::int))",
             vec![
                 Arg::Text(Some(location.to_string())),

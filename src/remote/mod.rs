@@ -44,7 +44,7 @@ pub use manifest::{Manifest, FORMAT, MANIFEST_KEY};
 pub use mirror::MirrorOutcome;
 pub use object::{now_ms, valid_key, ObjectInfo, ObjectStore, ObjectWriter, Reread, Version};
 pub use pack::{idx_key, pack_key, IdxEntry, PackIndex, PackRef, PackWriter};
-pub use push::{is_ancestor, known_heads, Prepared, PushOutcome};
+pub use push::{is_ancestor, known_heads, Prepared, PushOutcome, PREPARED_MAX_AGE_MS};
 pub use url::{open, open_s3, open_with, parse_url, RemoteUrl};
 pub use walk::chunk_refs;
 

@@ -34,8 +34,15 @@ pub struct PushOutcome {
     pub up_to_date: bool,
 }
 
+/// How long a prepared pack may wait for its publish. It is unlisted until then, and
+/// automatic pruning deletes unlisted packs older than its grace (an hour): a publish
+/// older than this is left to a full push instead of listing a pack that may be gone.
+pub const PREPARED_MAX_AGE_MS: u64 = 20 * 60 * 1000;
+
 /// What `prepare` wrote: a durable pack that no manifest lists yet.
 pub struct Prepared {
+    /// When the pack was written (Unix milliseconds).
+    pub prepared_at_ms: u64,
     pub base: Manifest,
     pub version: Option<Version>,
     pub pack: Option<PackRef>,
@@ -109,14 +116,16 @@ impl<O: ObjectStore> Remote<O> {
         if !force {
             self.check_fast_forward(local, branch, old, new_head)?;
         }
-        // The remote's head of the branch, when this store has it: the push is a
-        // diff against it.
+        // The remote's head of the branch, when this store has it and it is an
+        // ancestor of ours: the push is a diff against it. (A forced push of another
+        // line would walk that line's whole history past it: looked up instead.)
         let known: Vec<Hash> = match old {
-            Some(o) if local.has(&o)? => vec![o],
+            Some(o) if local.has(&o)? && is_ancestor(local, o, new_head)? => vec![o],
             _ => Vec::new(),
         };
         let (pack, report) = self.write_missing(local, &[new_head], &known, &base, progress)?;
         Ok(Some(Prepared {
+            prepared_at_ms: super::now_ms(),
             base,
             version,
             pack,
@@ -421,6 +430,10 @@ impl<O: ObjectStore> Remote<O> {
         acceptable: &HashSet<Option<Hash>>,
         prep: &Prepared,
     ) -> Result<bool> {
+        if super::now_ms().saturating_sub(prep.prepared_at_ms) > PREPARED_MAX_AGE_MS {
+            // The pack may have been pruned as unlisted debris meanwhile.
+            return Ok(false);
+        }
         let (mut current, mut version) = (prep.base.clone(), prep.version.clone());
         for _ in 0..MAX_CAS_ATTEMPTS {
             self.check_epoch(&current, expected_epoch)?;

@@ -325,9 +325,10 @@ mod tests {
 }
 
 /// Why `name` cannot be a new branch name, or `None` if it can. Names are what ref
-/// syntax can say unambiguously: no `~ ^ : ? * [ \\`, spaces or control characters;
-/// not `HEAD`; no empty, `.`-leading or `..` path segments (`/` separates them); and
-/// not seven or more hex digits alone, which read as a commit hash prefix.
+/// syntax can say unambiguously, and look like nothing else: ASCII letters, digits,
+/// `. _ - /` (no lookalike Unicode, no `~ ^ :`); not `HEAD`, not under `fenced/`; no
+/// empty or `.`-leading path segments (`/` separates them); and not seven or more
+/// hex digits alone, which read as a commit hash prefix.
 pub fn branch_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() || name.len() > 200 {
         return Some("a branch name has 1 to 200 bytes");
@@ -335,13 +336,14 @@ pub fn branch_name_problem(name: &str) -> Option<&'static str> {
     if name == "HEAD" || name == "WORKING" {
         return Some("HEAD and WORKING are reserved");
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
     {
-        return Some(
-            "a branch name may not contain spaces, control characters or any of ~ ^ : ? * [ \\",
-        );
+        return Some("a branch name is made of ASCII letters, digits, . _ - and /");
+    }
+    if name.starts_with("fenced/") {
+        return Some("fenced/ is where a fenced primary keeps its commits");
     }
     if name
         .split('/')
@@ -363,19 +365,32 @@ mod name_tests {
 
     #[test]
     fn branch_names() {
-        for ok in [
-            "main",
-            "feature/x",
-            "release-1.2",
-            "v2",
-            "fenced/3/main",
-            "abc123",
-        ] {
+        for ok in ["main", "feature/x", "release-1.2", "v2", "abc123", "a_b"] {
             assert_eq!(p(ok), None, "{ok}");
         }
         for bad in [
-            "", "HEAD", "a b", "a~1", "x^", "a:b", "what?", "a*", "[x", "a\\b", "/a", "a/", "a//b",
-            ".hidden", "a/.b", "x.lock", "deadbeef", "0123456",
+            "",
+            "HEAD",
+            "a b",
+            "a~1",
+            "x^",
+            "a:b",
+            "what?",
+            "a*",
+            "[x",
+            "a\\b",
+            "/a",
+            "a/",
+            "a//b",
+            ".hidden",
+            "a/.b",
+            "x.lock",
+            "deadbeef",
+            "0123456",
+            "fenced/3/main",
+            "main\u{200b}",
+            "ma\u{202e}in",
+            "caf\u{e9}",
         ] {
             assert!(p(bad).is_some(), "{bad:?} accepted");
         }

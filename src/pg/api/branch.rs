@@ -5,14 +5,12 @@
 //! all in the caller's transaction) followed by a move of HEAD.
 
 use crate::commit::{Commit, RootValue};
-use crate::pg::api::commit::{parent_entry, table_entry};
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch, set_head};
 use crate::pg::spi::{exec, query_values, with_spi, Arg, Value};
 use crate::pg::store::PgStore;
 use crate::repo::refs::branch_name_problem;
-use crate::repo::worktree::{commit_outcome, CommitOutcome};
 use crate::store::Hash;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -121,40 +119,42 @@ pub fn branch_delete(name: &str, force: bool) -> VcResult<()> {
     crate::pg::storage::note_orphans()
 }
 
-/// Whether the tracked tables differ from the commit `head` (what `vc.commit()` would
-/// record, sequence values aside). Reads every tracked table as a commit does, so the
-/// caller must be allowed to.
-fn has_uncommitted(store: &PgStore, head: Option<Hash>) -> VcResult<bool> {
-    let head_root = match head {
-        Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
-        None => RootValue::default(),
-    };
-    let mut root = RootValue::default();
-    let tracked = tracked_tables()?;
-    let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();
-    root.types = crate::pg::types::collect(&relids)?;
-    let retyped = crate::repo::schema::retyped(&head_root.types, &root.types);
-    for t in &tracked {
-        if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
-            return Err(crate::pg::error::denied_table(
-                "checkout", &t.name, "SELECT",
-            ));
-        }
-        let entry = table_entry(store, t, parent_entry(&head_root, t), false, &retyped)?;
-        root.tables.insert(t.name.clone(), entry);
-    }
-    Ok(commit_outcome(head, &head_root, &root, false) == CommitOutcome::Commit)
-}
-
 /// `vc.checkout(branch, force)`: the tracked tables become the branch's state (rows,
 /// definitions, sequences) and HEAD names it, in one transaction.
 pub fn checkout(name: &str, force: bool) -> VcResult<()> {
     crate::pg::replication::refuse_on_standby("vc.checkout()")?;
     let current = current_branch(true)?;
     let target = existing_branch(name, "vc.checkout()")?;
-    let store = PgStore::new();
-    let head = ref_hash(&current)?;
-    if !force && has_uncommitted(&store, head)? {
+    // HEAD is every session's: moving it needs the right to read every tracked table
+    // (as a commit does), force or not.
+    let tracked = tracked_tables()?;
+    for t in &tracked {
+        if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+            return Err(crate::pg::error::denied_table(
+                "checkout", &t.name, "SELECT",
+            ));
+        }
+    }
+    // On a primary, commits on a branch that is not replicated would stay here.
+    let cfg = crate::pg::replication::current()?;
+    if cfg.role == crate::pg::replication::Role::Primary && !cfg.heads.iter().any(|h| h == name) {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot check out \"{name}\" on a primary: the branch is not replicated"),
+        )
+        .hint("add it to vc.replicate_heads (and reload), or check out a replicated branch"));
+    }
+    // Writers are locked out before the working set is judged, so that no change
+    // committed in between is discarded unasked (the locks checkout_root takes again).
+    for t in &tracked {
+        if crate::pg::spi::caller_may(t.relid, "UPDATE")?
+            || crate::pg::spi::caller_may(t.relid, "DELETE")?
+        {
+            let q = crate::pg::sql::QualName::parse("table name", &t.name)?;
+            exec(crate::pg::sql::lock_exclusive(&q), vec![])?;
+        }
+    }
+    if !force && crate::pg::checkout::has_uncommitted()? {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("cannot check out \"{name}\": the tracked tables have uncommitted changes"),
@@ -164,6 +164,8 @@ pub fn checkout(name: &str, force: bool) -> VcResult<()> {
     if name == current && !force {
         return Ok(());
     }
+    let store = PgStore::new();
+    let head = ref_hash(&current)?;
     let target_root = RootValue::read(&store, &Commit::read(&store, &target)?.root)?;
     crate::pg::checkout::checkout_root(
         &store,

@@ -100,6 +100,21 @@ pub fn notifier<'a>(what: &'static str, tracker: &'a Tracker) -> impl FnMut(Prog
 /// kind in messages) after checking the name, the URL and the caller's file access.
 pub fn add_location(backups: bool, what: &str, name: &str, url: &str) -> VcResult<()> {
     check_name(name)?;
+    if !backups {
+        // A remote's tracking refs are <name>/<branch>: a branch already named so
+        // would shadow them.
+        let clash = crate::pg::spi::query_values(
+            "SELECT name FROM vc.refs WHERE kind = 'branch' AND left(name, length($1) + 1) = $1 || '/' LIMIT 1",
+            vec![Arg::Text(Some(name.to_string()))],
+        )?;
+        if let Some(row) = clash.first() {
+            return Err(invalid(format!(
+                "remote name \"{name}\" clashes with branch \"{}\": the remote's tracking refs would be named like it",
+                row[0].text()?
+            ))
+            .hint("pick another remote name, or rename the branch (vc.branch() a new one, vc.branch_delete() the old)"));
+        }
+    }
     let parsed = parse_url(url)?;
     if let s3 @ RemoteUrl::S3 { .. } = &parsed {
         // The server's credentials write there: for superusers and pgvc_admin only.

@@ -266,7 +266,8 @@ fn last_runs(location: &str) -> VcResult<[LastRun; 3]> {
         let i = match r[0].text()?.as_str() {
             "gc" => 0,
             "compact" => 1,
-            _ => 2,
+            "prune" => 2,
+            _ => continue, // the sweep clock and the orphan note are not runs shown here
         };
         let at_us: f64 = r[1].text()?.parse().unwrap_or(0.0);
         // Unix microseconds -> PostgreSQL's epoch (2000-01-01).

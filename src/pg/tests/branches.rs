@@ -110,6 +110,7 @@ mod tests {
         let d = format!("/tmp/pgvc-branch-test-{}", std::process::id());
         std::fs::create_dir_all(&d).unwrap();
         run(&format!("SELECT vc.remote_add('origin', 'file://{d}')"));
+        run("SELECT vc.branch('feature/x')");
         let before = vc_state();
         for (sql, state, needle) in [
             ("SELECT vc.branch('a b')", "22023", "invalid branch name"),
@@ -122,6 +123,13 @@ mod tests {
                 "remote \"origin\"",
             ),
             ("SELECT vc.branch('main')", "42710", "already exists"),
+            ("SELECT vc.branch('main\u{200b}')", "22023", "ASCII"),
+            ("SELECT vc.branch('fenced/1/main')", "22023", "fenced/"),
+            (
+                "SELECT vc.remote_add('feature', 'file:///tmp')",
+                "22023",
+                "clashes with branch",
+            ),
             ("SELECT vc.branch('n', 'nosuchref')", "", "nosuchref"),
             ("SELECT vc.branch(NULL)", "22004", "name"),
             ("SELECT vc.checkout('nosuch')", "42704", "does not exist"),

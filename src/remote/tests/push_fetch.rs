@@ -407,3 +407,33 @@ fn a_diff_walk_skips_what_only_the_remote_has() {
         other => panic!("expected Missing, got {:?}", other.map(|(p, _)| p)),
     }
 }
+
+/// A prepared pack left waiting longer than `PREPARED_MAX_AGE_MS` is not published:
+/// automatic pruning may have deleted it as unlisted debris meanwhile, so the publish
+/// declines and a full push (by the worker) takes over. The remote stays as it was.
+#[test]
+fn a_stale_prepared_pack_is_not_published() {
+    use crate::remote::PREPARED_MAX_AGE_MS;
+    let (_d, remote) = temp_remote();
+    let mut local = MemStore::new();
+    let c1 = commit(&mut local, &rows(100), vec![], "one");
+    remote
+        .push(&local, "main", c1, false, None, &mut quiet())
+        .unwrap();
+    let c2 = commit(&mut local, &rows(120), vec![c1], "two");
+    let mut prep = remote
+        .prepare(&local, "main", c2, false, None, &mut quiet())
+        .unwrap()
+        .unwrap();
+    let acceptable = std::collections::HashSet::from([Some(c1)]);
+    prep.prepared_at_ms -= PREPARED_MAX_AGE_MS + 1000;
+    assert!(!remote
+        .publish_expecting("main", c2, None, &acceptable, &prep)
+        .unwrap());
+    assert_eq!(remote.list_refs().unwrap().get("main"), Some(&c1));
+    prep.prepared_at_ms += PREPARED_MAX_AGE_MS + 1000;
+    assert!(remote
+        .publish_expecting("main", c2, None, &acceptable, &prep)
+        .unwrap());
+    assert_eq!(remote.list_refs().unwrap().get("main"), Some(&c2));
+}
