@@ -578,8 +578,10 @@ write_report() {
         echo "memory) are in \`docs/BENCHMARKS_REMOTES.md\`, \`docs/BENCHMARKS_BACKUPS.md\` and"
         echo "\`docs/BENCHMARKS_REPLICATION.md\`; the storage lifecycle (a 10,000-commit soak, gc, compaction)"
         echo "in \`docs/BENCHMARKS_STORAGE.md\`; schema changes (commit and standby apply after"
-        echo "\`ADD COLUMN\`, \`ALTER COLUMN TYPE\`) in \`docs/BENCHMARKS_SCHEMA.md\`; each written by its"
-        echo "script in the same \`make bench\`."
+        echo "\`ADD COLUMN\`, \`ALTER COLUMN TYPE\`) in \`docs/BENCHMARKS_SCHEMA.md\`; \`s3://\` remotes (push and"
+        echo "clone against \`file://\`, requests and bytes per push, idle polls, replication lag through"
+        echo "a bucket) in \`docs/BENCHMARKS_S3.md\` and \`docs/BENCHMARKS_REPLICATION_S3.md\`; each written"
+        echo "by its script in the same \`make bench\`."
         echo
         report_run "full run, \`make bench\`"
         report_machine

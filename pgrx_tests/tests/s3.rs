@@ -14,10 +14,23 @@ const CREDENTIALS: &[&str] = &[
 ];
 
 fn url(m: &Moto, bucket: &str, prefix: &str) -> String {
-    format!(
-        "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&force_path_style=true",
-        m.endpoint()
-    )
+    url_at(&m.endpoint(), bucket, prefix)
+}
+
+/// The URL of `prefix` in `bucket` behind `endpoint` (moto, or a proxy before it).
+fn url_at(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1&force_path_style=true")
+}
+
+/// A new server with the credentials, restored from the backup at `url`.
+fn restored_from(url: &str) -> (Cluster, postgres::Client) {
+    let c = Cluster::start_with(CREDENTIALS);
+    let mut d = c.connect();
+    d.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{url}')"
+    ))
+    .unwrap();
+    (c, d)
 }
 
 fn rows(d: &mut postgres::Client) -> String {
@@ -78,12 +91,7 @@ fn push_clone_pull_backup_and_restore_through_a_bucket() {
         query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('b')"),
         "true"
     );
-    let c = Cluster::start_with(CREDENTIALS);
-    let mut dc = c.connect();
-    dc.batch_execute(&format!(
-        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{backup}')"
-    ))
-    .unwrap();
+    let (_c, mut dc) = restored_from(&backup);
     assert_eq!(rows(&mut dc), rows(&mut da));
 }
 
@@ -216,10 +224,7 @@ fn a_slow_bucket_does_not_hold_a_commit_past_the_deadline() {
     let m = Moto::start();
     m.create_bucket("pgvc-slow");
     let proxy = Proxy::start(m.port);
-    let remote = format!(
-        "s3://pgvc-slow/db?endpoint={}&region=us-east-1&force_path_style=true",
-        proxy.endpoint()
-    );
+    let remote = url_at(&proxy.endpoint(), "pgvc-slow", "db");
     let mut conf = CREDENTIALS.to_vec();
     conf.extend([
         "vc.replicate_to_remote = 'origin'",
@@ -312,10 +317,7 @@ fn a_server_dying_during_a_backup_sync_leaves_the_previous_backup() {
     let m = Moto::start();
     m.create_bucket("pgvc-bk");
     let proxy = Proxy::start(m.port);
-    let via_proxy = format!(
-        "s3://pgvc-bk/b?endpoint={}&region=us-east-1&force_path_style=true",
-        proxy.endpoint()
-    );
+    let via_proxy = url_at(&proxy.endpoint(), "pgvc-bk", "b");
     let direct = url(&m, "pgvc-bk", "b");
     let a = Cluster::start_with(CREDENTIALS);
     let mut da = a.connect();
@@ -352,12 +354,7 @@ fn a_server_dying_during_a_backup_sync_leaves_the_previous_backup() {
         "the server died in the middle of the upload"
     );
     // The backup is as the first sync left it.
-    let b = Cluster::start_with(CREDENTIALS);
-    let mut db_ = b.connect();
-    db_.batch_execute(&format!(
-        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{direct}')"
-    ))
-    .unwrap();
+    let (_b, mut db_) = restored_from(&direct);
     assert_eq!(rows(&mut db_), first);
     // The server is back: the retry completes, and restores to the current state.
     proxy.restore();
@@ -367,12 +364,7 @@ fn a_server_dying_during_a_backup_sync_leaves_the_previous_backup() {
         query_scalar(&mut da, "SELECT ok::text FROM vc.backup_verify('b')"),
         "true"
     );
-    let c = Cluster::start_with(CREDENTIALS);
-    let mut dc = c.connect();
-    dc.batch_execute(&format!(
-        "CREATE EXTENSION pgvc; SELECT vc.backup_restore('{direct}')"
-    ))
-    .unwrap();
+    let (_c, mut dc) = restored_from(&direct);
     assert_eq!(rows(&mut dc), rows(&mut da));
     assert_eq!(
         query_scalar(
@@ -392,10 +384,7 @@ fn stores_without_conditional_writes_and_wrong_credentials_are_refused() {
     m.create_bucket("pgvc-nocas");
     let proxy = Proxy::start(m.port);
     proxy.ignore_conditional_writes();
-    let nocas = format!(
-        "s3://pgvc-nocas/db?endpoint={}&region=us-east-1&force_path_style=true",
-        proxy.endpoint()
-    );
+    let nocas = url_at(&proxy.endpoint(), "pgvc-nocas", "db");
     let strict = Moto::start_checking_credentials(1);
     strict.create_bucket("pgvc-strict");
     let a = Cluster::start_with(CREDENTIALS);

@@ -709,7 +709,7 @@ fn alter_step(t: &Tracked, table: &QualName, step: &AlterStep) -> VcResult<()> {
     Ok(())
 }
 
-fn caller_may_write(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
+pub fn caller_may_write(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
     Ok(super::spi::caller_may(relid, "UPDATE")? || super::spi::caller_may(relid, "DELETE")?)
 }
 

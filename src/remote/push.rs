@@ -116,11 +116,12 @@ impl<O: ObjectStore> Remote<O> {
         if !force {
             self.check_fast_forward(local, branch, old, new_head)?;
         }
-        // The remote's head of the branch, when this store has it and it is an
-        // ancestor of ours: the push is a diff against it. (A forced push of another
-        // line would walk that line's whole history past it: looked up instead.)
+        // The remote's head of the branch, when it is an ancestor of ours (checked
+        // above unless forced; an ancestor is in this store): the push is a diff
+        // against it. A forced push of another line is looked up instead: a diff
+        // would walk that line's history past the old head.
         let known: Vec<Hash> = match old {
-            Some(o) if local.has(&o)? && is_ancestor(local, o, new_head)? => vec![o],
+            Some(o) if !force || is_ancestor(local, o, new_head)? => vec![o],
             _ => Vec::new(),
         };
         let (pack, report) = self.write_missing(local, &[new_head], &known, &base, progress)?;

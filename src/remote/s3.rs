@@ -234,6 +234,21 @@ impl S3Store {
         })
     }
 
+    /// An object whole with its ETag, or the crate's error for the caller to read
+    /// (absent, not modified, ...); the outer error is a bad key.
+    fn read_whole(
+        &self,
+        key: &str,
+        opts: GetOptions,
+    ) -> Result<std::result::Result<(Vec<u8>, Version), object_store::Error>> {
+        let path = self.path(key)?;
+        Ok(self.block_on(async {
+            let got = self.store.get_opts(&path, opts).await?;
+            let etag = got.meta.e_tag.clone().unwrap_or_default();
+            Ok((got.bytes().await?.to_vec(), Version(etag)))
+        }))
+    }
+
     fn path(&self, key: &str) -> Result<Path> {
         if !valid_key(key) {
             return Err(RemoteError::corrupt_object(
@@ -361,34 +376,20 @@ impl ObjectStore for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
-        let path = self.path(key)?;
-        let r = self.block_on(async {
-            let got = self.store.get_opts(&path, GetOptions::default()).await?;
-            let etag = got.meta.e_tag.clone();
-            let bytes = got.bytes().await?;
-            Ok::<_, object_store::Error>((bytes.to_vec(), etag))
-        });
-        match r {
-            Ok((data, etag)) => Ok(Some((data, Version(etag.unwrap_or_default())))),
+        match self.read_whole(key, GetOptions::default())? {
+            Ok(got) => Ok(Some(got)),
             Err(e @ object_store::Error::NotFound { .. }) if !missing_bucket(&e) => Ok(None),
             Err(e) => Err(self.fail("read", key, e)),
         }
     }
 
     fn get_if_changed(&self, key: &str, known: &Version) -> Result<Reread> {
-        let path = self.path(key)?;
-        let r = self.block_on(async {
-            let opts = GetOptions {
-                if_none_match: Some(known.0.clone()),
-                ..Default::default()
-            };
-            let got = self.store.get_opts(&path, opts).await?;
-            let etag = got.meta.e_tag.clone();
-            let bytes = got.bytes().await?;
-            Ok::<_, object_store::Error>((bytes.to_vec(), etag))
-        });
-        match r {
-            Ok((data, etag)) => Ok(Reread::Changed(data, Version(etag.unwrap_or_default()))),
+        let opts = GetOptions {
+            if_none_match: Some(known.0.clone()),
+            ..Default::default()
+        };
+        match self.read_whole(key, opts)? {
+            Ok((data, v)) => Ok(Reread::Changed(data, v)),
             Err(object_store::Error::NotModified { .. }) => Ok(Reread::Unchanged),
             Err(e @ object_store::Error::NotFound { .. }) if !missing_bucket(&e) => {
                 Ok(Reread::Absent)

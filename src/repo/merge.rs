@@ -111,17 +111,9 @@ enum RowMerge {
     Conflict,
 }
 
-/// Cell-by-cell merge of rows both sides changed (encoded rows; `None`: absent).
+/// Cell-by-cell merge of a row both sides changed, differently (encoded rows; `None`:
+/// absent; both differ from `base` and from each other, as the two diffs say).
 fn merge_row(base: Option<&[u8]>, ours: Option<&[u8]>, theirs: Option<&[u8]>) -> Result<RowMerge> {
-    if ours == theirs || base == theirs {
-        return Ok(RowMerge::Ours);
-    }
-    if base == ours {
-        return Ok(match theirs {
-            Some(t) => RowMerge::Row(t.to_vec()),
-            None => RowMerge::Conflict, // unreachable through diffs: handled as an edit
-        });
-    }
     let (Some(b), Some(o), Some(t)) = (base, ours, theirs) else {
         // Insert vs a different insert, or a delete against an update.
         return Ok(RowMerge::Conflict);

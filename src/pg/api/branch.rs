@@ -147,9 +147,7 @@ pub fn checkout(name: &str, force: bool) -> VcResult<()> {
     // Writers are locked out before the working set is judged, so that no change
     // committed in between is discarded unasked (the locks checkout_root takes again).
     for t in &tracked {
-        if crate::pg::spi::caller_may(t.relid, "UPDATE")?
-            || crate::pg::spi::caller_may(t.relid, "DELETE")?
-        {
+        if crate::pg::checkout::caller_may_write(t.relid)? {
             let q = crate::pg::sql::QualName::parse("table name", &t.name)?;
             exec(crate::pg::sql::lock_exclusive(&q), vec![])?;
         }
