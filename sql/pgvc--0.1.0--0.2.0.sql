@@ -141,3 +141,103 @@ GRANT EXECUTE ON FUNCTION vc._branch(text, text), vc.branch(text, text),
     vc._checkout(text, boolean), vc.checkout(text, boolean) TO pgvc_writer;
 GRANT EXECUTE ON FUNCTION vc._active_branch(), vc.active_branch(), vc._branches(),
     vc.branches() TO pgvc_reader;
+
+-- Merge (docs/BRANCHES.md): its state and the functions a fresh install has.
+-- An unfinished merge (vc.merge() that found conflicts or violations): the commit
+-- HEAD named when it began (ours), the commit merged in (theirs) and the root value
+-- the live tables were moved to (merged: ours, theirs' clean changes, our side of
+-- every conflicting row). The working set is judged against merged until vc.commit()
+-- makes the two-parent commit, vc.merge_abort() or vc.reset() ends it. fk_checks
+-- holds the foreign keys (pg_constraint OIDs) the merge's row changes could break:
+-- vc.violations() and vc.commit() look for orphans through them.
+CREATE TABLE vc.merge_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    branch text NOT NULL,
+    ours bytea NOT NULL CHECK (length(ours) = 32),
+    theirs bytea NOT NULL CHECK (length(theirs) = 32),
+    theirs_name text NOT NULL,
+    merged bytea NOT NULL CHECK (length(merged) = 32),
+    message text NOT NULL,
+    fk_checks oid[] NOT NULL DEFAULT '{}',
+    started_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Rows of an unfinished merge that need a decision: 'conflict' (both sides changed
+-- the row incompatibly; the live table holds ours) and 'unique' (theirs' clean change
+-- would break the unique constraint named in constraint_name; the live table holds
+-- ours). Rows are encoded as in history; key is the row's key, in the table's
+-- definition in the merged root.
+CREATE TABLE vc.merge_conflicts (
+    table_name text NOT NULL,
+    key bytea NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('conflict', 'unique')),
+    constraint_name text,
+    base bytea,
+    ours bytea,
+    theirs bytea,
+    PRIMARY KEY (table_name, key)
+);
+
+REVOKE ALL ON vc.merge_state, vc.merge_conflicts FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('vc.merge_state', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.merge_conflicts', '');
+
+CREATE FUNCTION vc."_merge"("r#ref" TEXT, "message" TEXT) RETURNS TABLE (
+    "commit_hash" TEXT, "fast_forward" bool, "conflicts" bigint, "violations" bigint
+) VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_merge_wrapper';
+CREATE FUNCTION vc."_conflicts"() RETURNS TABLE (
+    "table_name" TEXT, "key" jsonb, "base" jsonb, "ours" jsonb, "theirs" jsonb
+) STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_conflicts_wrapper';
+CREATE FUNCTION vc."_violations"() RETURNS TABLE (
+    "table_name" TEXT, "violation_type" TEXT, "constraint_detail" TEXT, "key" jsonb, "row" jsonb
+) STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_violations_wrapper';
+CREATE FUNCTION vc."_resolve"("table_name" TEXT, "strategy" TEXT, "key" jsonb) RETURNS bigint
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_resolve_wrapper';
+CREATE FUNCTION vc."_merge_abort"() RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_merge_abort_wrapper';
+CREATE FUNCTION vc.merge(ref text, message text DEFAULT NULL)
+RETURNS TABLE(commit_hash text, fast_forward boolean, conflicts bigint, violations bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._merge($1, $2) $$;
+
+CREATE FUNCTION vc.conflicts()
+RETURNS TABLE(table_name text, key jsonb, base jsonb, ours jsonb, theirs jsonb)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._conflicts() $$;
+
+CREATE FUNCTION vc.violations()
+RETURNS TABLE(table_name text, violation_type text, constraint_detail text, key jsonb, "row" jsonb)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._violations() $$;
+
+CREATE FUNCTION vc.resolve(table_name text, strategy text, key jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._resolve($1, $2, $3) $$;
+
+CREATE FUNCTION vc.merge_abort() RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._merge_abort() $$;
+
+REVOKE ALL ON FUNCTION vc._merge(text, text), vc.merge(text, text),
+    vc._conflicts(), vc.conflicts(), vc._violations(), vc.violations(),
+    vc._resolve(text, text, jsonb), vc.resolve(text, text, jsonb),
+    vc._merge_abort(), vc.merge_abort() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._merge(text, text), vc.merge(text, text),
+    vc._resolve(text, text, jsonb), vc.resolve(text, text, jsonb),
+    vc._merge_abort(), vc.merge_abort() TO pgvc_writer;
+GRANT EXECUTE ON FUNCTION vc._conflicts(), vc.conflicts(), vc._violations(),
+    vc.violations() TO pgvc_reader;

@@ -142,6 +142,44 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._checkout($1, $2) $$;
 
+-- Merge (docs/BRANCHES.md).
+CREATE FUNCTION vc.merge(ref text, message text DEFAULT NULL)
+RETURNS TABLE(commit_hash text, fast_forward boolean, conflicts bigint, violations bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._merge($1, $2) $$;
+
+CREATE FUNCTION vc.conflicts()
+RETURNS TABLE(table_name text, key jsonb, base jsonb, ours jsonb, theirs jsonb)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._conflicts() $$;
+
+CREATE FUNCTION vc.violations()
+RETURNS TABLE(table_name text, violation_type text, constraint_detail text, key jsonb, "row" jsonb)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT * FROM vc._violations() $$;
+
+CREATE FUNCTION vc.resolve(table_name text, strategy text, key jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._resolve($1, $2, $3) $$;
+
+CREATE FUNCTION vc.merge_abort() RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._merge_abort() $$;
+
 CREATE FUNCTION vc.as_of(tbl anyelement, ref text) RETURNS SETOF anyelement
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -526,6 +564,11 @@ BEGIN
             ('checkout', 'pgvc_writer'), ('_checkout', 'pgvc_writer'),
             ('branches', 'pgvc_reader'), ('_branches', 'pgvc_reader'),
             ('active_branch', 'pgvc_reader'), ('_active_branch', 'pgvc_reader'),
+            ('merge', 'pgvc_writer'), ('_merge', 'pgvc_writer'),
+            ('resolve', 'pgvc_writer'), ('_resolve', 'pgvc_writer'),
+            ('merge_abort', 'pgvc_writer'), ('_merge_abort', 'pgvc_writer'),
+            ('conflicts', 'pgvc_reader'), ('_conflicts', 'pgvc_reader'),
+            ('violations', 'pgvc_reader'), ('_violations', 'pgvc_reader'),
             ('track', 'pgvc_admin'), ('_track', 'pgvc_admin'),
             ('untrack', 'pgvc_admin'), ('_untrack', 'pgvc_admin'),
             ('remote_add', 'pgvc_admin'), ('_remote_add', 'pgvc_admin'),

@@ -282,9 +282,18 @@ pub fn checkout_root(
     what: &str,
     labels: NewLabels,
 ) -> VcResult<bool> {
-    let head_root = match head {
-        Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
-        None => RootValue::default(),
+    // During an unfinished merge the live tables stand at the merged root (the key
+    // logs count from there); moving them anywhere ends the merge (vc.reset,
+    // vc.merge_abort, a restore).
+    let head_root = match crate::pg::api::merge::state()? {
+        Some(m) => {
+            crate::pg::api::merge::end()?;
+            RootValue::read(store, &m.merged)?
+        }
+        None => match head {
+            Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
+            None => RootValue::default(),
+        },
     };
     // Names in a commit are untrusted: refuse a malformed one before using any.
     for name in target.tables.keys() {
@@ -633,11 +642,11 @@ fn rewrite(
                 };
                 rows.push((k, v));
                 if rows.len() == REWRITE_BATCH {
-                    write_rows(&plan, &rows, false)?;
+                    write_batch(&plan, &rows, name)?;
                     rows.clear();
                 }
             }
-            write_rows(&plan, &rows, false)?;
+            write_batch(&plan, &rows, name)?;
         }
     }
     for step in &alter.after_rows {
@@ -707,6 +716,82 @@ fn alter_step(t: &Tracked, table: &QualName, step: &AlterStep) -> VcResult<()> {
         }
     }
     Ok(())
+}
+
+/// A row a merge could not write because a unique constraint refused it: the live
+/// table keeps its row (ours) and the merge records it (`vc.violations()`).
+pub struct Refused {
+    /// The table's name in the merged root.
+    pub table: String,
+    pub key: Vec<u8>,
+    /// The server's message (it names the constraint).
+    pub message: String,
+}
+
+thread_local! {
+    /// Collects refused rows while `collecting_refused` runs; `None` otherwise (a
+    /// unique violation is then the ERROR it always was).
+    static REFUSED: std::cell::RefCell<Option<Vec<Refused>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a checkout) with rows that a unique constraint refuses left as they
+/// are and returned, instead of failing the checkout.
+pub fn collecting_refused(f: impl FnOnce() -> VcResult<bool>) -> VcResult<Vec<Refused>> {
+    REFUSED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let result = f();
+    let refused = REFUSED.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    result?;
+    Ok(refused)
+}
+
+/// Writes a batch of rows of table `name`; while refused rows are collected, a batch
+/// a unique constraint refuses is written again row by row, each in a
+/// subtransaction, and the rows still refused are collected. (Rows refused only
+/// because another row of the batch held their value a moment earlier get another
+/// round, until a round writes none.)
+fn write_batch(plan: &Plan, rows: &[(Vec<u8>, Option<Vec<u8>>)], name: &str) -> VcResult<()> {
+    const UNIQUE: &[Code] = &[Code::ERRCODE_UNIQUE_VIOLATION];
+    if REFUSED.with(|r| r.borrow().is_none()) || rows.is_empty() {
+        return write_rows(plan, rows, false);
+    }
+    let all = std::panic::AssertUnwindSafe(|| write_rows(plan, rows, false));
+    if let Ok(done) = sql::in_subtransaction_catching(Some(UNIQUE), all) {
+        return done;
+    }
+    let mut pending: Vec<usize> = (0..rows.len()).collect();
+    loop {
+        let mut left = Vec::new();
+        let mut messages = Vec::new();
+        for &i in &pending {
+            let one = std::slice::from_ref(&rows[i]);
+            let write = std::panic::AssertUnwindSafe(|| write_rows(plan, one, false));
+            match sql::in_subtransaction_catching(Some(UNIQUE), write) {
+                Ok(done) => done?,
+                Err(message) => {
+                    left.push(i);
+                    messages.push(message);
+                }
+            }
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if left.len() == pending.len() {
+            REFUSED.with(|r| {
+                if let Some(list) = r.borrow_mut().as_mut() {
+                    for (i, message) in left.into_iter().zip(messages) {
+                        list.push(Refused {
+                            table: name.to_string(),
+                            key: rows[i].0.clone(),
+                            message,
+                        });
+                    }
+                }
+            });
+            return Ok(());
+        }
+        pending = left;
+    }
 }
 
 pub fn caller_may_write(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {

@@ -13,6 +13,7 @@ use pgrx::PgSqlErrorCode as Code;
 pub struct VcError {
     pub code: Code,
     pub message: String,
+    pub detail: Option<String>,
     pub hint: Option<String>,
 }
 
@@ -23,6 +24,7 @@ impl VcError {
         VcError {
             code,
             message: message.into(),
+            detail: None,
             hint: None,
         }
     }
@@ -32,11 +34,19 @@ impl VcError {
         self
     }
 
+    pub fn detail(mut self, detail: impl Into<String>) -> VcError {
+        self.detail = Some(detail.into());
+        self
+    }
+
     /// Raises the error as a PostgreSQL ERROR (aborting the statement).
     pub fn raise(self) -> ! {
         let mut report = ErrorReport::new(self.code, self.message, "pgvc");
         if let Some(h) = self.hint {
             report = report.set_hint(h);
+        }
+        if let Some(d) = self.detail {
+            report = report.set_detail(d);
         }
         report.report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
@@ -86,6 +96,18 @@ impl From<StoreError> for VcError {
                 format!("pgvc storage: {other}"),
             )
             .hint("the chunk store is damaged; restore from a backup or re-clone"),
+        }
+    }
+}
+
+impl From<crate::repo::merge::MergeError> for VcError {
+    fn from(e: crate::repo::merge::MergeError) -> VcError {
+        use crate::repo::merge::MergeError as M;
+        match e {
+            M::Store(s) => s.into(),
+            M::Codec(c) => c.into(),
+            M::Prolly(p) => p.into(),
+            M::Commit(c) => c.into(),
         }
     }
 }

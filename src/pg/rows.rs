@@ -299,7 +299,7 @@ pub fn for_each_working_change(
 ///
 /// With `fresh`, the table is known not to hold these keys (a table being loaded), and
 /// the DELETE is skipped.
-pub fn write_rows(plan: &Plan, rows: &KeyedRows, fresh: bool) -> VcResult<()> {
+pub fn write_rows(plan: &Plan, rows: &[(Vec<u8>, Option<Vec<u8>>)], fresh: bool) -> VcResult<()> {
     let nk = plan.key_cols.len();
     let writable: Vec<usize> = (0..plan.value_cols.len())
         .filter(|&i| !plan.value_generated[i])

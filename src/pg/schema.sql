@@ -122,6 +122,41 @@ CREATE TABLE vc.maintenance (
     PRIMARY KEY (location, what)
 );
 
+-- An unfinished merge (vc.merge() that found conflicts or violations): the commit
+-- HEAD named when it began (ours), the commit merged in (theirs) and the root value
+-- the live tables were moved to (merged: ours, theirs' clean changes, our side of
+-- every conflicting row). The working set is judged against merged until vc.commit()
+-- makes the two-parent commit, vc.merge_abort() or vc.reset() ends it. fk_checks
+-- holds the foreign keys (pg_constraint OIDs) the merge's row changes could break:
+-- vc.violations() and vc.commit() look for orphans through them.
+CREATE TABLE vc.merge_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    branch text NOT NULL,
+    ours bytea NOT NULL CHECK (length(ours) = 32),
+    theirs bytea NOT NULL CHECK (length(theirs) = 32),
+    theirs_name text NOT NULL,
+    merged bytea NOT NULL CHECK (length(merged) = 32),
+    message text NOT NULL,
+    fk_checks oid[] NOT NULL DEFAULT '{}',
+    started_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Rows of an unfinished merge that need a decision: 'conflict' (both sides changed
+-- the row incompatibly; the live table holds ours) and 'unique' (theirs' clean change
+-- would break the unique constraint named in constraint_name; the live table holds
+-- ours). Rows are encoded as in history; key is the row's key, in the table's
+-- definition in the merged root.
+CREATE TABLE vc.merge_conflicts (
+    table_name text NOT NULL,
+    key bytea NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('conflict', 'unique')),
+    constraint_name text,
+    base bytea,
+    ours bytea,
+    theirs bytea,
+    PRIMARY KEY (table_name, key)
+);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA vc FROM PUBLIC;
 
 -- pg_dump keeps pgvc's state: history, refs, the current branch, tracked tables (by
@@ -133,3 +168,5 @@ SELECT pg_catalog.pg_extension_config_dump('vc.head', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.tracked', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.remotes', '');
 SELECT pg_catalog.pg_extension_config_dump('vc.backups', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.merge_state', '');
+SELECT pg_catalog.pg_extension_config_dump('vc.merge_conflicts', '');

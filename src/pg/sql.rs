@@ -337,6 +337,16 @@ impl fmt::Display for SqlExpr {
 /// held (cache references, memory, SPI results made inside). A query cancel or
 /// termination is not swallowed. SPI must be connected outside it, as PL/pgSQL's is.
 pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    in_subtransaction_catching(None, f).ok()
+}
+
+/// `in_subtransaction`, catching only the ERRORs whose codes `only` lists (all but
+/// cancel, shutdown and out-of-memory when `None`); any other ERROR is rolled back
+/// with the subtransaction and raised again. The caught ERROR's message is returned.
+pub(crate) fn in_subtransaction_catching<T>(
+    only: Option<&'static [Code]>,
+    f: impl FnOnce() -> T + std::panic::UnwindSafe,
+) -> Result<T, String> {
     // SAFETY: backend globals read and restored around the subtransaction, as
     // PL/pgSQL's exec_stmt_block does; SPI calls inside it use the connection made
     // outside (as PL/pgSQL's do), and the subtransaction's abort releases what they
@@ -356,15 +366,17 @@ pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSaf
         // SAFETY: the subtransaction begun above, still current.
         unsafe { pg_sys::ReleaseCurrentSubTransaction() };
         restore();
-        Some(v)
+        Ok(v)
     })
     .catch_others(move |e| {
         // SAFETY: the subtransaction begun above, still current after the ERROR.
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
         restore();
-        let code = match &e {
+        let (code, message) = match &e {
             pg_sys::panic::CaughtError::PostgresError(r)
-            | pg_sys::panic::CaughtError::ErrorReport(r) => r.sql_error_code(),
+            | pg_sys::panic::CaughtError::ErrorReport(r) => {
+                (r.sql_error_code(), r.message().to_string())
+            }
             // A bug of ours, not a value the server refused: never swallowed.
             pg_sys::panic::CaughtError::RustPanic { .. } => e.rethrow(),
         };
@@ -373,10 +385,11 @@ pub(crate) fn in_subtransaction<T>(f: impl FnOnce() -> T + std::panic::UnwindSaf
             Code::ERRCODE_QUERY_CANCELED
                 | Code::ERRCODE_ADMIN_SHUTDOWN
                 | Code::ERRCODE_OUT_OF_MEMORY
-        ) {
+        ) || only.is_some_and(|codes| !codes.contains(&code))
+        {
             e.rethrow();
         }
-        None
+        Err(message)
     })
     .execute()
 }
@@ -636,6 +649,43 @@ pub fn log_longer_than(oid: &LogId) -> Sql {
 
 pub fn drop_table(t: &QualName) -> Sql {
     Sql::built(format!("DROP TABLE {t}"))
+}
+
+/// Rows of `child` whose foreign key (`child_cols` -> `parent`'s `parent_cols`, MATCH
+/// SIMPLE: a row with a NULL in the key references nothing) finds no row in `parent`,
+/// at most $1 of them: each as its key (`key_cols`, or the whole row for a table
+/// without one) and the whole row, both jsonb.
+pub fn foreign_key_orphans(
+    child: &QualName,
+    child_cols: &[Ident],
+    parent: &QualName,
+    parent_cols: &[Ident],
+    key_cols: &[String],
+) -> Sql {
+    let not_null: Vec<String> = child_cols
+        .iter()
+        .map(|c| format!("c.{c} IS NOT NULL"))
+        .collect();
+    let matches: Vec<String> = child_cols
+        .iter()
+        .zip(parent_cols)
+        .map(|(c, p)| format!("p.{p} = c.{c}"))
+        .collect();
+    let key = if key_cols.is_empty() {
+        "to_jsonb(c)".to_string()
+    } else {
+        let pairs: Vec<String> = key_cols
+            .iter()
+            .map(|k| format!("{}, c.{}", literal(k), Ident::new(k)))
+            .collect();
+        format!("jsonb_build_object({})", pairs.join(", "))
+    };
+    Sql::built(format!(
+        "SELECT {key}::text, to_jsonb(c)::text FROM {child} c WHERE {} \
+         AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {}) LIMIT $1",
+        not_null.join(" AND "),
+        matches.join(" AND ")
+    ))
 }
 
 pub fn lock_exclusive(t: &QualName) -> Sql {

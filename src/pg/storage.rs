@@ -194,9 +194,15 @@ fn fetch_many(hs: &[Hash]) -> VcResult<Vec<(Hash, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Every commit a ref of any kind names: branches, tags, remote-tracking refs.
+/// Every commit a ref of any kind names (branches, tags, remote-tracking refs), and
+/// what an unfinished merge holds (both heads and the merged root).
 fn ref_roots() -> VcResult<Vec<Hash>> {
-    let rows = query("SELECT hash FROM vc.refs", vec![], &[true])?;
+    let rows = query(
+        "SELECT hash FROM vc.refs UNION ALL \
+         SELECT h FROM vc.merge_state, LATERAL (VALUES (ours), (theirs), (merged)) v(h)",
+        vec![],
+        &[true],
+    )?;
     Ok(super::spi::first_column_hashes(rows))
 }
 

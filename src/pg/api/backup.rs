@@ -78,6 +78,11 @@ fn working_commit<T: ChunkStore>(
         }
         None => (RootValue::default(), 0),
     };
+    // During an unfinished merge the key logs count from the merged root.
+    let head_root = match crate::pg::api::merge::state()? {
+        Some(m) => RootValue::read(store, &m.merged)?,
+        None => head_root,
+    };
     let mut root = RootValue::default();
     let tracked = tracked_tables()?;
     let relids: Vec<_> = tracked.iter().map(|t| t.relid).collect();

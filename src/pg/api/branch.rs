@@ -124,6 +124,7 @@ pub fn branch_delete(name: &str, force: bool) -> VcResult<()> {
 pub fn checkout(name: &str, force: bool) -> VcResult<()> {
     crate::pg::replication::refuse_on_standby("vc.checkout()")?;
     let current = current_branch(true)?;
+    crate::pg::api::merge::refuse_during_merge("vc.checkout()")?;
     let target = existing_branch(name, "vc.checkout()")?;
     // HEAD is every session's: moving it needs the right to read every tracked table
     // (as a commit does), force or not.

@@ -138,9 +138,26 @@ fn commit_locked(
 ) -> VcResult<String> {
     let store = PgStore::new();
     let parent = ref_hash(branch)?;
-    let parent_root = match parent {
-        Some(p) => RootValue::read(&store, &Commit::read(&store, &p)?.root)?,
-        None => RootValue::default(),
+    // An unfinished merge: the working set counts from the merged root, and the
+    // commit has both heads as parents, once nothing is left to decide.
+    let merging = crate::pg::api::merge::state()?;
+    if let Some(m) = &merging {
+        if m.branch != branch || parent != Some(m.ours) {
+            return Err(VcError::new(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "the merge of \"{}\" began on \"{}\" at another commit than HEAD now names",
+                    m.theirs_name, m.branch
+                ),
+            )
+            .hint("SELECT vc.merge_abort(), then merge again"));
+        }
+        crate::pg::api::merge::refuse_unfinished(m)?;
+    }
+    let parent_root = match (&merging, parent) {
+        (Some(m), _) => RootValue::read(&store, &m.merged)?,
+        (None, Some(p)) => RootValue::read(&store, &Commit::read(&store, &p)?.root)?,
+        (None, None) => RootValue::default(),
     };
     let mut root = RootValue::default();
     let tracked = tracked_tables()?;
@@ -156,7 +173,10 @@ fn commit_locked(
         let entry = table_entry(&store, t, parent_entry(&parent_root, t), true, &retyped)?;
         root.tables.insert(t.name.clone(), entry);
     }
-    if commit_outcome(parent, &parent_root, &root, allow_empty) == CommitOutcome::NothingToCommit {
+    if merging.is_none()
+        && commit_outcome(parent, &parent_root, &root, allow_empty)
+            == CommitOutcome::NothingToCommit
+    {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "nothing to commit: no tracked table changed",
@@ -167,15 +187,30 @@ fn commit_locked(
     let root_hash = root.write(&mut s)?;
     let commit = Commit {
         root: root_hash,
-        parents: parent.into_iter().collect(),
+        parents: parent
+            .into_iter()
+            .chain(merging.as_ref().map(|m| m.theirs))
+            .collect(),
         author,
         message: message.to_string(),
         timestamp_us: now_us(),
     };
     let hash = commit.write(&mut s)?;
     store.flush()?;
+    if merging.is_some() {
+        crate::pg::api::merge::end()?;
+    }
     crate::pg::replication::primary::branch_moved(set_branch(branch, parent, hash)?)?;
     Ok(hash.to_hex())
+}
+
+/// The commit of a merge with nothing left to decide, with the merge's message, by
+/// the caller (HEAD is locked).
+pub fn commit_merge() -> VcResult<Hash> {
+    let m = crate::pg::api::merge::state()?.expect("a merge is recorded");
+    let author = crate::pg::spi::caller_name()?;
+    let hex = commit_locked(&m.branch, &m.message, author, true)?;
+    Ok(Hash::from_hex(&hex).expect("a commit hash"))
 }
 
 #[pg_extern(name = "_commit", volatile)]

@@ -5,7 +5,7 @@ use crate::codec::{cell_to_json, decode_key, decode_row, load_value, Cell, JsonK
 use crate::commit::{log, Commit, RootValue, TableEntry, TableSchema};
 use crate::pg::catalog::{relation_name, table_schema, tracked_tables};
 use crate::pg::error::{null_arg, run, VcError, VcResult};
-use crate::pg::refs::{head_commit, resolve};
+use crate::pg::refs::resolve;
 use crate::pg::rows::{for_each_working_change, working_changes};
 use crate::pg::spi::{with_snapshot, with_spi, Arg};
 use crate::pg::sql::Plan;
@@ -78,12 +78,12 @@ fn vc_root_hash(r#ref: Option<&str>) -> String {
     })
 }
 
-/// HEAD's root value, or an empty one before the first commit.
+/// The root value the working set is judged against: HEAD's (an empty one before
+/// the first commit), or during an unfinished merge the merged root the live tables
+/// were moved to (so `vc.status()` shows what changed since the merge, and
+/// `vc.diff('HEAD', 'WORKING')` everything the merge commit will hold).
 fn head_root(store: &PgStore) -> VcResult<RootValue> {
-    match head_commit()? {
-        Some(h) => root_of(store, &h),
-        None => Ok(RootValue::default()),
-    }
+    crate::pg::api::merge::working_base(store)
 }
 
 #[pg_extern(name = "_status", volatile)]
@@ -274,6 +274,67 @@ fn row_json(
     Ok((Value::Object(key_obj), Some(Value::Object(full))))
 }
 
+/// A key and versions of its row (encoded, `None` where absent).
+pub(crate) type Versions = (Vec<u8>, Vec<Option<Vec<u8>>>);
+
+/// Rows of table `name` (encoded in `schema`) as jsonb, the way `vc.diff` shows them:
+/// for each key, the key and each of its versions (`None` where absent).
+
+pub(crate) fn render_rows(
+    schema: &TableSchema,
+    name: &str,
+    items: Vec<Versions>,
+) -> VcResult<Vec<(JsonB, Vec<Option<JsonB>>)>> {
+    // Two versions per diff row (before and after), as many rows as it takes.
+    let mut out: Vec<DiffRow> = Vec::new();
+    let mut fix = Vec::new();
+    let mut spans = Vec::with_capacity(items.len());
+    for (key, versions) in &items {
+        let first = out.len();
+        let mut key_json = None;
+        for pair in versions.chunks(2) {
+            let at = out.len();
+            let mut side = |v: Option<&Vec<u8>>, slot| -> VcResult<Option<JsonB>> {
+                let (k, row) = row_json(
+                    schema,
+                    name,
+                    key,
+                    v.map(|v| v.as_slice()),
+                    None,
+                    (at, slot),
+                    &mut fix,
+                )?;
+                key_json.get_or_insert(k);
+                Ok(row.map(JsonB))
+            };
+            let before = side(pair[0].as_ref(), Slot::Before)?;
+            let after = match pair.get(1) {
+                Some(v) => side(v.as_ref(), Slot::After)?,
+                None => None,
+            };
+            let key = JsonB(key_json.clone().unwrap_or(Value::Null));
+            out.push((name.to_string(), String::new(), key, before, after));
+        }
+        spans.push((first, versions.len()));
+    }
+    render_on_server(&mut out, fix)?;
+    let mut rendered = Vec::with_capacity(items.len());
+    for (first, n) in spans {
+        let key = JsonB(out.get(first).map_or(Value::Null, |r| r.2 .0.clone()));
+        let mut versions = Vec::with_capacity(n);
+        for i in 0..n {
+            let row = &mut out[first + i / 2];
+            versions.push(if i % 2 == 0 {
+                row.3.take()
+            } else {
+                row.4.take()
+            });
+        }
+        rendered.push((key, versions));
+    }
+    Ok(rendered)
+}
+
 /// Renders the registered values with the server's own `to_jsonb`, one statement per
 /// type, and puts them in place. A domain is rendered as its base type (`to_jsonb`
 /// does that itself, and its check is not run on history). A type whose input could
@@ -350,7 +411,7 @@ struct RawDiff {
 /// Whether the caller may see the rows of the table `name` (from a commit): the live,
 /// tracked table of that name (a table made later under an old name is not its
 /// history), readable by the caller (`may_see_rows`); superusers see everything.
-fn may_read(name: &str) -> VcResult<bool> {
+pub(crate) fn may_read(name: &str) -> VcResult<bool> {
     if crate::pg::sql::QualName::parse("table name", name).is_err() {
         return Ok(false);
     }

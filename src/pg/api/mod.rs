@@ -4,7 +4,8 @@
 mod backup;
 mod branch;
 pub mod commit;
-mod inspect;
+pub(crate) mod inspect;
+pub mod merge;
 pub mod remote;
 pub mod reset;
 mod storage;

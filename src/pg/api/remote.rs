@@ -227,6 +227,7 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
 pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
     crate::pg::replication::refuse_on_standby("vc.pull()")?;
     let local_branch = current_branch(true)?;
+    crate::pg::api::merge::refuse_during_merge("vc.pull()")?;
     let branch = branch
         .map(str::to_string)
         .unwrap_or_else(|| local_branch.clone());
@@ -252,11 +253,24 @@ pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
             return Ok(o.to_hex());
         }
         if !is_ancestor(&store, o, theirs)? {
-            return Err(VcError::new(
-                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("pull refused: {local_branch} and {remote}/{branch} have diverged"),
-            )
-            .hint("merging is not supported yet: reset to the remote with SELECT vc.reset('origin/main') (your commits stay reachable by hash), or push yours with force => true"));
+            // Diverged: a three-way merge, as vc.merge() makes it (the tables are
+            // locked and clean: checked above and in merge_into's checkout).
+            let label = format!("{remote}/{branch}");
+            crate::pg::api::merge::prepare_live_tables("pull", "pull")?;
+            let out = crate::pg::spi::with_snapshot(|| {
+                crate::pg::api::merge::merge_into(&store, &local_branch, theirs, &label, None)
+            })?;
+            return Ok(match out.commit {
+                Some(c) => c.to_hex(),
+                None => {
+                    pgrx::warning!(
+                        "pgvc pull: merging {label} left {} conflict(s) and {} violation(s); {local_branch} stays at its commit until they are resolved and committed",
+                        out.conflicts,
+                        out.violations
+                    );
+                    o.to_hex()
+                }
+            });
         }
     }
     let target = RootValue::read(&store, &Commit::read(&store, &theirs)?.root)?;

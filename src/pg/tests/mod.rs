@@ -19,6 +19,8 @@ mod keyless;
 #[cfg(test)]
 mod layers;
 #[cfg(any(test, feature = "pg_test"))]
+mod merge;
+#[cfg(any(test, feature = "pg_test"))]
 mod partitions;
 #[cfg(any(test, feature = "pg_test"))]
 mod remotes;

@@ -1,0 +1,775 @@
+//! Merge (docs/BRANCHES.md): `vc.merge`, `vc.conflicts`, `vc.violations`,
+//! `vc.resolve` and `vc.merge_abort`.
+//!
+//! The merge itself is the repository layer's (`repo::merge::merge_roots`, a pure
+//! function of three root values whose cost follows the two diffs). This file moves
+//! the live tables to its result with the checkout machinery (only the rows that
+//! differ from ours are written), and keeps the state of a merge that needs decisions
+//! in `vc.merge_state` and `vc.merge_conflicts`, in the caller's transaction: a merge
+//! with conflicts is not an error that rolls everything back.
+
+use crate::commit::{Commit, RootValue, TableSchema};
+use crate::pg::catalog::tracked_tables;
+use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
+use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
+use crate::pg::spi::{exec, query, query_values, with_snapshot, with_spi, Arg, Value};
+use crate::pg::sql::{Ident, QualName};
+use crate::pg::store::PgStore;
+use crate::prolly;
+use crate::repo::merge::{merge_base, merge_roots};
+use crate::store::Hash;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use pgrx::PgSqlErrorCode as Code;
+
+/// Rows `vc.violations()` lists per foreign key (and `vc.commit()` looks for).
+const ORPHANS_SHOWN: i64 = 1000;
+
+/// An unfinished merge (`vc.merge_state`).
+pub struct MergeState {
+    pub branch: String,
+    pub ours: Hash,
+    pub theirs: Hash,
+    pub theirs_name: String,
+    pub merged: Hash,
+    pub message: String,
+    pub fk_checks: Vec<pg_sys::Oid>,
+}
+
+fn hash_of(v: &Value) -> VcResult<Hash> {
+    Hash::from_hex(&v.text()?).ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_DATA_CORRUPTED,
+            "vc.merge_state holds a malformed hash",
+        )
+    })
+}
+
+/// The unfinished merge, if any.
+pub fn state() -> VcResult<Option<MergeState>> {
+    let rows = query_values(
+        "SELECT branch, encode(ours, 'hex'), encode(theirs, 'hex'), theirs_name, \
+                encode(merged, 'hex'), message, fk_checks::text[]::text \
+         FROM vc.merge_state",
+        vec![],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let fks = r[6].text()?;
+    let fk_checks = fks
+        .trim_matches(|c| c == '{' || c == '}')
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse::<u32>().ok())
+        .map(pg_sys::Oid::from)
+        .collect();
+    Ok(Some(MergeState {
+        branch: r[0].text()?,
+        ours: hash_of(&r[1])?,
+        theirs: hash_of(&r[2])?,
+        theirs_name: r[3].text()?,
+        merged: hash_of(&r[4])?,
+        message: r[5].text()?,
+        fk_checks,
+    }))
+}
+
+/// Ends the unfinished merge (its decisions are made or dropped).
+pub fn end() -> VcResult<()> {
+    exec("DELETE FROM vc.merge_conflicts", vec![])?;
+    exec("DELETE FROM vc.merge_state", vec![])?;
+    Ok(())
+}
+
+/// Refuses `what` while a merge is unfinished.
+pub fn refuse_during_merge(what: &str) -> VcResult<()> {
+    if let Some(s) = state()? {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "{what} refused: the merge of \"{}\" into \"{}\" is not finished",
+                s.theirs_name, s.branch
+            ),
+        )
+        .hint("resolve what vc.conflicts() and vc.violations() list and SELECT vc.commit('...'), or SELECT vc.merge_abort()"));
+    }
+    Ok(())
+}
+
+/// The root value the working set is judged against: HEAD's, or during a merge the
+/// merged root the live tables were moved to.
+pub fn working_base(store: &PgStore) -> VcResult<RootValue> {
+    if let Some(s) = state()? {
+        return Ok(RootValue::read(store, &s.merged)?);
+    }
+    match crate::pg::refs::head_commit()? {
+        Some(h) => Ok(RootValue::read(store, &Commit::read(store, &h)?.root)?),
+        None => Ok(RootValue::default()),
+    }
+}
+
+/// What `vc.merge` reports.
+pub struct Outcome {
+    pub commit: Option<Hash>,
+    pub fast_forward: bool,
+    pub conflicts: i64,
+    pub violations: i64,
+}
+
+/// `vc.merge(ref, message)`.
+pub fn merge(spec: &str, message: Option<&str>) -> VcResult<Outcome> {
+    crate::pg::replication::refuse_on_standby("vc.merge()")?;
+    if message.is_some_and(|m| m.trim().is_empty()) {
+        return Err(invalid("merge message must not be empty")
+            .hint("omit it for \"Merge <ref> into <branch>\""));
+    }
+    let branch = current_branch(true)?;
+    refuse_during_merge("vc.merge()")?;
+    prepare_live_tables("vc.merge()", "merge")?;
+    let store = PgStore::new();
+    let theirs = resolve(&store, spec)?;
+    with_snapshot(|| merge_into(&store, &branch, theirs, spec, message))
+}
+
+/// Checks the caller may move the live tables, locks out their writers, and refuses
+/// uncommitted changes (`verb` names the operation in the messages).
+pub fn prepare_live_tables(what: &str, verb: &str) -> VcResult<()> {
+    let tracked = tracked_tables()?;
+    for t in &tracked {
+        if !crate::pg::spi::caller_may(t.relid, "SELECT")? {
+            return Err(crate::pg::error::denied_table(verb, &t.name, "SELECT"));
+        }
+    }
+    for t in &tracked {
+        if crate::pg::checkout::caller_may_write(t.relid)? {
+            let q = QualName::parse("table name", &t.name)?;
+            exec(crate::pg::sql::lock_exclusive(&q), vec![])?;
+        }
+    }
+    if crate::pg::checkout::has_uncommitted()? {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{what} refused: the tracked tables have uncommitted changes"),
+        )
+        .hint("commit them with vc.commit(), or discard them with vc.reset()"));
+    }
+    Ok(())
+}
+
+/// Merges commit `theirs` (named `label`) into `branch`, whose tables are locked and
+/// clean: a fast-forward, a merge commit, or an unfinished merge with its decisions
+/// recorded.
+pub fn merge_into(
+    store: &PgStore,
+    branch: &str,
+    theirs: Hash,
+    label: &str,
+    message: Option<&str>,
+) -> VcResult<Outcome> {
+    let head = ref_hash(branch)?;
+    let up_to_date = |h: Hash| Outcome {
+        commit: Some(h),
+        fast_forward: false,
+        conflicts: 0,
+        violations: 0,
+    };
+    let theirs_root = RootValue::read(store, &Commit::read(store, &theirs)?.root)?;
+    let fast_forward = |store: &PgStore| -> VcResult<Outcome> {
+        crate::pg::checkout::checkout_root(
+            store,
+            head,
+            &theirs_root,
+            label,
+            crate::pg::types::NewLabels::Refuse,
+        )?;
+        crate::pg::replication::primary::branch_moved(set_branch(branch, head, theirs)?)?;
+        Ok(Outcome {
+            commit: Some(theirs),
+            fast_forward: true,
+            conflicts: 0,
+            violations: 0,
+        })
+    };
+    let Some(ours) = head else {
+        return fast_forward(store);
+    };
+    if ours == theirs || crate::remote::is_ancestor(store, theirs, ours)? {
+        pgrx::notice!("pgvc merge: \"{branch}\" already contains {label}; nothing to merge");
+        return Ok(up_to_date(ours));
+    }
+    if crate::remote::is_ancestor(store, ours, theirs)? {
+        return fast_forward(store);
+    }
+    let Some(base) = merge_base(store, ours, theirs)? else {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot merge {label} into \"{branch}\": they share no history"),
+        )
+        .hint("merge branches that start from a common commit"));
+    };
+    let read_root = |h: Hash| -> VcResult<RootValue> {
+        Ok(RootValue::read(store, &Commit::read(store, &h)?.root)?)
+    };
+    let (base_root, ours_root) = (read_root(base)?, read_root(ours)?);
+    let mut s = store;
+    let mut m = merge_roots(&mut s, &base_root, &ours_root, &theirs_root)?;
+    if !m.schema_conflicts.is_empty() {
+        let detail: Vec<String> = m
+            .schema_conflicts
+            .iter()
+            .map(|c| format!("{}: {}", c.table, c.reason))
+            .collect();
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot merge {label} into \"{branch}\": {} definition conflict(s); nothing was changed",
+                detail.len()
+            ),
+        )
+        .detail(detail.join("\n"))
+        .hint("make the definitions agree on one side (vc.schema_diff() shows them), commit, and merge again"));
+    }
+    // The live tables move to the merged root; a row of theirs that a unique
+    // constraint refuses is left at ours and recorded.
+    let refused = crate::pg::checkout::collecting_refused(|| {
+        crate::pg::checkout::checkout_root(
+            store,
+            head,
+            &m.root,
+            label,
+            crate::pg::types::NewLabels::Refuse,
+        )
+    })?;
+    let mut unique = Vec::new();
+    for r in refused {
+        let entry = m
+            .root
+            .tables
+            .get_mut(&r.table)
+            .expect("a refused row's table is merged");
+        let ours_value = match ours_root.tables.get(&r.table) {
+            Some(o) => prolly::Lookup::new(store, o.tree).get(&r.key)?,
+            None => None,
+        };
+        let theirs_value = match theirs_root.tables.get(&r.table) {
+            Some(t) => prolly::Lookup::new(store, t.tree).get(&r.key)?,
+            None => None,
+        };
+        let mut w = store;
+        entry.tree = prolly::apply_edits(
+            &mut w,
+            entry.tree,
+            vec![(r.key.clone(), ours_value.clone())],
+        )?;
+        unique.push((r, ours_value, theirs_value));
+    }
+    let mut w = store;
+    let merged = m.root.write(&mut w)?;
+    store.flush()?;
+    // Foreign keys the merge's row changes could break: those from or to a table
+    // whose rows differ from ours.
+    let changed: Vec<Option<String>> = m
+        .root
+        .tables
+        .iter()
+        .filter(|(n, e)| ours_root.tables.get(*n).map(|o| o.tree) != Some(e.tree))
+        .map(|(n, _)| Some(n.clone()))
+        .collect();
+    let fk_checks: Vec<Option<String>> = if changed.is_empty() {
+        Vec::new()
+    } else {
+        query_values(
+            "SELECT c.oid::text FROM pg_constraint c JOIN vc.tracked t ON t.relid::oid = c.conrelid \
+             WHERE c.contype = 'f' AND EXISTS (SELECT 1 FROM unnest($1::text[]) n \
+               WHERE to_regclass(n) IN (c.conrelid, c.confrelid)) ORDER BY c.oid",
+            vec![Arg::TextArray(changed)],
+        )?
+        .iter()
+        .map(|r| r[0].text().map(Some))
+        .collect::<VcResult<_>>()?
+    };
+    let message = match message {
+        Some(m) => m.to_string(),
+        None => format!("Merge {label} into {branch}"),
+    };
+    exec(
+        "INSERT INTO vc.merge_state (branch, ours, theirs, theirs_name, merged, message, fk_checks) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::oid[])",
+        vec![
+            Arg::Text(Some(branch.to_string())),
+            Arg::Bytea(Some(ours.as_bytes().to_vec())),
+            Arg::Bytea(Some(theirs.as_bytes().to_vec())),
+            Arg::Text(Some(label.to_string())),
+            Arg::Bytea(Some(merged.as_bytes().to_vec())),
+            Arg::Text(Some(message)),
+            Arg::TextArray(fk_checks),
+        ],
+    )?;
+    let insert = "INSERT INTO vc.merge_conflicts (table_name, key, kind, constraint_name, base, ours, theirs) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let bytes = |v: Option<Vec<u8>>| Arg::Bytea(v);
+    let conflicts = m.conflicts.len() as i64;
+    for c in std::mem::take(&mut m.conflicts) {
+        exec(
+            insert,
+            vec![
+                Arg::Text(Some(c.table)),
+                Arg::Bytea(Some(c.key)),
+                Arg::Text(Some("conflict".into())),
+                Arg::Text(None),
+                bytes(c.base),
+                bytes(c.ours),
+                bytes(c.theirs),
+            ],
+        )?;
+    }
+    let load = |v: Option<Vec<u8>>| -> VcResult<Option<Vec<u8>>> {
+        Ok(match v {
+            Some(v) => Some(crate::codec::load_value(store, &v)?),
+            None => None,
+        })
+    };
+    let mut violations = unique.len() as i64;
+    for (r, o, t) in unique {
+        exec(
+            insert,
+            vec![
+                Arg::Text(Some(r.table)),
+                Arg::Bytea(Some(r.key)),
+                Arg::Text(Some("unique".into())),
+                Arg::Text(Some(r.message)),
+                Arg::Bytea(None),
+                bytes(load(o)?),
+                bytes(load(t)?),
+            ],
+        )?;
+    }
+    violations += foreign_key_violations(&state()?.expect("just recorded"), 1)?.len() as i64;
+    if conflicts == 0 && violations == 0 {
+        let hash = crate::pg::api::commit::commit_merge()?;
+        return Ok(Outcome {
+            commit: Some(hash),
+            fast_forward: false,
+            conflicts: 0,
+            violations: 0,
+        });
+    }
+    pgrx::notice!(
+        "pgvc merge: {conflicts} conflict(s) and {violations} constraint violation(s) to resolve; see vc.conflicts() and vc.violations(), then SELECT vc.commit('...'), or SELECT vc.merge_abort()"
+    );
+    Ok(Outcome {
+        commit: None,
+        fast_forward: false,
+        conflicts,
+        violations,
+    })
+}
+
+/// One foreign-key violation: table, constraint, key and row (jsonb text).
+pub struct Orphan {
+    pub table: String,
+    pub constraint: String,
+    pub key: String,
+    pub row: String,
+}
+
+/// Rows the merge's foreign keys find no referenced row for, now (at most `limit`
+/// per foreign key): fixed with ordinary SQL, they are gone.
+pub fn foreign_key_violations(s: &MergeState, limit: i64) -> VcResult<Vec<Orphan>> {
+    let mut out = Vec::new();
+    for oid in &s.fk_checks {
+        let rows = query_values(
+            "SELECT c.conname::text, c.conrelid::regclass::text, c.confrelid::regclass::text, c.conrelid \
+             FROM pg_constraint c WHERE c.oid = $1 AND c.contype = 'f'",
+            vec![Arg::Oid(*oid)],
+        )?;
+        // A foreign key dropped since the merge checks nothing.
+        let Some(r) = rows.first() else { continue };
+        let (name, child, parent) = (r[0].text()?, r[1].text()?, r[2].text()?);
+        let cols = |sql: &'static str| -> VcResult<Vec<Ident>> {
+            query_values(sql, vec![Arg::Oid(*oid)])?
+                .iter()
+                .map(|r| Ok(Ident::new(&r[0].text()?)))
+                .collect()
+        };
+        let (child_cols, parent_cols) = (
+            cols("SELECT a.attname::text FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY u(n, i) \
+                  JOIN pg_attribute a ON a.attnum = u.n WHERE c.oid = $1 AND a.attrelid = c.conrelid ORDER BY u.i")?,
+            cols("SELECT a.attname::text FROM pg_constraint c, unnest(c.confkey) WITH ORDINALITY u(n, i) \
+                  JOIN pg_attribute a ON a.attnum = u.n WHERE c.oid = $1 AND a.attrelid = c.confrelid ORDER BY u.i")?,
+        );
+        let child_rel = r[3].oid()?;
+        let key = crate::pg::catalog::table_schema(child_rel)?.primary_key;
+        let sql = crate::pg::sql::foreign_key_orphans(
+            &QualName::parse("table name", &child)?,
+            &child_cols,
+            &QualName::parse("table name", &parent)?,
+            &parent_cols,
+            &key,
+        );
+        for o in query_values(sql, vec![Arg::Int8(limit)])? {
+            out.push(Orphan {
+                table: child.clone(),
+                constraint: name.clone(),
+                key: o[0].text()?,
+                row: o[1].text()?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses to finish the merge `s` while decisions remain (what `vc.commit()` checks).
+pub fn refuse_unfinished(s: &MergeState) -> VcResult<()> {
+    let open = query_values(
+        "SELECT count(*) FILTER (WHERE kind = 'conflict'), count(*) FILTER (WHERE kind <> 'conflict') \
+         FROM vc.merge_conflicts",
+        vec![],
+    )?;
+    let (conflicts, unique) = (open[0][0].int()?, open[0][1].int()?);
+    let orphans = foreign_key_violations(s, 1)?.len() as i64;
+    if conflicts + unique + orphans > 0 {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot commit the merge of \"{}\": {conflicts} conflict(s) and {} constraint violation(s) remain",
+                s.theirs_name,
+                unique + orphans
+            ),
+        )
+        .hint("see vc.conflicts() and vc.violations(); resolve with vc.resolve() or fix the rows with SQL, or SELECT vc.merge_abort()"));
+    }
+    Ok(())
+}
+
+/// The definition a recorded row of `table` is encoded in: the merged root's.
+fn merged_schema(store: &PgStore, s: &MergeState, table: &str) -> VcResult<TableSchema> {
+    let root = RootValue::read(store, &s.merged)?;
+    root.tables
+        .get(table)
+        .map(|e| e.schema.clone())
+        .ok_or_else(|| {
+            VcError::new(
+                Code::ERRCODE_DATA_CORRUPTED,
+                format!("the merge records rows of {table}, which its result lacks"),
+            )
+        })
+}
+
+/// A recorded row of the merge, decoded.
+struct Recorded {
+    table: String,
+    key: Vec<u8>,
+    kind: String,
+    detail: Option<String>,
+    rows: [Option<Vec<u8>>; 3],
+}
+
+fn recorded(table: Option<&str>) -> VcResult<Vec<Recorded>> {
+    let rows = query(
+        "SELECT table_name, key, kind, constraint_name, base, ours, theirs FROM vc.merge_conflicts \
+         WHERE $1::text IS NULL OR table_name = $1 ORDER BY table_name, key",
+        vec![Arg::Text(table.map(str::to_string))],
+        &[false, true, false, false, true, true, true],
+    )?;
+    use crate::codec::Cell;
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let bytes = |c: &Cell| match c {
+        Cell::Bytes(b) => Some(b.clone()),
+        _ => None,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| Recorded {
+            table: text(&r[0]).unwrap_or_default(),
+            key: bytes(&r[1]).unwrap_or_default(),
+            kind: text(&r[2]).unwrap_or_default(),
+            detail: text(&r[3]),
+            rows: [bytes(&r[4]), bytes(&r[5]), bytes(&r[6])],
+        })
+        .collect())
+}
+
+/// The recorded rows as jsonb: key and base, ours, theirs.
+type Rendered = (String, JsonB, [Option<JsonB>; 3], Option<String>, String);
+
+fn render(store: &PgStore, s: &MergeState, recs: Vec<Recorded>) -> VcResult<Vec<Rendered>> {
+    let mut out = Vec::new();
+    let mut by_table: std::collections::BTreeMap<String, Vec<Recorded>> = Default::default();
+    for r in recs {
+        by_table.entry(r.table.clone()).or_default().push(r);
+    }
+    for (table, recs) in by_table {
+        // Rows of a table the caller may not read are not shown.
+        if !crate::pg::api::inspect::may_read(&table)? {
+            continue;
+        }
+        let schema = merged_schema(store, s, &table)?;
+        let items = recs
+            .iter()
+            .map(|r| (r.key.clone(), r.rows.to_vec()))
+            .collect();
+        let rendered = crate::pg::api::inspect::render_rows(&schema, &table, items)?;
+        for (r, (key, mut rows)) in recs.into_iter().zip(rendered) {
+            let theirs = rows.pop().flatten();
+            let ours = rows.pop().flatten();
+            let base = rows.pop().flatten();
+            out.push((table.clone(), key, [base, ours, theirs], r.detail, r.kind));
+        }
+    }
+    Ok(out)
+}
+
+fn require_merge() -> VcResult<MergeState> {
+    state()?.ok_or_else(|| {
+        VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "no merge is in progress",
+        )
+        .hint("SELECT * FROM vc.merge('<branch>') starts one")
+    })
+}
+
+/// `vc.resolve(table, strategy, key)`: the number of rows resolved.
+pub fn resolve_rows(table: &str, strategy: &str, key: Option<&serde_json::Value>) -> VcResult<i64> {
+    crate::pg::replication::refuse_on_standby("vc.resolve()")?;
+    let take_theirs = match strategy {
+        "ours" => false,
+        "theirs" => true,
+        other => {
+            return Err(invalid(format!("unknown strategy \"{other}\"")).hint(
+                "use 'ours' (keep the row as the live table has it) or 'theirs' (take the merged branch's row)",
+            ))
+        }
+    };
+    current_branch(true)?;
+    let s = require_merge()?;
+    let store = PgStore::new();
+    // The table as the merge names it (schema-qualified, as vc.conflicts() shows it).
+    let name = match query_values(
+        "SELECT DISTINCT table_name FROM vc.merge_conflicts WHERE table_name = $1",
+        vec![Arg::Text(Some(table.to_string()))],
+    ) {
+        Ok(rows) if !rows.is_empty() => rows[0][0].text()?,
+        _ => {
+            return Err(VcError::new(
+                Code::ERRCODE_UNDEFINED_OBJECT,
+                format!("the merge has nothing to resolve in table \"{table}\""),
+            )
+            .hint("name the table as vc.conflicts() and vc.violations() show it, schema-qualified (e.g. 'public.items')"))
+        }
+    };
+    let recs = recorded(Some(&name))?;
+    let chosen: Vec<Recorded> = match key {
+        None => recs,
+        Some(want) => {
+            let keys = render(
+                &store,
+                &s,
+                recs.iter()
+                    .map(|r| Recorded {
+                        table: r.table.clone(),
+                        key: r.key.clone(),
+                        kind: r.kind.clone(),
+                        detail: None,
+                        rows: [None, None, None],
+                    })
+                    .collect(),
+            )?;
+            let mut picked = Vec::new();
+            for (r, k) in recs.into_iter().zip(keys) {
+                if &k.1 .0 == want {
+                    picked.push(r);
+                }
+            }
+            if picked.is_empty() {
+                return Err(VcError::new(
+                    Code::ERRCODE_UNDEFINED_OBJECT,
+                    format!("the merge has nothing to resolve in {name} for key {want}"),
+                )
+                .hint("use the key exactly as vc.conflicts() or vc.violations() shows it"));
+            }
+            picked
+        }
+    };
+    let relid = crate::pg::catalog::relid_of(&name)?;
+    if take_theirs {
+        for privilege in ["INSERT", "UPDATE", "DELETE"] {
+            if !crate::pg::spi::caller_may(relid, privilege)? {
+                return Err(crate::pg::error::denied_table(
+                    "vc.resolve()",
+                    &name,
+                    privilege,
+                ));
+            }
+        }
+        let schema = merged_schema(&store, &s, &name)?;
+        let mut plan = crate::pg::sql::Plan::new(&name, &schema)?;
+        plan.owner = crate::pg::catalog::table_owner(relid)?;
+        if plan.keyless {
+            return Err(VcError::new(
+                Code::ERRCODE_INTERNAL_ERROR,
+                "a table without a primary key has no conflicts to resolve",
+            ));
+        }
+        let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = chosen
+            .iter()
+            .map(|r| (r.key.clone(), r.rows[2].clone()))
+            .collect();
+        // Written as any writer's change: the key log records it for vc.commit().
+        crate::pg::rows::write_rows(&plan, &rows, false)?;
+    }
+    for r in &chosen {
+        exec(
+            "DELETE FROM vc.merge_conflicts WHERE table_name = $1 AND key = $2",
+            vec![
+                Arg::Text(Some(r.table.clone())),
+                Arg::Bytea(Some(r.key.clone())),
+            ],
+        )?;
+    }
+    Ok(chosen.len() as i64)
+}
+
+/// `vc.merge_abort()`: the live tables go back to ours, the merge state is dropped.
+pub fn merge_abort() -> VcResult<()> {
+    crate::pg::replication::refuse_on_standby("vc.merge_abort()")?;
+    let branch = current_branch(true)?;
+    let s = require_merge()?;
+    let store = PgStore::new();
+    let head = ref_hash(&branch)?;
+    let ours_root = RootValue::read(&store, &Commit::read(&store, &s.ours)?.root)?;
+    // checkout_root judges the working set against the merged root, and ends the merge.
+    crate::pg::checkout::checkout_root(
+        &store,
+        head,
+        &ours_root,
+        "the state before the merge",
+        crate::pg::types::NewLabels::Refuse,
+    )?;
+    Ok(())
+}
+
+#[pg_extern(name = "_merge", volatile)]
+fn vc_merge(
+    r#ref: Option<&str>,
+    message: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(commit_hash, Option<String>),
+        name!(fast_forward, bool),
+        name!(conflicts, i64),
+        name!(violations, i64),
+    ),
+> {
+    let o = run(|| {
+        let spec = r#ref.ok_or_else(|| null_arg("ref"))?;
+        with_spi(|| merge(spec, message))
+    });
+    TableIterator::once((
+        o.commit.map(|h| h.to_hex()),
+        o.fast_forward,
+        o.conflicts,
+        o.violations,
+    ))
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(name = "_conflicts", volatile)]
+fn vc_conflicts() -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(key, JsonB),
+        name!(base, Option<JsonB>),
+        name!(ours, Option<JsonB>),
+        name!(theirs, Option<JsonB>),
+    ),
+> {
+    let rows = run(|| {
+        with_spi(|| {
+            let Some(s) = state()? else {
+                return Ok(Vec::new());
+            };
+            let store = PgStore::new();
+            let recs = recorded(None)?
+                .into_iter()
+                .filter(|r| r.kind == "conflict")
+                .collect();
+            Ok(render(&store, &s, recs)?
+                .into_iter()
+                .map(|(t, k, [b, o, th], _, _)| (t, k, b, o, th))
+                .collect())
+        })
+    });
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "_violations", volatile)]
+fn vc_violations() -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(violation_type, String),
+        name!(constraint_detail, String),
+        name!(key, JsonB),
+        name!(row, Option<JsonB>),
+    ),
+> {
+    let rows = run(|| {
+        with_spi(|| {
+            let Some(s) = state()? else {
+                return Ok(Vec::new());
+            };
+            let store = PgStore::new();
+            let recs = recorded(None)?
+                .into_iter()
+                .filter(|r| r.kind != "conflict")
+                .collect();
+            let mut out: Vec<_> = render(&store, &s, recs)?
+                .into_iter()
+                .map(|(t, k, [_, _, theirs], detail, kind)| {
+                    (t, kind, detail.unwrap_or_default(), k, theirs)
+                })
+                .collect();
+            for o in foreign_key_violations(&s, ORPHANS_SHOWN)? {
+                if !crate::pg::api::inspect::may_read(&o.table)? {
+                    continue;
+                }
+                let json = |t: &str| -> VcResult<serde_json::Value> {
+                    serde_json::from_str(t).map_err(|e| {
+                        VcError::new(Code::ERRCODE_INTERNAL_ERROR, format!("bad jsonb text: {e}"))
+                    })
+                };
+                out.push((
+                    o.table.clone(),
+                    "foreign key".to_string(),
+                    o.constraint.clone(),
+                    JsonB(json(&o.key)?),
+                    Some(JsonB(json(&o.row)?)),
+                ));
+            }
+            Ok(out)
+        })
+    });
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "_resolve", volatile)]
+fn vc_resolve(table_name: Option<&str>, strategy: Option<&str>, key: Option<JsonB>) -> i64 {
+    run(|| {
+        let table = table_name.ok_or_else(|| null_arg("table_name"))?;
+        let strategy = strategy.ok_or_else(|| null_arg("strategy"))?;
+        with_spi(|| resolve_rows(table, strategy, key.as_ref().map(|k| &k.0)))
+    })
+}
+
+#[pg_extern(name = "_merge_abort", volatile)]
+fn vc_merge_abort() {
+    run(|| with_spi(merge_abort))
+}

@@ -1,0 +1,378 @@
+//! Merge (docs/BRANCHES.md): vc.merge, vc.conflicts, vc.violations, vc.resolve,
+//! vc.merge_abort, vc.commit during a merge, and their bad inputs.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::pg::tests::util::*;
+    use pgrx::prelude::*;
+
+    fn rows() -> String {
+        text("SELECT coalesce(string_agg(format('%s=%s/%s', id, a, b), ',' ORDER BY id), '') FROM acct")
+            .unwrap()
+    }
+
+    fn merge(r: &str) -> String {
+        text(&format!(
+            "SELECT format('%s|%s|%s|%s', commit_hash IS NOT NULL, fast_forward, conflicts, violations) \
+             FROM vc.merge('{r}')"
+        ))
+        .unwrap()
+    }
+
+    /// acct(id, a, b) with 100 rows committed on main, and a branch `feature` there.
+    fn setup() {
+        run("CREATE TABLE acct (id int PRIMARY KEY, a text, b int);
+             INSERT INTO acct SELECT g, 'a' || g, g FROM generate_series(1, 100) g;
+             SELECT vc.track('acct'); SELECT vc.commit('base');
+             SELECT vc.branch('feature')");
+    }
+
+    /// Runs `sql` on branch `feature` and commits it there, then goes back to main.
+    fn on_feature(sql: &str) {
+        run("SELECT vc.checkout('feature')");
+        run(sql);
+        run("SELECT vc.commit('on feature')");
+        run("SELECT vc.checkout('main')");
+    }
+
+    fn merge_state() -> i64 {
+        int("SELECT count(*) FROM vc.merge_state")
+    }
+
+    /// Disjoint changes on both sides, and changes to different columns of one row,
+    /// merge into a commit whose parents are both heads; the live rows hold both.
+    #[pg_test]
+    fn a_clean_merge_makes_a_commit_with_two_parents() {
+        setup();
+        on_feature(
+            "UPDATE acct SET a = 'theirs' WHERE id IN (1, 2, 50);
+             DELETE FROM acct WHERE id = 99; INSERT INTO acct VALUES (200, 'new', 200)",
+        );
+        let theirs = text("SELECT vc.hashof('feature')").unwrap();
+        run(
+            "UPDATE acct SET b = -b WHERE id IN (1, 3); INSERT INTO acct VALUES (300, 'mine', 3);
+             SELECT vc.commit('on main')",
+        );
+        let ours = text("SELECT vc.hashof('main')").unwrap();
+        assert_eq!(merge("feature"), "t|f|0|0");
+        assert_eq!(
+            rows()
+                .split(',')
+                .filter(|r| r.starts_with("1=")
+                    || r.starts_with("2=")
+                    || r.starts_with("3=")
+                    || r.starts_with("50=")
+                    || r.starts_with("200=")
+                    || r.starts_with("300="))
+                .collect::<Vec<_>>(),
+            vec![
+                "1=theirs/-1",
+                "2=theirs/2",
+                "3=a3/-3",
+                "50=theirs/50",
+                "200=new/200",
+                "300=mine/3"
+            ]
+        );
+        assert_eq!(int("SELECT count(*) FROM acct WHERE id = 99"), 0);
+        assert_eq!(
+            text("SELECT array_to_string(parents, ',') FROM vc.log() LIMIT 1").unwrap(),
+            format!("{ours},{theirs}")
+        );
+        assert_eq!(
+            text("SELECT message FROM vc.log() LIMIT 1").unwrap(),
+            "Merge feature into main"
+        );
+        // Nothing left over: no uncommitted change, no merge state, and the commit
+        // holds what the tables hold.
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+        assert_eq!(merge_state(), 0);
+        let live = rows();
+        run("SELECT vc.reset('HEAD')");
+        assert_eq!(rows(), live);
+        // Merging again: already there.
+        assert_eq!(merge("feature"), "t|f|0|0");
+        assert_eq!(
+            text("SELECT vc.hashof('HEAD')").unwrap(),
+            text("SELECT vc.hashof('main')").unwrap()
+        );
+    }
+
+    /// A branch that descends from HEAD is taken as it is: a fast-forward, no new
+    /// commit.
+    #[pg_test]
+    fn merging_a_descendant_fast_forwards() {
+        setup();
+        on_feature("UPDATE acct SET a = 'ff' WHERE id <= 10");
+        let theirs = text("SELECT vc.hashof('feature')").unwrap();
+        assert_eq!(merge("feature"), "t|t|0|0");
+        assert_eq!(text("SELECT vc.hashof('main')").unwrap(), theirs);
+        assert_eq!(int("SELECT count(*) FROM acct WHERE a = 'ff'"), 10);
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+    }
+
+    /// The same cell changed differently, and a delete against an update: conflicts.
+    /// The clean part is applied, the conflicting rows keep ours, nothing is committed
+    /// and the commit is refused until each is resolved; then the commit has two
+    /// parents and holds the decisions.
+    #[pg_test]
+    fn conflicts_are_recorded_resolved_and_committed() {
+        setup();
+        on_feature(
+            "UPDATE acct SET a = 'theirs' WHERE id IN (1, 2, 3);
+             DELETE FROM acct WHERE id = 4; UPDATE acct SET b = 0 WHERE id = 10",
+        );
+        run("UPDATE acct SET a = 'ours' WHERE id IN (1, 2, 3); UPDATE acct SET a = 'kept' WHERE id = 4;
+             SELECT vc.commit('on main')");
+        let ours = text("SELECT vc.hashof('main')").unwrap();
+        assert_eq!(merge("feature"), "f|f|4|0");
+        assert_eq!(text("SELECT vc.hashof('main')").unwrap(), ours);
+        // The clean change is in; the conflicting rows hold ours.
+        assert_eq!(int("SELECT b FROM acct WHERE id = 10"), 0);
+        assert_eq!(int("SELECT count(*) FROM acct WHERE a = 'ours'"), 3);
+        assert_eq!(text("SELECT a FROM acct WHERE id = 4").unwrap(), "kept");
+        assert_eq!(
+            text("SELECT string_agg(format('%s %s %s %s', key, base->>'a', ours->>'a', coalesce(theirs->>'a', 'gone')), ';' ORDER BY key->>'id') FROM vc.conflicts()").unwrap(),
+            r#"{"id": 1} a1 ours theirs;{"id": 2} a2 ours theirs;{"id": 3} a3 ours theirs;{"id": 4} a4 kept gone"#
+        );
+        assert_eq!(
+            text("SELECT ours::text FROM vc.conflicts() WHERE key = '{\"id\": 1}'").unwrap(),
+            r#"{"a": "ours", "b": 1, "id": 1}"#
+        );
+        expect_error("SELECT vc.commit('too early')", "55000", "4 conflict(s)");
+        // One row each way, the rest by table.
+        assert_eq!(
+            int("SELECT vc.resolve('public.acct', 'theirs', '{\"id\": 1}')"),
+            1
+        );
+        assert_eq!(text("SELECT a FROM acct WHERE id = 1").unwrap(), "theirs");
+        assert_eq!(
+            int("SELECT vc.resolve('public.acct', 'theirs', '{\"id\": 4}')"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM acct WHERE id = 4"), 0);
+        // Fixed by hand, then kept as the live table has it.
+        run("UPDATE acct SET a = 'both' WHERE id = 2");
+        assert_eq!(
+            int("SELECT vc.resolve('public.acct', 'ours', '{\"id\": 2}')"),
+            1
+        );
+        assert_eq!(int("SELECT vc.resolve('public.acct', 'ours')"), 1);
+        assert_eq!(int("SELECT count(*) FROM vc.conflicts()"), 0);
+        // What the commit will hold, against HEAD.
+        assert_eq!(
+            int("SELECT count(*) FROM vc.diff('HEAD', 'WORKING')"),
+            4 // ids 1, 2, 4 and the clean change to 10
+        );
+        let merged = text("SELECT vc.commit('merged by hand')").unwrap();
+        assert_eq!(
+            text("SELECT array_length(parents, 1)::text FROM vc.log() LIMIT 1").unwrap(),
+            "2"
+        );
+        assert_eq!(merge_state(), 0);
+        let live = rows();
+        run("SELECT vc.reset('HEAD')");
+        assert_eq!(rows(), live);
+        assert_eq!(text("SELECT vc.hashof('HEAD')").unwrap(), merged);
+        assert_eq!(text("SELECT a FROM acct WHERE id = 2").unwrap(), "both");
+        assert_eq!(text("SELECT a FROM acct WHERE id = 3").unwrap(), "ours");
+        assert_eq!(int("SELECT b FROM acct WHERE id = 10"), 0);
+    }
+
+    /// vc.merge_abort() puts the tables back as they were before the merge, clean
+    /// part and manual edits included; vc.reset() during a merge also ends it.
+    #[pg_test]
+    fn abort_and_reset_end_a_merge() {
+        setup();
+        on_feature(
+            "UPDATE acct SET a = 'theirs' WHERE id IN (1, 7); DELETE FROM acct WHERE id = 8",
+        );
+        run("UPDATE acct SET a = 'ours' WHERE id = 1; SELECT vc.commit('on main')");
+        let before = rows();
+        let head = text("SELECT vc.hashof('HEAD')").unwrap();
+        assert_eq!(merge("feature"), "f|f|1|0");
+        assert_ne!(rows(), before);
+        run("UPDATE acct SET b = 1000 WHERE id = 20");
+        run("SELECT vc.merge_abort()");
+        assert_eq!(rows(), before);
+        assert_eq!(merge_state(), 0);
+        assert_eq!(int("SELECT count(*) FROM vc.merge_conflicts"), 0);
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+        assert_eq!(text("SELECT vc.hashof('HEAD')").unwrap(), head);
+        // Again, ended by a reset this time.
+        assert_eq!(merge("feature"), "f|f|1|0");
+        run("SELECT vc.reset('HEAD')");
+        assert_eq!(rows(), before);
+        assert_eq!(merge_state(), 0);
+        // A commit now is an ordinary one.
+        expect_error("SELECT vc.commit('nothing')", "55000", "nothing to commit");
+    }
+
+    /// A clean merge of rows that break a unique constraint: theirs' row is left out
+    /// and listed as a violation; resolving it 'theirs' needs the value freed first.
+    #[pg_test]
+    fn unique_violations_are_listed_and_resolved() {
+        run("CREATE TABLE users (id int PRIMARY KEY, email text UNIQUE);
+             INSERT INTO users VALUES (1, 'a@x');
+             SELECT vc.track('users'); SELECT vc.commit('base'); SELECT vc.branch('feature');
+             SELECT vc.checkout('feature'); INSERT INTO users VALUES (2, 'same@x'), (3, 'b@x');
+             SELECT vc.commit('theirs'); SELECT vc.checkout('main');
+             INSERT INTO users VALUES (9, 'same@x'); SELECT vc.commit('ours')");
+        assert_eq!(merge("feature"), "f|f|0|1");
+        assert_eq!(int("SELECT count(*) FROM users WHERE id = 3"), 1);
+        assert_eq!(int("SELECT count(*) FROM users WHERE id = 2"), 0);
+        assert_eq!(
+            text("SELECT format('%s %s %s %s', table_name, violation_type, key, \"row\"->>'email') FROM vc.violations()")
+                .unwrap(),
+            r#"public.users unique {"id": 2} same@x"#
+        );
+        assert!(text("SELECT constraint_detail FROM vc.violations()")
+            .unwrap()
+            .contains("users_email_key"));
+        expect_error(
+            "SELECT vc.commit('early')",
+            "55000",
+            "1 constraint violation(s)",
+        );
+        expect_error(
+            "SELECT vc.resolve('public.users', 'theirs', '{\"id\": 2}')",
+            "23505",
+            "users_email_key",
+        );
+        run("UPDATE users SET email = 'other@x' WHERE id = 9");
+        assert_eq!(
+            int("SELECT vc.resolve('public.users', 'theirs', '{\"id\": 2}')"),
+            1
+        );
+        run("SELECT vc.commit('merged')");
+        assert_eq!(
+            text("SELECT string_agg(format('%s=%s', id, email), ',' ORDER BY id) FROM users")
+                .unwrap(),
+            "1=a@x,2=same@x,3=b@x,9=other@x"
+        );
+    }
+
+    /// Theirs adds a child of a parent row ours deleted: a foreign-key violation, found
+    /// after the rows move, that blocks the commit until the rows are fixed with SQL.
+    #[pg_test]
+    fn foreign_key_violations_block_the_commit_until_fixed() {
+        run(
+            "CREATE TABLE parent (id int PRIMARY KEY);
+             CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent);
+             INSERT INTO parent VALUES (1), (5);
+             SELECT vc.track('parent'); SELECT vc.track('child'); SELECT vc.commit('base');
+             SELECT vc.branch('feature'); SELECT vc.checkout('feature');
+             INSERT INTO child VALUES (10, 5); SELECT vc.commit('theirs');
+             SELECT vc.checkout('main'); DELETE FROM parent WHERE id = 5; SELECT vc.commit('ours')",
+        );
+        assert_eq!(merge("feature"), "f|f|0|1");
+        assert_eq!(
+            text("SELECT format('%s %s %s %s', table_name, violation_type, constraint_detail, key) FROM vc.violations()")
+                .unwrap(),
+            r#"public.child foreign key child_p_fkey {"id": 10}"#
+        );
+        expect_error(
+            "SELECT vc.commit('early')",
+            "55000",
+            "1 constraint violation(s)",
+        );
+        run("INSERT INTO parent VALUES (5)");
+        assert_eq!(int("SELECT count(*) FROM vc.violations()"), 0);
+        run("SELECT vc.commit('merged')");
+        assert_eq!(int("SELECT count(*) FROM child WHERE p = 5"), 1);
+    }
+
+    /// Both sides changing a table's definition differently is refused with both
+    /// named, and nothing changes.
+    #[pg_test]
+    fn a_definition_conflict_changes_nothing() {
+        setup();
+        on_feature("ALTER TABLE acct ADD COLUMN c int");
+        run("ALTER TABLE acct ADD COLUMN d text; SELECT vc.commit('ours')");
+        let (before, state) = (rows(), vc_state());
+        expect_error(
+            "SELECT * FROM vc.merge('feature')",
+            "55000",
+            "definition conflict",
+        );
+        assert_eq!(rows(), before);
+        assert_eq!(vc_state(), state);
+        assert_eq!(merge_state(), 0);
+    }
+
+    /// Bad inputs: a clear ERROR with a SQLSTATE, and nothing changed.
+    #[pg_test]
+    fn bad_merge_inputs_are_refused() {
+        setup();
+        on_feature("UPDATE acct SET a = 't' WHERE id = 1");
+        run("UPDATE acct SET a = 'o' WHERE id = 1; SELECT vc.commit('ours')");
+        let state = vc_state();
+        for (sql, code, needle) in [
+            ("SELECT * FROM vc.merge(NULL)", "22004", "ref"),
+            ("SELECT * FROM vc.merge('nosuch')", "42704", "nosuch"),
+            (
+                "SELECT * FROM vc.merge('feature', '  ')",
+                "22023",
+                "message",
+            ),
+            (
+                "SELECT vc.resolve('public.acct', 'ours')",
+                "55000",
+                "no merge is in progress",
+            ),
+            (
+                "SELECT vc.merge_abort()",
+                "55000",
+                "no merge is in progress",
+            ),
+        ] {
+            expect_error(sql, code, needle);
+        }
+        run("UPDATE acct SET b = 0 WHERE id = 2");
+        expect_error(
+            "SELECT * FROM vc.merge('feature')",
+            "55000",
+            "uncommitted changes",
+        );
+        run("SELECT vc.reset('HEAD')");
+        assert_eq!(vc_state(), state);
+        assert_eq!(merge("feature"), "f|f|1|0");
+        for (sql, code, needle) in [
+            (
+                "SELECT * FROM vc.merge('feature')",
+                "55000",
+                "is not finished",
+            ),
+            ("SELECT vc.checkout('feature')", "55000", "is not finished"),
+            (
+                "SELECT vc.resolve('public.acct', 'mine')",
+                "22023",
+                "unknown strategy",
+            ),
+            ("SELECT vc.resolve(NULL, 'ours')", "22004", "table_name"),
+            (
+                "SELECT vc.resolve('public.acct', NULL)",
+                "22004",
+                "strategy",
+            ),
+            (
+                "SELECT vc.resolve('nosuch', 'ours')",
+                "42704",
+                "nothing to resolve",
+            ),
+            (
+                "SELECT vc.resolve('acct', 'ours')",
+                "42704",
+                "nothing to resolve",
+            ),
+            (
+                "SELECT vc.resolve('public.acct', 'ours', '{\"id\": 77}')",
+                "42704",
+                "key",
+            ),
+        ] {
+            expect_error(sql, code, needle);
+        }
+        assert_eq!(int("SELECT count(*) FROM vc.conflicts()"), 1);
+    }
+}
