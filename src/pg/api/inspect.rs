@@ -279,7 +279,6 @@ pub(crate) type Versions = (Vec<u8>, Vec<Option<Vec<u8>>>);
 
 /// Rows of table `name` (encoded in `schema`) as jsonb, the way `vc.diff` shows them:
 /// for each key, the key and each of its versions (`None` where absent).
-
 pub(crate) fn render_rows(
     schema: &TableSchema,
     name: &str,
