@@ -241,3 +241,42 @@ GRANT EXECUTE ON FUNCTION vc._merge(text, text), vc.merge(text, text),
     vc._merge_abort(), vc.merge_abort() TO pgvc_writer;
 GRANT EXECUTE ON FUNCTION vc._conflicts(), vc.conflicts(), vc._violations(),
     vc.violations() TO pgvc_reader;
+
+-- Tags (docs/BRANCHES.md).
+CREATE FUNCTION vc."_tag"("name" TEXT, "r#ref" TEXT, "message" TEXT) RETURNS TEXT
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_tag_wrapper';
+CREATE FUNCTION vc."_tag_delete"("name" TEXT) RETURNS void
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_tag_delete_wrapper';
+CREATE FUNCTION vc."_tags"() RETURNS TABLE (
+    "name" TEXT, "commit_hash" TEXT, "message" TEXT, "tagger" TEXT, "tagged_us" bigint
+) STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_tags_wrapper';
+CREATE FUNCTION vc.tag(name text, ref text DEFAULT 'HEAD', message text DEFAULT NULL)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._tag($1, $2, $3) $$;
+
+CREATE FUNCTION vc.tag_delete(name text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._tag_delete($1) $$;
+
+CREATE FUNCTION vc.tags()
+RETURNS TABLE(name text, commit_hash text, message text, tagger text, tagged_at timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$
+    SELECT t.name, t.commit_hash, t.message, t.tagger,
+           'epoch'::timestamptz + t.tagged_us * interval '1 microsecond'
+    FROM vc._tags() t
+$$;
+
+REVOKE ALL ON FUNCTION vc._tag(text, text, text), vc.tag(text, text, text),
+    vc._tag_delete(text), vc.tag_delete(text), vc._tags(), vc.tags() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._tag(text, text, text), vc.tag(text, text, text),
+    vc._tag_delete(text), vc.tag_delete(text) TO pgvc_writer;
+GRANT EXECUTE ON FUNCTION vc._tags(), vc.tags() TO pgvc_reader;

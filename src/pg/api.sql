@@ -142,6 +142,32 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._checkout($1, $2) $$;
 
+-- Tags (docs/BRANCHES.md).
+CREATE FUNCTION vc.tag(name text, ref text DEFAULT 'HEAD', message text DEFAULT NULL)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._tag($1, $2, $3) $$;
+
+CREATE FUNCTION vc.tag_delete(name text) RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._tag_delete($1) $$;
+
+CREATE FUNCTION vc.tags()
+RETURNS TABLE(name text, commit_hash text, message text, tagger text, tagged_at timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$
+    SELECT t.name, t.commit_hash, t.message, t.tagger,
+           'epoch'::timestamptz + t.tagged_us * interval '1 microsecond'
+    FROM vc._tags() t
+$$;
+
 -- Merge (docs/BRANCHES.md).
 CREATE FUNCTION vc.merge(ref text, message text DEFAULT NULL)
 RETURNS TABLE(commit_hash text, fast_forward boolean, conflicts bigint, violations bigint)
@@ -564,6 +590,9 @@ BEGIN
             ('checkout', 'pgvc_writer'), ('_checkout', 'pgvc_writer'),
             ('branches', 'pgvc_reader'), ('_branches', 'pgvc_reader'),
             ('active_branch', 'pgvc_reader'), ('_active_branch', 'pgvc_reader'),
+            ('tag', 'pgvc_writer'), ('_tag', 'pgvc_writer'),
+            ('tag_delete', 'pgvc_writer'), ('_tag_delete', 'pgvc_writer'),
+            ('tags', 'pgvc_reader'), ('_tags', 'pgvc_reader'),
             ('merge', 'pgvc_writer'), ('_merge', 'pgvc_writer'),
             ('resolve', 'pgvc_writer'), ('_resolve', 'pgvc_writer'),
             ('merge_abort', 'pgvc_writer'), ('_merge_abort', 'pgvc_writer'),

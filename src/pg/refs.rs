@@ -19,13 +19,25 @@ impl Refs for PgRefs {
         current_branch(false)
     }
 
+    /// A tag names its tag commit (`vc.tag`), whose one parent is the commit tagged:
+    /// ref syntax reads the tagged commit.
     fn get(&self, name: &str) -> VcResult<Option<Hash>> {
         let rows = query(
-            "SELECT hash FROM vc.refs WHERE name = $1",
+            "SELECT hash, kind FROM vc.refs WHERE name = $1",
             vec![Arg::Text(Some(name.to_string()))],
-            &[true],
+            &[true, false],
         )?;
-        Ok(super::spi::first_column_hashes(rows).into_iter().next())
+        let tag = matches!(
+            rows.first().and_then(|r| r.get(1)),
+            Some(crate::codec::Cell::Text(k)) if k == "tag"
+        );
+        let Some(h) = super::spi::first_column_hashes(rows).into_iter().next() else {
+            return Ok(None);
+        };
+        if tag {
+            return Ok(Some(tagged_commit(&super::store::PgStore::new(), h)?));
+        }
+        Ok(Some(h))
     }
 
     fn swap(&mut self, name: &str, old: Option<Hash>, new: Hash) -> VcResult<bool> {
@@ -156,4 +168,17 @@ pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
         ],
     )?;
     Ok(())
+}
+
+/// The commit a tag commit (`vc.tag`) tags: its one parent.
+pub fn tagged_commit(store: &dyn ChunkStore, tag: Hash) -> VcResult<Hash> {
+    let c = crate::commit::Commit::read(store, &tag)?;
+    match c.parents.as_slice() {
+        [target] => Ok(*target),
+        _ => Err(super::error::VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("tag commit {} does not name one commit", tag.to_hex()),
+        )
+        .hint("vc.tag() makes tags; delete this one with vc.tag_delete() and tag again")),
+    }
 }

@@ -326,7 +326,8 @@ mod tests {
 
 /// Why `name` cannot be a new branch name, or `None` if it can. Names are what ref
 /// syntax can say unambiguously, and look like nothing else: ASCII letters, digits,
-/// `. _ - /` (no lookalike Unicode, no `~ ^ :`); not `HEAD`, not under `fenced/`; no
+/// `. _ - /` (no lookalike Unicode, no `~ ^ :`); not `HEAD`, not under `fenced/` or
+/// `tags/` (a remote's manifest names tags `tags/<name>` beside the branches); no
 /// empty or `.`-leading path segments (`/` separates them); and not seven or more
 /// hex digits alone, which read as a commit hash prefix.
 pub fn branch_name_problem(name: &str) -> Option<&'static str> {
@@ -344,6 +345,9 @@ pub fn branch_name_problem(name: &str) -> Option<&'static str> {
     }
     if name.starts_with("fenced/") {
         return Some("fenced/ is where a fenced primary keeps its commits");
+    }
+    if name.starts_with("tags/") {
+        return Some("tags/ is where a remote keeps tags");
     }
     if name
         .split('/')
@@ -388,6 +392,7 @@ mod name_tests {
             "deadbeef",
             "0123456",
             "fenced/3/main",
+            "tags/v1",
             "main\u{200b}",
             "ma\u{202e}in",
             "caf\u{e9}",

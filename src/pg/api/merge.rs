@@ -408,7 +408,11 @@ pub fn foreign_key_violations(s: &MergeState, limit: i64) -> VcResult<Vec<Orphan
             &parent_cols,
             &key,
         );
-        for o in query_values(sql, vec![Arg::Int8(limit)])? {
+        // Read as the referencing table's owner (whose foreign key it is), never as
+        // pgvc's owner: comparing values can run code of the types' owners.
+        let owner = crate::pg::catalog::table_owner(child_rel)?;
+        let found = crate::pg::spi::as_owner(owner, || query_values(sql, vec![Arg::Int8(limit)]))?;
+        for o in found {
             out.push(Orphan {
                 table: child.clone(),
                 constraint: name.clone(),

@@ -9,4 +9,5 @@ pub mod merge;
 pub mod remote;
 pub mod reset;
 mod storage;
+mod tag;
 pub mod track;

@@ -171,6 +171,13 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         Some(b) => b.to_string(),
         None => current_branch(false)?,
     };
+    let store = PgStore::new();
+    let tracker = Tracker::start("push");
+    // A tag alone.
+    if let Some(tag) = local_tags()?.into_iter().find(|(n, _)| *n == branch) {
+        push_tag(&r, &store, &tag.0, tag.1, force, &tracker)?;
+        return Ok(crate::pg::refs::tagged_commit(&store, tag.1)?.to_hex());
+    }
     let head = ref_hash(&branch)?.ok_or_else(|| {
         VcError::new(
             Code::ERRCODE_UNDEFINED_OBJECT,
@@ -178,8 +185,6 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         )
         .hint("commit first with SELECT vc.commit('message')")
     })?;
-    let store = PgStore::new();
-    let tracker = Tracker::start("push");
     let out = r.push(
         &store,
         &branch,
@@ -196,6 +201,20 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         );
     }
     crate::pg::refs::set_tracking_ref(remote, &branch, head)?;
+    // Tags go along: each the remote lacks (one that differs there is left, with a
+    // notice; pushing the tag by name replaces it with force).
+    let theirs = r.list_refs()?;
+    for (name, h) in local_tags()? {
+        match theirs.get(&format!("tags/{name}")) {
+            Some(t) if *t == h => {}
+            Some(_) => {
+                pgrx::notice!("pgvc push: {remote} has another tag named \"{name}\"; left as it is")
+            }
+            None => {
+                push_tag(&r, &store, &name, h, false, &tracker)?;
+            }
+        }
+    }
     crate::pg::storage::maintain(&r, &format!("remote {remote}"), &r.read_manifest()?)?;
     Ok(head.to_hex())
 }
@@ -211,8 +230,33 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     };
     let mut store = PgStore::new();
     let mut out = Vec::new();
+    let mut tags = Vec::new();
     let tracker = Tracker::start("fetch");
     for b in branches {
+        if let Some(tag) = b.strip_prefix("tags/") {
+            // A tag is taken once: one that exists here is kept as it is.
+            let local = crate::pg::spi::query_values(
+                "SELECT kind, encode(hash, 'hex') FROM vc.refs WHERE name = $1",
+                vec![Arg::Text(Some(tag.to_string()))],
+            )?;
+            let remote_hash = r.list_refs()?.get(&b).copied();
+            if let Some(l) = local.first() {
+                if Some(l[1].text()?) != remote_hash.map(|h| h.to_hex()) {
+                    pgrx::notice!(
+                        "pgvc fetch: kept the local {} \"{tag}\"; {remote} has a different tag of that name",
+                        l[0].text()?
+                    );
+                }
+                continue;
+            }
+            if crate::repo::refs::branch_name_problem(tag).is_some() {
+                pgrx::notice!("pgvc fetch: skipped {remote}'s tag \"{tag}\": not a valid tag name");
+                continue;
+            }
+            let f = r.fetch(&mut store, &b, &mut notifier("fetch", &tracker))?;
+            tags.push((tag.to_string(), f.head));
+            continue;
+        }
         let f = r.fetch(&mut store, &b, &mut notifier("fetch", &tracker))?;
         out.push((b, f.head));
     }
@@ -220,7 +264,65 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     for (b, h) in &out {
         crate::pg::refs::set_tracking_ref(remote, b, *h)?;
     }
+    for (t, h) in tags {
+        // Read as a tag commit before it is named: a ref must tag one commit.
+        let target = crate::pg::refs::tagged_commit(&store, h)?;
+        exec(
+            "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'tag', $2)",
+            vec![
+                Arg::Text(Some(t.clone())),
+                Arg::Bytea(Some(h.as_bytes().to_vec())),
+            ],
+        )?;
+        out.push((format!("tags/{t}"), target));
+    }
     Ok(out)
+}
+
+/// Pushes local tag `name` to `r` as `tags/<name>`, unless the remote has it; a
+/// different tag of that name there is refused unless `force`. Whether it sent it.
+fn push_tag(
+    r: &Remote<Box<dyn crate::remote::ObjectStore>>,
+    store: &PgStore,
+    name: &str,
+    tag: Hash,
+    force: bool,
+    tracker: &Tracker,
+) -> VcResult<bool> {
+    let key = format!("tags/{name}");
+    match r.list_refs()?.get(&key) {
+        Some(h) if *h == tag => return Ok(false),
+        Some(_) if !force => {
+            return Err(VcError::new(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("push refused: the remote has another tag named \"{name}\""),
+            )
+            .hint(
+                "tags do not move: delete it there first, or push with force => true to replace it",
+            ))
+        }
+        _ => {}
+    }
+    r.push(store, &key, tag, true, None, &mut notifier("push", tracker))?;
+    Ok(true)
+}
+
+/// The local tags, by name.
+fn local_tags() -> VcResult<Vec<(String, Hash)>> {
+    let rows = query(
+        "SELECT name, hash FROM vc.refs WHERE kind = 'tag' ORDER BY name",
+        vec![],
+        &[false, true],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(crate::codec::Cell::Text(n)), Some(crate::codec::Cell::Bytes(b))) => {
+                Hash::from_slice(b).map(|h| (n.clone(), h))
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 /// True when the working set has uncommitted changes.

@@ -33,6 +33,8 @@ mod storage;
 #[cfg(any(test, feature = "pg_test"))]
 mod store;
 #[cfg(any(test, feature = "pg_test"))]
+mod tags;
+#[cfg(any(test, feature = "pg_test"))]
 mod trust;
 #[cfg(any(test, feature = "pg_test"))]
 mod types;
