@@ -14,7 +14,9 @@
 use crate::codec::{
     decode_row, encode_row, load_value, store_value, Cell, CodecError, ROW_HASH_LEN,
 };
-use crate::commit::{log as commit_log, Commit, CommitError, RootValue, SequenceState, TableEntry};
+use crate::commit::{
+    log as commit_log, Commit, CommitError, RootValue, SequenceState, TableEntry, TableSchema,
+};
 use crate::prolly::{self, DiffEntry, Edit, ProllyError};
 use crate::store::{ChunkStore, Hash, StoreError};
 use std::collections::{BTreeMap, HashSet};
@@ -71,6 +73,20 @@ pub fn merge_tree(
     theirs: Hash,
     keyless: bool,
 ) -> Result<TreeMerge> {
+    merge_tree_padded(store, base, ours, theirs, keyless, usize::MAX)
+}
+
+/// `merge_tree` for rows encoded with at least `padded` value columns, trailing
+/// NULLs past them left out (`TableSchema::padded_width`): rows of different lengths
+/// compare cell by cell as if padded with NULLs, and a merged row is trimmed so.
+pub fn merge_tree_padded(
+    store: &mut dyn ChunkStore,
+    base: Hash,
+    ours: Hash,
+    theirs: Hash,
+    keyless: bool,
+    padded: usize,
+) -> Result<TreeMerge> {
     let done = |tree: Hash| TreeMerge {
         tree,
         conflicts: Vec::new(),
@@ -87,7 +103,7 @@ pub fn merge_tree(
     let (edits, conflicts) = if keyless {
         (keyless_edits(&d_ours, &d_theirs)?, Vec::new())
     } else {
-        keyed_edits(store, &d_ours, &d_theirs)?
+        keyed_edits(store, &d_ours, &d_theirs, padded)?
     };
     let applied = edits.len() as u64;
     let tree = if edits.is_empty() {
@@ -113,24 +129,36 @@ enum RowMerge {
 
 /// Cell-by-cell merge of a row both sides changed, differently (encoded rows; `None`:
 /// absent; both differ from `base` and from each other, as the two diffs say).
-fn merge_row(base: Option<&[u8]>, ours: Option<&[u8]>, theirs: Option<&[u8]>) -> Result<RowMerge> {
+fn merge_row(
+    base: Option<&[u8]>,
+    ours: Option<&[u8]>,
+    theirs: Option<&[u8]>,
+    padded: usize,
+) -> Result<RowMerge> {
     let (Some(b), Some(o), Some(t)) = (base, ours, theirs) else {
         // Insert vs a different insert, or a delete against an update.
         return Ok(RowMerge::Conflict);
     };
     let (b, o, t) = (decode_row(b)?, decode_row(o)?, decode_row(t)?);
-    if b.len() != o.len() || o.len() != t.len() {
+    // Trailing NULLs past the padded width are left out of a row: compare as if there.
+    let width = b.len().max(o.len()).max(t.len());
+    if width > b.len().min(o.len()).min(t.len()) && padded == usize::MAX {
         return Ok(RowMerge::Conflict);
     }
-    let mut merged: Vec<Cell> = Vec::with_capacity(o.len());
-    for ((bc, oc), tc) in b.iter().zip(&o).zip(&t) {
+    let cell = |r: &[Cell], i: usize| r.get(i).cloned().unwrap_or(Cell::Null);
+    let mut merged: Vec<Cell> = Vec::with_capacity(width);
+    for i in 0..width {
+        let (bc, oc, tc) = (cell(&b, i), cell(&o, i), cell(&t, i));
         merged.push(if oc == tc || tc == bc {
-            oc.clone()
+            oc
         } else if oc == bc {
-            tc.clone()
+            tc
         } else {
             return Ok(RowMerge::Conflict);
         });
+    }
+    while merged.len() > padded && merged.last() == Some(&Cell::Null) {
+        merged.pop();
     }
     Ok(if merged == o {
         RowMerge::Ours
@@ -144,6 +172,7 @@ fn keyed_edits(
     store: &mut dyn ChunkStore,
     d_ours: &[DiffEntry],
     d_theirs: &[DiffEntry],
+    padded: usize,
 ) -> Result<(Vec<Edit>, Vec<Conflict>)> {
     let mut edits: Vec<Edit> = Vec::new();
     let mut conflicts = Vec::new();
@@ -168,7 +197,7 @@ fn keyed_edits(
                         .map_err(MergeError::from)
                 };
                 let (b, ov, tv) = (load(&t.before)?, load(&o.after)?, load(&t.after)?);
-                match merge_row(b.as_deref(), ov.as_deref(), tv.as_deref())? {
+                match merge_row(b.as_deref(), ov.as_deref(), tv.as_deref(), padded)? {
                     RowMerge::Ours => {}
                     RowMerge::Row(row) => {
                         let v = store_value(store, row)?;
@@ -326,12 +355,19 @@ pub fn merge_roots(
             continue;
         }
         match (b, o, t) {
+            // The same definition on both sides (or the same columns and key, for a
+            // table both sides added: their identities differ).
             (_, Some(o), Some(t))
-                if o.schema == t.schema && b.is_none_or(|b| b.schema == o.schema) =>
+                if (o.schema == t.schema && b.is_none_or(|b| b.schema == o.schema))
+                    || (b.is_none()
+                        && !multiset
+                        && o.schema.same_definition(&t.schema)
+                        && o.schema.padded_width() == t.schema.padded_width()) =>
             {
                 let base_tree = b.map_or_else(prolly::empty_root, |b| b.tree);
                 let keyless = o.schema.primary_key.is_empty();
-                let m = merge_tree(store, base_tree, o.tree, t.tree, keyless)?;
+                let padded = o.schema.padded_width();
+                let m = merge_tree_padded(store, base_tree, o.tree, t.tree, keyless, padded)?;
                 out.applied += m.applied;
                 out.conflicts
                     .extend(m.conflicts.into_iter().map(|c| Conflict {
@@ -345,6 +381,53 @@ pub fn merge_roots(
                 };
                 out.root.tables.insert(name.clone(), entry);
             }
+            // A definition changed on one side or both (non-overlapping changes merge):
+            // rows are carried into the merged definition, then merged.
+            (Some(b), Some(o), Some(t)) => match merge_definitions(&b.schema, &o.schema, &t.schema) {
+                Err(reason) => conflict(&mut out, name, &reason),
+                Ok(_) if multiset => conflict(
+                    &mut out,
+                    name,
+                    "its definition changed while both sides changed it, and it has no primary key to match rows by",
+                ),
+                Ok(target) => {
+                    let mut trees = Vec::with_capacity(3);
+                    for e in [b, o, t] {
+                        match reencode(store, e.tree, &e.schema, &target)? {
+                            Some(tree) => trees.push(tree),
+                            None => break,
+                        }
+                    }
+                    if trees.len() < 3 {
+                        conflict(
+                            &mut out,
+                            name,
+                            "a column changed type on one side while the other side changed rows",
+                        );
+                        continue;
+                    }
+                    let m = merge_tree_padded(
+                        store,
+                        trees[0],
+                        trees[1],
+                        trees[2],
+                        false,
+                        target.padded_width(),
+                    )?;
+                    out.applied += m.applied;
+                    out.conflicts
+                        .extend(m.conflicts.into_iter().map(|c| Conflict {
+                            table: name.clone(),
+                            ..c
+                        }));
+                    let entry = TableEntry {
+                        schema: target,
+                        tree: m.tree,
+                        sequences: merge_sequences(&o.sequences, &t.sequences),
+                    };
+                    out.root.tables.insert(name.clone(), entry);
+                }
+            },
             (Some(_), None, Some(_)) => {
                 conflict(&mut out, name, "dropped on our side, changed on theirs")
             }
@@ -389,6 +472,280 @@ pub fn merge_roots(
         conflict(&mut out, name, "type changed differently on both sides");
     }
     Ok(out)
+}
+
+/// The definition a table merges to when its definition changed on one side or
+/// both since `base`: the changed side's, or a three-way merge of the two by column
+/// identity (tags) and by index and constraint name, in which a column, index or
+/// constraint changed differently on both sides (or changed on one and dropped on the
+/// other) is a conflict, described in the error. The primary key must stay.
+pub fn merge_definitions(
+    base: &TableSchema,
+    ours: &TableSchema,
+    theirs: &TableSchema,
+) -> std::result::Result<TableSchema, String> {
+    use crate::repo::schema::{describe_column, same_column};
+    if base == ours || ours == theirs {
+        return Ok(theirs.clone());
+    }
+    if base == theirs {
+        return Ok(ours.clone());
+    }
+    if base.version < 2 || ours.version < 2 || theirs.version < 2 {
+        return Err("its definition changed on both sides, and a definition from pgvc 0.1 has no column identities to merge by".into());
+    }
+    if ours.primary_key != base.primary_key || theirs.primary_key != base.primary_key {
+        return Err(
+            "its primary key changed on one side while the other changed its definition too".into(),
+        );
+    }
+    let find = |s: &TableSchema, c: &crate::commit::Column| {
+        s.columns.iter().find(|x| same_column(x, c)).cloned()
+    };
+    let mut columns = Vec::new();
+    for oc in &ours.columns {
+        match (find(base, oc), find(theirs, oc)) {
+            (Some(bc), Some(tc)) => {
+                if *oc == tc || tc == bc {
+                    columns.push(oc.clone());
+                } else if *oc == bc {
+                    columns.push(tc);
+                } else {
+                    return Err(format!(
+                        "column {} changed differently: ours {}, theirs {}",
+                        oc.name,
+                        describe_column(oc),
+                        describe_column(&tc)
+                    ));
+                }
+            }
+            (Some(bc), None) => {
+                if *oc != bc {
+                    return Err(format!(
+                        "column {} changed on our side ({}) and dropped on theirs",
+                        oc.name,
+                        describe_column(oc)
+                    ));
+                }
+            }
+            (None, Some(tc)) if tc == *oc => columns.push(oc.clone()),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "column {} added differently on both sides",
+                    oc.name
+                ))
+            }
+            (None, None) => columns.push(oc.clone()),
+        }
+    }
+    for tc in &theirs.columns {
+        if find(ours, tc).is_some() {
+            continue;
+        }
+        match find(base, tc) {
+            Some(bc) if bc == *tc => {} // dropped on our side
+            Some(_) => {
+                return Err(format!(
+                    "column {} changed on their side ({}) and dropped on ours",
+                    tc.name,
+                    describe_column(tc)
+                ))
+            }
+            None => {
+                if columns.iter().any(|c| c.name == tc.name) {
+                    return Err(format!(
+                        "a column named {} was added on both sides",
+                        tc.name
+                    ));
+                }
+                columns.push(tc.clone());
+            }
+        }
+    }
+    let indexes = merge_named(&base.indexes, &ours.indexes, &theirs.indexes, |i| &i.name)
+        .map_err(|n| format!("index {n} changed differently on both sides"))?;
+    let constraints = merge_named(
+        &base.constraints,
+        &ours.constraints,
+        &theirs.constraints,
+        |c| &c.name,
+    )
+    .map_err(|n| format!("constraint {n} changed differently on both sides"))?;
+    Ok(TableSchema {
+        version: ours.version.max(theirs.version),
+        id: ours.id,
+        columns,
+        primary_key: ours.primary_key.clone(),
+        // Every row is encoded anew for it (`reencode`): canonical rows.
+        padded: Some(0),
+        indexes,
+        constraints,
+    })
+}
+
+/// Three-way merge of named definitions (indexes, constraints): each side's change
+/// stands; a name changed differently on both sides (or changed on one, dropped on
+/// the other) is returned as the error. Sorted by name.
+fn merge_named<T: Clone + PartialEq>(
+    base: &[T],
+    ours: &[T],
+    theirs: &[T],
+    name: impl Fn(&T) -> &String,
+) -> std::result::Result<Vec<T>, String> {
+    let get = |list: &[T], n: &String| list.iter().find(|x| name(x) == n).cloned();
+    let mut names: Vec<String> = base
+        .iter()
+        .chain(ours)
+        .chain(theirs)
+        .map(|x| name(x).clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for n in names {
+        let (b, o, t) = (get(base, &n), get(ours, &n), get(theirs, &n));
+        let merged = if o == t || b == t {
+            o
+        } else if b == o {
+            t
+        } else {
+            return Err(n);
+        };
+        out.extend(merged);
+    }
+    Ok(out)
+}
+
+/// How a value column of a target definition is filled from a row of a source one.
+enum Fill {
+    /// The source's value column at this position.
+    From(usize),
+    /// A column the source lacks: its default when that is a plain constant
+    /// (`constant_default`), else NULL.
+    Const(Cell),
+}
+
+/// The value PostgreSQL gives a row that does not name column `c`, when its default is
+/// a constant whose text is the value's text: an integer, a boolean, or a quoted
+/// string of a text type. `None` for anything else (an expression, a cast that would
+/// format the value anew, no default): NULL.
+fn constant_default(c: &crate::commit::Column) -> Option<Cell> {
+    let d = c.default.as_deref()?;
+    let ty = c.type_name.as_str();
+    let int_type = matches!(ty, "integer" | "bigint" | "smallint");
+    if int_type {
+        let digits = d
+            .strip_prefix('\'')
+            .and_then(|x| x.split_once("'::"))
+            .map_or(d, |(v, _)| v);
+        let body = digits.strip_prefix('-').unwrap_or(digits);
+        if !body.is_empty() && body.len() < 19 && body.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(Cell::Text(digits.to_string()));
+        }
+        return None;
+    }
+    if ty == "boolean" {
+        return match d {
+            "true" => Some(Cell::Text("t".into())),
+            "false" => Some(Cell::Text("f".into())),
+            _ => None,
+        };
+    }
+    if ty == "text" || ty.starts_with("character varying") {
+        let cast = if ty == "text" {
+            "'::text"
+        } else {
+            "'::character varying"
+        };
+        let inner = d.strip_prefix('\'')?.strip_suffix(cast)?;
+        // A quote inside is doubled; anything else (a lone quote) is not one literal.
+        if inner.replace("''", "").contains('\'') || inner.contains('\\') {
+            return None;
+        }
+        return Some(Cell::Text(inner.replace("''", "'")));
+    }
+    None
+}
+
+/// How `to`'s value columns fill from a row of `from`: `None` when rows cannot be
+/// carried (the key columns differ, or a column changed type: a value's text need
+/// not read the same under another type).
+fn column_map(from: &TableSchema, to: &TableSchema) -> Option<Vec<Fill>> {
+    use crate::repo::schema::same_column;
+    let (fk, tk) = (from.key_columns(), to.key_columns());
+    if fk.len() != tk.len()
+        || !fk
+            .iter()
+            .zip(&tk)
+            .all(|(a, b)| same_column(a, b) && a.type_name == b.type_name)
+    {
+        return None;
+    }
+    let fv: Vec<&crate::commit::Column> = from.value_columns().collect();
+    let mut out = Vec::new();
+    for c in to.value_columns() {
+        match fv.iter().position(|f| same_column(f, c)) {
+            Some(i) if fv[i].type_name == c.type_name => out.push(Fill::From(i)),
+            Some(_) => return None,
+            None => out.push(Fill::Const(constant_default(c).unwrap_or(Cell::Null))),
+        }
+    }
+    Some(out)
+}
+
+/// Rows read per batch while re-encoding a tree: memory stays flat.
+const REENCODE_BATCH: usize = 4096;
+
+/// `tree`, written under `from`, with every row encoded under `to` (columns matched by
+/// identity; see `column_map`); the same tree when the definitions are equal. `None`
+/// when rows cannot be carried. Reads the whole tree: a merge across a definition
+/// change costs what the table holds, as the ALTER TABLE it stands for does.
+pub fn reencode(
+    store: &mut dyn ChunkStore,
+    tree: Hash,
+    from: &TableSchema,
+    to: &TableSchema,
+) -> Result<Option<Hash>> {
+    if from == to {
+        return Ok(Some(tree));
+    }
+    let Some(map) = column_map(from, to) else {
+        return Ok(None);
+    };
+    let padded = to.padded_width();
+    let mut out = tree;
+    let mut next: Option<Vec<u8>> = Some(Vec::new());
+    while let Some(start) = next.take() {
+        let batch: Vec<(Vec<u8>, Vec<u8>)> = prolly::iter_from(&*store, tree, &start)
+            .take(REENCODE_BATCH + 1)
+            .collect::<std::result::Result<_, _>>()?;
+        let mut edits: Vec<Edit> = Vec::with_capacity(batch.len());
+        for (i, (k, v)) in batch.into_iter().enumerate() {
+            if i == REENCODE_BATCH {
+                next = Some(k);
+                break;
+            }
+            let cells = decode_row(&load_value(&*store, &v)?)?;
+            let mut row: Vec<Cell> = map
+                .iter()
+                .map(|f| match f {
+                    Fill::From(i) => cells.get(*i).cloned().unwrap_or(Cell::Null),
+                    Fill::Const(c) => c.clone(),
+                })
+                .collect();
+            while row.len() > padded && row.last() == Some(&Cell::Null) {
+                row.pop();
+            }
+            if row != cells {
+                let value = store_value(store, encode_row(&row))?;
+                edits.push((k, Some(value)));
+            }
+        }
+        if !edits.is_empty() {
+            out = prolly::apply_edits(store, out, edits)?;
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Owned sequences after a merge: each at the further of the two sides, so that
@@ -704,5 +1061,194 @@ mod tests {
         assert_eq!(merge_base(&s, c2, c2).unwrap(), Some(c2));
         let x = commit(&mut s, vec![], "unrelated");
         assert_eq!(merge_base(&s, c2, x).unwrap(), None);
+    }
+
+    fn col(tag: u64, name: &str, ty: &str) -> crate::commit::Column {
+        crate::commit::Column {
+            tag,
+            ..crate::commit::Column::new(name, ty)
+        }
+    }
+
+    fn schema(cols: Vec<crate::commit::Column>) -> TableSchema {
+        let mut s = TableSchema::new(cols, vec!["id".into()]);
+        s.id = 7;
+        s
+    }
+
+    fn text_row(cells: &[Option<&str>]) -> Vec<Cell> {
+        let mut r: Vec<Cell> = cells
+            .iter()
+            .map(|c| c.map_or(Cell::Null, |t| Cell::Text(t.into())))
+            .collect();
+        while r.last() == Some(&Cell::Null) {
+            r.pop();
+        }
+        r
+    }
+
+    fn entry(s: &mut MemStore, schema: &TableSchema, rows: &[(i64, Vec<Cell>)]) -> TableEntry {
+        let m: Model = rows.iter().cloned().collect();
+        TableEntry {
+            schema: schema.clone(),
+            tree: tree(s, &m),
+            sequences: Vec::new(),
+        }
+    }
+
+    fn root_of(e: TableEntry) -> RootValue {
+        let mut r = RootValue::default();
+        r.tables.insert("public.t".into(), e);
+        r
+    }
+
+    /// Theirs adds a column with a default (every row rewritten with it) while ours
+    /// changes rows: the merged table has the column, ours' updates keep the default
+    /// theirs gave the row, ours' inserts get the constant default, and cell changes
+    /// still merge.
+    #[test]
+    fn a_column_added_on_one_side_merges_with_row_changes_on_the_other() {
+        let mut s = MemStore::new();
+        let base_s = schema(vec![col(1, "id", "integer"), col(2, "a", "text")]);
+        let mut c = col(3, "n", "integer");
+        c.default = Some("0".into());
+        let theirs_s = schema(vec![col(1, "id", "integer"), col(2, "a", "text"), c]);
+        let b = entry(
+            &mut s,
+            &base_s,
+            &[(1, text_row(&[Some("x")])), (2, text_row(&[Some("y")]))],
+        );
+        let o = entry(
+            &mut s,
+            &base_s,
+            &[
+                (1, text_row(&[Some("ours")])),
+                (2, text_row(&[Some("y")])),
+                (3, text_row(&[Some("new")])),
+            ],
+        );
+        let t = entry(
+            &mut s,
+            &theirs_s,
+            &[
+                (1, text_row(&[Some("x"), Some("0")])),
+                (2, text_row(&[Some("y"), Some("5")])),
+            ],
+        );
+        let m = merge_roots(&mut s, &root_of(b), &root_of(o), &root_of(t)).unwrap();
+        assert!(m.schema_conflicts.is_empty(), "{:?}", m.schema_conflicts);
+        assert!(m.conflicts.is_empty());
+        let e = &m.root.tables["public.t"];
+        assert_eq!(e.schema, theirs_s);
+        let rows: Vec<Vec<Cell>> = read(&s, e.tree).into_values().collect();
+        assert_eq!(
+            rows,
+            vec![
+                text_row(&[Some("ours"), Some("0")]),
+                text_row(&[Some("y"), Some("5")]),
+                text_row(&[Some("new"), Some("0")]),
+            ]
+        );
+    }
+
+    /// Both sides add different columns: both are in the merged definition, with
+    /// each side's values; the same column changed differently is a conflict that
+    /// names it.
+    #[test]
+    fn definitions_changed_on_both_sides_merge_when_they_do_not_overlap() {
+        let mut s = MemStore::new();
+        let base_s = schema(vec![col(1, "id", "integer"), col(2, "a", "text")]);
+        let ours_s = schema(vec![
+            col(1, "id", "integer"),
+            col(2, "a", "text"),
+            col(3, "o", "text"),
+        ]);
+        let theirs_s = schema(vec![
+            col(1, "id", "integer"),
+            col(2, "a", "text"),
+            col(4, "t", "text"),
+        ]);
+        let b = entry(&mut s, &base_s, &[(1, text_row(&[Some("x")]))]);
+        let o = entry(&mut s, &ours_s, &[(1, text_row(&[Some("x"), Some("o1")]))]);
+        let t = entry(
+            &mut s,
+            &theirs_s,
+            &[
+                (1, text_row(&[Some("x"), Some("t1")])),
+                (2, text_row(&[Some("z"), Some("t2")])),
+            ],
+        );
+        let m = merge_roots(
+            &mut s,
+            &root_of(b.clone()),
+            &root_of(o.clone()),
+            &root_of(t),
+        )
+        .unwrap();
+        assert!(m.schema_conflicts.is_empty(), "{:?}", m.schema_conflicts);
+        let e = &m.root.tables["public.t"];
+        let names: Vec<&str> = e.schema.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "a", "o", "t"]);
+        let rows: Vec<Vec<Cell>> = read(&s, e.tree).into_values().collect();
+        assert_eq!(
+            rows,
+            vec![
+                text_row(&[Some("x"), Some("o1"), Some("t1")]),
+                text_row(&[Some("z"), None, Some("t2")]),
+            ]
+        );
+        // The same column, changed differently.
+        let mut a2 = col(2, "a", "text");
+        a2.not_null = true;
+        let mut a3 = col(2, "a", "text");
+        a3.default = Some("'q'::text".into());
+        let o2 = schema(vec![col(1, "id", "integer"), a2]);
+        let t2 = schema(vec![col(1, "id", "integer"), a3]);
+        let err = merge_definitions(&base_s, &o2, &t2).unwrap_err();
+        assert!(err.contains("column a changed differently"), "{err}");
+        // Changed on one side, dropped on the other; the key changed.
+        let dropped = schema(vec![col(1, "id", "integer")]);
+        assert!(merge_definitions(&base_s, &o2, &dropped)
+            .unwrap_err()
+            .contains("dropped on theirs"));
+        let mut rekeyed = ours_s.clone();
+        rekeyed.primary_key = vec!["a".into()];
+        assert!(merge_definitions(&base_s, &rekeyed, &theirs_s)
+            .unwrap_err()
+            .contains("primary key"));
+        // A type change on one side while the other changed rows: a conflict.
+        let retyped = schema(vec![col(1, "id", "integer"), col(2, "a", "varchar")]);
+        let t3 = entry(&mut s, &retyped, &[(1, text_row(&[Some("x")]))]);
+        let m = merge_roots(&mut s, &root_of(b), &root_of(o), &root_of(t3)).unwrap();
+        assert_eq!(m.schema_conflicts.len(), 1);
+        assert!(m.schema_conflicts[0].reason.contains("changed type"));
+    }
+
+    #[test]
+    fn constant_defaults_are_read_only_when_their_text_is_the_value() {
+        let d = |ty: &str, def: &str| {
+            let mut c = col(1, "c", ty);
+            c.default = Some(def.into());
+            constant_default(&c)
+        };
+        let t = |v: &str| Some(Cell::Text(v.into()));
+        assert_eq!(d("integer", "0"), t("0"));
+        assert_eq!(d("bigint", "'-12'::bigint"), t("-12"));
+        assert_eq!(d("boolean", "true"), t("t"));
+        assert_eq!(d("text", "'it''s'::text"), t("it's"));
+        assert_eq!(
+            d("character varying(5)", "'ab'::character varying"),
+            t("ab")
+        );
+        for (ty, def) in [
+            ("integer", "nextval('s'::regclass)"),
+            ("numeric(10,2)", "1.5"),
+            ("text", "upper('x'::text)"),
+            ("text", "'a'::text || 'b'::text"),
+            ("timestamp with time zone", "now()"),
+            ("integer", "99999999999999999999"),
+        ] {
+            assert_eq!(d(ty, def), None, "{ty} {def}");
+        }
     }
 }

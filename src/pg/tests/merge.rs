@@ -282,18 +282,55 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM child WHERE p = 5"), 1);
     }
 
-    /// Both sides changing a table's definition differently is refused with both
-    /// named, and nothing changes.
+    /// A column added on one side merges with row changes on the other: rows ours
+    /// updated keep the value theirs' ALTER gave them, rows ours inserted get the
+    /// default; columns added on both sides both arrive.
+    #[pg_test]
+    fn definition_changes_merge_with_row_changes() {
+        setup();
+        on_feature("ALTER TABLE acct ADD COLUMN n int NOT NULL DEFAULT 7; UPDATE acct SET n = 1 WHERE id = 2");
+        run("UPDATE acct SET a = 'ours' WHERE id IN (1, 2); INSERT INTO acct VALUES (500, 'new', 0);
+             ALTER TABLE acct ADD COLUMN note text; UPDATE acct SET note = 'hi' WHERE id = 3;
+             SELECT vc.commit('ours')");
+        assert_eq!(merge("feature"), "t|f|0|0");
+        assert_eq!(
+            text("SELECT string_agg(format('%s:%s:%s:%s', id, a, n, coalesce(note, '-')), ',' ORDER BY id) FROM acct WHERE id IN (1, 2, 3, 4, 500)")
+                .unwrap(),
+            "1:ours:7:-,2:ours:1:-,3:a3:7:hi,4:a4:7:-,500:new:7:-"
+        );
+        // The commit holds exactly the live table, definition included.
+        assert_eq!(int("SELECT count(*) FROM vc.status()"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM vc.schema_diff('HEAD', 'WORKING')"),
+            0
+        );
+        let live = text("SELECT string_agg(format('%s', t), ',' ORDER BY id) FROM acct t").unwrap();
+        run("SELECT vc.reset('HEAD')");
+        assert_eq!(
+            text("SELECT string_agg(format('%s', t), ',' ORDER BY id) FROM acct t").unwrap(),
+            live
+        );
+    }
+
+    /// Both sides changing a column differently is refused with the column and both
+    /// definitions named, and nothing changes.
     #[pg_test]
     fn a_definition_conflict_changes_nothing() {
         setup();
-        on_feature("ALTER TABLE acct ADD COLUMN c int");
-        run("ALTER TABLE acct ADD COLUMN d text; SELECT vc.commit('ours')");
+        on_feature("ALTER TABLE acct ALTER COLUMN a SET DEFAULT 'x'");
+        run("ALTER TABLE acct ALTER COLUMN a SET NOT NULL; SELECT vc.commit('ours')");
         let (before, state) = (rows(), vc_state());
         expect_error(
             "SELECT * FROM vc.merge('feature')",
             "55000",
             "definition conflict",
+        );
+        run("CREATE FUNCTION pg_temp.err_detail(q text) RETURNS text LANGUAGE plpgsql AS $f$
+             DECLARE d text; BEGIN EXECUTE q; RETURN NULL;
+             EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL; RETURN d; END $f$");
+        assert_eq!(
+            text("SELECT pg_temp.err_detail('SELECT * FROM vc.merge(''feature'')')").unwrap(),
+            "public.acct: column a changed differently: ours a text NOT NULL, theirs a text DEFAULT 'x'::text"
         );
         assert_eq!(rows(), before);
         assert_eq!(vc_state(), state);
