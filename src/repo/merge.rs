@@ -310,6 +310,21 @@ pub fn merge_roots(
     ours: &RootValue,
     theirs: &RootValue,
 ) -> Result<RootMerge> {
+    merge_roots_from(store, base, ours, theirs, false)
+}
+
+/// `merge_roots` from one of several best merge bases (`several_bases`, a
+/// criss-cross history: `merge_bases`). Rows of a keyed table merge safely from any
+/// of them (a change both sides share since another base reads as the same change,
+/// or at worst as a conflict); a table without a primary key changed on both sides
+/// would count such a change twice, and is a conflict instead.
+pub fn merge_roots_from(
+    store: &mut dyn ChunkStore,
+    base: &RootValue,
+    ours: &RootValue,
+    theirs: &RootValue,
+    several_bases: bool,
+) -> Result<RootMerge> {
     let mut out = RootMerge {
         root: ours.clone(),
         conflicts: Vec::new(),
@@ -337,7 +352,8 @@ pub fn merge_roots(
         // (Equal sides of a table without a primary key are still two sets of
         // changes to add up: see `merge_tree`.)
         let multiset = o.is_some_and(|o| o.schema.primary_key.is_empty());
-        if b == t || (o == t && !multiset) {
+        // (A table without a key added identically on both sides is one table.)
+        if b == t || (o == t && (!multiset || b.is_none())) {
             continue; // ours stands
         }
         if b == o {
@@ -353,6 +369,17 @@ pub fn merge_roots(
                 }
             }
             continue;
+        }
+        if multiset && b != o {
+            let why = match b {
+                None => Some("added on both sides with different rows, and it has no primary key to match them by"),
+                Some(_) if several_bases => Some("changed on both sides since several merge bases (a criss-cross history), and it has no primary key: its rows cannot be counted"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                conflict(&mut out, name, why);
+                continue;
+            }
         }
         match (b, o, t) {
             // The same definition on both sides (or the same columns and key, for a
@@ -377,7 +404,7 @@ pub fn merge_roots(
                 let entry = TableEntry {
                     schema: o.schema.clone(),
                     tree: m.tree,
-                    sequences: merge_sequences(&o.sequences, &t.sequences),
+                    sequences: merge_sequences(b.map_or(&[][..], |b| &b.sequences[..]), &o.sequences, &t.sequences),
                 };
                 out.root.tables.insert(name.clone(), entry);
             }
@@ -423,7 +450,7 @@ pub fn merge_roots(
                     let entry = TableEntry {
                         schema: target,
                         tree: m.tree,
-                        sequences: merge_sequences(&o.sequences, &t.sequences),
+                        sequences: merge_sequences(&b.sequences, &o.sequences, &t.sequences),
                     };
                     out.root.tables.insert(name.clone(), entry);
                 }
@@ -748,14 +775,38 @@ pub fn reencode(
     Ok(Some(out))
 }
 
-/// Owned sequences after a merge: each at the further of the two sides, so that
-/// neither side's next value repeats one the other already handed out.
-fn merge_sequences(ours: &[SequenceState], theirs: &[SequenceState]) -> Vec<SequenceState> {
+/// Owned sequences after a merge: a sequence only one side moved takes that side's
+/// state; one both moved takes the side that moved further from the base in the
+/// direction they moved (so neither side's next value repeats one the other handed
+/// out, for ascending and descending sequences alike); without a base, or moved in
+/// opposite directions (a reset), ours.
+fn merge_sequences(
+    base: &[SequenceState],
+    ours: &[SequenceState],
+    theirs: &[SequenceState],
+) -> Vec<SequenceState> {
     let mut out: Vec<SequenceState> = ours.to_vec();
     for t in theirs {
+        let b = base.iter().find(|b| b.name == t.name);
         match out.iter_mut().find(|o| o.name == t.name) {
             Some(o) => {
-                if (t.last_value, t.is_called) > (o.last_value, o.is_called) {
+                let pos = |s: &SequenceState| (s.last_value as i128, s.is_called);
+                let take_theirs = match b {
+                    Some(b) if pos(o) == pos(b) => true,
+                    Some(b) if pos(t) == pos(b) => false,
+                    Some(b) => {
+                        let (db, dobs, dt) = (
+                            b.last_value as i128,
+                            o.last_value as i128,
+                            t.last_value as i128,
+                        );
+                        let (mo, mt) = (dobs - db, dt - db);
+                        mo.signum() == mt.signum() && mt.abs() > mo.abs()
+                    }
+                    // Added on both sides: the larger, as an ascending sequence needs.
+                    None => pos(t) > pos(o),
+                };
+                if take_theirs {
                     o.last_value = t.last_value;
                     o.is_called = t.is_called;
                 }
@@ -767,12 +818,13 @@ fn merge_sequences(ours: &[SequenceState], theirs: &[SequenceState]) -> Vec<Sequ
     out
 }
 
-/// The best common ancestor of commits `a` and `b`: one that no other common
-/// ancestor descends from (the first common one in `b`'s topological log, where
-/// every commit comes before its parents). `None` for unrelated histories.
-pub fn merge_base(store: &dyn ChunkStore, a: Hash, b: Hash) -> Result<Option<Hash>> {
+/// Every best common ancestor of commits `a` and `b`: common ancestors no other
+/// common ancestor descends from, newest first (by `b`'s topological log). Usually
+/// one; a criss-cross history (each side merged the other) has several. Empty for
+/// unrelated histories.
+pub fn merge_bases(store: &dyn ChunkStore, a: Hash, b: Hash) -> Result<Vec<Hash>> {
     if a == b {
-        return Ok(Some(a));
+        return Ok(vec![a]);
     }
     let mut of_a: HashSet<Hash> = HashSet::new();
     let mut todo = vec![a];
@@ -781,12 +833,27 @@ pub fn merge_base(store: &dyn ChunkStore, a: Hash, b: Hash) -> Result<Option<Has
             todo.extend(Commit::read(store, &h)?.parents);
         }
     }
-    for (h, _) in commit_log(store, &b)? {
+    // The common ancestors, in b's log order. Ancestors of a common one are common,
+    // so one that is a parent of another common one is not best.
+    let mut common = Vec::new();
+    let mut parents_of_common: HashSet<Hash> = HashSet::new();
+    for (h, c) in commit_log(store, &b)? {
         if of_a.contains(&h) {
-            return Ok(Some(h));
+            common.push(h);
+            parents_of_common.extend(c.parents);
         }
     }
-    Ok(None)
+    Ok(common
+        .into_iter()
+        .filter(|h| !parents_of_common.contains(h))
+        .collect())
+}
+
+/// The best common ancestor of commits `a` and `b`: one that no other common
+/// ancestor descends from (the first common one in `b`'s topological log, where
+/// every commit comes before its parents). `None` for unrelated histories.
+pub fn merge_base(store: &dyn ChunkStore, a: Hash, b: Hash) -> Result<Option<Hash>> {
+    Ok(merge_bases(store, a, b)?.into_iter().next())
 }
 
 #[cfg(test)]
@@ -1250,5 +1317,115 @@ mod tests {
         ] {
             assert_eq!(d(ty, def), None, "{ty} {def}");
         }
+    }
+
+    /// Each side merged the other (criss-cross): two best bases, both found.
+    #[test]
+    fn a_criss_cross_history_has_two_best_bases() {
+        let mut s = MemStore::new();
+        let a = commit(&mut s, vec![], "a");
+        let x = commit(&mut s, vec![a], "x");
+        let y = commit(&mut s, vec![a], "y");
+        let xm = commit(&mut s, vec![x, y], "x merges y");
+        let ym = commit(&mut s, vec![y, x], "y merges x");
+        let mut bases = merge_bases(&s, xm, ym).unwrap();
+        bases.sort();
+        let mut want = vec![x, y];
+        want.sort();
+        assert_eq!(bases, want);
+        assert_eq!(merge_bases(&s, x, y).unwrap(), vec![a]);
+    }
+
+    #[test]
+    fn sequences_merge_to_the_side_that_moved_further() {
+        let seq = |v: i64| SequenceState {
+            name: "public.s".into(),
+            column: None,
+            last_value: v,
+            is_called: true,
+        };
+        let m =
+            |b: i64, o: i64, t: i64| merge_sequences(&[seq(b)], &[seq(o)], &[seq(t)])[0].last_value;
+        assert_eq!(m(10, 20, 15), 20);
+        assert_eq!(m(10, 12, 30), 30);
+        assert_eq!(m(10, 10, 30), 30);
+        assert_eq!(m(10, 30, 10), 30);
+        // Descending: further is lower.
+        assert_eq!(m(-10, -20, -15), -20);
+        assert_eq!(m(-10, -12, -30), -30);
+        // Opposite directions (one side reset it): ours.
+        assert_eq!(m(10, 5, 30), 5);
+    }
+
+    /// A table without a key: added identically on both sides it is one table; added
+    /// with different rows, or changed on both sides since several bases, a conflict.
+    #[test]
+    fn keyless_tables_never_count_a_change_twice() {
+        let mut s = MemStore::new();
+        let sch = TableSchema::new(vec![crate::commit::Column::new("v", "text")], vec![]);
+        let rows = |s: &mut MemStore, vals: &[&str]| {
+            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = vals
+                .iter()
+                .map(|v| {
+                    let row = encode_row(&[Cell::Text((*v).into())]);
+                    (keyless_key(&row, 0), store_value(s, row).unwrap())
+                })
+                .collect();
+            entries.sort();
+            TableEntry {
+                schema: sch.clone(),
+                tree: prolly::build(s, entries).unwrap(),
+                sequences: Vec::new(),
+            }
+        };
+        let root = |e: Option<TableEntry>| {
+            let mut r = RootValue::default();
+            if let Some(e) = e {
+                r.tables.insert("public.k".into(), e);
+            }
+            r
+        };
+        let same = rows(&mut s, &["a", "b"]);
+        let m = merge_roots(
+            &mut s,
+            &root(None),
+            &root(Some(same.clone())),
+            &root(Some(same.clone())),
+        )
+        .unwrap();
+        assert!(m.schema_conflicts.is_empty());
+        assert_eq!(m.root.tables["public.k"], same);
+        let other = rows(&mut s, &["a", "c"]);
+        let m = merge_roots(
+            &mut s,
+            &root(None),
+            &root(Some(same.clone())),
+            &root(Some(other.clone())),
+        )
+        .unwrap();
+        assert_eq!(m.schema_conflicts.len(), 1);
+        let base = rows(&mut s, &["a"]);
+        let m = merge_roots_from(
+            &mut s,
+            &root(Some(base.clone())),
+            &root(Some(same.clone())),
+            &root(Some(other.clone())),
+            true,
+        )
+        .unwrap();
+        assert_eq!(m.schema_conflicts.len(), 1);
+        assert!(m.schema_conflicts[0].reason.contains("criss-cross"));
+        let m = merge_roots(
+            &mut s,
+            &root(Some(base)),
+            &root(Some(same)),
+            &root(Some(other)),
+        )
+        .unwrap();
+        assert!(m.schema_conflicts.is_empty());
+        assert_eq!(
+            prolly::count(&s, m.root.tables["public.k"].tree).unwrap(),
+            3
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::pg::spi::{exec, query, query_values, with_snapshot, with_spi, Arg, Va
 use crate::pg::sql::{Ident, QualName};
 use crate::pg::store::PgStore;
 use crate::prolly;
-use crate::repo::merge::{merge_base, merge_roots};
+use crate::repo::merge::{merge_bases, merge_roots_from};
 use crate::store::Hash;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -201,7 +201,8 @@ pub fn merge_into(
     if crate::remote::is_ancestor(store, ours, theirs)? {
         return fast_forward(store);
     }
-    let Some(base) = merge_base(store, ours, theirs)? else {
+    let bases = merge_bases(store, ours, theirs)?;
+    let Some(&base) = bases.first() else {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("cannot merge {label} into \"{branch}\": they share no history"),
@@ -213,7 +214,13 @@ pub fn merge_into(
     };
     let (base_root, ours_root) = (read_root(base)?, read_root(ours)?);
     let mut s = store;
-    let mut m = merge_roots(&mut s, &base_root, &ours_root, &theirs_root)?;
+    let mut m = merge_roots_from(
+        &mut s,
+        &base_root,
+        &ours_root,
+        &theirs_root,
+        bases.len() > 1,
+    )?;
     if !m.schema_conflicts.is_empty() {
         let detail: Vec<String> = m
             .schema_conflicts
