@@ -778,3 +778,88 @@ fn the_standby_refuses_a_commit_that_would_run_an_unprivileged_roles_code() {
     assert_eq!(rows(&mut ds, "stamped"), rows(&mut dp, "stamped"));
     assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
 }
+
+/// Branches named by a `vc.replicate_heads` pattern replicate; a merge on the primary
+/// (a two-parent commit) reaches the standby; a listed branch the remote lacks is an
+/// error on its own status row while the others keep following.
+#[test]
+fn patterns_follow_branches_and_a_missing_branch_stops_only_itself() {
+    let remote = RemoteDir::new("repl-patterns");
+    let (_p, mut dp) = {
+        let p = Cluster::start_for(
+            &remote,
+            &[PRIMARY, &["vc.replicate_heads = 'main, release/*'"]].concat(),
+        );
+        let mut d = p.connect();
+        d.batch_execute(&format!(
+            "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+             CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL, note text);
+             INSERT INTO acct SELECT g, 100, 'n' || g FROM generate_series(1, 100) g;
+             SELECT vc.track('acct'); SELECT vc.commit('init');",
+            remote.url()
+        ))
+        .unwrap();
+        (p, d)
+    };
+    let s = Cluster::start_for(
+        &remote,
+        &[STANDBY, &["vc.replicate_heads = 'main, release/*, nosuch'"]].concat(),
+    );
+    let mut ds = s.connect();
+    ds.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    // A release branch, changed there; main changed too; then merged into main.
+    dp.batch_execute(
+        "SELECT vc.branch('release/1'); SELECT vc.checkout('release/1');
+         UPDATE acct SET note = 'release' WHERE id <= 5; SELECT vc.commit('on release');
+         SELECT vc.checkout('main');
+         UPDATE acct SET balance = 0 WHERE id > 95; SELECT vc.commit('on main');",
+    )
+    .unwrap();
+    let release = query_scalar(&mut dp, "SELECT vc.hashof('release/1')");
+    let merged = query_scalar(
+        &mut dp,
+        "SELECT commit_hash FROM vc.merge('release/1') WHERE NOT fast_forward AND conflicts = 0",
+    );
+    assert_eq!(merged, head(&mut dp));
+    caught_up(&mut ds, &merged);
+    assert_eq!(rows(&mut ds, "acct"), rows(&mut dp, "acct"));
+    assert_eq!(
+        query_scalar(
+            &mut ds,
+            "SELECT array_length(parents, 1)::text FROM vc.log() LIMIT 1"
+        ),
+        "2"
+    );
+    let got = wait_for(
+        &mut ds,
+        "SELECT coalesce(vc.hashof('release/1'), '')",
+        &release,
+        30,
+    );
+    assert_eq!(got, release);
+    // The missing branch: its own row says so; main's row has no error.
+    let missing = wait_for(
+        &mut ds,
+        "SELECT coalesce(last_error LIKE '%has no branch nosuch%', false)::text FROM vc.replication_status() WHERE branch = 'nosuch'",
+        "true",
+        30,
+    );
+    assert_eq!(missing, "true");
+    assert_eq!(status(&mut ds, "last_error"), "<null>");
+    // And main goes on following.
+    dp.batch_execute("UPDATE acct SET balance = 1 WHERE id = 1; SELECT vc.commit('more')")
+        .unwrap();
+    let h = head(&mut dp);
+    caught_up(&mut ds, &h);
+    // A branch no entry names is not pushed (it stays on the primary).
+    dp.batch_execute("SELECT vc.branch('scratch')").unwrap();
+    let refs = query_scalar(
+        &mut dp,
+        "SELECT string_agg(branch, ',' ORDER BY branch) FROM vc.fetch('origin')",
+    );
+    assert_eq!(refs, "main,release/1");
+}

@@ -109,6 +109,46 @@ pub fn may_write(role: Role) -> bool {
     !matches!(role, Role::Fenced | Role::Standby)
 }
 
+/// Whether `name` is one of the branches `vc.replicate_heads` entry `pattern` names:
+/// the name itself, or with `*` standing for any run of characters (`/` included;
+/// `release/*`, `*`). Patterns never name a fenced primary's `fenced/` branches.
+pub fn head_matches(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    if name.starts_with("fenced/") && !pattern.starts_with("fenced/") {
+        return false;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The followed branches among `names` (the local branches, or the remote's): each
+/// literal entry of `heads`, whether present or not, and every name a pattern matches;
+/// sorted, without duplicates.
+pub fn followed<'a>(heads: &[String], names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = heads.iter().filter(|h| !h.contains('*')).cloned().collect();
+    for n in names {
+        if heads.iter().any(|h| h.contains('*') && head_matches(h, n)) {
+            out.push(n.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +322,27 @@ mod tests {
         );
         assert!(!may_push(Role::Fenced) && !may_push(Role::Standby) && may_push(Role::Primary));
         assert!(!may_write(Role::Fenced) && !may_write(Role::Standby) && may_write(Role::None));
+    }
+
+    #[test]
+    fn replicate_heads_patterns() {
+        use super::{followed, head_matches as m};
+        assert!(m("main", "main"));
+        assert!(!m("main", "main2"));
+        assert!(m("release/*", "release/1.0"));
+        assert!(m("release/*", "release/a/b"));
+        assert!(!m("release/*", "releases/1"));
+        assert!(m("*", "anything/at/all"));
+        assert!(!m("*", "fenced/3/main"));
+        assert!(m("fenced/*", "fenced/3/main"));
+        assert!(m("a*b*c", "aXbYc"));
+        assert!(!m("a*b*c", "aXcYb"));
+        assert!(!m("ab*ba", "aba"));
+        let heads = vec!["main".to_string(), "release/*".to_string()];
+        assert_eq!(
+            followed(&heads, ["release/2", "feature", "release/1", "main"]),
+            ["main", "release/1", "release/2"]
+        );
+        assert_eq!(followed(&heads, []), ["main"]);
     }
 }

@@ -138,7 +138,7 @@ pub fn checkout(name: &str, force: bool) -> VcResult<()> {
     }
     // On a primary, commits on a branch that is not replicated would stay here.
     let cfg = crate::pg::replication::current()?;
-    if cfg.role == crate::pg::replication::Role::Primary && !cfg.heads.iter().any(|h| h == name) {
+    if cfg.role == crate::pg::replication::Role::Primary && !cfg.replicates(name) {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("cannot check out \"{name}\" on a primary: the branch is not replicated"),

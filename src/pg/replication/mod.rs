@@ -109,10 +109,51 @@ pub fn heads() -> Result<Vec<String>, String> {
     }
     for h in &heads {
         if h.len() > 200 || h.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!("vc.replicate_heads: \"{h}\" is not a branch name"));
+            return Err(format!(
+                "vc.replicate_heads: \"{h}\" is not a branch name or pattern"
+            ));
         }
     }
     Ok(heads)
+}
+
+impl Config {
+    /// Whether `branch` is replicated (named by `vc.replicate_heads`, or matched by
+    /// one of its patterns).
+    pub fn replicates(&self, branch: &str) -> bool {
+        self.heads
+            .iter()
+            .any(|h| crate::repo::replication::head_matches(h, branch))
+    }
+
+    /// The local branches replicated (and every literal entry, present or not).
+    pub fn local_heads(&self) -> VcResult<Vec<String>> {
+        if !self.heads.iter().any(|h| h.contains('*')) {
+            return Ok(self.heads.clone());
+        }
+        let names = crate::pg::spi::query_values(
+            "SELECT name FROM vc.refs WHERE kind = 'branch' ORDER BY name",
+            vec![],
+        )?
+        .iter()
+        .map(|r| r[0].text())
+        .collect::<VcResult<Vec<String>>>()?;
+        Ok(crate::repo::replication::followed(
+            &self.heads,
+            names.iter().map(String::as_str),
+        ))
+    }
+
+    /// The remote's branches (in its manifest `refs`) replicated, and every literal
+    /// entry, present or not.
+    pub fn remote_heads(&self, refs: &std::collections::BTreeMap<String, Hash>) -> Vec<String> {
+        crate::repo::replication::followed(
+            &self.heads,
+            refs.keys()
+                .map(String::as_str)
+                .filter(|n| !n.starts_with("tags/")),
+        )
+    }
 }
 
 thread_local! {
@@ -341,6 +382,8 @@ pub struct Slot {
     name_len: u8,
     remote_head: [u8; 32],
     known: bool,
+    /// The remote lacks this followed branch (a standby's last round found).
+    missing: bool,
 }
 
 impl Default for Slot {
@@ -350,6 +393,7 @@ impl Default for Slot {
             name_len: 0,
             remote_head: [0; 32],
             known: false,
+            missing: false,
         }
     }
 }
@@ -442,8 +486,26 @@ pub fn record_remote_head(branch: &str, head: Option<Hash>) {
     slot.name[..branch.len()].copy_from_slice(branch.as_bytes());
     slot.name_len = branch.len() as u8;
     slot.known = head.is_some();
+    slot.missing = false;
     if let Some(h) = head {
         slot.remote_head.copy_from_slice(h.as_bytes());
+    }
+}
+
+/// Notes that the remote lacks followed branch `branch` (its status row says so; the
+/// other branches go on following).
+pub fn record_missing(branch: &str) {
+    record_remote_head(branch, None);
+    if !crate::pg::progress::enabled() || branch.len() > 64 {
+        return;
+    }
+    let mut s = STATUS.exclusive();
+    if let Some(slot) = s
+        .slots
+        .iter_mut()
+        .find(|sl| sl.name_len > 0 && &sl.name[..sl.name_len as usize] == branch.as_bytes())
+    {
+        slot.missing = true;
     }
 }
 
@@ -454,6 +516,8 @@ pub struct Snapshot {
     pub lag_ms: Option<i64>,
     pub error: Option<String>,
     pub remote_heads: Vec<(String, Hash)>,
+    /// Followed branches the remote lacked at the last look.
+    pub missing: Vec<String>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -474,6 +538,12 @@ pub fn snapshot() -> Snapshot {
                     Hash::from_slice(&sl.remote_head)?,
                 ))
             })
+            .collect(),
+        missing: s
+            .slots
+            .iter()
+            .filter(|sl| sl.name_len > 0 && sl.missing)
+            .map(|sl| String::from_utf8_lossy(&sl.name[..sl.name_len as usize]).into_owned())
             .collect(),
     }
 }

@@ -246,7 +246,7 @@ pub fn branch_moved(moved: crate::pg::refs::Moved) -> VcResult<()> {
         return Ok(());
     }
     let cfg = current()?;
-    if cfg.role != Role::Primary || !cfg.heads.iter().any(|h| h == branch) {
+    if cfg.role != Role::Primary || !cfg.replicates(branch) {
         return Ok(());
     }
     if super::ASYNC.get() {
@@ -363,7 +363,7 @@ pub fn fence(cfg: &Config, epoch: u64) -> VcResult<()> {
     let on_remote = open_remote(cfg)
         .and_then(|r| Ok(r.index(&r.read_manifest()?)?))
         .ok();
-    for b in &cfg.heads {
+    for b in &cfg.local_heads()? {
         let Some(h) = ref_hash(b)? else { continue };
         if on_remote.as_ref().is_some_and(|idx| idx.contains(&h)) {
             continue;
@@ -425,7 +425,8 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
     // Most rounds find nothing to do: look without locking (a row lock per round would
     // cost a transaction id and WAL).
     let mut behind = false;
-    for b in &cfg.heads {
+    let heads = cfg.local_heads()?;
+    for b in &heads {
         let theirs = manifest.refs.get(b).copied();
         let ours = ref_hash(b)?;
         behind |= ours.is_some() && ours != theirs;
@@ -437,7 +438,7 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
     }
     // Hold the HEAD lock: no commit moves a branch while we compare and push.
     current_branch(true)?;
-    for b in &cfg.heads {
+    for b in &heads {
         let theirs = manifest.refs.get(b).copied();
         let Some(ours) = ref_hash(b)? else { continue };
         if theirs == Some(ours) {

@@ -52,7 +52,15 @@ fn status() -> VcResult<Vec<StatusRow>> {
     let heads: Vec<Option<String>> = if cfg.role == Role::None {
         vec![None]
     } else {
-        cfg.heads.iter().cloned().map(Some).collect()
+        // The literal entries, and the branches patterns match here or on the remote.
+        let mut names = cfg.local_heads()?;
+        names.extend(crate::repo::replication::followed(
+            &cfg.heads,
+            snap.remote_heads.iter().map(|(n, _)| n.as_str()),
+        ));
+        names.sort();
+        names.dedup();
+        names.into_iter().map(Some).collect()
     };
     let mut rows = Vec::new();
     for b in heads {
@@ -66,6 +74,13 @@ fn status() -> VcResult<Vec<StatusRow>> {
                 .find(|(n, _)| n == b)
                 .map(|(_, h)| h.to_hex())
         });
+        let row_error = match &b {
+            Some(b) if error.is_none() && snap.missing.contains(b) => Some(format!(
+                "remote \"{}\" has no branch {b} (yet): push it from the primary, or fix vc.replicate_heads",
+                cfg.remote.as_deref().unwrap_or_default()
+            )),
+            _ => error.clone(),
+        };
         rows.push((
             cfg.role.name().to_string(),
             cfg.remote.clone(),
@@ -75,7 +90,7 @@ fn status() -> VcResult<Vec<StatusRow>> {
             epoch,
             snap.last_sync_us,
             snap.lag_ms,
-            error.clone(),
+            row_error,
         ));
     }
     Ok(rows)

@@ -7,13 +7,12 @@ use super::{record_epoch, record_remote_head, record_success, Config};
 use crate::commit::{Commit, RootValue};
 use crate::pg::catalog::tracked_tables;
 use crate::pg::checkout::checkout_root;
-use crate::pg::error::{VcError, VcResult};
+use crate::pg::error::VcResult;
 use crate::pg::refs::set_tracking_ref;
 use crate::pg::refs::{current_branch, ref_hash};
 use crate::pg::store::PgStore;
 use crate::pg::types::NewLabels;
 use crate::store::Hash;
-use pgrx::PgSqlErrorCode as Code;
 
 /// What a round of the standby found.
 pub enum Applied {
@@ -68,7 +67,8 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
     // Most rounds find nothing to do: look before taking the HEAD lock (a row lock
     // per round would cost a transaction id and WAL).
     let mut behind = false;
-    for b in &cfg.heads {
+    let heads = cfg.remote_heads(&manifest.refs);
+    for b in &heads {
         if let Some(theirs) = manifest.refs.get(b) {
             behind |= ref_hash(b)? != Some(*theirs);
         }
@@ -82,10 +82,10 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
     let mut store = PgStore::new();
     let mut moved = 0;
     let mut lag = None;
-    let mut missing = Vec::new();
-    for b in &cfg.heads {
+    for b in &heads {
         let Some(theirs) = manifest.refs.get(b).copied() else {
-            missing.push(b.clone());
+            // Reported on this branch's status row; the others go on following.
+            super::record_missing(b);
             continue;
         };
         record_remote_head(b, Some(theirs));
@@ -110,17 +110,6 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
         lag = Some(((super::now_us() - commit.timestamp_us) / 1000).max(0));
         moved += 1;
     }
-    if !missing.is_empty() {
-        return Err(VcError::new(
-            Code::ERRCODE_UNDEFINED_OBJECT,
-            format!(
-                "remote \"{}\" has no branch {} (yet)",
-                cfg.remote.as_deref().unwrap_or_default(),
-                missing.join(", ")
-            ),
-        )
-        .hint("push it from the primary, or fix vc.replicate_heads"));
-    }
     record_success(lag);
     Ok(Applied::Moved(moved))
 }
@@ -136,7 +125,7 @@ pub fn rejoin(cfg: &Config, remote_name: &str) -> VcResult<String> {
     let checked_out = current_branch(true)?;
     let mut store = PgStore::new();
     let mut result = None;
-    for b in &as_standby.heads {
+    for b in &as_standby.remote_heads(&manifest.refs) {
         let Some(theirs) = manifest.refs.get(b).copied() else {
             continue;
         };
