@@ -285,9 +285,9 @@ pub fn checkout_root(
     // During an unfinished merge the live tables stand at the merged root (the key
     // logs count from there); moving them anywhere ends the merge (vc.reset,
     // vc.merge_abort, a restore).
-    let head_root = match crate::pg::api::merge::state()? {
+    let head_root = match crate::pg::merging::state()? {
         Some(m) => {
-            crate::pg::api::merge::end()?;
+            crate::pg::merging::end()?;
             RootValue::read(store, &m.merged)?
         }
         None => match head {

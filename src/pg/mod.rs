@@ -27,6 +27,7 @@ pub mod checkout;
 pub mod constraints;
 pub mod definition;
 pub mod error;
+pub mod merging;
 pub mod namespace;
 pub mod progress;
 pub mod refs;

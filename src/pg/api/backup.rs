@@ -79,7 +79,7 @@ fn working_commit<T: ChunkStore>(
         None => (RootValue::default(), 0),
     };
     // During an unfinished merge the key logs count from the merged root.
-    let head_root = match crate::pg::api::merge::state()? {
+    let head_root = match crate::pg::merging::state()? {
         Some(m) => RootValue::read(store, &m.merged)?,
         None => head_root,
     };

@@ -140,7 +140,7 @@ fn commit_locked(
     let parent = ref_hash(branch)?;
     // An unfinished merge: the working set counts from the merged root, and the
     // commit has both heads as parents, once nothing is left to decide.
-    let merging = crate::pg::api::merge::state()?;
+    let merging = crate::pg::merging::state()?;
     if let Some(m) = &merging {
         if m.branch != branch || parent != Some(m.ours) {
             return Err(VcError::new(
@@ -198,7 +198,7 @@ fn commit_locked(
     let hash = commit.write(&mut s)?;
     store.flush()?;
     if merging.is_some() {
-        crate::pg::api::merge::end()?;
+        crate::pg::merging::end()?;
     }
     crate::pg::replication::primary::branch_moved(set_branch(branch, parent, hash)?)?;
     Ok(hash.to_hex())
@@ -207,7 +207,7 @@ fn commit_locked(
 /// The commit of a merge with nothing left to decide, with the merge's message, by
 /// the caller (HEAD is locked).
 pub fn commit_merge() -> VcResult<Hash> {
-    let m = crate::pg::api::merge::state()?.expect("a merge is recorded");
+    let m = crate::pg::merging::state()?.expect("a merge is recorded");
     let author = crate::pg::spi::caller_name()?;
     let hex = commit_locked(&m.branch, &m.message, author, true)?;
     Ok(Hash::from_hex(&hex).expect("a commit hash"))

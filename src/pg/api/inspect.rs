@@ -83,7 +83,7 @@ fn vc_root_hash(r#ref: Option<&str>) -> String {
 /// were moved to (so `vc.status()` shows what changed since the merge, and
 /// `vc.diff('HEAD', 'WORKING')` everything the merge commit will hold).
 fn head_root(store: &PgStore) -> VcResult<RootValue> {
-    crate::pg::api::merge::working_base(store)
+    crate::pg::merging::working_base(store)
 }
 
 #[pg_extern(name = "_status", volatile)]

@@ -12,7 +12,7 @@ use crate::commit::{Commit, RootValue, TableSchema};
 use crate::pg::catalog::tracked_tables;
 use crate::pg::error::{invalid, null_arg, run, VcError, VcResult};
 use crate::pg::refs::{current_branch, ref_hash, resolve, set_branch};
-use crate::pg::spi::{exec, query, query_values, with_snapshot, with_spi, Arg, Value};
+use crate::pg::spi::{exec, query, query_values, with_snapshot, with_spi, Arg};
 use crate::pg::sql::{Ident, QualName};
 use crate::pg::store::PgStore;
 use crate::prolly;
@@ -25,89 +25,7 @@ use pgrx::PgSqlErrorCode as Code;
 /// Rows `vc.violations()` lists per foreign key (and `vc.commit()` looks for).
 const ORPHANS_SHOWN: i64 = 1000;
 
-/// An unfinished merge (`vc.merge_state`).
-pub struct MergeState {
-    pub branch: String,
-    pub ours: Hash,
-    pub theirs: Hash,
-    pub theirs_name: String,
-    pub merged: Hash,
-    pub message: String,
-    pub fk_checks: Vec<pg_sys::Oid>,
-}
-
-fn hash_of(v: &Value) -> VcResult<Hash> {
-    Hash::from_hex(&v.text()?).ok_or_else(|| {
-        VcError::new(
-            Code::ERRCODE_DATA_CORRUPTED,
-            "vc.merge_state holds a malformed hash",
-        )
-    })
-}
-
-/// The unfinished merge, if any.
-pub fn state() -> VcResult<Option<MergeState>> {
-    let rows = query_values(
-        "SELECT branch, encode(ours, 'hex'), encode(theirs, 'hex'), theirs_name, \
-                encode(merged, 'hex'), message, fk_checks::text[]::text \
-         FROM vc.merge_state",
-        vec![],
-    )?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    let fks = r[6].text()?;
-    let fk_checks = fks
-        .trim_matches(|c| c == '{' || c == '}')
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse::<u32>().ok())
-        .map(pg_sys::Oid::from)
-        .collect();
-    Ok(Some(MergeState {
-        branch: r[0].text()?,
-        ours: hash_of(&r[1])?,
-        theirs: hash_of(&r[2])?,
-        theirs_name: r[3].text()?,
-        merged: hash_of(&r[4])?,
-        message: r[5].text()?,
-        fk_checks,
-    }))
-}
-
-/// Ends the unfinished merge (its decisions are made or dropped).
-pub fn end() -> VcResult<()> {
-    exec("DELETE FROM vc.merge_conflicts", vec![])?;
-    exec("DELETE FROM vc.merge_state", vec![])?;
-    Ok(())
-}
-
-/// Refuses `what` while a merge is unfinished.
-pub fn refuse_during_merge(what: &str) -> VcResult<()> {
-    if let Some(s) = state()? {
-        return Err(VcError::new(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "{what} refused: the merge of \"{}\" into \"{}\" is not finished",
-                s.theirs_name, s.branch
-            ),
-        )
-        .hint("resolve what vc.conflicts() and vc.violations() list and SELECT vc.commit('...'), or SELECT vc.merge_abort()"));
-    }
-    Ok(())
-}
-
-/// The root value the working set is judged against: HEAD's, or during a merge the
-/// merged root the live tables were moved to.
-pub fn working_base(store: &PgStore) -> VcResult<RootValue> {
-    if let Some(s) = state()? {
-        return Ok(RootValue::read(store, &s.merged)?);
-    }
-    match crate::pg::refs::head_commit()? {
-        Some(h) => Ok(RootValue::read(store, &Commit::read(store, &h)?.root)?),
-        None => Ok(RootValue::default()),
-    }
-}
+pub use crate::pg::merging::{refuse_during_merge, state, MergeState};
 
 /// What `vc.merge` reports.
 pub struct Outcome {
