@@ -412,6 +412,24 @@ impl<O: ObjectStore> Remote<O> {
         Err(self.contended())
     }
 
+    /// Removes ref `name` by CAS and returns the head it named (`None`: there was no
+    /// such ref). Its chunks stay until compaction and pruning find them unreachable.
+    pub fn delete_ref(&self, name: &str, expected_epoch: Option<u64>) -> Result<Option<Hash>> {
+        self.check_branch(name)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (mut m, version) = self.manifest()?;
+            self.check_epoch(&m, expected_epoch)?;
+            let Some(old) = m.refs.remove(name) else {
+                return Ok(None);
+            };
+            if m.write_if(&self.store, version.as_ref())? {
+                return Ok(Some(old));
+            }
+            // Lost to a concurrent write: look again.
+        }
+        Err(self.contended())
+    }
+
     fn check_epoch(&self, m: &Manifest, expected: Option<u64>) -> Result<()> {
         match expected {
             Some(e) if e != m.epoch => Err(RemoteError::Fenced {

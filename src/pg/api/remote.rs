@@ -171,6 +171,9 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         Some(b) => b.to_string(),
         None => current_branch(false)?,
     };
+    if let Some(gone) = branch.strip_prefix(':') {
+        return delete_remote_ref(remote, &r, gone);
+    }
     let store = PgStore::new();
     let tracker = Tracker::start("push");
     // A tag alone.
@@ -277,6 +280,67 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
         out.push((format!("tags/{t}"), target));
     }
     Ok(out)
+}
+
+/// `vc.push(remote, ':name')`: deletes the remote's branch `name` (or, when it has no
+/// such branch, its tag `name`) and the local tracking ref; returns the commit it
+/// named. A branch this server replicates to that remote is refused: its standbys
+/// follow it.
+fn delete_remote_ref(
+    remote: &str,
+    r: &Remote<Box<dyn crate::remote::ObjectStore>>,
+    name: &str,
+) -> VcResult<String> {
+    if name.is_empty() {
+        return Err(
+            invalid("nothing to delete: ':' must be followed by a branch or tag name").hint(
+                "SELECT vc.push('origin', ':old-branch') deletes branch old-branch on origin",
+            ),
+        );
+    }
+    let cfg = crate::pg::replication::current()?;
+    if cfg.role == crate::pg::replication::Role::Primary
+        && cfg.remote.as_deref() == Some(remote)
+        && cfg.replicates(name)
+    {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot delete \"{name}\" on {remote}: this primary replicates it there, and standbys follow it"),
+        )
+        .hint("remove it from vc.replicate_heads (and reload) first"));
+    }
+    let refs = r.list_refs()?;
+    let key = if refs.contains_key(name) {
+        name.to_string()
+    } else if refs.contains_key(&format!("tags/{name}")) {
+        format!("tags/{name}")
+    } else {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("remote \"{remote}\" has no branch or tag \"{name}\""),
+        )
+        .hint(format!(
+            "SELECT branch FROM vc.fetch('{remote}') lists what it has"
+        )));
+    };
+    let epoch = match cfg.role {
+        crate::pg::replication::Role::Primary if cfg.remote.as_deref() == Some(remote) => cfg.epoch,
+        _ => None,
+    };
+    let Some(old) = r.delete_ref(&key, epoch)? else {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("remote \"{remote}\" has no branch or tag \"{name}\" any more"),
+        ));
+    };
+    let removed = exec(
+        "DELETE FROM vc.refs WHERE kind = 'remote' AND name = $1",
+        vec![Arg::Text(Some(format!("{remote}/{name}")))],
+    )?;
+    if removed > 0 {
+        crate::pg::storage::note_orphans()?;
+    }
+    Ok(old.to_hex())
 }
 
 /// Pushes local tag `name` to `r` as `tags/<name>`, unless the remote has it; a

@@ -109,6 +109,38 @@ mod tests {
             "another tag named \"v2\"",
         );
         assert_eq!(text("SELECT vc.push('origin', 'v2', true)").unwrap(), v1);
+        // Deleting on the remote: a branch, then a tag, by ':name'.
+        run("SELECT vc.branch('feature'); SELECT vc.push('origin', 'feature')");
+        assert_eq!(
+            int("SELECT count(*) FROM vc.branches() WHERE name = 'origin/feature'"),
+            1
+        );
+        assert_eq!(text("SELECT vc.push('origin', ':feature')").unwrap(), v2);
+        assert_eq!(
+            int("SELECT count(*) FROM vc.branches() WHERE name = 'origin/feature'"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM vc.branches() WHERE name = 'feature'"),
+            1
+        );
+        assert_eq!(text("SELECT vc.push('origin', ':v1')").unwrap().len(), 64);
+        // What the remote has now: fetched into a clean slate of tags.
+        run("SELECT vc.tag_delete('v1'); SELECT vc.tag_delete('v2')");
+        assert_eq!(
+            text("SELECT string_agg(format('%s=%s', branch, commit_hash), ',' ORDER BY branch) FROM vc.fetch('origin')").unwrap(),
+            format!("main={v2},tags/v2={v1}")
+        );
+        expect_error(
+            "SELECT vc.push('origin', ':nosuch')",
+            "42704",
+            "has no branch or tag",
+        );
+        expect_error(
+            "SELECT vc.push('origin', ':')",
+            "22023",
+            "nothing to delete",
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

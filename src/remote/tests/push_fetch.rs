@@ -437,3 +437,33 @@ fn a_stale_prepared_pack_is_not_published() {
         .unwrap());
     assert_eq!(remote.list_refs().unwrap().get("main"), Some(&c2));
 }
+
+/// A deleted ref is gone from the manifest (once), the others stay, and a push makes
+/// it again.
+#[test]
+fn a_ref_is_deleted_by_cas() {
+    let (_d, remote) = temp_remote();
+    let mut local = MemStore::new();
+    let (_, c1, c2) = history(&mut local);
+    remote
+        .push(&local, "main", c2, false, None, &mut quiet())
+        .unwrap();
+    remote
+        .push(&local, "old", c1, false, None, &mut quiet())
+        .unwrap();
+    assert_eq!(remote.delete_ref("old", None).unwrap(), Some(c1));
+    assert_eq!(remote.delete_ref("old", None).unwrap(), None);
+    assert_eq!(
+        remote.list_refs().unwrap(),
+        BTreeMap::from([("main".to_string(), c2)])
+    );
+    // A fenced writer cannot delete.
+    assert!(matches!(
+        remote.delete_ref("main", Some(7)),
+        Err(RemoteError::Fenced { .. })
+    ));
+    remote
+        .push(&local, "old", c1, false, None, &mut quiet())
+        .unwrap();
+    assert_eq!(remote.list_refs().unwrap().get("old"), Some(&c1));
+}
