@@ -147,9 +147,9 @@ GRANT EXECUTE ON FUNCTION vc._active_branch(), vc.active_branch(), vc._branches(
 -- HEAD named when it began (ours), the commit merged in (theirs) and the root value
 -- the live tables were moved to (merged: ours, theirs' clean changes, our side of
 -- every conflicting row). The working set is judged against merged until vc.commit()
--- makes the two-parent commit, vc.merge_abort() or vc.reset() ends it. fk_checks
--- holds the foreign keys (pg_constraint OIDs) the merge's row changes could break:
--- vc.violations() and vc.commit() look for orphans through them.
+-- makes the two-parent commit, vc.merge_abort() or vc.reset() ends it. changed holds
+-- the tables whose rows the merge changed (by name, as a dump keeps them): the foreign
+-- keys from or to them are where vc.violations() and vc.commit() look for orphans.
 CREATE TABLE vc.merge_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     branch text NOT NULL,
@@ -158,7 +158,7 @@ CREATE TABLE vc.merge_state (
     theirs_name text NOT NULL,
     merged bytea NOT NULL CHECK (length(merged) = 32),
     message text NOT NULL,
-    fk_checks oid[] NOT NULL DEFAULT '{}',
+    changed text[] NOT NULL DEFAULT '{}',
     started_at timestamptz NOT NULL DEFAULT now()
 );
 

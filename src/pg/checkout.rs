@@ -285,11 +285,9 @@ pub fn checkout_root(
     // During an unfinished merge the live tables stand at the merged root (the key
     // logs count from there); moving them anywhere ends the merge (vc.reset,
     // vc.merge_abort, a restore).
-    let head_root = match crate::pg::merging::state()? {
-        Some(m) => {
-            crate::pg::merging::end()?;
-            RootValue::read(store, &m.merged)?
-        }
+    let merging = crate::pg::merging::state()?;
+    let head_root = match &merging {
+        Some(m) => RootValue::read(store, &m.merged)?,
         None => match head {
             Some(h) => RootValue::read(store, &Commit::read(store, &h)?.root)?,
             None => RootValue::default(),
@@ -360,6 +358,9 @@ pub fn checkout_root(
     let (pending, added) = crate::pg::types::ensure(&target.types, &target.tables, labels)?;
     if added {
         return Ok(true);
+    }
+    if merging.is_some() {
+        crate::pg::merging::end()?;
     }
     // Writes below must not fire user triggers (a "last_updated" trigger would alter
     // restored rows), FK checks (rows arrive in key order, not dependency order) or our
@@ -737,7 +738,16 @@ thread_local! {
 /// Runs `f` (a checkout) with rows that a unique constraint refuses left as they
 /// are and returned, instead of failing the checkout.
 pub fn collecting_refused(f: impl FnOnce() -> VcResult<bool>) -> VcResult<Vec<Refused>> {
+    /// Turns collecting off however `f` ends: an ERROR unwinds through here, and a
+    /// later checkout in this session must fail on a unique violation again.
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            REFUSED.with(|r| *r.borrow_mut() = None);
+        }
+    }
     REFUSED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let _off = Off;
     let result = f();
     let refused = REFUSED.with(|r| r.borrow_mut().take()).unwrap_or_default();
     result?;
@@ -798,7 +808,40 @@ pub fn caller_may_write(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
     Ok(super::spi::caller_may(relid, "UPDATE")? || super::spi::caller_may(relid, "DELETE")?)
 }
 
-/// Whether the working set differs from HEAD (what `vc.status()` shows).
+/// Whether the working set differs from HEAD (or, during a merge, from the merged
+/// root): what `vc.status()` shows, but for every tracked table, whoever asks (a
+/// table whose rows the caller may not see must not pass for clean and be rewritten).
 pub fn has_uncommitted() -> VcResult<bool> {
-    Ok(!super::spi::query("SELECT 1 FROM vc.status() LIMIT 1", vec![], &[])?.is_empty())
+    let store = PgStore::new();
+    let base = super::merging::working_base(&store)?;
+    let tracked = tracked_tables()?;
+    for t in &tracked {
+        let Some(old) = super::definition::parent_entry(&base, t) else {
+            return Ok(true); // tracked since: its rows are uncommitted
+        };
+        let (live, mode) = super::definition::live_and_mode(t, Some(old), false)?;
+        let name = t.committed_name.clone().unwrap_or(t.name.clone());
+        if !crate::repo::schema::schema_changes(
+            &[(name, &old.schema)],
+            &[(t.name.clone(), &live.schema)],
+        )
+        .is_empty()
+        {
+            return Ok(true);
+        }
+        let mut changed = false;
+        super::rows::for_each_working_change(&store, t, &live.plan, mode, false, &mut |c| {
+            changed |= c.before != c.after;
+            Ok(())
+        })?;
+        if changed {
+            return Ok(true);
+        }
+    }
+    // Tables committed but no longer tracked: their rows leave at the next commit.
+    Ok(base.tables.keys().any(|name| {
+        !tracked
+            .iter()
+            .any(|t| t.committed_name.as_ref().unwrap_or(&t.name) == name)
+    }))
 }

@@ -153,3 +153,19 @@ pub fn record(relid: Oid, schema: &TableSchema, name: &str) -> VcResult<()> {
     )?;
     Ok(())
 }
+
+/// A tracked table's entry in a parent root: under the name it was last committed or
+/// checked out as (it differs after a rename), and only if it is the same table (a
+/// table dropped and made again under that name is another).
+pub fn parent_entry<'a>(
+    root: &'a crate::commit::RootValue,
+    t: &Tracked,
+) -> Option<&'a crate::commit::TableEntry> {
+    let e = root
+        .tables
+        .get(t.committed_name.as_ref().unwrap_or(&t.name))?;
+    match t.table_id {
+        Some(id) if e.schema.id != 0 && e.schema.id != id => None,
+        _ => Some(e),
+    }
+}

@@ -8,7 +8,6 @@ use super::spi::{exec, query_values, Value};
 use super::store::PgStore;
 use crate::commit::{Commit, RootValue};
 use crate::store::Hash;
-use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode as Code;
 
 /// An unfinished merge (`vc.merge_state`).
@@ -19,7 +18,8 @@ pub struct MergeState {
     pub theirs_name: String,
     pub merged: Hash,
     pub message: String,
-    pub fk_checks: Vec<pg_sys::Oid>,
+    /// The tables whose rows the merge changed (names in the merged root).
+    pub changed: Vec<String>,
 }
 
 fn hash_of(v: &Value) -> VcResult<Hash> {
@@ -35,21 +35,19 @@ fn hash_of(v: &Value) -> VcResult<Hash> {
 pub fn state() -> VcResult<Option<MergeState>> {
     let rows = query_values(
         "SELECT branch, encode(ours, 'hex'), encode(theirs, 'hex'), theirs_name, \
-                encode(merged, 'hex'), message, fk_checks::text[]::text \
+                encode(merged, 'hex'), message, array_to_json(changed)::text \
          FROM vc.merge_state",
         vec![],
     )?;
     let Some(r) = rows.first() else {
         return Ok(None);
     };
-    let fks = r[6].text()?;
-    let fk_checks = fks
-        .trim_matches(|c| c == '{' || c == '}')
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse::<u32>().ok())
-        .map(pg_sys::Oid::from)
-        .collect();
+    let changed: Vec<String> = serde_json::from_str(&r[6].text()?).map_err(|e| {
+        VcError::new(
+            Code::ERRCODE_DATA_CORRUPTED,
+            format!("vc.merge_state.changed: {e}"),
+        )
+    })?;
     Ok(Some(MergeState {
         branch: r[0].text()?,
         ours: hash_of(&r[1])?,
@@ -57,7 +55,7 @@ pub fn state() -> VcResult<Option<MergeState>> {
         theirs_name: r[3].text()?,
         merged: hash_of(&r[4])?,
         message: r[5].text()?,
-        fk_checks,
+        changed,
     }))
 }
 

@@ -43,7 +43,7 @@ impl Refs for PgRefs {
     fn swap(&mut self, name: &str, old: Option<Hash>, new: Hash) -> VcResult<bool> {
         let n = match old {
             Some(old) => exec(
-                "UPDATE vc.refs SET hash = $3 WHERE name = $1 AND hash = $2",
+                "UPDATE vc.refs SET hash = $3 WHERE name = $1 AND hash = $2 AND kind = 'branch'",
                 vec![
                     Arg::Text(Some(name.to_string())),
                     Arg::Bytea(Some(old.as_bytes().to_vec())),
@@ -159,7 +159,7 @@ pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
     if let Some(old) = PgRefs.get(&format!("{remote}/{branch}"))? {
         note_if_not_descendant(old, h)?;
     }
-    exec(
+    let n = exec(
         "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'remote', $2) \
          ON CONFLICT (name) DO UPDATE SET hash = excluded.hash WHERE vc.refs.kind = 'remote'",
         vec![
@@ -167,6 +167,16 @@ pub fn set_tracking_ref(remote: &str, branch: &str, h: Hash) -> VcResult<()> {
             Arg::Bytea(Some(h.as_bytes().to_vec())),
         ],
     )?;
+    if n == 0 {
+        // A branch or tag holds the name: it would shadow what the remote has.
+        return Err(super::error::VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("cannot record {remote}/{branch}: a branch or tag of that name exists here"),
+        )
+        .hint(
+            "rename or delete that branch or tag: the remote-tracking ref must not be shadowed",
+        ));
+    }
     Ok(())
 }
 

@@ -660,17 +660,24 @@ pub fn foreign_key_orphans(
     child_cols: &[Ident],
     parent: &QualName,
     parent_cols: &[Ident],
+    equality: &[(String, String)],
     key_cols: &[String],
-) -> Sql {
+) -> VcResult<Sql> {
     let not_null: Vec<String> = child_cols
         .iter()
         .map(|c| format!("c.{c} IS NOT NULL"))
         .collect();
-    let matches: Vec<String> = child_cols
-        .iter()
-        .zip(parent_cols)
-        .map(|(c, p)| format!("p.{p} = c.{c}"))
-        .collect();
+    // The foreign key's own equality operators (pg_constraint.conpfeqop, parent's
+    // type on the left), schema-qualified: not whatever `=` the search path finds.
+    let mut matches = Vec::with_capacity(child_cols.len());
+    for ((c, p), (schema, op)) in child_cols.iter().zip(parent_cols).zip(equality) {
+        if op.is_empty() || !op.chars().all(|ch| "+-*/<>=~!@#%^&|`?".contains(ch)) {
+            return Err(crate::pg::error::invalid(format!(
+                "not an operator name: {op:?}"
+            )));
+        }
+        matches.push(format!("p.{p} OPERATOR({}.{op}) c.{c}", Ident::new(schema)));
+    }
     let key = if key_cols.is_empty() {
         "to_jsonb(c)".to_string()
     } else {
@@ -680,12 +687,12 @@ pub fn foreign_key_orphans(
             .collect();
         format!("jsonb_build_object({})", pairs.join(", "))
     };
-    Sql::built(format!(
+    Ok(Sql::built(format!(
         "SELECT {key}::text, to_jsonb(c)::text FROM {child} c WHERE {} \
          AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {}) LIMIT $1",
         not_null.join(" AND "),
         matches.join(" AND ")
-    ))
+    )))
 }
 
 pub fn lock_exclusive(t: &QualName) -> Sql {

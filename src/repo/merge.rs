@@ -720,6 +720,41 @@ fn column_map(from: &TableSchema, to: &TableSchema) -> Option<Vec<Fill>> {
     Some(out)
 }
 
+/// One stored row value of a tree written under `from`, stored again encoded under
+/// `to` (as `reencode` does for a whole tree); the same value when the definitions are
+/// equal, `None` when rows cannot be carried.
+pub fn reencode_value(
+    store: &mut dyn ChunkStore,
+    value: Vec<u8>,
+    from: &TableSchema,
+    to: &TableSchema,
+) -> Result<Option<Vec<u8>>> {
+    if from == to {
+        return Ok(Some(value));
+    }
+    let Some(map) = column_map(from, to) else {
+        return Ok(None);
+    };
+    let cells = decode_row(&load_value(&*store, &value)?)?;
+    let row = carry(&map, &cells, to.padded_width());
+    Ok(Some(store_value(store, encode_row(&row))?))
+}
+
+/// A row's cells under the target definition `map` describes, trimmed to `padded`.
+fn carry(map: &[Fill], cells: &[Cell], padded: usize) -> Vec<Cell> {
+    let mut row: Vec<Cell> = map
+        .iter()
+        .map(|f| match f {
+            Fill::From(i) => cells.get(*i).cloned().unwrap_or(Cell::Null),
+            Fill::Const(c) => c.clone(),
+        })
+        .collect();
+    while row.len() > padded && row.last() == Some(&Cell::Null) {
+        row.pop();
+    }
+    row
+}
+
 /// Rows read per batch while re-encoding a tree: memory stays flat.
 const REENCODE_BATCH: usize = 4096;
 
@@ -753,16 +788,7 @@ pub fn reencode(
                 break;
             }
             let cells = decode_row(&load_value(&*store, &v)?)?;
-            let mut row: Vec<Cell> = map
-                .iter()
-                .map(|f| match f {
-                    Fill::From(i) => cells.get(*i).cloned().unwrap_or(Cell::Null),
-                    Fill::Const(c) => c.clone(),
-                })
-                .collect();
-            while row.len() > padded && row.last() == Some(&Cell::Null) {
-                row.pop();
-            }
+            let row = carry(&map, &cells, padded);
             if row != cells {
                 let value = store_value(store, encode_row(&row))?;
                 edits.push((k, Some(value)));

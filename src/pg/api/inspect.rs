@@ -434,7 +434,7 @@ fn caller_is_superuser() -> VcResult<bool> {
 /// Whether the caller may see the rows of the live table `relid` through history: SELECT
 /// on it, and, where row-level security is on, no policy would hide rows from it (its
 /// owner, a superuser or a BYPASSRLS role): history shows whole tables.
-fn may_see_rows(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
+pub(crate) fn may_see_rows(relid: pgrx::pg_sys::Oid) -> VcResult<bool> {
     crate::pg::spi::one_bool(
         "SELECT r.rolsuper OR (has_table_privilege(r.oid, c.oid, 'SELECT') \
                  AND (NOT c.relrowsecurity OR c.relowner = r.oid OR r.rolbypassrls)) \

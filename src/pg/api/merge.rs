@@ -16,7 +16,7 @@ use crate::pg::spi::{exec, query, query_values, with_snapshot, with_spi, Arg};
 use crate::pg::sql::{Ident, QualName};
 use crate::pg::store::PgStore;
 use crate::prolly;
-use crate::repo::merge::{merge_bases, merge_roots_from};
+use crate::repo::merge::{merge_bases, merge_roots_from, reencode_value};
 use crate::store::Hash;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -173,14 +173,30 @@ pub fn merge_into(
             .tables
             .get_mut(&r.table)
             .expect("a refused row's table is merged");
-        let ours_value = match ours_root.tables.get(&r.table) {
-            Some(o) => prolly::Lookup::new(store, o.tree).get(&r.key)?,
-            None => None,
+        // Each side's row, in the merged definition (it may have changed).
+        let schema = entry.schema.clone();
+        let value_in = |side: &RootValue| -> VcResult<Option<Vec<u8>>> {
+            let Some(e) = side.tables.get(&r.table) else {
+                return Ok(None);
+            };
+            let Some(v) = prolly::Lookup::new(store, e.tree).get(&r.key)? else {
+                return Ok(None);
+            };
+            let mut w = store;
+            reencode_value(&mut w, v, &e.schema, &schema)?
+                .map(Some)
+                .ok_or_else(|| {
+                    VcError::new(
+                        Code::ERRCODE_INTERNAL_ERROR,
+                        format!(
+                            "a row of {} cannot be carried into the merged definition",
+                            r.table
+                        ),
+                    )
+                })
         };
-        let theirs_value = match theirs_root.tables.get(&r.table) {
-            Some(t) => prolly::Lookup::new(store, t.tree).get(&r.key)?,
-            None => None,
-        };
+        let ours_value = value_in(&ours_root)?;
+        let theirs_value = value_in(&theirs_root)?;
         let mut w = store;
         entry.tree = prolly::apply_edits(
             &mut w,
@@ -192,8 +208,7 @@ pub fn merge_into(
     let mut w = store;
     let merged = m.root.write(&mut w)?;
     store.flush()?;
-    // Foreign keys the merge's row changes could break: those from or to a table
-    // whose rows differ from ours.
+    // The tables whose rows differ from ours: foreign keys from or to them may break.
     let changed: Vec<Option<String>> = m
         .root
         .tables
@@ -201,26 +216,13 @@ pub fn merge_into(
         .filter(|(n, e)| ours_root.tables.get(*n).map(|o| o.tree) != Some(e.tree))
         .map(|(n, _)| Some(n.clone()))
         .collect();
-    let fk_checks: Vec<Option<String>> = if changed.is_empty() {
-        Vec::new()
-    } else {
-        query_values(
-            "SELECT c.oid::text FROM pg_constraint c JOIN vc.tracked t ON t.relid::oid = c.conrelid \
-             WHERE c.contype = 'f' AND EXISTS (SELECT 1 FROM unnest($1::text[]) n \
-               WHERE to_regclass(n) IN (c.conrelid, c.confrelid)) ORDER BY c.oid",
-            vec![Arg::TextArray(changed)],
-        )?
-        .iter()
-        .map(|r| r[0].text().map(Some))
-        .collect::<VcResult<_>>()?
-    };
     let message = match message {
         Some(m) => m.to_string(),
         None => format!("Merge {label} into {branch}"),
     };
     exec(
-        "INSERT INTO vc.merge_state (branch, ours, theirs, theirs_name, merged, message, fk_checks) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::oid[])",
+        "INSERT INTO vc.merge_state (branch, ours, theirs, theirs_name, merged, message, changed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         vec![
             Arg::Text(Some(branch.to_string())),
             Arg::Bytea(Some(ours.as_bytes().to_vec())),
@@ -228,7 +230,7 @@ pub fn merge_into(
             Arg::Text(Some(label.to_string())),
             Arg::Bytea(Some(merged.as_bytes().to_vec())),
             Arg::Text(Some(message)),
-            Arg::TextArray(fk_checks),
+            Arg::TextArray(changed),
         ],
     )?;
     let insert = "INSERT INTO vc.merge_conflicts (table_name, key, kind, constraint_name, base, ours, theirs) \
@@ -303,7 +305,22 @@ pub struct Orphan {
 /// per foreign key): fixed with ordinary SQL, they are gone.
 pub fn foreign_key_violations(s: &MergeState, limit: i64) -> VcResult<Vec<Orphan>> {
     let mut out = Vec::new();
-    for oid in &s.fk_checks {
+    if s.changed.is_empty() {
+        return Ok(out);
+    }
+    // The foreign keys of tracked tables from or to a changed table, found now (a
+    // dump and restore changes their OIDs; a key dropped since checks nothing).
+    let fks = query_values(
+        "SELECT c.oid FROM pg_constraint c JOIN vc.tracked t ON t.relid::oid = c.conrelid \
+         WHERE c.contype = 'f' AND EXISTS (SELECT 1 FROM unnest($1::text[]) n \
+           WHERE to_regclass(n) IN (c.conrelid, c.confrelid)) ORDER BY c.oid",
+        vec![Arg::TextArray(
+            s.changed.iter().cloned().map(Some).collect(),
+        )],
+    )?;
+    for fk in fks {
+        let oid = fk[0].oid()?;
+        let oid = &oid;
         let rows = query_values(
             "SELECT c.conname::text, c.conrelid::regclass::text, c.confrelid::regclass::text, c.conrelid \
              FROM pg_constraint c WHERE c.oid = $1 AND c.contype = 'f'",
@@ -326,13 +343,41 @@ pub fn foreign_key_violations(s: &MergeState, limit: i64) -> VcResult<Vec<Orphan
         );
         let child_rel = r[3].oid()?;
         let key = crate::pg::catalog::table_schema(child_rel)?.primary_key;
+        let equality = query_values(
+            "SELECT n.nspname::text, o.oprname::text FROM pg_constraint c, \
+               unnest(c.conpfeqop) WITH ORDINALITY u(op, i) \
+               JOIN pg_operator o ON o.oid = u.op JOIN pg_namespace n ON n.oid = o.oprnamespace \
+             WHERE c.oid = $1 ORDER BY u.i",
+            vec![Arg::Oid(*oid)],
+        )?
+        .iter()
+        .map(|r| Ok((r[0].text()?, r[1].text()?)))
+        .collect::<VcResult<Vec<_>>>()?;
+        // The referencing table's owner reads both sides: it must be able to.
+        let readable = crate::pg::spi::one_bool(
+            "SELECT has_table_privilege(c.relowner, p.oid, 'SELECT') \
+                    AND (NOT p.relrowsecurity OR p.relowner = c.relowner \
+                         OR (SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE oid = c.relowner)) \
+             FROM pg_class c, pg_class p WHERE c.oid = $1 AND p.oid = to_regclass($2)",
+            vec![Arg::Oid(child_rel), Arg::Text(Some(parent.clone()))],
+        )?;
+        if !readable {
+            return Err(VcError::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "cannot check foreign key {name} of {child} after the merge: the owner of {child} cannot read every row of {parent}"
+                ),
+            )
+            .hint(format!("GRANT SELECT ON {parent} to the owner of {child} (row security off for it), or drop the foreign key")));
+        }
         let sql = crate::pg::sql::foreign_key_orphans(
             &QualName::parse("table name", &child)?,
             &child_cols,
             &QualName::parse("table name", &parent)?,
             &parent_cols,
+            &equality,
             &key,
-        );
+        )?;
         // Read as the referencing table's owner (whose foreign key it is), never as
         // pgvc's owner: comparing values can run code of the types' owners.
         let owner = crate::pg::catalog::table_owner(child_rel)?;
@@ -526,16 +571,26 @@ pub fn resolve_rows(table: &str, strategy: &str, key: Option<&serde_json::Value>
         }
     };
     let relid = crate::pg::catalog::relid_of(&name)?;
-    if take_theirs {
-        for privilege in ["INSERT", "UPDATE", "DELETE"] {
-            if !crate::pg::spi::caller_may(relid, privilege)? {
-                return Err(crate::pg::error::denied_table(
-                    "vc.resolve()",
-                    &name,
-                    privilege,
-                ));
-            }
+    // Deciding a row is writing it, whichever side is kept: the caller must be able to
+    // see the table's rows (row security included: the rows are written as the table's
+    // owner) and write them.
+    if !crate::pg::api::inspect::may_see_rows(relid)? {
+        return Err(crate::pg::error::denied_table(
+            "vc.resolve()",
+            &name,
+            "SELECT (with no row security policy hiding rows)",
+        ));
+    }
+    for privilege in ["INSERT", "UPDATE", "DELETE"] {
+        if !crate::pg::spi::caller_may(relid, privilege)? {
+            return Err(crate::pg::error::denied_table(
+                "vc.resolve()",
+                &name,
+                privilege,
+            ));
         }
+    }
+    if take_theirs {
         let schema = merged_schema(&store, &s, &name)?;
         let mut plan = crate::pg::sql::Plan::new(&name, &schema)?;
         plan.owner = crate::pg::catalog::table_owner(relid)?;

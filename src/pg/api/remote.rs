@@ -104,12 +104,12 @@ pub fn add_location(backups: bool, what: &str, name: &str, url: &str) -> VcResul
         // A remote's tracking refs are <name>/<branch>: a branch already named so
         // would shadow them.
         let clash = crate::pg::spi::query_values(
-            "SELECT name FROM vc.refs WHERE kind = 'branch' AND left(name, length($1) + 1) = $1 || '/' LIMIT 1",
+            "SELECT name FROM vc.refs WHERE kind IN ('branch', 'tag') AND left(name, length($1) + 1) = $1 || '/' LIMIT 1",
             vec![Arg::Text(Some(name.to_string()))],
         )?;
         if let Some(row) = clash.first() {
             return Err(invalid(format!(
-                "remote name \"{name}\" clashes with branch \"{}\": the remote's tracking refs would be named like it",
+                "remote name \"{name}\" clashes with branch or tag \"{}\": the remote's tracking refs would be named like it",
                 row[0].text()?
             ))
             .hint("pick another remote name, or rename the branch (vc.branch() a new one, vc.branch_delete() the old)"));
@@ -204,8 +204,9 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
         );
     }
     crate::pg::refs::set_tracking_ref(remote, &branch, head)?;
-    // Tags go along: each the remote lacks (one that differs there is left, with a
-    // notice; pushing the tag by name replaces it with force).
+    // Tags go along: each the remote lacks that tags a commit of the pushed history
+    // (one that differs there is left, with a notice; pushing the tag by name replaces
+    // it with force). The branch is pushed already: a tag that fails is a notice.
     let theirs = r.list_refs()?;
     for (name, h) in local_tags()? {
         match theirs.get(&format!("tags/{name}")) {
@@ -214,7 +215,13 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
                 pgrx::notice!("pgvc push: {remote} has another tag named \"{name}\"; left as it is")
             }
             None => {
-                push_tag(&r, &store, &name, h, false, &tracker)?;
+                let tagged = crate::pg::refs::tagged_commit(&store, h)?;
+                if !is_ancestor(&store, tagged, head)? {
+                    continue;
+                }
+                if let Err(e) = push_tag(&r, &store, &name, h, false, &tracker) {
+                    pgrx::notice!("pgvc push: tag \"{name}\" was not pushed: {}", e.message);
+                }
             }
         }
     }
@@ -227,9 +234,10 @@ pub fn push(remote: &str, branch: Option<&str>, force: bool) -> VcResult<String>
 pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>> {
     let url = remote_url(remote)?;
     let r = open_remote(&url, "pg_read_server_files")?;
+    let listed = r.list_refs()?;
     let branches: Vec<String> = match branch {
         Some(b) => vec![b.to_string()],
-        None => r.list_refs()?.into_keys().collect(),
+        None => listed.keys().cloned().collect(),
     };
     let mut store = PgStore::new();
     let mut out = Vec::new();
@@ -242,7 +250,7 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
                 "SELECT kind, encode(hash, 'hex') FROM vc.refs WHERE name = $1",
                 vec![Arg::Text(Some(tag.to_string()))],
             )?;
-            let remote_hash = r.list_refs()?.get(&b).copied();
+            let remote_hash = listed.get(&b).copied();
             if let Some(l) = local.first() {
                 if Some(l[1].text()?) != remote_hash.map(|h| h.to_hex()) {
                     pgrx::notice!(
@@ -252,8 +260,20 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
                 }
                 continue;
             }
-            if crate::repo::refs::branch_name_problem(tag).is_some() {
-                pgrx::notice!("pgvc fetch: skipped {remote}'s tag \"{tag}\": not a valid tag name");
+            // A name a tag made here could not have: not valid, or shaped like a
+            // remote's tracking refs (it would shadow them).
+            let shadows = match tag.split_once('/') {
+                Some((first, _)) => !crate::pg::spi::query_values(
+                    "SELECT 1 FROM vc.remotes WHERE name = $1",
+                    vec![Arg::Text(Some(first.to_string()))],
+                )?
+                .is_empty(),
+                None => false,
+            };
+            if crate::repo::refs::branch_name_problem(tag).is_some() || shadows {
+                pgrx::notice!(
+                    "pgvc fetch: skipped {remote}'s tag \"{tag}\": not a valid tag name here"
+                );
                 continue;
             }
             let f = r.fetch(&mut store, &b, &mut notifier("fetch", &tracker))?;
@@ -269,7 +289,12 @@ pub fn fetch(remote: &str, branch: Option<&str>) -> VcResult<Vec<(String, Hash)>
     }
     for (t, h) in tags {
         // Read as a tag commit before it is named: a ref must tag one commit.
-        let target = crate::pg::refs::tagged_commit(&store, h)?;
+        let Ok(target) = crate::pg::refs::tagged_commit(&store, h) else {
+            pgrx::notice!(
+                "pgvc fetch: skipped {remote}'s tag \"{t}\": it does not name one commit"
+            );
+            continue;
+        };
         exec(
             "INSERT INTO vc.refs (name, kind, hash) VALUES ($1, 'tag', $2)",
             vec![
@@ -367,7 +392,15 @@ fn push_tag(
         }
         _ => {}
     }
-    r.push(store, &key, tag, true, None, &mut notifier("push", tracker))?;
+    // Forced only when asked: a tag another writer made meanwhile is not replaced.
+    r.push(
+        store,
+        &key,
+        tag,
+        force,
+        None,
+        &mut notifier("push", tracker),
+    )?;
     Ok(true)
 }
 
@@ -404,8 +437,17 @@ pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
         )
         .hint("commit them with vc.commit(), or discard them with vc.reset()"));
     }
+    if branch.starts_with("tags/") {
+        return Err(invalid(format!("pull takes a branch, not tag \"{branch}\""))
+            .hint("SELECT vc.fetch(remote) takes the remote's tags; SELECT * FROM vc.merge('<tag>') merges one"));
+    }
     let fetched = fetch(remote, Some(&branch))?;
-    let (_, theirs) = fetched[0];
+    let Some(&(_, theirs)) = fetched.first() else {
+        return Err(VcError::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("remote \"{remote}\" has no branch \"{branch}\""),
+        ));
+    };
     let store = PgStore::new();
     let ours = ref_hash(&local_branch)?;
     if ours == Some(theirs) {
@@ -452,6 +494,10 @@ pub fn pull(remote: &str, branch: Option<&str>) -> VcResult<String> {
 }
 
 pub fn clone(url: &str, branch: &str) -> VcResult<String> {
+    if let Some(why) = crate::repo::refs::branch_name_problem(branch) {
+        return Err(invalid(format!("cannot clone \"{branch}\": {why}"))
+            .hint("name one of the remote's branches, e.g. 'main'"));
+    }
     if !tracked_tables()?.is_empty() {
         return Err(VcError::new(
             Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -146,13 +146,28 @@ impl Config {
 
     /// The remote's branches (in its manifest `refs`) replicated, and every literal
     /// entry, present or not.
-    pub fn remote_heads(&self, refs: &std::collections::BTreeMap<String, Hash>) -> Vec<String> {
-        crate::repo::replication::followed(
+    /// A remote name a pattern matches is followed only when it is a valid branch name
+    /// and no tag or remote-tracking ref holds it here.
+    pub fn remote_heads(
+        &self,
+        refs: &std::collections::BTreeMap<String, Hash>,
+    ) -> VcResult<Vec<String>> {
+        if !self.heads.iter().any(|h| h.contains('*')) {
+            return Ok(self.heads.clone());
+        }
+        let others: std::collections::HashSet<String> = crate::pg::spi::query_values(
+            "SELECT name FROM vc.refs WHERE kind <> 'branch'",
+            vec![],
+        )?
+        .iter()
+        .map(|r| r[0].text())
+        .collect::<VcResult<_>>()?;
+        Ok(crate::repo::replication::followed(
             &self.heads,
-            refs.keys()
-                .map(String::as_str)
-                .filter(|n| !n.starts_with("tags/")),
-        )
+            refs.keys().map(String::as_str).filter(|n| {
+                crate::repo::refs::branch_name_problem(n).is_none() && !others.contains(*n)
+            }),
+        ))
     }
 }
 

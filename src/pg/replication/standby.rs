@@ -67,7 +67,7 @@ pub fn apply_all(cfg: &Config) -> VcResult<Applied> {
     // Most rounds find nothing to do: look before taking the HEAD lock (a row lock
     // per round would cost a transaction id and WAL).
     let mut behind = false;
-    let heads = cfg.remote_heads(&manifest.refs);
+    let heads = cfg.remote_heads(&manifest.refs)?;
     for b in &heads {
         if let Some(theirs) = manifest.refs.get(b) {
             behind |= ref_hash(b)? != Some(*theirs);
@@ -125,7 +125,7 @@ pub fn rejoin(cfg: &Config, remote_name: &str) -> VcResult<String> {
     let checked_out = current_branch(true)?;
     let mut store = PgStore::new();
     let mut result = None;
-    for b in &as_standby.remote_heads(&manifest.refs) {
+    for b in &as_standby.remote_heads(&manifest.refs)? {
         let Some(theirs) = manifest.refs.get(b).copied() else {
             continue;
         };

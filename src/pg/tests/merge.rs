@@ -412,4 +412,61 @@ mod tests {
         }
         assert_eq!(int("SELECT count(*) FROM vc.conflicts()"), 1);
     }
+
+    /// A merge that fails (a CHECK theirs' row breaks) leaves later checkouts in the
+    /// session as strict as before: a reset that a unique constraint stops is an ERROR,
+    /// never a success with a row silently left out.
+    #[pg_test]
+    fn a_failed_merge_leaves_later_checkouts_strict() {
+        run("CREATE TABLE u (id int PRIMARY KEY, email text UNIQUE, b int);
+             INSERT INTO u SELECT g, 'e' || g, 0 FROM generate_series(1, 6000) g;
+             SELECT vc.track('u'); SELECT vc.commit('base'); SELECT vc.branch('feature');
+             SELECT vc.checkout('feature'); UPDATE u SET b = -5 WHERE id = 7; SELECT vc.commit('theirs');
+             SELECT vc.checkout('main'); ALTER TABLE u ADD CONSTRAINT b_ok CHECK (b >= 0);
+             SELECT vc.commit('ours')");
+        expect_error("SELECT * FROM vc.merge('feature')", "23514", "b_ok");
+        assert_eq!(int("SELECT count(*) FROM vc.merge_state"), 0);
+        // Every email moves one row up: going back rewrites the rows in two batches,
+        // the first of which needs a value a row of the second still holds.
+        run(
+            "UPDATE u SET email = 'tmp' || id; UPDATE u SET email = 'e' || (id % 6000 + 1);
+             SELECT vc.commit('rotate')",
+        );
+        let want = text("SELECT md5(string_agg(format('%s=%s', id, email), ',' ORDER BY id)) FROM vc.as_of(NULL::u, 'HEAD~1')").unwrap();
+        match error_of("SELECT vc.reset('HEAD~1')") {
+            Some(e) => assert!(e.starts_with("23505"), "{e}"),
+            None => {
+                run("SELECT vc.reset('HEAD~1')");
+                assert_eq!(
+                    text("SELECT string_agg(format('%s=%s', id, email), ',' ORDER BY id) FROM u")
+                        .unwrap(),
+                    want
+                );
+            }
+        }
+    }
+
+    /// Deciding a conflict is writing the row: a writer who may read but not write
+    /// the table cannot resolve it either way.
+    #[pg_test]
+    fn resolving_needs_the_right_to_write_the_table() {
+        setup();
+        on_feature("UPDATE acct SET a = 'theirs' WHERE id = 1");
+        run("UPDATE acct SET a = 'ours' WHERE id = 1; SELECT vc.commit('ours')");
+        assert_eq!(merge("feature"), "f|f|1|0");
+        one_role_changer_at_a_time();
+        run(
+            "CREATE ROLE pgvc_reviewer; GRANT pgvc_writer TO pgvc_reviewer;
+             GRANT SELECT ON acct TO pgvc_reviewer; SET ROLE pgvc_reviewer",
+        );
+        for strategy in ["ours", "theirs"] {
+            expect_error(
+                &format!("SELECT vc.resolve('public.acct', '{strategy}')"),
+                "42501",
+                "permission denied",
+            );
+        }
+        run("RESET ROLE");
+        assert_eq!(int("SELECT count(*) FROM vc.conflicts()"), 1);
+    }
 }

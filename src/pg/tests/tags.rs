@@ -141,6 +141,15 @@ mod tests {
             "22023",
             "nothing to delete",
         );
+        // A tag may not take the shape of a remote's tracking refs, nor a remote the
+        // shape of a tag's.
+        run("SELECT vc.tag('up/main')");
+        expect_error(
+            &format!("SELECT vc.remote_add('up', 'file://{d}')"),
+            "22023",
+            "clashes with branch or tag \"up/main\"",
+        );
+        expect_error("SELECT vc.tag('origin/main')", "22023", "remote \"origin\"");
         let _ = std::fs::remove_dir_all(&d);
     }
 
