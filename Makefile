@@ -56,5 +56,6 @@ bench: install
 	benches/replication.sh
 	benches/storage.sh
 	benches/schema.sh
+	benches/branches.sh
 	benches/s3.sh
 	REMOTE_KIND=s3 benches/replication.sh
