@@ -280,3 +280,17 @@ REVOKE ALL ON FUNCTION vc._tag(text, text, text), vc.tag(text, text, text),
 GRANT EXECUTE ON FUNCTION vc._tag(text, text, text), vc.tag(text, text, text),
     vc._tag_delete(text), vc.tag_delete(text) TO pgvc_writer;
 GRANT EXECUTE ON FUNCTION vc._tags(), vc.tags() TO pgvc_reader;
+
+-- Several primaries (docs/BRANCHES.md): a conflict policy per tracked table.
+ALTER TABLE vc.tracked ADD COLUMN conflict_policy text NOT NULL DEFAULT 'fail'
+    CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest'));
+CREATE FUNCTION vc."_set_conflict_policy"("tbl" oid, "policy" TEXT) RETURNS TEXT
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_set_conflict_policy_wrapper';
+CREATE FUNCTION vc.set_conflict_policy(tbl regclass, policy text)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._set_conflict_policy($1::oid, $2) $$;
+REVOKE ALL ON FUNCTION vc._set_conflict_policy(oid, text), vc.set_conflict_policy(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._set_conflict_policy(oid, text), vc.set_conflict_policy(regclass, text) TO pgvc_writer;

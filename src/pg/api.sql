@@ -206,6 +206,14 @@ SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._merge_abort() $$;
 
+-- Several primaries (docs/BRANCHES.md).
+CREATE FUNCTION vc.set_conflict_policy(tbl regclass, policy text)
+RETURNS text LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._set_conflict_policy($1::oid, $2) $$;
+
 CREATE FUNCTION vc.as_of(tbl anyelement, ref text) RETURNS SETOF anyelement
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -590,6 +598,7 @@ BEGIN
             ('checkout', 'pgvc_writer'), ('_checkout', 'pgvc_writer'),
             ('branches', 'pgvc_reader'), ('_branches', 'pgvc_reader'),
             ('active_branch', 'pgvc_reader'), ('_active_branch', 'pgvc_reader'),
+            ('set_conflict_policy', 'pgvc_writer'), ('_set_conflict_policy', 'pgvc_writer'),
             ('tag', 'pgvc_writer'), ('_tag', 'pgvc_writer'),
             ('tag_delete', 'pgvc_writer'), ('_tag_delete', 'pgvc_writer'),
             ('tags', 'pgvc_reader'), ('_tags', 'pgvc_reader'),

@@ -52,7 +52,11 @@ CREATE TABLE vc.tracked (
     tags int8[],
     storage text,
     committed_name text,
-    recorded_at text
+    recorded_at text,
+    -- How the worker of one of several primaries (vc.multi_primary) decides rows both
+    -- sides changed: vc.set_conflict_policy().
+    conflict_policy text NOT NULL DEFAULT 'fail'
+        CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest'))
 );
 
 

@@ -757,3 +757,46 @@ fn vc_resolve(table_name: Option<&str>, strategy: Option<&str>, key: Option<Json
 fn vc_merge_abort() {
     run(|| with_spi(merge_abort))
 }
+
+/// `vc.set_conflict_policy(tbl, policy)`: how the worker of one of several primaries
+/// (`vc.multi_primary`) decides rows both sides changed; the previous policy.
+pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String> {
+    if !["fail", "ours", "theirs", "newest"].contains(&policy) {
+        return Err(invalid(format!("unknown conflict policy \"{policy}\"")).hint(
+            "use 'fail' (stop and report), 'ours', 'theirs' or 'newest' (the side whose commit is newer)",
+        ));
+    }
+    let name = crate::pg::catalog::relation_name(relid)?;
+    let old = query_values(
+        "SELECT conflict_policy FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    let Some(old) = old.first() else {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table {name} is not tracked"),
+        )
+        .hint(format!("SELECT vc.track('{name}') first")));
+    };
+    if !crate::pg::spi::caller_owns(relid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: only the owner of {name} may set its conflict policy"),
+        )
+        .hint("run it as the table's owner or a superuser"));
+    }
+    exec(
+        "UPDATE vc.tracked SET conflict_policy = $2 WHERE relid = $1",
+        vec![Arg::Oid(relid), Arg::Text(Some(policy.to_string()))],
+    )?;
+    old[0].text()
+}
+
+#[pg_extern(name = "_set_conflict_policy", volatile)]
+fn vc_set_conflict_policy(tbl: Option<pg_sys::Oid>, policy: Option<&str>) -> String {
+    run(|| {
+        let tbl = tbl.ok_or_else(|| null_arg("tbl"))?;
+        let policy = policy.ok_or_else(|| null_arg("policy"))?;
+        with_spi(|| set_conflict_policy(tbl, policy))
+    })
+}

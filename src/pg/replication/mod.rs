@@ -6,6 +6,7 @@
 //! memory. `primary.rs` pushes (at commit and from the worker), `standby.rs` applies,
 //! `sql.rs` holds the SQL functions.
 
+pub mod multi;
 pub mod primary;
 pub mod sql;
 pub mod standby;
@@ -27,6 +28,9 @@ pub static HEADS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 /// How long a synchronous publish (at COMMIT, holding the transaction's locks) waits
 /// for the remote's lock before leaving the push to the worker.
 pub static PUBLISH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+/// Several primaries share the remote's branches (docs/BRANCHES.md): a push the remote
+/// refuses because another primary pushed first is merged and pushed again.
+pub static MULTI_PRIMARY: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// Registers the settings and the shared status; from `_PG_init` when preloaded.
 pub fn init() {
@@ -72,6 +76,14 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
     );
+    GucRegistry::define_bool_guc(
+        c"vc.multi_primary",
+        c"Several primaries share the remote's branches: the worker merges what the others pushed.",
+        c"off: one primary per remote (another writer's push is an error); on: a refused push is fetched, merged (vc.set_conflict_policy decides conflicting rows) and pushed again.",
+        &MULTI_PRIMARY,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
     pg_shmem_init!(STATUS);
 }
 
@@ -85,6 +97,8 @@ pub struct Config {
     /// The fencing epoch this server believes in (None: not known yet).
     pub epoch: Option<u64>,
     pub heads: Vec<String>,
+    /// `vc.multi_primary` (meaningful for a primary).
+    pub multi_primary: bool,
     /// A setting that prevents replication, said in words (the role is then `none`).
     pub problem: Option<String>,
 }
@@ -267,6 +281,7 @@ pub fn current() -> VcResult<Config> {
         remote: None,
         epoch: None,
         heads: Vec::new(),
+        multi_primary: false,
         problem: None,
     };
     if !crate::pg::progress::enabled() || !in_served_database()? {
@@ -274,6 +289,7 @@ pub fn current() -> VcResult<Config> {
     }
     let (role, remote, epoch) = stored()?;
     cfg.epoch = epoch;
+    cfg.multi_primary = MULTI_PRIMARY.get();
     match heads() {
         Ok(h) => cfg.heads = h,
         Err(p) => cfg.problem = Some(p),

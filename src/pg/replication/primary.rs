@@ -129,6 +129,15 @@ fn publish_pending() {
             // The remote moved elsewhere meanwhile, or another server was promoted:
             // the commit is not on the remote, and the client must hear it. The
             // worker's next round sorts it out (pushes, or fences this server).
+            Ok(false) if super::MULTI_PRIMARY.get() => {
+                // Another primary pushed between the upload and COMMIT: merged and
+                // pushed by the worker.
+                pgrx::notice!(
+                    "pgvc: another primary pushed {} first; the background worker merges and pushes this commit",
+                    p.branch
+                );
+                wake = true;
+            }
             Ok(false) => {
                 let msg = format!(
                     "push of {} at COMMIT found the remote's branch moved by another writer",
@@ -208,7 +217,12 @@ pub fn open_remote(cfg: &Config) -> VcResult<SharedRemote> {
 
 /// Whether moving the remote's `branch` from `theirs` to `ours` must be forced, or an
 /// error when `theirs` is a commit this server never had (someone else pushes there).
-fn needs_force(store: &PgStore, branch: &str, theirs: Option<Hash>, ours: Hash) -> VcResult<bool> {
+pub(super) fn needs_force(
+    store: &PgStore,
+    branch: &str,
+    theirs: Option<Hash>,
+    ours: Hash,
+) -> VcResult<bool> {
     let Some(t) = theirs else { return Ok(false) };
     if is_ancestor(store, t, ours)? {
         return Ok(false);
@@ -311,6 +325,16 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
     };
     let store = PgStore::new();
     let theirs = manifest.refs.get(branch).copied();
+    if let (true, Some(t)) = (cfg.multi_primary, theirs) {
+        if !is_ancestor(&store, t, new).map_err(VcError::from)? {
+            // Another primary pushed first: the worker merges and pushes, now.
+            pgrx::notice!(
+                "pgvc: another primary pushed {branch} first; this commit stays here and the background worker merges and pushes it (see vc.replication_status())"
+            );
+            WAKE.with(|w| *w.borrow_mut() = true);
+            return Ok(None);
+        }
+    }
     let force = match needs_force(&store, branch, theirs, new) {
         Ok(f) => f,
         Err(e) => return Err(Prep::Failed(e.message)),
@@ -436,14 +460,51 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
         record_success(None);
         return Ok(0);
     }
+    // Several primaries: when the checked-out branch must take another primary's
+    // changes, its tables are locked before HEAD, in the order a writer takes them
+    // (its statement, then vc.commit): the worker waits for writers, never in a cycle
+    // with one, and never long (a lock not granted soon fails the round: retried).
+    if cfg.multi_primary {
+        let checked_out = current_branch(false)?;
+        if let (Some(t), Some(o)) = (manifest.refs.get(&checked_out), ref_hash(&checked_out)?) {
+            if heads.contains(&checked_out) && !is_ancestor(&store, *t, o)? {
+                exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
+                for t in crate::pg::catalog::tracked_tables()? {
+                    let q = crate::pg::sql::QualName::parse("table name", &t.name)?;
+                    exec(crate::pg::sql::lock_exclusive(&q), vec![])?;
+                }
+            }
+        }
+    }
     // Hold the HEAD lock: no commit moves a branch while we compare and push.
     current_branch(true)?;
+    let mut waiting = Vec::new();
     for b in &heads {
         let theirs = manifest.refs.get(b).copied();
-        let Some(ours) = ref_hash(b)? else { continue };
+        let Some(mut ours) = ref_hash(b)? else {
+            continue;
+        };
         if theirs == Some(ours) {
             record_remote_head(b, theirs);
             continue;
+        }
+        // Several primaries: what another pushed is merged here first (or taken, when
+        // this server has nothing new), then pushed on top of it.
+        if let (true, Some(t)) = (cfg.multi_primary, theirs) {
+            if !is_ancestor(&store, t, ours)? {
+                match super::multi::reconcile(cfg, &remote, b, ours)? {
+                    super::multi::Reconciled::Head(h) => ours = h,
+                    super::multi::Reconciled::Waiting(why) => {
+                        waiting.push(why);
+                        continue;
+                    }
+                }
+                if manifest.refs.get(b) == Some(&ours) {
+                    set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, ours)?;
+                    record_remote_head(b, Some(ours));
+                    continue;
+                }
+            }
         }
         let force = needs_force(&store, b, theirs, ours)?;
         match remote.push(&store, b, ours, force, Some(epoch), &mut |_| {}) {
@@ -452,11 +513,20 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
                 fence(cfg, actual)?;
                 return Ok(pushed);
             }
+            // Another primary pushed meanwhile: merged in the next round.
+            Err(RemoteError::NonFastForward { .. }) if cfg.multi_primary => {
+                crate::pg::worker::wake();
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
         set_tracking_ref(cfg.remote.as_deref().unwrap_or_default(), b, ours)?;
         record_remote_head(b, Some(ours));
         pushed += 1;
+    }
+    if !waiting.is_empty() {
+        record_error(&waiting.join("; "));
+        return Ok(pushed);
     }
     record_success(None);
     Ok(pushed)

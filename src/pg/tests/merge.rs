@@ -469,4 +469,59 @@ mod tests {
         run("RESET ROLE");
         assert_eq!(int("SELECT count(*) FROM vc.conflicts()"), 1);
     }
+
+    /// vc.set_conflict_policy: each policy, the previous returned; bad inputs refused
+    /// with nothing changed; only the table's owner may set it.
+    #[pg_test]
+    fn conflict_policies_are_set_by_the_owner() {
+        setup();
+        assert_eq!(
+            text("SELECT vc.set_conflict_policy('acct', 'newest')").unwrap(),
+            "fail"
+        );
+        assert_eq!(
+            text("SELECT vc.set_conflict_policy('acct', 'theirs')").unwrap(),
+            "newest"
+        );
+        run("CREATE TABLE loose (id int PRIMARY KEY)");
+        for (sql, code, needle) in [
+            (
+                "SELECT vc.set_conflict_policy('acct', 'latest')",
+                "22023",
+                "unknown conflict policy",
+            ),
+            (
+                "SELECT vc.set_conflict_policy('acct', NULL)",
+                "22004",
+                "policy",
+            ),
+            (
+                "SELECT vc.set_conflict_policy(NULL, 'ours')",
+                "22004",
+                "tbl",
+            ),
+            (
+                "SELECT vc.set_conflict_policy('loose', 'ours')",
+                "55000",
+                "not tracked",
+            ),
+        ] {
+            expect_error(sql, code, needle);
+        }
+        one_role_changer_at_a_time();
+        run(
+            "CREATE ROLE pgvc_policy_writer; GRANT pgvc_writer TO pgvc_policy_writer;
+             GRANT ALL ON acct TO pgvc_policy_writer; SET ROLE pgvc_policy_writer",
+        );
+        expect_error(
+            "SELECT vc.set_conflict_policy('acct', 'ours')",
+            "42501",
+            "only the owner",
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT vc.set_conflict_policy('acct', 'ours')").unwrap(),
+            "theirs"
+        );
+    }
 }

@@ -1,0 +1,192 @@
+//! Several primaries on one remote branch (`vc.multi_primary`, docs/BRANCHES.md):
+//! the worker's answer to a remote head another primary pushed. It fetches that head
+//! and either takes it (this server has nothing the remote lacks) or merges it
+//! (`repo::merge`) into a commit with both heads as parents, deciding conflicting rows
+//! by each table's `vc.set_conflict_policy`; the checked-out branch's live tables move
+//! with it. `primary::push_all` then pushes the result on top of the remote's head.
+//!
+//! The worker never makes a user wait for long: it takes the tables' locks with a short
+//! `lock_timeout` (a round that cannot get them fails and is retried), and waits,
+//! reporting why, while the checked-out branch has uncommitted changes a merge would
+//! have to rewrite.
+
+use super::primary::SharedRemote;
+use super::Config;
+use crate::codec::store_value;
+use crate::commit::{Commit, RootValue};
+use crate::pg::error::{VcError, VcResult};
+use crate::pg::refs::current_branch;
+use crate::pg::spi::{exec, query_values, Arg};
+use crate::pg::store::PgStore;
+use crate::prolly;
+use crate::remote::is_ancestor;
+use crate::repo::merge::{merge_bases, merge_roots_from, Conflict};
+use crate::store::Hash;
+use pgrx::PgSqlErrorCode as Code;
+use std::collections::BTreeMap;
+
+/// What a reconcile did.
+pub enum Reconciled {
+    /// The branch's new local head, to push (the remote's own head when taken).
+    Head(Hash),
+    /// Nothing moved; why, for `vc.replication_status()`.
+    Waiting(String),
+}
+
+/// A conflicting row's fate under its table's policy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Fail,
+    Ours,
+    Theirs,
+    Newest,
+}
+
+/// The conflict policy of each tracked table, by the name its commits use.
+fn policies() -> VcResult<BTreeMap<String, Policy>> {
+    let tracked = crate::pg::catalog::tracked_tables()?;
+    let mut out = BTreeMap::new();
+    for t in tracked {
+        let p = query_values(
+            "SELECT conflict_policy FROM vc.tracked WHERE relid = $1",
+            vec![Arg::Oid(t.relid)],
+        )?;
+        let policy = match p.first().map(|r| r[0].text()).transpose()?.as_deref() {
+            Some("ours") => Policy::Ours,
+            Some("theirs") => Policy::Theirs,
+            Some("newest") => Policy::Newest,
+            _ => Policy::Fail,
+        };
+        out.insert(t.name, policy);
+    }
+    Ok(out)
+}
+
+/// Brings local branch `b` (at `ours`) together with the remote's head of it.
+pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> VcResult<Reconciled> {
+    let remote_name = cfg.remote.as_deref().unwrap_or_default();
+    let mut store = PgStore::new();
+    let theirs = remote.fetch(&mut store, b, &mut |_| {})?.head;
+    store.flush()?;
+    let store = store;
+    let read_root = |h: Hash| -> VcResult<RootValue> {
+        Ok(RootValue::read(&store, &Commit::read(&store, &h)?.root)?)
+    };
+    let ours_root = read_root(ours)?;
+    let (head, target) = if is_ancestor(&store, ours, theirs)? {
+        // Nothing here the remote lacks: take its head.
+        (theirs, read_root(theirs)?)
+    } else {
+        let bases = merge_bases(&store, ours, theirs)?;
+        let Some(&base) = bases.first() else {
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b} here and on remote \"{remote_name}\" share no history: nothing is merged"
+            )));
+        };
+        let theirs_commit = Commit::read(&store, &theirs)?;
+        let ours_commit = Commit::read(&store, &ours)?;
+        let mut s = &store;
+        let mut m = merge_roots_from(
+            &mut s,
+            &read_root(base)?,
+            &ours_root,
+            &RootValue::read(&store, &theirs_commit.root)?,
+            bases.len() > 1,
+        )?;
+        if !m.schema_conflicts.is_empty() {
+            let what: Vec<String> = m
+                .schema_conflicts
+                .iter()
+                .map(|c| format!("{}: {}", c.table, c.reason))
+                .collect();
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b} conflicts with remote \"{remote_name}\" in definitions ({}): merge it by hand with SELECT vc.pull('{remote_name}')",
+                what.join("; ")
+            )));
+        }
+        // Conflicting rows, by their tables' policies; the merged tree holds ours.
+        let policies = policies()?;
+        // The newer side, with the hash breaking a tie: every primary decides alike.
+        let theirs_newer = (theirs_commit.timestamp_us, theirs) > (ours_commit.timestamp_us, ours);
+        let mut unresolved: BTreeMap<String, usize> = BTreeMap::new();
+        let mut take: BTreeMap<String, Vec<Conflict>> = BTreeMap::new();
+        for c in std::mem::take(&mut m.conflicts) {
+            match policies.get(&c.table).copied().unwrap_or(Policy::Fail) {
+                Policy::Fail => *unresolved.entry(c.table.clone()).or_default() += 1,
+                Policy::Ours => {}
+                Policy::Theirs => take.entry(c.table.clone()).or_default().push(c),
+                Policy::Newest if theirs_newer => take.entry(c.table.clone()).or_default().push(c),
+                Policy::Newest => {}
+            }
+        }
+        if !unresolved.is_empty() {
+            let what: Vec<String> = unresolved
+                .iter()
+                .map(|(t, n)| format!("{n} in {t}"))
+                .collect();
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b} conflicts with remote \"{remote_name}\" ({} rows; conflict policy 'fail'): automatic sync of {b} stops; SELECT vc.pull('{remote_name}') records the conflicts to resolve, or choose a policy with vc.set_conflict_policy()",
+                what.join(", ")
+            )));
+        }
+        for (table, conflicts) in take {
+            let entry = m.root.tables.get_mut(&table).ok_or_else(|| {
+                VcError::new(
+                    Code::ERRCODE_INTERNAL_ERROR,
+                    format!("merged root lacks {table}"),
+                )
+            })?;
+            let mut edits = Vec::with_capacity(conflicts.len());
+            for c in conflicts {
+                let mut w = &store;
+                let v = match c.theirs {
+                    Some(row) => Some(store_value(&mut w, row)?),
+                    None => None,
+                };
+                edits.push((c.key, v));
+            }
+            let mut w = &store;
+            entry.tree = prolly::apply_edits(&mut w, entry.tree, edits)?;
+        }
+        let mut w = &store;
+        let root = m.root.write(&mut w)?;
+        let commit = Commit {
+            root,
+            parents: vec![ours, theirs],
+            author: "pgvc".into(),
+            message: format!("Merge {remote_name}/{b} into {b} (several primaries)"),
+            timestamp_us: crate::pg::progress::now_us(),
+        };
+        let h = commit.write(&mut w)?;
+        store.flush()?;
+        (h, m.root)
+    };
+    if current_branch(false)? == b {
+        // The live tables move to the result: only rows that differ are written, as
+        // by a checkout. A user's change not yet committed would be rewritten: wait.
+        if crate::pg::checkout::has_uncommitted()? {
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b} waits for the uncommitted changes here to be committed before it takes what remote \"{remote_name}\" has"
+            )));
+        }
+        // Never hold users up for long: a lock not granted soon fails the round.
+        exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
+        let added = crate::pg::checkout::checkout_root(
+            &store,
+            Some(ours),
+            &target,
+            &format!("the merge with {remote_name}/{b}"),
+            crate::pg::types::NewLabels::Add,
+        )?;
+        if added {
+            // New enum labels are usable once committed: the next round applies.
+            crate::pg::worker::wake();
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b}: enum labels added for what remote \"{remote_name}\" has; applied next round"
+            )));
+        }
+    }
+    // Not handed to branch_moved: the round pushes it right after.
+    let _pushed_next = crate::pg::refs::set_branch(b, Some(ours), head)?;
+    Ok(Reconciled::Head(head))
+}
