@@ -294,3 +294,53 @@ SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._set_conflict_policy($1::oid, $2) $$;
 REVOKE ALL ON FUNCTION vc._set_conflict_policy(oid, text), vc.set_conflict_policy(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vc._set_conflict_policy(oid, text), vc.set_conflict_policy(regclass, text) TO pgvc_writer;
+ALTER TABLE vc.tracked ADD COLUMN owner_column text;
+CREATE FUNCTION vc."_set_row_owner"("tbl" oid, "owner_column" TEXT) RETURNS void
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_set_row_owner_wrapper';
+
+-- Row ownership among several primaries (docs/BRANCHES.md): the row trigger
+-- vc.set_row_owner() puts on a table. A write of a row whose owner column (the
+-- trigger's argument) does not hold vc.server_name is refused at the statement.
+-- pgvc's own writes (checkouts, merges, a standby's apply) run with
+-- session_replication_role = replica, where it does not fire.
+CREATE FUNCTION vc.row_owner_check() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := nullif(current_setting('vc.server_name', true), '');
+    col text := TG_ARGV[0];
+    owner text;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('table %I.%I has row owners (column %I), but vc.server_name is not set on this server', TG_TABLE_SCHEMA, TG_TABLE_NAME, col),
+            HINT = 'set vc.server_name in postgresql.conf and reload';
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        owner := to_jsonb(OLD) ->> col;
+        IF owner IS DISTINCT FROM me THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = format('this row of %I.%I is owned by server %s, not by this one (%s)', TG_TABLE_SCHEMA, TG_TABLE_NAME, coalesce(owner, 'NULL'), me),
+                HINT = 'write it on the server that owns it; its change reaches this one';
+        END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        owner := to_jsonb(NEW) ->> col;
+        IF owner IS DISTINCT FROM me THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = format('a row of %I.%I written here must be owned by this server: %I is %s, not %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, col, coalesce(owner, 'NULL'), me),
+                HINT = format('set %I to %L, or write the row on its owner', col, me);
+        END IF;
+        RETURN NEW;
+    END IF;
+    RETURN OLD;
+END $$;
+
+CREATE FUNCTION vc.set_row_owner(tbl regclass, owner_column text)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
+AS $$ SELECT vc._set_row_owner($1::oid, $2) $$;
+REVOKE ALL ON FUNCTION vc.row_owner_check(), vc._set_row_owner(oid, text), vc.set_row_owner(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vc._set_row_owner(oid, text), vc.set_row_owner(regclass, text) TO pgvc_writer;

@@ -212,3 +212,69 @@ fn a_conflict_under_fail_stops_sync_until_resolved() {
         .collect();
     assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
 }
+
+/// Row owners: each server writes the rows it owns, receives the others', and is
+/// refused, at the statement, a write to a row another server owns.
+#[test]
+fn each_primary_writes_only_the_rows_it_owns() {
+    let remote = RemoteDir::new("multi-owners");
+    let mut servers = Vec::new();
+    for (i, name) in ["east", "west"].iter().enumerate() {
+        let conf: Vec<&str> = MULTI
+            .iter()
+            .copied()
+            .chain([if *name == "east" {
+                "vc.server_name = 'east'"
+            } else {
+                "vc.server_name = 'west'"
+            }])
+            .collect();
+        let c = Cluster::start_for(&remote, &conf);
+        let mut d = c.connect();
+        d.batch_execute("CREATE EXTENSION pgvc").unwrap();
+        if i == 0 {
+            d.batch_execute(&format!(
+                "SELECT vc.remote_add('origin', '{}');
+                 CREATE TABLE stock (sku int PRIMARY KEY, site text NOT NULL, qty int);
+                 INSERT INTO stock VALUES (1, 'east', 10), (2, 'west', 20);
+                 SELECT vc.track('stock'); SELECT vc.commit('init');",
+                remote.url()
+            ))
+            .unwrap();
+        } else {
+            d.batch_execute(&format!("SELECT vc.clone('{}')", remote.url()))
+                .unwrap();
+        }
+        d.batch_execute("SELECT vc.set_row_owner('stock', 'site')")
+            .unwrap();
+        servers.push((c, d));
+    }
+    {
+        let (_, east) = &mut servers[0];
+        east.batch_execute("UPDATE stock SET qty = 11 WHERE sku = 1; SELECT vc.commit('east')")
+            .unwrap();
+        let e = east
+            .batch_execute("UPDATE stock SET qty = 0 WHERE sku = 2")
+            .expect_err("east wrote west's row");
+        assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+    }
+    {
+        let (_, west) = &mut servers[1];
+        west.batch_execute("UPDATE stock SET qty = 21 WHERE sku = 2; SELECT vc.commit('west')")
+            .unwrap();
+        let e = west
+            .batch_execute("DELETE FROM stock WHERE sku = 1")
+            .expect_err("west deleted east's row");
+        assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+    }
+    converge(&mut servers, 60);
+    for (_, d) in servers.iter_mut() {
+        assert_eq!(
+            query_scalar(
+                d,
+                "SELECT string_agg(format('%s=%s', sku, qty), ',' ORDER BY sku) FROM stock"
+            ),
+            "1=11,2=21"
+        );
+    }
+}

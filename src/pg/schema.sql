@@ -56,7 +56,9 @@ CREATE TABLE vc.tracked (
     -- How the worker of one of several primaries (vc.multi_primary) decides rows both
     -- sides changed: vc.set_conflict_policy().
     conflict_policy text NOT NULL DEFAULT 'fail'
-        CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest'))
+        CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest')),
+    -- The column naming the server that owns each row (vc.set_row_owner), if any.
+    owner_column text
 );
 
 

@@ -592,6 +592,20 @@ pub fn drop_trigger(name: &'static str, table: &QualName) -> Sql {
     Sql::built(format!("DROP TRIGGER IF EXISTS {name} ON {table}"))
 }
 
+/// The row trigger that refuses writes of rows another server owns
+/// (`vc.set_row_owner`); the owner column's name is the trigger's argument.
+pub fn create_row_owner_trigger(table: &QualName, column: &str) -> Sql {
+    Sql::built(format!(
+        "CREATE TRIGGER vc_row_owner BEFORE INSERT OR UPDATE OR DELETE ON {table} \
+         FOR EACH ROW EXECUTE FUNCTION vc.row_owner_check({})",
+        literal(column)
+    ))
+}
+
+pub fn drop_row_owner_trigger(table: &QualName) -> Sql {
+    Sql::built(format!("DROP TRIGGER IF EXISTS vc_row_owner ON {table}"))
+}
+
 /// Empties a key log.
 pub fn clear_log(oid: &LogId) -> Sql {
     Sql::built(format!("DELETE FROM {}", log_table(oid)))

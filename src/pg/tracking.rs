@@ -529,6 +529,11 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
             exec(stmt, vec![])?;
         }
     }
+    // Row owners are a rule of tracked tables (vc.set_row_owner).
+    exec(
+        sql::drop_row_owner_trigger(&QualName::parse("table name", &name)?),
+        vec![],
+    )?;
     // By the stored name: a 0.1 table's log is named by its OID until its first commit.
     let stored = one_row(
         "SELECT log_table FROM vc.tracked WHERE relid = $1",

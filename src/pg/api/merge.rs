@@ -800,3 +800,60 @@ fn vc_set_conflict_policy(tbl: Option<pg_sys::Oid>, policy: Option<&str>) -> Str
         with_spi(|| set_conflict_policy(tbl, policy))
     })
 }
+
+/// `vc.set_row_owner(tbl, owner_column)`: rows of `tbl` may be written on this server
+/// only when `owner_column` holds `vc.server_name` (a row trigger refuses the others
+/// at the statement); NULL removes the rule.
+pub fn set_row_owner(relid: pg_sys::Oid, column: Option<&str>) -> VcResult<()> {
+    let name = crate::pg::catalog::relation_name(relid)?;
+    let tracked = query_values(
+        "SELECT 1 FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    if tracked.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table {name} is not tracked"),
+        )
+        .hint(format!("SELECT vc.track('{name}') first")));
+    }
+    if !crate::pg::spi::caller_owns(relid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: only the owner of {name} may set its row owners"),
+        )
+        .hint("run it as the table's owner or a superuser"));
+    }
+    if let Some(c) = column {
+        let exists = crate::pg::spi::one_bool(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 \
+                            AND attnum > 0 AND NOT attisdropped)",
+            vec![Arg::Oid(relid), Arg::Text(Some(c.to_string()))],
+        )?;
+        if !exists {
+            return Err(VcError::new(
+                Code::ERRCODE_UNDEFINED_COLUMN,
+                format!("table {name} has no column \"{c}\""),
+            )
+            .hint("name the column that holds each row's owning server (vc.server_name)"));
+        }
+    }
+    let table = QualName::parse("table name", &name)?;
+    exec(crate::pg::sql::drop_row_owner_trigger(&table), vec![])?;
+    if let Some(c) = column {
+        exec(crate::pg::sql::create_row_owner_trigger(&table, c), vec![])?;
+    }
+    exec(
+        "UPDATE vc.tracked SET owner_column = $2 WHERE relid = $1",
+        vec![Arg::Oid(relid), Arg::Text(column.map(str::to_string))],
+    )?;
+    Ok(())
+}
+
+#[pg_extern(name = "_set_row_owner", volatile)]
+fn vc_set_row_owner(tbl: Option<pg_sys::Oid>, owner_column: Option<&str>) {
+    run(|| {
+        let tbl = tbl.ok_or_else(|| null_arg("tbl"))?;
+        with_spi(|| set_row_owner(tbl, owner_column))
+    })
+}

@@ -31,6 +31,9 @@ pub static PUBLISH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// Several primaries share the remote's branches (docs/BRANCHES.md): a push the remote
 /// refuses because another primary pushed first is merged and pushed again.
 pub static MULTI_PRIMARY: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// This server's name among several primaries: rows of a table with row owners
+/// (`vc.set_row_owner`) may be written here only when their owner column holds it.
+pub static SERVER_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Registers the settings and the shared status; from `_PG_init` when preloaded.
 pub fn init() {
@@ -83,6 +86,14 @@ pub fn init() {
         &MULTI_PRIMARY,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"vc.server_name",
+        c"This server's name among several primaries (row ownership).",
+        c"A table with row owners (vc.set_row_owner) takes writes here only of rows whose owner column holds this name.",
+        &SERVER_NAME,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     pg_shmem_init!(STATUS);
 }

@@ -524,4 +524,57 @@ mod tests {
             "theirs"
         );
     }
+
+    /// Row owners: with vc.set_row_owner, a write of a row another server owns is
+    /// refused at the statement (insert, update, delete), this server's rows are
+    /// written as usual, and pgvc's own applies (a reset here) are not stopped.
+    #[pg_test]
+    fn a_row_another_server_owns_is_refused_at_the_statement() {
+        run(
+            "CREATE TABLE orders (id int PRIMARY KEY, region text NOT NULL, qty int);
+             INSERT INTO orders VALUES (1, 'east', 1), (2, 'west', 1);
+             SELECT vc.track('orders'); SELECT vc.commit('base')",
+        );
+        expect_error(
+            "SELECT vc.set_row_owner('orders', 'nosuch')",
+            "42703",
+            "no column",
+        );
+        run("SELECT vc.set_row_owner('orders', 'region')");
+        run("SET vc.server_name = ''");
+        expect_error(
+            "UPDATE orders SET qty = 2 WHERE id = 1",
+            "55000",
+            "vc.server_name is not set",
+        );
+        run("SET vc.server_name = 'east'");
+        run("UPDATE orders SET qty = 5 WHERE id = 1; INSERT INTO orders VALUES (3, 'east', 1)");
+        expect_error(
+            "UPDATE orders SET qty = 9 WHERE id = 2",
+            "42501",
+            "owned by server west",
+        );
+        expect_error(
+            "DELETE FROM orders WHERE id = 2",
+            "42501",
+            "owned by server west",
+        );
+        expect_error(
+            "INSERT INTO orders VALUES (4, 'west', 1)",
+            "42501",
+            "must be owned by this server",
+        );
+        expect_error(
+            "UPDATE orders SET region = 'west' WHERE id = 1",
+            "42501",
+            "must be owned by this server",
+        );
+        assert_eq!(int("SELECT qty FROM orders WHERE id = 2"), 1);
+        // pgvc's own writes are not a server's writes: a reset brings west's row back.
+        run("SELECT vc.commit('east work'); SELECT vc.reset('HEAD~1')");
+        assert_eq!(int("SELECT count(*) FROM orders"), 2);
+        // Removed: every write goes again.
+        run("SELECT vc.set_row_owner('orders', NULL); UPDATE orders SET qty = 9 WHERE id = 2");
+        run("RESET vc.server_name");
+    }
 }
