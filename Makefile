@@ -57,5 +57,6 @@ bench: install
 	benches/storage.sh
 	benches/schema.sh
 	benches/branches.sh
+	benches/multi_primary.sh
 	benches/s3.sh
 	REMOTE_KIND=s3 benches/replication.sh
