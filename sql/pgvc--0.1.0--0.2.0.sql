@@ -283,7 +283,8 @@ GRANT EXECUTE ON FUNCTION vc._tags(), vc.tags() TO pgvc_reader;
 
 -- Several primaries (docs/BRANCHES.md): a conflict policy per tracked table.
 ALTER TABLE vc.tracked ADD COLUMN conflict_policy text NOT NULL DEFAULT 'fail'
-    CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest'));
+    CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest')
+           OR conflict_policy LIKE '%(jsonb,jsonb,jsonb)');
 CREATE FUNCTION vc."_set_conflict_policy"("tbl" oid, "policy" TEXT) RETURNS TEXT
 VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_set_conflict_policy_wrapper';
 CREATE FUNCTION vc.set_conflict_policy(tbl regclass, policy text)

@@ -35,6 +35,17 @@ fn three(remote: &dyn TestRemote, policy: &str) -> Vec<(Cluster, Client)> {
             d.batch_execute(&format!("SELECT vc.clone('{}')", remote.url()))
                 .unwrap();
         }
+        if policy.contains('.') {
+            // A conflict function: the row with the greater v (the same on every
+            // server, and symmetric: every primary decides alike).
+            d.batch_execute(
+                "CREATE FUNCTION public.pick(b jsonb, o jsonb, t jsonb) RETURNS jsonb
+                 LANGUAGE sql IMMUTABLE AS $$
+                   SELECT CASE WHEN o IS NULL THEN t WHEN t IS NULL THEN o
+                               WHEN (o ->> 'v') >= (t ->> 'v') THEN o ELSE t END $$",
+            )
+            .unwrap();
+        }
         d.batch_execute(&format!("SELECT vc.set_conflict_policy('kv', '{policy}')"))
             .unwrap();
         out.push((c, d));
@@ -150,6 +161,11 @@ fn three_primaries_converge_under_newest() {
 #[test]
 fn three_primaries_converge_under_ours() {
     converges_under("ours", "multi-ours");
+}
+
+#[test]
+fn three_primaries_converge_under_a_function() {
+    converges_under("public.pick", "multi-function");
 }
 
 #[test]
@@ -277,4 +293,70 @@ fn each_primary_writes_only_the_rows_it_owns() {
             "1=11,2=21"
         );
     }
+}
+
+/// Synchronous mode keeps its meaning with several primaries: a commit another
+/// primary beat to the remote is merged in its own transaction, and when COMMIT
+/// returns the remote has the merge (server 1's worker is kept off: nothing else
+/// delivers).
+#[test]
+fn a_beaten_commit_is_on_the_remote_merged_when_commit_returns() {
+    let remote = RemoteDir::new("multi-sync");
+    let c0 = Cluster::start_for(&remote, MULTI);
+    let mut d0 = c0.connect();
+    d0.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.remote_add('origin', '{}');
+         CREATE TABLE kv (k int PRIMARY KEY, v text);
+         INSERT INTO kv SELECT g, 'init' FROM generate_series(1, 10) g;
+         SELECT vc.track('kv'); SELECT vc.commit('init');",
+        remote.url()
+    ))
+    .unwrap();
+    let slow: Vec<&str> = MULTI
+        .iter()
+        .map(|l| {
+            if l.starts_with("vc.replication_interval") {
+                "vc.replication_interval = 3600000"
+            } else {
+                l
+            }
+        })
+        .collect();
+    let c1 = Cluster::start_for(&remote, &slow);
+    let mut d1 = c1.connect();
+    d1.batch_execute(&format!(
+        "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
+        remote.url()
+    ))
+    .unwrap();
+    d0.batch_execute("UPDATE kv SET v = 'zero' WHERE k = 1; SELECT vc.commit('zero')")
+        .unwrap();
+    d1.batch_execute("UPDATE kv SET v = 'one' WHERE k = 2; SELECT vc.commit('one')")
+        .unwrap();
+    let head1 = query_scalar(&mut d1, "SELECT vc.hashof('main')");
+    assert_eq!(
+        query_scalar(
+            &mut d1,
+            "SELECT array_length(parents, 1)::text FROM vc.log() LIMIT 1"
+        ),
+        "2"
+    );
+    assert_eq!(
+        query_scalar(
+            &mut d0,
+            "SELECT commit_hash FROM vc.fetch('origin', 'main')"
+        ),
+        head1
+    );
+    assert_eq!(
+        query_scalar(
+            &mut d1,
+            "SELECT string_agg(format('%s=%s', k, v), ',' ORDER BY k) FROM kv WHERE k <= 2"
+        ),
+        "1=zero,2=one"
+    );
+    assert_eq!(
+        query_scalar(&mut d1, "SELECT count(*)::text FROM vc.status()"),
+        "0"
+    );
 }

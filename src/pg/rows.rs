@@ -405,3 +405,56 @@ pub fn write_keyless(plan: &Plan, rows: &[(Vec<u8>, u32)]) -> VcResult<()> {
     }
     Ok(())
 }
+
+/// One encoded row of a table (key and row as a tree holds them) as jsonb text, the
+/// way `to_jsonb` renders a row of the table; read as the table's owner.
+pub fn row_jsonb(plan: &Plan, key: &[u8], row: &[u8]) -> VcResult<String> {
+    let cells = decode_row(row)?;
+    let mut args: Vec<Arg> = decode_key(&plan.key_kinds, key)?
+        .into_iter()
+        .map(|k| Arg::TextArray(vec![Some(k)]))
+        .collect();
+    for i in 0..plan.value_cols.len() {
+        let cell = cells.get(i).cloned().unwrap_or(Cell::Null);
+        args.push(if plan.value_raw[i] {
+            Arg::ByteaArray(vec![match cell {
+                Cell::Bytes(b) => Some(b),
+                _ => None,
+            }])
+        } else {
+            Arg::TextArray(vec![match cell {
+                Cell::Text(t) => Some(t),
+                _ => None,
+            }])
+        });
+    }
+    let sql = sql::row_as_jsonb(plan)?;
+    let rows = as_owner(plan.owner, || query(sql, args, &[]))?;
+    match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+        Some(Cell::Text(t)) => Ok(t),
+        _ => Err(super::error::VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "a row rendered as no jsonb",
+        )),
+    }
+}
+
+/// A row of the table given as jsonb (its columns by name), encoded as the table's
+/// rows are: (key, row). Read as the table's owner.
+pub fn row_from_jsonb(plan: &Plan, json: &str) -> VcResult<(Vec<u8>, Vec<u8>)> {
+    let sql = sql::row_from_jsonb(plan);
+    let rows = as_owner(plan.owner, || {
+        query(
+            sql,
+            vec![Arg::Text(Some(json.to_string()))],
+            &plan.raw_mask(),
+        )
+    })?;
+    let row = rows.into_iter().next().ok_or_else(|| {
+        super::error::VcError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "jsonb_populate_record returned no row",
+        )
+    })?;
+    encode_fetched(plan, row)
+}

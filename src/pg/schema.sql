@@ -54,9 +54,11 @@ CREATE TABLE vc.tracked (
     committed_name text,
     recorded_at text,
     -- How the worker of one of several primaries (vc.multi_primary) decides rows both
-    -- sides changed: vc.set_conflict_policy().
+    -- sides changed: vc.set_conflict_policy() (a policy, or a function by its
+    -- regprocedure: schema.name(jsonb,jsonb,jsonb)).
     conflict_policy text NOT NULL DEFAULT 'fail'
-        CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest')),
+        CHECK (conflict_policy IN ('fail', 'ours', 'theirs', 'newest')
+               OR conflict_policy LIKE '%(jsonb,jsonb,jsonb)'),
     -- The column naming the server that owns each row (vc.set_row_owner), if any.
     owner_column text
 );

@@ -1466,6 +1466,60 @@ pub fn rows_by_key(plan: &Plan) -> VcResult<Sql> {
     )))
 }
 
+/// One row, given as insert_rows takes it (key texts, then every value column: text,
+/// or bytea for `bytea`), as `to_jsonb` of a row of the table's columns renders it
+/// (text).
+pub fn row_as_jsonb(plan: &Plan) -> VcResult<Sql> {
+    let nk = plan.key_cols.len();
+    let mut arrays: Vec<String> = (0..nk).map(|i| format!("${}::text[]", i + 1)).collect();
+    let mut names: Vec<String> = (0..nk).map(|i| format!("c{i}")).collect();
+    let mut casts = Vec::new();
+    for i in 0..nk {
+        casts.push(format!(
+            "u.c{i}::{} AS {}",
+            SqlType::resolve(&plan.key_types[i])?,
+            Ident::new(&plan.key_cols[i])
+        ));
+    }
+    for i in 0..plan.value_cols.len() {
+        let p = nk + i + 1;
+        names.push(format!("v{i}"));
+        let col = Ident::new(&plan.value_cols[i]);
+        if plan.value_raw[i] {
+            arrays.push(format!("${p}::bytea[]"));
+            casts.push(format!("u.v{i} AS {col}"));
+        } else {
+            arrays.push(format!("${p}::text[]"));
+            casts.push(format!(
+                "u.v{i}::{} AS {col}",
+                SqlType::resolve(&plan.value_types[i])?
+            ));
+        }
+    }
+    Ok(Sql::built(format!(
+        "SELECT to_jsonb(x)::text FROM (SELECT {} FROM unnest({}) u({})) x",
+        casts.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )))
+}
+
+/// The columns of the table's row type filled from jsonb `$1`, selected as a scan of
+/// the table selects them (to be encoded as its rows are).
+pub fn row_from_jsonb(plan: &Plan) -> Sql {
+    Sql::built(format!(
+        "SELECT {} FROM jsonb_populate_record(NULL::{}, $1::jsonb) t",
+        select_list(plan, "t"),
+        plan.table
+    ))
+}
+
+/// A conflict function (`vc.set_conflict_policy`): `$1` base, `$2` ours, `$3` theirs
+/// (jsonb rows, NULL where absent) to the row to keep (NULL: none), as text.
+pub fn call_conflict_function(f: &QualName) -> Sql {
+    Sql::built(format!("SELECT {f}($1::jsonb, $2::jsonb, $3::jsonb)::text"))
+}
+
 /// Deletes, from a table without a primary key, every row equal to one of the given
 /// rows: per value column `$2i+1` (text[]: "1" where the cell is NULL, else "0") and
 /// `$2i+2` (text[] of text outputs, or bytea[] for `bytea`; empty where NULL). Rows

@@ -761,12 +761,40 @@ fn vc_merge_abort() {
 /// `vc.set_conflict_policy(tbl, policy)`: how the worker of one of several primaries
 /// (`vc.multi_primary`) decides rows both sides changed; the previous policy.
 pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String> {
-    if !["fail", "ours", "theirs", "newest"].contains(&policy) {
-        return Err(invalid(format!("unknown conflict policy \"{policy}\"")).hint(
-            "use 'fail' (stop and report), 'ours', 'theirs' or 'newest' (the side whose commit is newer)",
-        ));
-    }
     let name = crate::pg::catalog::relation_name(relid)?;
+    let fixed = ["fail", "ours", "theirs", "newest"].contains(&policy);
+    // Otherwise a function (base jsonb, ours jsonb, theirs jsonb) RETURNS jsonb, which
+    // the worker calls as the table's owner: who must be allowed to.
+    let stored = if fixed {
+        policy.to_string()
+    } else {
+        let f = query_values(
+            "SELECT format('%I.%I(jsonb,jsonb,jsonb)', n.nspname, p.proname), \
+                    p.prorettype = 'jsonb'::regtype, \
+                    has_function_privilege(c.relowner, p.oid, 'EXECUTE') \
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, pg_class c \
+             WHERE p.oid = to_regprocedure($1 || '(jsonb, jsonb, jsonb)') AND c.oid = $2",
+            vec![Arg::Text(Some(policy.to_string())), Arg::Oid(relid)],
+        )
+        .unwrap_or_default();
+        let Some(f) = f.first() else {
+            return Err(invalid(format!("unknown conflict policy \"{policy}\"")).hint(
+                "use 'fail' (stop and report), 'ours', 'theirs', 'newest' (the side whose commit is newer), or the schema-qualified name of a function (base jsonb, ours jsonb, theirs jsonb) RETURNS jsonb",
+            ));
+        };
+        if !f[1].bool()? {
+            return Err(invalid(format!("conflict function {policy} must return jsonb"))
+                .hint("it gets base, ours and theirs as jsonb rows (NULL where absent) and returns the row to keep (NULL: none)"));
+        }
+        if !f[2].bool()? {
+            return Err(VcError::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("the owner of {name} may not execute {policy}: the worker calls it as that owner"),
+            )
+            .hint("GRANT EXECUTE on the function to the table's owner"));
+        }
+        f[0].text()?
+    };
     let old = query_values(
         "SELECT conflict_policy FROM vc.tracked WHERE relid = $1",
         vec![Arg::Oid(relid)],
@@ -787,7 +815,7 @@ pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String>
     }
     exec(
         "UPDATE vc.tracked SET conflict_policy = $2 WHERE relid = $1",
-        vec![Arg::Oid(relid), Arg::Text(Some(policy.to_string()))],
+        vec![Arg::Oid(relid), Arg::Text(Some(stored))],
     )?;
     old[0].text()
 }

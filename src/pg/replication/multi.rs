@@ -25,6 +25,9 @@ use crate::store::Hash;
 use pgrx::PgSqlErrorCode as Code;
 use std::collections::BTreeMap;
 
+/// Rows by key (encoded; `None`: absent).
+type KeyedRows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// What a reconcile did.
 pub enum Reconciled {
     /// The branch's new local head, to push (the remote's own head when taken).
@@ -34,12 +37,14 @@ pub enum Reconciled {
 }
 
 /// A conflicting row's fate under its table's policy.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Policy {
     Fail,
     Ours,
     Theirs,
     Newest,
+    /// A function (base, ours, theirs jsonb) -> jsonb, by its regprocedure text.
+    Function(String),
 }
 
 /// The conflict policy of each tracked table, by the name its commits use.
@@ -55,6 +60,7 @@ fn policies() -> VcResult<BTreeMap<String, Policy>> {
             Some("ours") => Policy::Ours,
             Some("theirs") => Policy::Theirs,
             Some("newest") => Policy::Newest,
+            Some(f) if f.ends_with("(jsonb,jsonb,jsonb)") => Policy::Function(f.to_string()),
             _ => Policy::Fail,
         };
         out.insert(t.name, policy);
@@ -109,15 +115,27 @@ pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> Vc
         // The newer side, with the hash breaking a tie: every primary decides alike.
         let theirs_newer = (theirs_commit.timestamp_us, theirs) > (ours_commit.timestamp_us, ours);
         let mut unresolved: BTreeMap<String, usize> = BTreeMap::new();
-        let mut take: BTreeMap<String, Vec<Conflict>> = BTreeMap::new();
+        // Per table, the rows to put in place of ours: theirs, or a function's choice.
+        let mut take: BTreeMap<String, KeyedRows> = BTreeMap::new();
         let decided = m.conflicts.len();
         for c in std::mem::take(&mut m.conflicts) {
-            match policies.get(&c.table).copied().unwrap_or(Policy::Fail) {
+            match policies.get(&c.table).cloned().unwrap_or(Policy::Fail) {
                 Policy::Fail => *unresolved.entry(c.table.clone()).or_default() += 1,
                 Policy::Ours => {}
-                Policy::Theirs => take.entry(c.table.clone()).or_default().push(c),
-                Policy::Newest if theirs_newer => take.entry(c.table.clone()).or_default().push(c),
+                Policy::Theirs => take.entry(c.table.clone()).or_default().push((c.key, c.theirs)),
+                Policy::Newest if theirs_newer => {
+                    take.entry(c.table.clone()).or_default().push((c.key, c.theirs))
+                }
                 Policy::Newest => {}
+                Policy::Function(f) => match decide_by_function(&m.root, &f, &c)? {
+                    Ok(row) => take.entry(c.table.clone()).or_default().push((c.key, row)),
+                    Err(why) => {
+                        return Ok(Reconciled::Waiting(format!(
+                            "branch {b}: the conflict function of {} failed ({why}): automatic sync of {b} stops",
+                            c.table
+                        )))
+                    }
+                },
             }
         }
         if !unresolved.is_empty() {
@@ -130,21 +148,21 @@ pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> Vc
                 what.join(", ")
             )));
         }
-        for (table, conflicts) in take {
+        for (table, rows) in take {
             let entry = m.root.tables.get_mut(&table).ok_or_else(|| {
                 VcError::new(
                     Code::ERRCODE_INTERNAL_ERROR,
                     format!("merged root lacks {table}"),
                 )
             })?;
-            let mut edits = Vec::with_capacity(conflicts.len());
-            for c in conflicts {
+            let mut edits = Vec::with_capacity(rows.len());
+            for (key, row) in rows {
                 let mut w = &store;
-                let v = match c.theirs {
+                let v = match row {
                     Some(row) => Some(store_value(&mut w, row)?),
                     None => None,
                 };
-                edits.push((c.key, v));
+                edits.push((key, v));
             }
             let mut w = &store;
             entry.tree = prolly::apply_edits(&mut w, entry.tree, edits)?;
@@ -194,4 +212,55 @@ pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> Vc
     // Not handed to branch_moved: the round pushes it right after.
     let _pushed_next = crate::pg::refs::set_branch(b, Some(ours), head)?;
     Ok(Reconciled::Head(head))
+}
+
+/// The row a conflict function keeps for conflict `c` (encoded; `None`: the row goes),
+/// or why it could not decide. The function gets the three versions as jsonb rows
+/// (NULL where absent) and runs as the table's owner; the row it returns must keep the
+/// conflict's key.
+fn decide_by_function(
+    merged: &RootValue,
+    f: &str,
+    c: &Conflict,
+) -> VcResult<Result<Option<Vec<u8>>, String>> {
+    let Some(entry) = merged.tables.get(&c.table) else {
+        return Ok(Err(format!("{} is not in the merge", c.table)));
+    };
+    let relid = crate::pg::catalog::relid_of(&c.table)?;
+    let mut plan = crate::pg::sql::Plan::new(&c.table, &entry.schema)?;
+    plan.owner = crate::pg::catalog::table_owner(relid)?;
+    // The function as the catalog names it now (it may have been dropped since).
+    let named = query_values(
+        "SELECT n.nspname::text, p.proname::text FROM pg_proc p \
+         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = to_regprocedure($1)",
+        vec![Arg::Text(Some(f.to_string()))],
+    )?;
+    let Some(n) = named.first() else {
+        return Ok(Err(format!("function {f} does not exist")));
+    };
+    let func = crate::pg::sql::QualName {
+        schema: n[0].text()?,
+        name: n[1].text()?,
+    };
+    let json = |row: &Option<Vec<u8>>| -> VcResult<Option<String>> {
+        row.as_ref()
+            .map(|r| crate::pg::rows::row_jsonb(&plan, &c.key, r))
+            .transpose()
+    };
+    let args = vec![
+        Arg::Text(json(&c.base)?),
+        Arg::Text(json(&c.ours)?),
+        Arg::Text(json(&c.theirs)?),
+    ];
+    let call = crate::pg::sql::call_conflict_function(&func);
+    let out = crate::pg::spi::as_owner(plan.owner, || crate::pg::spi::query(call, args, &[]))?;
+    let chosen = match out.into_iter().next().and_then(|r| r.into_iter().next()) {
+        Some(crate::codec::Cell::Text(t)) if t != "null" => t,
+        _ => return Ok(Ok(None)),
+    };
+    let (key, row) = crate::pg::rows::row_from_jsonb(&plan, &chosen)?;
+    if key != c.key {
+        return Ok(Err(format!("{f} returned a row with another key")));
+    }
+    Ok(Ok(Some(row)))
 }

@@ -267,9 +267,24 @@ pub fn branch_moved(moved: crate::pg::refs::Moved) -> VcResult<()> {
         WAKE.with(|w| *w.borrow_mut() = true);
         return Ok(());
     }
-    match prepare(&cfg, branch, new) {
+    let prepared = match prepare(&cfg, branch, new) {
+        // Several primaries, and another pushed first: merged here, in this
+        // transaction, when that goes quickly; then the merge is what COMMIT publishes.
+        Err(Prep::Beaten) => match merge_beaten(&cfg, branch, new) {
+            Some(merged) => prepare(&cfg, branch, merged),
+            None => Ok(None),
+        },
+        other => other,
+    };
+    match prepared {
         Ok(Some(p)) => PENDING.with(|v| v.borrow_mut().push(p)),
         Ok(None) => {}
+        Err(Prep::Beaten) => {
+            pgrx::notice!(
+                "pgvc: another primary pushed {branch} again; this commit stays here and the background worker merges and pushes it (see vc.replication_status())"
+            );
+            WAKE.with(|w| *w.borrow_mut() = true);
+        }
         Err(Prep::Fenced(epoch)) => {
             fence(&cfg, epoch)?;
             pgrx::warning!(
@@ -290,7 +305,50 @@ pub fn branch_moved(moved: crate::pg::refs::Moved) -> VcResult<()> {
 enum Prep {
     Fenced(u64),
     Failed(String),
+    /// Several primaries: the remote's head is not an ancestor of the new one.
+    Beaten,
     Pg(VcError),
+}
+
+/// Several primaries, synchronous mode: merges what another primary pushed into the
+/// commit just made (`multi::reconcile`: the live tables move, the branch moves to the
+/// merge), inside a subtransaction with a short `lock_timeout`, so that COMMIT publishes
+/// the merge. `None` when that cannot be done quickly (a lock held, a conflict the
+/// policy leaves to a person, uncommitted changes): the commit stays, a NOTICE says why,
+/// and the worker delivers.
+fn merge_beaten(cfg: &Config, branch: &str, new: Hash) -> Option<Hash> {
+    let saved = one_text("SELECT current_setting('lock_timeout')", vec![])
+        .ok()
+        .flatten();
+    let attempt = std::panic::AssertUnwindSafe(|| {
+        let run = || -> VcResult<super::multi::Reconciled> {
+            exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
+            let remote = open_remote(cfg)?;
+            super::multi::reconcile(cfg, &remote, branch, new)
+        };
+        match run() {
+            Ok(r) => r,
+            // Raised, so that the subtransaction takes back whatever it did.
+            Err(e) => e.raise(),
+        }
+    });
+    let outcome = crate::pg::sql::in_subtransaction_catching(None, attempt);
+    if let Some(v) = saved {
+        let _ = exec(
+            "SELECT set_config('lock_timeout', $1, true)",
+            vec![Arg::Text(Some(v))],
+        );
+    }
+    let why = match outcome {
+        Ok(super::multi::Reconciled::Head(h)) => return Some(h),
+        Ok(super::multi::Reconciled::Waiting(why)) => why,
+        Err(message) => message,
+    };
+    pgrx::notice!(
+        "pgvc: another primary pushed {branch} first, and merging it here now did not work out ({why}); this commit stays here and the background worker merges and pushes it"
+    );
+    WAKE.with(|w| *w.borrow_mut() = true);
+    None
 }
 
 impl From<VcError> for Prep {
@@ -327,12 +385,7 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
     let theirs = manifest.refs.get(branch).copied();
     if let (true, Some(t)) = (cfg.multi_primary, theirs) {
         if !is_ancestor(&store, t, new).map_err(VcError::from)? {
-            // Another primary pushed first: the worker merges and pushes, now.
-            pgrx::notice!(
-                "pgvc: another primary pushed {branch} first; this commit stays here and the background worker merges and pushes it (see vc.replication_status())"
-            );
-            WAKE.with(|w| *w.borrow_mut() = true);
-            return Ok(None);
+            return Err(Prep::Beaten);
         }
     }
     let force = match needs_force(&store, branch, theirs, new) {

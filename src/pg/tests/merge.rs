@@ -483,6 +483,17 @@ mod tests {
             text("SELECT vc.set_conflict_policy('acct', 'theirs')").unwrap(),
             "newest"
         );
+        // A function: stored by its signature.
+        run("CREATE FUNCTION public.badret(jsonb, jsonb, jsonb) RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;
+             CREATE FUNCTION public.keep(b jsonb, o jsonb, t jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT o $$");
+        assert_eq!(
+            text("SELECT vc.set_conflict_policy('acct', 'public.keep')").unwrap(),
+            "theirs"
+        );
+        assert_eq!(
+            text("SELECT vc.set_conflict_policy('acct', 'theirs')").unwrap(),
+            "public.keep(jsonb,jsonb,jsonb)"
+        );
         run("CREATE TABLE loose (id int PRIMARY KEY)");
         for (sql, code, needle) in [
             (
@@ -504,6 +515,16 @@ mod tests {
                 "SELECT vc.set_conflict_policy('loose', 'ours')",
                 "55000",
                 "not tracked",
+            ),
+            (
+                "SELECT vc.set_conflict_policy('acct', 'public.nosuch')",
+                "22023",
+                "unknown conflict policy",
+            ),
+            (
+                "SELECT vc.set_conflict_policy('acct', 'public.badret')",
+                "22023",
+                "must return jsonb",
             ),
         ] {
             expect_error(sql, code, needle);
