@@ -299,8 +299,9 @@ ALTER TABLE vc.tracked ADD COLUMN owner_column text;
 CREATE FUNCTION vc."_set_row_owner"("tbl" oid, "owner_column" TEXT) RETURNS void
 VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'vc_set_row_owner_wrapper';
 
--- Row ownership among several primaries (docs/BRANCHES.md): the row trigger
--- vc.set_row_owner() puts on a table. A write of a row whose owner column (the
+-- Row ownership among several primaries (docs/BRANCHES.md): the triggers
+-- vc.set_row_owner() puts on a table (AFTER each row, so that a generated owner column
+-- is computed; and BEFORE TRUNCATE). A write of a row whose owner column (the
 -- trigger's argument) does not hold vc.server_name is refused at the statement.
 -- pgvc's own writes (checkouts, merges, a standby's apply) run with
 -- session_replication_role = replica, where it does not fire.
@@ -312,6 +313,17 @@ DECLARE
     col text := TG_ARGV[0];
     owner text;
 BEGIN
+    -- Without pgvc preloaded, vc.server_name is a placeholder anyone may SET.
+    IF position('pgvc' in current_setting('shared_preload_libraries')) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('table %I.%I has row owners, which need pgvc in shared_preload_libraries', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+            HINT = 'add pgvc to shared_preload_libraries and restart';
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = format('TRUNCATE of %I.%I would delete rows other servers own', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+            HINT = format('DELETE the rows this server owns: WHERE %I = %L', col, me);
+    END IF;
     IF me IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '55000',
             MESSAGE = format('table %I.%I has row owners (column %I), but vc.server_name is not set on this server', TG_TABLE_SCHEMA, TG_TABLE_NAME, col),

@@ -594,16 +594,29 @@ pub fn drop_trigger(name: &'static str, table: &QualName) -> Sql {
 
 /// The row trigger that refuses writes of rows another server owns
 /// (`vc.set_row_owner`); the owner column's name is the trigger's argument.
-pub fn create_row_owner_trigger(table: &QualName, column: &str) -> Sql {
-    Sql::built(format!(
-        "CREATE TRIGGER vc_row_owner BEFORE INSERT OR UPDATE OR DELETE ON {table} \
-         FOR EACH ROW EXECUTE FUNCTION vc.row_owner_check({})",
-        literal(column)
-    ))
+/// (AFTER each row: a stored generated owner column is computed by then.)
+pub fn create_row_owner_triggers(table: &QualName, column: &str) -> [Sql; 2] {
+    [
+        Sql::built(format!(
+            "CREATE TRIGGER vc_row_owner AFTER INSERT OR UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION vc.row_owner_check({})",
+            literal(column)
+        )),
+        Sql::built(format!(
+            "CREATE TRIGGER vc_row_owner_truncate BEFORE TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION vc.row_owner_check({})",
+            literal(column)
+        )),
+    ]
 }
 
-pub fn drop_row_owner_trigger(table: &QualName) -> Sql {
-    Sql::built(format!("DROP TRIGGER IF EXISTS vc_row_owner ON {table}"))
+pub fn drop_row_owner_triggers(table: &QualName) -> [Sql; 2] {
+    [
+        Sql::built(format!("DROP TRIGGER IF EXISTS vc_row_owner ON {table}")),
+        Sql::built(format!(
+            "DROP TRIGGER IF EXISTS vc_row_owner_truncate ON {table}"
+        )),
+    ]
 }
 
 /// Empties a key log.
@@ -707,6 +720,12 @@ pub fn foreign_key_orphans(
         not_null.join(" AND "),
         matches.join(" AND ")
     )))
+}
+
+/// `lock_exclusive`, failing at once (SQLSTATE 55P03) when someone holds a lock that
+/// conflicts.
+pub fn lock_exclusive_nowait(t: &QualName) -> Sql {
+    Sql::built(format!("LOCK TABLE {t} IN EXCLUSIVE MODE NOWAIT"))
 }
 
 pub fn lock_exclusive(t: &QualName) -> Sql {

@@ -530,10 +530,9 @@ pub fn untrack(relid: Oid) -> VcResult<()> {
         }
     }
     // Row owners are a rule of tracked tables (vc.set_row_owner).
-    exec(
-        sql::drop_row_owner_trigger(&QualName::parse("table name", &name)?),
-        vec![],
-    )?;
+    for stmt in sql::drop_row_owner_triggers(&QualName::parse("table name", &name)?) {
+        exec(stmt, vec![])?;
+    }
     // By the stored name: a 0.1 table's log is named by its OID until its first commit.
     let stored = one_row(
         "SELECT log_table FROM vc.tracked WHERE relid = $1",

@@ -772,6 +772,8 @@ pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String>
             "SELECT format('%I.%I(jsonb,jsonb,jsonb)', n.nspname, p.proname), \
                     p.prorettype = 'jsonb'::regtype, \
                     has_function_privilege(c.relowner, p.oid, 'EXECUTE') \
+                    AND (p.proowner = c.relowner OR (SELECT rolsuper FROM pg_roles WHERE oid = p.proowner)) \
+                    AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, pg_class c \
              WHERE p.oid = to_regprocedure($1 || '(jsonb, jsonb, jsonb)') AND c.oid = $2",
             vec![Arg::Text(Some(policy.to_string())), Arg::Oid(relid)],
@@ -789,9 +791,9 @@ pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String>
         if !f[2].bool()? {
             return Err(VcError::new(
                 Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("the owner of {name} may not execute {policy}: the worker calls it as that owner"),
+                format!("{policy} cannot be the conflict function of {name}: the worker calls it as the table's owner, who must own it (or a superuser must) and may execute it, outside a temporary schema"),
             )
-            .hint("GRANT EXECUTE on the function to the table's owner"));
+            .hint("make the table's owner own the function (ALTER FUNCTION ... OWNER TO), in a permanent schema"));
         }
         f[0].text()?
     };
@@ -866,10 +868,21 @@ pub fn set_row_owner(relid: pg_sys::Oid, column: Option<&str>) -> VcResult<()> {
             .hint("name the column that holds each row's owning server (vc.server_name)"));
         }
     }
+    if column.is_some() && !crate::pg::progress::enabled() {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "row owners need pgvc in shared_preload_libraries (vc.server_name is defined there)",
+        )
+        .hint("add pgvc to shared_preload_libraries and restart"));
+    }
     let table = QualName::parse("table name", &name)?;
-    exec(crate::pg::sql::drop_row_owner_trigger(&table), vec![])?;
+    for stmt in crate::pg::sql::drop_row_owner_triggers(&table) {
+        exec(stmt, vec![])?;
+    }
     if let Some(c) = column {
-        exec(crate::pg::sql::create_row_owner_trigger(&table, c), vec![])?;
+        for stmt in crate::pg::sql::create_row_owner_triggers(&table, c) {
+            exec(stmt, vec![])?;
+        }
     }
     exec(
         "UPDATE vc.tracked SET owner_column = $2 WHERE relid = $1",

@@ -71,6 +71,14 @@ fn policies() -> VcResult<BTreeMap<String, Policy>> {
 /// Brings local branch `b` (at `ours`) together with the remote's head of it.
 pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> VcResult<Reconciled> {
     let remote_name = cfg.remote.as_deref().unwrap_or_default();
+    if let Some(m) = crate::pg::merging::state()? {
+        if m.branch == b {
+            return Ok(Reconciled::Waiting(format!(
+                "branch {b} has an unfinished vc.merge of {}: it takes what remote \"{remote_name}\" has once that is committed or aborted",
+                m.theirs_name
+            )));
+        }
+    }
     let mut store = PgStore::new();
     let theirs = remote.fetch(&mut store, b, &mut |_| {})?.head;
     store.flush()?;
@@ -185,28 +193,8 @@ pub fn reconcile(cfg: &Config, remote: &SharedRemote, b: &str, ours: Hash) -> Vc
         (h, m.root)
     };
     if current_branch(false)? == b {
-        // The live tables move to the result: only rows that differ are written, as
-        // by a checkout. A user's change not yet committed would be rewritten: wait.
-        if crate::pg::checkout::has_uncommitted()? {
-            return Ok(Reconciled::Waiting(format!(
-                "branch {b} waits for the uncommitted changes here to be committed before it takes what remote \"{remote_name}\" has"
-            )));
-        }
-        // Never hold users up for long: a lock not granted soon fails the round.
-        exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
-        let added = crate::pg::checkout::checkout_root(
-            &store,
-            Some(ours),
-            &target,
-            &format!("the merge with {remote_name}/{b}"),
-            crate::pg::types::NewLabels::Add,
-        )?;
-        if added {
-            // New enum labels are usable once committed: the next round applies.
-            crate::pg::worker::wake();
-            return Ok(Reconciled::Waiting(format!(
-                "branch {b}: enum labels added for what remote \"{remote_name}\" has; applied next round"
-            )));
+        if let Some(why) = apply_live(&store, ours, &target, b, remote_name)? {
+            return Ok(Reconciled::Waiting(why));
         }
     }
     // Not handed to branch_moved: the round pushes it right after.
@@ -229,15 +217,25 @@ fn decide_by_function(
     let relid = crate::pg::catalog::relid_of(&c.table)?;
     let mut plan = crate::pg::sql::Plan::new(&c.table, &entry.schema)?;
     plan.owner = crate::pg::catalog::table_owner(relid)?;
-    // The function as the catalog names it now (it may have been dropped since).
+    // The function as the catalog names it now (it may have been dropped since), run
+    // only if the table's owner or a superuser owns it: a function someone else put
+    // in its place (with CREATE on that schema) must not run with the owner's rights.
     let named = query_values(
-        "SELECT n.nspname::text, p.proname::text FROM pg_proc p \
-         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = to_regprocedure($1)",
-        vec![Arg::Text(Some(f.to_string()))],
+        "SELECT n.nspname::text, p.proname::text, \
+                (p.proowner = c.relowner OR (SELECT rolsuper FROM pg_roles WHERE oid = p.proowner)) \
+                AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, pg_class c \
+         WHERE p.oid = to_regprocedure($1) AND c.oid = $2",
+        vec![Arg::Text(Some(f.to_string())), Arg::Oid(relid)],
     )?;
     let Some(n) = named.first() else {
         return Ok(Err(format!("function {f} does not exist")));
     };
+    if !n[2].bool()? {
+        return Ok(Err(format!(
+            "function {f} is owned by neither the table's owner nor a superuser"
+        )));
+    }
     let func = crate::pg::sql::QualName {
         schema: n[0].text()?,
         name: n[1].text()?,
@@ -252,8 +250,31 @@ fn decide_by_function(
         Arg::Text(json(&c.ours)?),
         Arg::Text(json(&c.theirs)?),
     ];
+    // In a subtransaction, with a time limit: a function that fails or hangs leaves
+    // the branch waiting, never the worker stuck or every branch stopped.
     let call = crate::pg::sql::call_conflict_function(&func);
-    let out = crate::pg::spi::as_owner(plan.owner, || crate::pg::spi::query(call, args, &[]))?;
+    let saved = crate::pg::spi::one_text("SELECT current_setting('statement_timeout')", vec![])?;
+    let attempt = std::panic::AssertUnwindSafe(|| {
+        let run = || {
+            exec("SELECT set_config('statement_timeout', '5s', true)", vec![])?;
+            crate::pg::spi::as_owner(plan.owner, || crate::pg::spi::query(call, args, &[]))
+        };
+        match run() {
+            Ok(rows) => rows,
+            Err(e) => e.raise(),
+        }
+    });
+    let outcome = crate::pg::sql::in_subtransaction_catching(None, attempt);
+    if let Some(v) = saved {
+        exec(
+            "SELECT set_config('statement_timeout', $1, true)",
+            vec![Arg::Text(Some(v))],
+        )?;
+    }
+    let out = match outcome {
+        Ok(rows) => rows,
+        Err(why) => return Ok(Err(why)),
+    };
     let chosen = match out.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(crate::codec::Cell::Text(t)) if t != "null" => t,
         _ => return Ok(Ok(None)),
@@ -263,4 +284,77 @@ fn decide_by_function(
         return Ok(Err(format!("{f} returned a row with another key")));
     }
     Ok(Ok(Some(row)))
+}
+
+/// Moves the live tables of the checked-out branch from `ours` to `target`, or says why
+/// not now. Never waits for a writer: the tables are locked with NOWAIT (a table in
+/// use means the next round), so neither the worker nor a committing session (a
+/// synchronous merge) holds anyone up or waits in a cycle. With the locks held, the
+/// working set is judged on a fresh snapshot (a writer that committed while the merge
+/// was computed is seen: its change is not rewritten). The rewrite runs in a
+/// subtransaction: a row the tables refuse (a unique or NOT NULL constraint, a CHECK)
+/// rolls it back whole and leaves the branch waiting, with the reason.
+fn apply_live(
+    store: &PgStore,
+    ours: Hash,
+    target: &RootValue,
+    b: &str,
+    remote_name: &str,
+) -> VcResult<Option<String>> {
+    const LOCK_NOT_AVAILABLE: &[Code] = &[Code::ERRCODE_LOCK_NOT_AVAILABLE];
+    let tables = crate::pg::catalog::tracked_tables()?;
+    let lock = std::panic::AssertUnwindSafe(|| {
+        for t in &tables {
+            // (Only what the caller may write: a committing session must not hold other
+            // tables locked; a table it may not rewrite is refused by the rewrite.)
+            if crate::pg::checkout::caller_may_write(t.relid)? {
+                let q = crate::pg::sql::QualName::parse("table name", &t.name)?;
+                exec(crate::pg::sql::lock_exclusive_nowait(&q), vec![])?;
+            }
+        }
+        Ok::<(), VcError>(())
+    });
+    match crate::pg::sql::in_subtransaction_catching(Some(LOCK_NOT_AVAILABLE), lock) {
+        Ok(r) => r?,
+        Err(_) => {
+            return Ok(Some(format!(
+                "branch {b}: a tracked table is in use; what remote \"{remote_name}\" has is taken next round"
+            )))
+        }
+    }
+    crate::pg::spi::with_latest_snapshot(|| {
+        if crate::pg::checkout::has_uncommitted()? {
+            return Ok(Some(format!(
+                "branch {b} waits for the uncommitted changes here to be committed before it takes what remote \"{remote_name}\" has"
+            )));
+        }
+        let rewrite = std::panic::AssertUnwindSafe(|| {
+            let run = || {
+                crate::pg::checkout::checkout_root(
+                    store,
+                    Some(ours),
+                    target,
+                    &format!("the merge with {remote_name}/{b}"),
+                    crate::pg::types::NewLabels::Add,
+                )
+            };
+            match run() {
+                Ok(added) => added,
+                Err(e) => e.raise(),
+            }
+        });
+        match crate::pg::sql::in_subtransaction_catching(None, rewrite) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                // New enum labels are usable once committed: the next round applies.
+                crate::pg::worker::wake();
+                Ok(Some(format!(
+                    "branch {b}: enum labels added for what remote \"{remote_name}\" has; applied next round"
+                )))
+            }
+            Err(why) => Ok(Some(format!(
+                "branch {b}: the tables here refused what remote \"{remote_name}\" has ({why}); fix the rows, or merge by hand with SELECT vc.pull('{remote_name}')"
+            ))),
+        }
+    })
 }

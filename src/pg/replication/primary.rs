@@ -321,13 +321,21 @@ fn merge_beaten(cfg: &Config, branch: &str, new: Hash) -> Option<Hash> {
         .ok()
         .flatten();
     let attempt = std::panic::AssertUnwindSafe(|| {
-        let run = || -> VcResult<super::multi::Reconciled> {
+        let run = || -> VcResult<Hash> {
             exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
             let remote = open_remote(cfg)?;
-            super::multi::reconcile(cfg, &remote, branch, new)
+            // The remote may not hold the commit (and HEAD) for longer than a publish.
+            let _deadline = remote.deadline(publish_timeout());
+            match super::multi::reconcile(cfg, &remote, branch, new)? {
+                super::multi::Reconciled::Head(h) => Ok(h),
+                super::multi::Reconciled::Waiting(why) => Err(VcError::new(
+                    Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    why,
+                )),
+            }
         };
         match run() {
-            Ok(r) => r,
+            Ok(h) => h,
             // Raised, so that the subtransaction takes back whatever it did.
             Err(e) => e.raise(),
         }
@@ -340,8 +348,7 @@ fn merge_beaten(cfg: &Config, branch: &str, new: Hash) -> Option<Hash> {
         );
     }
     let why = match outcome {
-        Ok(super::multi::Reconciled::Head(h)) => return Some(h),
-        Ok(super::multi::Reconciled::Waiting(why)) => why,
+        Ok(h) => return Some(h),
         Err(message) => message,
     };
     pgrx::notice!(
@@ -512,22 +519,6 @@ pub fn push_all(cfg: &Config) -> VcResult<u64> {
     if !behind {
         record_success(None);
         return Ok(0);
-    }
-    // Several primaries: when the checked-out branch must take another primary's
-    // changes, its tables are locked before HEAD, in the order a writer takes them
-    // (its statement, then vc.commit): the worker waits for writers, never in a cycle
-    // with one, and never long (a lock not granted soon fails the round: retried).
-    if cfg.multi_primary {
-        let checked_out = current_branch(false)?;
-        if let (Some(t), Some(o)) = (manifest.refs.get(&checked_out), ref_hash(&checked_out)?) {
-            if heads.contains(&checked_out) && !is_ancestor(&store, *t, o)? {
-                exec("SELECT set_config('lock_timeout', '250ms', true)", vec![])?;
-                for t in crate::pg::catalog::tracked_tables()? {
-                    let q = crate::pg::sql::QualName::parse("table name", &t.name)?;
-                    exec(crate::pg::sql::lock_exclusive(&q), vec![])?;
-                }
-            }
-        }
     }
     // Hold the HEAD lock: no commit moves a branch while we compare and push.
     current_branch(true)?;

@@ -596,6 +596,24 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM orders"), 2);
         // Removed: every write goes again.
         run("SELECT vc.set_row_owner('orders', NULL); UPDATE orders SET qty = 9 WHERE id = 2");
+        // TRUNCATE would take other servers' rows too; a generated owner column (a
+        // key range) is seen as computed.
+        run("SELECT vc.set_row_owner('orders', 'region')");
+        expect_error("TRUNCATE orders", "42501", "other servers own");
+        run("CREATE TABLE ranged (id int PRIMARY KEY,
+               site text GENERATED ALWAYS AS (CASE WHEN id < 100 THEN 'east' ELSE 'west' END) STORED);
+             SELECT vc.track('ranged'); SELECT vc.set_row_owner('ranged', 'site');
+             INSERT INTO ranged VALUES (5)");
+        expect_error(
+            "INSERT INTO ranged VALUES (500)",
+            "42501",
+            "must be owned by this server",
+        );
+        expect_error(
+            "UPDATE ranged SET id = 150 WHERE id = 5",
+            "42501",
+            "must be owned by this server",
+        );
         run("RESET vc.server_name");
     }
 }
