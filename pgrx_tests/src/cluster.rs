@@ -171,6 +171,27 @@ impl Cluster {
         self.connect_to("postgres", user)
     }
 
+    /// A connection to `postgres` whose NOTICE and WARNING messages are collected in
+    /// the returned list, as they arrive.
+    pub fn connect_collecting_notices(
+        &self,
+    ) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let client = Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(30))
+            .notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()))
+            .connect(NoTls)
+            .unwrap_or_else(|e| {
+                panic!("cannot connect on port {}: {}", self.port, error_detail(&e))
+            });
+        (client, seen)
+    }
+
     fn connect_to(&self, db: &str, user: &str) -> Client {
         Config::new()
             .host("127.0.0.1")

@@ -323,7 +323,7 @@ fn a_beaten_commit_is_on_the_remote_merged_when_commit_returns() {
         })
         .collect();
     let c1 = Cluster::start_for(&remote, &slow);
-    let mut d1 = c1.connect();
+    let (mut d1, notices) = c1.connect_collecting_notices();
     d1.batch_execute(&format!(
         "CREATE EXTENSION pgvc; SELECT vc.clone('{}')",
         remote.url()
@@ -333,6 +333,16 @@ fn a_beaten_commit_is_on_the_remote_merged_when_commit_returns() {
         .unwrap();
     d1.batch_execute("UPDATE kv SET v = 'one' WHERE k = 2; SELECT vc.commit('one')")
         .unwrap();
+    // Merged in the commit's own transaction, not left to the worker.
+    assert!(
+        !notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("background worker")),
+        "{:?}",
+        notices.lock().unwrap()
+    );
     let head1 = query_scalar(&mut d1, "SELECT vc.hashof('main')");
     assert_eq!(
         query_scalar(
