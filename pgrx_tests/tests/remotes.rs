@@ -231,8 +231,8 @@ const RACE_ROUNDS: usize = 5;
 
 /// Two servers that both start at the remote's head commit different changes and
 /// push at the same moment, `RACE_ROUNDS` times: exactly one wins every round, the
-/// loser is refused and its pull changes nothing; then it resets to the remote's head
-/// (the winner's commit) for the next round.
+/// loser is refused and its pull merges (the rows both changed are conflicts); then it
+/// resets to the remote's head (the winner's commit) for the next round.
 fn push_race(remote: &dyn TestRemote) {
     let a = Cluster::start_for(remote, &[]);
     let b = Cluster::start_for(remote, &[]);
@@ -287,16 +287,28 @@ fn push_race(remote: &dyn TestRemote) {
         let (code, msg) = results[loser].clone().unwrap_err().unwrap();
         assert_eq!(code, "55000", "round {round}: {msg}");
         assert!(msg.contains("pull first"), "round {round}: {msg}");
-        // The loser's history has diverged from the remote: pull says so and changes
-        // nothing.
+        // The loser's history has diverged from the remote: pull merges. The rows both
+        // changed (id a multiple of 15) are conflicts kept at ours; the winner's other
+        // rows come in.
         let d = &mut sides[loser];
-        let before = rows(d, "t");
-        let e = d.batch_execute("SELECT vc.pull()").unwrap_err();
-        let e = e.as_db_error().unwrap();
-        assert_eq!(e.code().code(), "0A000", "round {round}");
-        assert!(e.message().contains("diverged"), "{}", e.message());
-        assert_eq!(rows(d, "t"), before, "round {round}");
-        // Next round: the loser starts again from the remote's head.
+        d.batch_execute("SELECT vc.pull()").unwrap();
+        assert_eq!(
+            query_scalar(d, "SELECT count(*)::text FROM vc.conflicts()"),
+            query_scalar(d, "SELECT count(*)::text FROM t WHERE id % 15 = 0"),
+            "round {round}"
+        );
+        let (mine, theirs) = if loser == 0 { ('a', 'b') } else { ('b', 'a') };
+        assert_eq!(
+            query_scalar(d, "SELECT v FROM t WHERE id = 15"),
+            format!("{mine}{round}")
+        );
+        let winner_only = if winner == 0 { 3 } else { 5 };
+        assert_eq!(
+            query_scalar(d, &format!("SELECT v FROM t WHERE id = {winner_only}")),
+            format!("{theirs}{round}")
+        );
+        // Next round: the loser starts again from the remote's head (the reset ends
+        // the unfinished merge).
         d.batch_execute("SELECT * FROM vc.fetch(); SELECT vc.reset('origin/main')")
             .unwrap();
         let heads: Vec<String> = sides
