@@ -758,6 +758,30 @@ fn vc_merge_abort() {
     run(|| with_spi(merge_abort))
 }
 
+/// Refuses a table that is not tracked, or that the caller does not own (`what` names
+/// the setting in the message).
+fn require_tracked_and_owned(relid: pg_sys::Oid, name: &str, what: &str) -> VcResult<()> {
+    let tracked = query_values(
+        "SELECT 1 FROM vc.tracked WHERE relid = $1",
+        vec![Arg::Oid(relid)],
+    )?;
+    if tracked.is_empty() {
+        return Err(VcError::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table {name} is not tracked"),
+        )
+        .hint(format!("SELECT vc.track('{name}') first")));
+    }
+    if !crate::pg::spi::caller_owns(relid)? {
+        return Err(VcError::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: only the owner of {name} may set its {what}"),
+        )
+        .hint("run it as the table's owner or a superuser"));
+    }
+    Ok(())
+}
+
 /// `vc.set_conflict_policy(tbl, policy)`: how the worker of one of several primaries
 /// (`vc.multi_primary`) decides rows both sides changed; the previous policy.
 pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String> {
@@ -797,29 +821,16 @@ pub fn set_conflict_policy(relid: pg_sys::Oid, policy: &str) -> VcResult<String>
         }
         f[0].text()?
     };
+    require_tracked_and_owned(relid, &name, "conflict policy")?;
     let old = query_values(
         "SELECT conflict_policy FROM vc.tracked WHERE relid = $1",
         vec![Arg::Oid(relid)],
     )?;
-    let Some(old) = old.first() else {
-        return Err(VcError::new(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("table {name} is not tracked"),
-        )
-        .hint(format!("SELECT vc.track('{name}') first")));
-    };
-    if !crate::pg::spi::caller_owns(relid)? {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: only the owner of {name} may set its conflict policy"),
-        )
-        .hint("run it as the table's owner or a superuser"));
-    }
     exec(
         "UPDATE vc.tracked SET conflict_policy = $2 WHERE relid = $1",
         vec![Arg::Oid(relid), Arg::Text(Some(stored))],
     )?;
-    old[0].text()
+    old[0][0].text()
 }
 
 #[pg_extern(name = "_set_conflict_policy", volatile)]
@@ -836,24 +847,7 @@ fn vc_set_conflict_policy(tbl: Option<pg_sys::Oid>, policy: Option<&str>) -> Str
 /// at the statement); NULL removes the rule.
 pub fn set_row_owner(relid: pg_sys::Oid, column: Option<&str>) -> VcResult<()> {
     let name = crate::pg::catalog::relation_name(relid)?;
-    let tracked = query_values(
-        "SELECT 1 FROM vc.tracked WHERE relid = $1",
-        vec![Arg::Oid(relid)],
-    )?;
-    if tracked.is_empty() {
-        return Err(VcError::new(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("table {name} is not tracked"),
-        )
-        .hint(format!("SELECT vc.track('{name}') first")));
-    }
-    if !crate::pg::spi::caller_owns(relid)? {
-        return Err(VcError::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: only the owner of {name} may set its row owners"),
-        )
-        .hint("run it as the table's owner or a superuser"));
-    }
+    require_tracked_and_owned(relid, &name, "row owners")?;
     if let Some(c) = column {
         let exists = crate::pg::spi::one_bool(
             "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 \
