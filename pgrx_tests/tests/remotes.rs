@@ -84,7 +84,8 @@ fn clone_round_trip(remote: &dyn TestRemote) {
     da.batch_execute(TYPES).unwrap();
     da.batch_execute(TABLES).unwrap();
     da.batch_execute(
-        "SELECT vc.commit('first'); UPDATE shop.orders SET qty = 2 WHERE id % 7 = 0;
+        "SELECT vc.commit('first'); SELECT vc.tag('v1', 'HEAD', 'the first');
+                      UPDATE shop.orders SET qty = 2 WHERE id % 7 = 0;
                       SELECT vc.commit('second');",
     )
     .unwrap();
@@ -106,6 +107,14 @@ fn clone_round_trip(remote: &dyn TestRemote) {
         assert_eq!(columns(&mut dbb, t), columns(&mut da, t), "columns of {t}");
     }
     assert_eq!(log(&mut dbb), log(&mut da));
+    // The tag came along (pushed with the branch), message and all.
+    let tags =
+        "SELECT string_agg(format('%s %s %s', name, commit_hash, message), ',') FROM vc.tags()";
+    assert_eq!(query_scalar(&mut dbb, tags), query_scalar(&mut da, tags));
+    assert_eq!(
+        query_scalar(&mut dbb, "SELECT (vc.hashof('v1') = vc.hashof('HEAD~1'))::text"),
+        "true"
+    );
     assert_eq!(
         query_scalar(&mut dbb, "SELECT vc.root_hash()"),
         query_scalar(&mut da, "SELECT vc.root_hash()")
