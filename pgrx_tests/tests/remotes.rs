@@ -112,7 +112,10 @@ fn clone_round_trip(remote: &dyn TestRemote) {
         "SELECT string_agg(format('%s %s %s', name, commit_hash, message), ',') FROM vc.tags()";
     assert_eq!(query_scalar(&mut dbb, tags), query_scalar(&mut da, tags));
     assert_eq!(
-        query_scalar(&mut dbb, "SELECT (vc.hashof('v1') = vc.hashof('HEAD~1'))::text"),
+        query_scalar(
+            &mut dbb,
+            "SELECT (vc.hashof('v1') = vc.hashof('HEAD~1'))::text"
+        ),
         "true"
     );
     assert_eq!(
