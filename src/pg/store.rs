@@ -60,6 +60,13 @@ fn cache_get(h: &Hash) -> Option<Chunk> {
     CACHE.with(|c| c.borrow_mut().get(h))
 }
 
+/// Forgets every cached chunk, so the next reads go to the table (tests of what the
+/// table holds).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn clear_cache() {
+    CACHE.with(|c| *c.borrow_mut() = Cache::default())
+}
+
 fn cache_put(h: Hash, data: Chunk) {
     CACHE.with(|c| c.borrow_mut().insert(h, data))
 }
@@ -140,6 +147,52 @@ impl PgStore {
         Ok(c)
     }
 
+    /// Pending and cached chunks from memory, the rest with one query. Bulk reads
+    /// (push, diffs) stream through far more chunks than the cache holds, so what
+    /// they read from the table is not cached: it would evict the paths that a
+    /// stream of commits keeps touching.
+    fn get_many_chunks(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        pgrx::check_for_interrupts!();
+        let mut out: Vec<Option<Chunk>> = {
+            let pending = self.pending.borrow();
+            hs.iter()
+                .map(|h| pending.chunks.get(h).cloned().or_else(|| cache_get(h)))
+                .collect()
+        };
+        let asked: Vec<Option<Vec<u8>>> = hs
+            .iter()
+            .zip(&out)
+            .filter(|(_, c)| c.is_none())
+            .map(|(h, _)| Some(h.as_bytes().to_vec()))
+            .collect();
+        if asked.is_empty() {
+            return Ok(out);
+        }
+        let rows = query(
+            "SELECT hash, data FROM vc.chunks WHERE hash = ANY($1)",
+            vec![Arg::ByteaArray(asked)],
+            &[true, true],
+        )
+        .map_err(|e| StoreError::Backend(e.message))?;
+        let mut found: HashMap<Hash, Chunk> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let mut cells = row.into_iter();
+            if let (Some(Cell::Bytes(h)), Some(Cell::Bytes(d))) = (cells.next(), cells.next()) {
+                let Some(h) = Hash::from_slice(&h) else {
+                    continue;
+                };
+                verify(&h, &d)?;
+                found.insert(h, Chunk::from(d));
+            }
+        }
+        for (c, h) in out.iter_mut().zip(hs) {
+            if c.is_none() {
+                *c = found.get(h).cloned();
+            }
+        }
+        Ok(out)
+    }
+
     fn has_chunk(&self, h: &Hash) -> Result<bool> {
         if self.pending.borrow().chunks.contains_key(h) {
             return Ok(true);
@@ -210,6 +263,9 @@ impl ChunkStore for PgStore {
     fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
         self.has_many_chunks(hs)
     }
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        self.get_many_chunks(hs)
+    }
     fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
         self.put_chunk(data)
     }
@@ -224,6 +280,9 @@ impl ChunkStore for &PgStore {
     }
     fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
         self.has_many_chunks(hs)
+    }
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        self.get_many_chunks(hs)
     }
     fn put(&mut self, data: Vec<u8>) -> Result<Hash> {
         self.put_chunk(data)

@@ -2,9 +2,10 @@
 //!
 //! Contract every implementation must keep (checked by `testsuite`):
 //! `put(data)` returns `hash_of(&data)` and is idempotent; `get(h)` returns
-//! exactly the bytes put under `h` or `StoreError::Missing(h)`; `has_many`
-//! answers in input order. Chunks are `Arc<[u8]>` so stores may cache and
-//! hand out clones cheaply.
+//! exactly the bytes put under `h` or `StoreError::Missing(h)`, so what `get` returns
+//! hashes to `h` (a store reading untrusted media verifies before handing bytes out,
+//! and callers need not hash again); `has_many` and `get_many` answer in input order.
+//! Chunks are `Arc<[u8]>` so stores may cache and hand out clones cheaply.
 
 use super::{hash_of, Hash, Result, StoreError};
 use std::sync::Arc;
@@ -18,6 +19,18 @@ pub trait ChunkStore {
     fn put(&mut self, data: Vec<u8>) -> Result<Hash>;
     fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
         hs.iter().map(|h| self.has(h)).collect()
+    }
+    /// The chunks `hs` names, in input order, `None` for one the store lacks. A store
+    /// behind a query language answers a batch with one request (`PgStore`: one SPI
+    /// call), which is what bulk walks (push, fetch, diffs) are for.
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        hs.iter()
+            .map(|h| match self.get(h) {
+                Ok(c) => Ok(Some(c)),
+                Err(StoreError::Missing(m)) if m == *h => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 }
 
@@ -48,6 +61,9 @@ impl<S: ChunkStore + ?Sized> ChunkStore for &mut S {
     fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
         (**self).has_many(hs)
     }
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        (**self).get_many(hs)
+    }
 }
 
 impl<S: ChunkStore + ?Sized> ChunkStore for Box<S> {
@@ -62,6 +78,9 @@ impl<S: ChunkStore + ?Sized> ChunkStore for Box<S> {
     }
     fn has_many(&self, hs: &[Hash]) -> Result<Vec<bool>> {
         (**self).has_many(hs)
+    }
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        (**self).get_many(hs)
     }
 }
 
@@ -90,6 +109,21 @@ mod tests {
         let h2 = ChunkStore::put(&mut r, b"y".to_vec()).unwrap();
         assert_eq!(&*r.get(&h2).unwrap(), b"y");
         assert_eq!(m.puts, 1);
+    }
+
+    #[test]
+    fn get_many_answers_in_order_with_none_for_missing() {
+        let mut m = MemStore::new();
+        let a = m.put(b"a".to_vec()).unwrap();
+        let b = m.put(b"b".to_vec()).unwrap();
+        let gone = hash_of(b"never stored");
+        let boxed: Box<dyn ChunkStore> = Box::new(m);
+        let got = boxed.get_many(&[b, gone, a, b]).unwrap();
+        let got: Vec<Option<&[u8]>> = got.iter().map(|c| c.as_deref()).collect();
+        assert_eq!(
+            got,
+            vec![Some(&b"b"[..]), None, Some(&b"a"[..]), Some(&b"b"[..])]
+        );
     }
 
     #[test]

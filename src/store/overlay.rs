@@ -37,6 +37,25 @@ impl ChunkStore for &Overlay<'_> {
         self.base.get(h)
     }
 
+    /// What `top` lacks goes to `base` in one batch.
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        let top = self.top.borrow();
+        let mut out = Vec::with_capacity(hs.len());
+        let mut rest = Vec::new();
+        for (i, h) in hs.iter().enumerate() {
+            out.push(if top.has(h)? { Some(top.get(h)?) } else { None });
+            if out[i].is_none() {
+                rest.push(i);
+            }
+        }
+        drop(top);
+        let asked: Vec<Hash> = rest.iter().map(|&i| hs[i]).collect();
+        for (i, c) in rest.into_iter().zip(self.base.get_many(&asked)?) {
+            out[i] = c;
+        }
+        Ok(out)
+    }
+
     fn has(&self, h: &Hash) -> Result<bool> {
         Ok(self.top.borrow().has(h)? || self.base.has(h)?)
     }
@@ -84,6 +103,21 @@ impl<T: ChunkStore> ChunkStore for &Layered<'_, T> {
 
     fn has(&self, h: &Hash) -> Result<bool> {
         Ok(self.base.has(h)? || self.top.borrow().has(h)?)
+    }
+
+    /// One batch to `base`; what it lacks is looked up in `top`.
+    fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        let mut out = self.base.get_many(hs)?;
+        for (c, h) in out.iter_mut().zip(hs) {
+            if c.is_none() {
+                *c = match self.top.borrow().get(h) {
+                    Ok(d) => Some(d),
+                    Err(super::StoreError::Missing(_)) => None,
+                    Err(e) => return Err(e),
+                };
+            }
+        }
+        Ok(out)
     }
 
     fn put(&mut self, data: Vec<u8>) -> Result<Hash> {

@@ -12,6 +12,7 @@ pub fn run_all<S: ChunkStore>(make: &mut dyn FnMut() -> S) {
     idempotent_put(&mut make());
     missing_chunk(&mut make());
     has_and_has_many(&mut make());
+    get_many_in_order(&mut make());
     empty_chunk(&mut make());
     large_chunk(&mut make());
     many_chunks(&mut make());
@@ -81,6 +82,38 @@ fn has_and_has_many<S: ChunkStore>(s: &mut S) {
         "has_many keeps input order"
     );
     assert!(s.has_many(&[]).expect("has_many failed").is_empty());
+}
+
+fn get_many_in_order<S: ChunkStore>(s: &mut S) {
+    let datas: Vec<Vec<u8>> = (0..700u64)
+        .map(|i| pseudo_random(50 + i as usize, i))
+        .collect();
+    let mut hs: Vec<_> = datas
+        .iter()
+        .map(|d| s.put(d.clone()).expect("put failed"))
+        .collect();
+    let absent = hash_of(b"never stored");
+    hs.insert(3, absent);
+    hs.push(hs[0]);
+    let got = s.get_many(&hs).expect("get_many failed");
+    assert_eq!(got.len(), hs.len(), "get_many answers every hash");
+    assert!(
+        got[3].is_none(),
+        "get_many answers None for an absent chunk"
+    );
+    let mut expect: Vec<&Vec<u8>> = datas.iter().collect();
+    expect.insert(3, &datas[0]); // placeholder for the absent one, skipped below
+    expect.push(&datas[0]);
+    for (i, (c, d)) in got.iter().zip(expect).enumerate() {
+        if i == 3 {
+            continue;
+        }
+        let c = c
+            .as_ref()
+            .unwrap_or_else(|| panic!("get_many lost chunk {i}"));
+        assert_eq!(&c[..], &d[..], "get_many keeps input order (chunk {i})");
+    }
+    assert!(s.get_many(&[]).expect("get_many failed").is_empty());
 }
 
 fn empty_chunk<S: ChunkStore>(s: &mut S) {
