@@ -146,7 +146,7 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
                 Some(w) => w,
                 None => writer.insert(PackWriter::new(self.remote.store())?),
             };
-            w.add(*h, data)?;
+            w.add_chunk(*h, data.clone())?;
             self.flushed.0 += 1;
             self.flushed.1 += data.len() as u64;
         }

@@ -17,7 +17,7 @@
 
 use super::object::{ObjectStore, ObjectWriter};
 use super::{RemoteError, Result};
-use crate::store::Hash;
+use crate::store::{Chunk, Hash};
 use serde::{Deserialize, Serialize};
 
 pub const PACK_MAGIC: &[u8; 8] = b"PGVCPACK";
@@ -59,41 +59,138 @@ fn header(magic: &[u8; 8]) -> Vec<u8> {
     h
 }
 
+/// Batches in flight between the walk and the pack writer's thread, and chunks per
+/// batch (a few MB at most in all; batches keep the thread hand-offs few).
+const IN_FLIGHT: usize = 8;
+const BATCH: usize = 64;
+
+type Batch = Vec<(Hash, Chunk, bool)>;
+
+type Written = Result<(Box<dyn ObjectWriter>, blake3::Hasher)>;
+
 /// Streams chunks into a new pack object.
+///
+/// The bytes are hashed (for the idx trailer) and written by a thread of its own, so
+/// a push reads and walks chunks on one core while the other hashes and copies them
+/// into the file (or the S3 spool). The thread touches only the writer: no
+/// PostgreSQL state, and it runs with every signal blocked, so the backend's signal
+/// handlers never run on it. An error on the thread is returned by the next `add` or
+/// by `finish`; a writer dropped unfinished joins its thread, and the object writer's
+/// own drop discards the temporary object.
 pub struct PackWriter {
     url: String,
-    out: Box<dyn ObjectWriter>,
-    hasher: blake3::Hasher,
+    tx: Option<std::sync::mpsc::SyncSender<Batch>>,
+    batch: Batch,
+    thread: Option<std::thread::JoinHandle<Written>>,
     entries: Vec<IdxEntry>,
+    /// Bytes handed to the thread, header included: the next chunk's offset.
+    end: u64,
 }
 
 impl PackWriter {
     pub fn new(store: &dyn ObjectStore) -> Result<PackWriter> {
-        let mut w = PackWriter {
-            url: store.url().to_string(),
-            out: store.put_stream()?,
-            hasher: blake3::Hasher::new(),
+        let url = store.url().to_string();
+        let mut out = store.put_stream()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
+        let thread = spawn_without_signals(move || -> Written {
+            let mut hasher = blake3::Hasher::new();
+            let head = header(PACK_MAGIC);
+            hasher.update(&head);
+            out.write_all(&head)?;
+            for (hash, data, check) in rx.into_iter().flatten() {
+                if check {
+                    crate::store::verify(&hash, &data)?;
+                }
+                hasher.update(&data);
+                out.write_all(&data)?;
+            }
+            Ok((out, hasher))
+        })
+        .map_err(|e| RemoteError::io(&url, "(a new pack)", "start a writer thread for", e))?;
+        Ok(PackWriter {
+            url,
+            tx: Some(tx),
+            batch: Vec::with_capacity(BATCH),
+            thread: Some(thread),
             entries: Vec::new(),
-        };
-        w.write(&header(PACK_MAGIC))?;
-        Ok(w)
-    }
-
-    fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.hasher.update(data);
-        self.out.write_all(data)
+            end: HEADER_LEN,
+        })
     }
 
     /// Appends one chunk. The caller has verified that `data` hashes to `hash`
     /// and adds each chunk once.
     pub fn add(&mut self, hash: Hash, data: &[u8]) -> Result<()> {
+        self.add_chunk(hash, Chunk::from(data))
+    }
+
+    /// `add`, without a copy of the bytes.
+    pub fn add_chunk(&mut self, hash: Hash, data: Chunk) -> Result<()> {
+        self.send(hash, data, false)
+    }
+
+    /// `add_chunk` of bytes nobody has checked yet: the thread checks them against
+    /// `hash` before it writes them, and a mismatch fails the pack (`Corrupt`, from
+    /// the next `add` or from `finish`). The caller must not rely on them before then.
+    pub fn add_unverified(&mut self, hash: Hash, data: Chunk) -> Result<()> {
+        self.send(hash, data, true)
+    }
+
+    /// Stops the thread and returns its error, if it failed: a caller whose own work
+    /// failed on bytes the thread was still to check reports the thread's finding
+    /// (a corrupt chunk) rather than what followed from it.
+    pub fn abandon(mut self) -> Option<RemoteError> {
+        // A thread already joined has had its error returned.
+        self.thread.as_ref()?;
+        self.join().err()
+    }
+
+    fn send(&mut self, hash: Hash, data: Chunk, check: bool) -> Result<()> {
         let len = u32::try_from(data.len()).map_err(|_| {
             RemoteError::corrupt_chunk(&self.url, hash, "chunk is larger than 4 GiB")
         })?;
-        let offset = self.out.written();
-        self.write(data)?;
-        self.entries.push(IdxEntry { hash, offset, len });
+        self.batch.push((hash, data, check));
+        if self.batch.len() >= BATCH {
+            self.hand_off()?;
+        }
+        self.entries.push(IdxEntry {
+            hash,
+            offset: self.end,
+            len,
+        });
+        self.end += u64::from(len);
         Ok(())
+    }
+
+    /// Sends the batch to the thread.
+    fn hand_off(&mut self) -> Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let sent = self.tx.as_ref().map(|tx| tx.send(batch).is_ok());
+        if sent != Some(true) {
+            // The thread stopped early: its error says why.
+            return Err(self.join().err().unwrap_or_else(|| self.stopped()));
+        }
+        Ok(())
+    }
+
+    fn stopped(&self) -> RemoteError {
+        let e = std::io::Error::other("the pack writer thread stopped");
+        RemoteError::io(&self.url, "(a new pack)", "write", e)
+    }
+
+    /// Hands off what is batched, closes the channel and waits for the thread.
+    fn join(&mut self) -> Written {
+        if !self.batch.is_empty() {
+            if let Some(tx) = &self.tx {
+                // A closed channel: the thread's own result says why.
+                let _ = tx.send(std::mem::take(&mut self.batch));
+            }
+        }
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(self.stopped()),
+            None => Err(self.stopped()),
+        }
     }
 
     pub fn chunks(&self) -> u64 {
@@ -102,12 +199,13 @@ impl PackWriter {
 
     /// Bytes of chunk data written (header excluded).
     pub fn data_bytes(&self) -> u64 {
-        self.out.written() - HEADER_LEN
+        self.end - HEADER_LEN
     }
 
     /// Makes the pack and then its idx durable under their final names and returns
     /// the manifest entry. Nothing refers to them until a manifest lists them.
     pub fn finish(mut self, store: &dyn ObjectStore) -> Result<PackRef> {
+        let (out, hasher) = self.join()?;
         self.entries.sort_by_key(|e| e.hash);
         let mut idx = header(IDX_MAGIC);
         idx.reserve(self.entries.len() * ENTRY_LEN + TRAILER_LEN);
@@ -117,17 +215,46 @@ impl PackWriter {
             idx.extend_from_slice(&e.len.to_be_bytes());
         }
         idx.extend_from_slice(&(self.entries.len() as u64).to_be_bytes());
-        idx.extend_from_slice(self.hasher.finalize().as_bytes());
+        idx.extend_from_slice(hasher.finalize().as_bytes());
         let name = blake3::hash(&idx).to_hex().to_string();
-        let bytes = self.out.written();
+        let bytes = out.written();
+        debug_assert_eq!(bytes, self.end);
         // Pack first: an idx must never name a pack that is not there.
-        self.out.finish(&pack_key(&name))?;
+        out.finish(&pack_key(&name))?;
         store.put(&idx_key(&name), &idx)?;
         Ok(PackRef {
             name,
             chunks: self.entries.len() as u64,
             bytes,
         })
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+/// Spawns a thread with every signal blocked (it inherits the mask set here), then
+/// restores the caller's mask: a PostgreSQL backend's handlers must run on its own
+/// thread.
+fn spawn_without_signals<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // SAFETY: sigfillset/pthread_sigmask on local, initialised sigset_t values.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let spawned = std::thread::Builder::new()
+            .name("pgvc-pack".into())
+            .spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
     }
 }
 

@@ -19,7 +19,7 @@ use super::pack::{PackRef, PackWriter};
 use super::walk::chunk_refs;
 use super::{Progress, Remote, RemoteError, Result, MAX_CAS_ATTEMPTS, PROGRESS_EVERY};
 use crate::commit::{Commit, CommitError};
-use crate::store::{ChunkStore, Hash, StoreError};
+use crate::store::{Chunk, ChunkStore, Hash, StoreError};
 use std::collections::HashSet;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -163,6 +163,28 @@ impl<O: ObjectStore> Remote<O> {
             report: Progress::default(),
             progress,
         };
+        let walked = self.walk_missing(&mut out, local, roots, known, base);
+        if let Err(e) = walked {
+            // The pack thread may have found a chunk corrupt that the walk then
+            // stumbled over: report the cause.
+            let found = out.writer.take().and_then(PackWriter::abandon);
+            return Err(found.unwrap_or(e));
+        }
+        (out.progress)(out.report);
+        let report = out.report;
+        let pack = out.writer.map(|w| w.finish(&self.store)).transpose()?;
+        Ok((pack, report))
+    }
+
+    /// `write_missing`'s walk: every missing chunk into `out`'s pack.
+    fn walk_missing(
+        &self,
+        out: &mut PackOut<'_, O>,
+        local: &dyn ChunkStore,
+        roots: &[Hash],
+        known: &[Hash],
+        base: &Manifest,
+    ) -> Result<()> {
         if known.is_empty() {
             // Level by level, so each level's chunks are read in batches. Closure:
             // what the remote has, it has with everything below, so it is skipped
@@ -179,9 +201,9 @@ impl<O: ObjectStore> Remote<O> {
                 }
                 let mut next = Vec::new();
                 for batch in todo.chunks(GET_BATCH) {
-                    for (h, data) in batch.iter().zip(local.get_many(batch)?) {
+                    for (h, data) in batch.iter().zip(local.get_many_unverified(batch)?) {
                         let data = data.ok_or(RemoteError::Local(StoreError::Missing(*h)))?;
-                        next.extend(out.send(*h, &data)?);
+                        next.extend(out.send(*h, data)?);
                     }
                 }
                 front = next;
@@ -199,9 +221,9 @@ impl<O: ObjectStore> Remote<O> {
                     .collect();
                 let mut next = Vec::new();
                 for batch in todo.chunks(GET_BATCH) {
-                    for (h, data) in batch.iter().zip(local.get_many(batch)?) {
+                    for (h, data) in batch.iter().zip(local.get_many_unverified(batch)?) {
                         if let Some(data) = data {
-                            next.extend(out.send(*h, &data)?);
+                            next.extend(out.send(*h, data)?);
                             continue;
                         }
                         // Not here: it must be on the remote already (a backup's
@@ -218,10 +240,7 @@ impl<O: ObjectStore> Remote<O> {
                 front = next;
             }
         }
-        (out.progress)(out.report);
-        let report = out.report;
-        let pack = out.writer.map(|w| w.finish(&self.store)).transpose()?;
-        Ok((pack, report))
+        Ok(())
     }
 
     /// Lists `pack` in the manifest (compare-and-swap, retried on a lost race), moving
@@ -327,18 +346,20 @@ struct PackOut<'a, O: ObjectStore> {
 }
 
 impl<O: ObjectStore> PackOut<'_, O> {
-    /// Adds chunk `h` to the pack; returns what it refers to. `data` comes from a
-    /// `ChunkStore`, whose `get` hands out only bytes that hash to their name (the
-    /// stores reading untrusted media verify them), so it is not hashed again.
-    fn send(&mut self, h: Hash, data: &[u8]) -> Result<Vec<Hash>> {
-        let refs = chunk_refs(&h, data)?;
+    /// Adds chunk `h` to the pack; returns what it refers to. `data` comes unchecked
+    /// from `get_many_unverified`: the pack's thread hashes every chunk anyway (for the
+    /// idx trailer), and checks it against `h` there, on the other core, before it is
+    /// written; a mismatch fails the pack. The references read here are only followed
+    /// (read-only) until then.
+    fn send(&mut self, h: Hash, data: Chunk) -> Result<Vec<Hash>> {
+        let refs = chunk_refs(&h, &data)?;
         let w = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(PackWriter::new(self.store)?),
         };
-        w.add(h, data)?;
         self.report.chunks_done += 1;
         self.report.bytes_done += data.len() as u64;
+        w.add_unverified(h, data)?;
         if self.report.chunks_done.is_multiple_of(PROGRESS_EVERY) {
             (self.progress)(self.report);
         }
@@ -382,6 +403,8 @@ impl Diff {
             .filter(|h| !new.contains(h))
             .collect();
         let mut next = Vec::new();
+        // Verified reads: what these say is on the remote is not sent, so a corrupt
+        // chunk here would leave a hole there.
         for batch in open.chunks(GET_BATCH) {
             for (h, data) in batch.iter().zip(local.get_many(batch)?) {
                 // A remote head whose chunks this store lacks below it (a backup's

@@ -32,6 +32,13 @@ pub trait ChunkStore {
             })
             .collect()
     }
+    /// `get_many` for a caller that checks every chunk against its hash itself before
+    /// trusting it (a push hashes what it sends on another thread anyway): a store that
+    /// verifies on read may skip that here. Nothing returned may be used before the
+    /// caller's check.
+    fn get_many_unverified(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        self.get_many(hs)
+    }
 }
 
 /// `Corrupt` unless `data` hashes to `h`. Stores reading from untrusted media
@@ -64,6 +71,9 @@ impl<S: ChunkStore + ?Sized> ChunkStore for &mut S {
     fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
         (**self).get_many(hs)
     }
+    fn get_many_unverified(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        (**self).get_many_unverified(hs)
+    }
 }
 
 impl<S: ChunkStore + ?Sized> ChunkStore for Box<S> {
@@ -81,6 +91,9 @@ impl<S: ChunkStore + ?Sized> ChunkStore for Box<S> {
     }
     fn get_many(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
         (**self).get_many(hs)
+    }
+    fn get_many_unverified(&self, hs: &[Hash]) -> Result<Vec<Option<Chunk>>> {
+        (**self).get_many_unverified(hs)
     }
 }
 

@@ -293,3 +293,19 @@ fn a_mirror_moves_every_ref_in_one_swap_or_none() {
     assert_eq!(remote.store().list("").unwrap(), objects);
     drop(d);
 }
+
+#[test]
+fn a_pack_writer_dropped_unfinished_leaves_nothing() {
+    let (_d, remote, s, c1, _) = setup();
+    let before = remote.store().list("").unwrap();
+    let mut w = crate::remote::PackWriter::new(remote.store()).unwrap();
+    for i in 0..1000u32 {
+        let data = format!("chunk {i}").into_bytes();
+        w.add(crate::store::hash_of(&data), &data).unwrap();
+    }
+    // An error elsewhere in the push: the writer goes away without finish().
+    drop(w);
+    assert_eq!(remote.store().list("").unwrap(), before);
+    assert_eq!(hidden_files(&remote), 1, "only the lock file remains");
+    serves(&remote, c1, &s);
+}

@@ -4,6 +4,7 @@
 use super::*;
 use crate::remote::push::Published;
 use crate::remote::{RemoteError, PROGRESS_EVERY};
+use crate::store::StoreError;
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
@@ -466,4 +467,94 @@ fn a_ref_is_deleted_by_cas() {
         .push(&local, "old", c1, false, None, &mut quiet())
         .unwrap();
     assert_eq!(remote.list_refs().unwrap().get("old"), Some(&c1));
+}
+
+/// A store whose copy of one chunk is damaged: verified reads say so (as `PgStore`
+/// and the remote store do); unverified reads hand the damaged bytes out.
+struct Damaged {
+    inner: MemStore,
+    bad: Hash,
+    bytes: Vec<u8>,
+}
+
+impl ChunkStore for Damaged {
+    fn get(&self, h: &Hash) -> crate::store::Result<crate::store::Chunk> {
+        if *h == self.bad {
+            return Err(StoreError::corrupt(*h, "damaged"));
+        }
+        self.inner.get(h)
+    }
+    fn has(&self, h: &Hash) -> crate::store::Result<bool> {
+        self.inner.has(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> crate::store::Result<Hash> {
+        self.inner.put(data)
+    }
+    fn get_many_unverified(
+        &self,
+        hs: &[Hash],
+    ) -> crate::store::Result<Vec<Option<crate::store::Chunk>>> {
+        let mut out = self.inner.get_many(hs)?;
+        for (c, h) in out.iter_mut().zip(hs) {
+            if *h == self.bad {
+                *c = Some(self.bytes.clone().into());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[test]
+fn a_damaged_local_chunk_fails_the_push_and_publishes_nothing() {
+    let mut base = MemStore::new();
+    let (_, c1, c2) = history(&mut base);
+    // Chunks c2 has and c1 lacks: sent by both a full and an incremental push.
+    let old = closure(&base, c1);
+    let all: Vec<Hash> = closure(&base, c2)
+        .into_keys()
+        .filter(|h| !old.contains_key(h))
+        .collect();
+    let c2_root = crate::commit::Commit::read(&base, &c2).unwrap().root;
+    let leaf = all
+        .iter()
+        .copied()
+        .find(|h| {
+            let d = base.get(h).unwrap();
+            d.first() == Some(&crate::store::kind::NODE) && d.get(1) == Some(&0)
+        })
+        .expect("a leaf");
+    // A flipped byte, and the bytes of another chunk (whose references differ).
+    let mut flipped = base.get(&leaf).unwrap().to_vec();
+    *flipped.last_mut().unwrap() ^= 1;
+    let other = base.get(&c2_root).unwrap().to_vec();
+    for (bad, bytes) in [(leaf, flipped), (leaf, other.clone()), (c2, other)] {
+        for known_first in [false, true] {
+            let (_d, remote) = temp_remote();
+            let mut inner = MemStore::new();
+            history(&mut inner);
+            if known_first {
+                remote
+                    .push(&inner, "main", c1, false, None, &mut quiet())
+                    .unwrap();
+            }
+            let before = remote.store().list("").unwrap();
+            let damaged = Damaged {
+                inner,
+                bad,
+                bytes: bytes.clone(),
+            };
+            let err = remote
+                .push(&damaged, "main", c2, false, None, &mut quiet())
+                .unwrap_err();
+            match &err {
+                RemoteError::Local(StoreError::Corrupt { hash, .. }) => assert_eq!(*hash, bad),
+                other => panic!("expected the damaged chunk named, got {other}"),
+            }
+            let (m, _) = crate::remote::Manifest::read(remote.store()).unwrap();
+            let want = known_first.then_some(c1);
+            assert_eq!(m.refs.get("main").copied(), want, "the ref did not move");
+            let after = remote.store().list("").unwrap();
+            assert_eq!(after, before, "no pack left behind");
+        }
+    }
 }
