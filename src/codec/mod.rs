@@ -10,11 +10,13 @@
 //! - the **value**: the other columns as a MessagePack array (`row.rs`), stored inline
 //!   in the leaf or, when large, as a separate blob chunk.
 
+mod copytext;
 mod json;
 mod key;
 mod keyless;
 mod row;
 
+pub use copytext::{copy_field, copy_text};
 pub use json::{cell_to_json, JsonKind};
 pub use key::{decode_key, encode_key, KeyKind};
 pub use keyless::{keyless_key, keyless_row_hash, number_copies, KEYLESS_KEY_LEN, ROW_HASH_LEN};

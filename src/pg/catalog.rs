@@ -6,7 +6,7 @@
 
 use super::error::{invalid, VcError, VcResult};
 use super::spi::{one_row, one_value, query, query_values, Arg, Value};
-use super::sql::{self, Plan, QualName};
+use super::sql::{self, QualName};
 use crate::codec::Cell;
 use crate::commit::{Column, SequenceState, TableSchema};
 use pgrx::pg_sys::Oid;
@@ -292,15 +292,6 @@ fn set_sequences(allowed: &[String], seqs: &[SequenceState]) -> VcResult<()> {
         )?;
     }
     Ok(())
-}
-
-/// The live schema of table `relid` (named `name`) and the plan to read and write it,
-/// as its owner.
-pub fn table_plan(relid: Oid, name: &str) -> VcResult<(TableSchema, Plan)> {
-    let schema = table_schema(relid)?;
-    let mut plan = Plan::new(name, &schema)?;
-    plan.owner = table_owner(relid)?;
-    Ok((schema, plan))
 }
 
 /// The owner of a relation: pgvc reads and writes a user table as its owner.

@@ -141,7 +141,10 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         exec(sql::create_sequence(seq), vec![])?;
         allowed.push(recorded.clone());
     }
-    exec(sql::create_table(&table, &cols, &pk), vec![])?;
+    // The primary key comes after the rows (`add_primary_key`), built in one sort as
+    // pg_restore builds it, not entry by entry while they load.
+    let _ = pk;
+    exec(sql::create_table(&table, &cols, &[]), vec![])?;
     if let Some(role) = &for_caller {
         // Also moves the sequences the table owns.
         exec(
@@ -189,7 +192,9 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     refuse_foreign_code(relid, &table)?;
     // Indexes and constraints are made after the rows (constraints::create_missing).
     let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
-    if !made.same_definition(&super::constraints::columns_only(entry.schema.clone())) {
+    let mut want = super::constraints::columns_only(entry.schema.clone());
+    want.primary_key.clear();
+    if !made.same_definition(&want) {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
             format!("the definition of {table} in the commit does not match what it creates here"),
@@ -240,6 +245,74 @@ fn exists(name: &str) -> VcResult<bool> {
     )?
     .is_some())
 }
+
+/// Adds the primary key `entry` records to `table`, just created by `create_table` and
+/// loaded (PostgreSQL names it as CREATE TABLE would have).
+fn add_primary_key(table: &QualName, entry: &TableEntry) -> VcResult<()> {
+    if entry.schema.primary_key.is_empty() {
+        return Ok(());
+    }
+    let step = AlterStep::AddPrimaryKey(entry.schema.primary_key.clone());
+    exec(sql::alter_table(table, &step)?, vec![])?;
+    Ok(())
+}
+
+/// Loads every row of `tree` into `relid`, a table `create_table` made in this
+/// transaction (no triggers, no indexes, no policies yet), through COPY FROM as the
+/// table's owner (`pg::copy`): batched heap inserts, as pg_restore loads. The rows
+/// are written as escaped COPY text lines, never as SQL.
+fn copy_rows(
+    store: &dyn ChunkStore,
+    plan: &Plan,
+    relid: pgrx::pg_sys::Oid,
+    tree: crate::store::Hash,
+) -> VcResult<u64> {
+    use crate::codec::{copy_field, copy_text, decode_key, decode_row, Cell};
+    let writable: Vec<usize> = (0..plan.value_cols.len())
+        .filter(|&i| !plan.value_generated[i])
+        .collect();
+    let key_cols = if plan.keyless { 0 } else { plan.key_cols.len() };
+    let mut columns: Vec<String> = plan.key_cols[..key_cols].to_vec();
+    columns.extend(writable.iter().map(|&i| plan.value_cols[i].clone()));
+    if columns.is_empty() {
+        // COPY reads an empty column list as every column: use the INSERT path.
+        return load_rows(store, plan, tree);
+    }
+    let mut rows = prolly::iter(store, tree);
+    let mut fill = |buf: &mut Vec<u8>| -> VcResult<bool> {
+        while buf.len() < COPY_BLOCK {
+            let Some(e) = rows.next() else {
+                return Ok(false);
+            };
+            let (k, v) = e?;
+            let row = load_value(store, &v)?;
+            let mut first = true;
+            if key_cols > 0 {
+                for t in decode_key(&plan.key_kinds, &k)? {
+                    if !std::mem::take(&mut first) {
+                        buf.push(b'\t');
+                    }
+                    copy_text(buf, &t);
+                }
+            }
+            let cells = decode_row(&row)?;
+            for &i in &writable {
+                if !std::mem::take(&mut first) {
+                    buf.push(b'\t');
+                }
+                copy_field(buf, cells.get(i).unwrap_or(&Cell::Null));
+            }
+            buf.push(b'\n');
+        }
+        Ok(true)
+    };
+    super::spi::as_owner(plan.owner, || {
+        super::copy::copy_into(relid, &columns, &mut fill)
+    })
+}
+
+/// Bytes of COPY text handed to COPY at a time.
+const COPY_BLOCK: usize = 64 << 10;
 
 /// Loads every row of `tree` into the (empty) live table, in batches, with user
 /// triggers and FK checks off (the caller sets `session_replication_role`).
@@ -395,11 +468,17 @@ pub fn checkout_root(
                     // Load before tracking: the rows need not pass through the tracking
                     // triggers' transition tables. The plan comes from the table just
                     // created (its catalog), not from the commit.
+                    // It has no primary key until the rows are in: the plan takes the
+                    // commit's, to read the rows as they were written.
                     let relid = crate::pg::catalog::relid_of(name)?;
-                    let (_, plan) = crate::pg::catalog::table_plan(relid, name)?;
-                    load_rows(store, &plan, entry.tree)?;
-                    // Indexes after the rows, as pg_restore builds them.
+                    let mut live = crate::pg::catalog::table_schema(relid)?;
+                    live.primary_key = entry.schema.primary_key.clone();
+                    let mut plan = Plan::new(name, &live)?;
+                    plan.owner = crate::pg::catalog::table_owner(relid)?;
+                    copy_rows(store, &plan, relid, entry.tree)?;
+                    // The key and the indexes after the rows, as pg_restore builds them.
                     let table = QualName::parse_user("table name", name)?;
+                    add_primary_key(&table, entry)?;
                     super::constraints::create_missing(relid, &table, &entry.schema, &|| {
                         refuse_foreign_code(relid, &table)
                     })?;

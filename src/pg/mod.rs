@@ -25,6 +25,7 @@ pub mod api;
 pub mod catalog;
 pub mod checkout;
 pub mod constraints;
+pub mod copy;
 pub mod definition;
 pub mod error;
 pub mod merging;

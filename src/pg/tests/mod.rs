@@ -11,6 +11,8 @@ mod commit;
 #[cfg(any(test, feature = "pg_test"))]
 mod constraints;
 #[cfg(any(test, feature = "pg_test"))]
+mod copy;
+#[cfg(any(test, feature = "pg_test"))]
 mod errors;
 #[cfg(any(test, feature = "pg_test"))]
 mod history;
