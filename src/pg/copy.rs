@@ -104,7 +104,7 @@ pub fn copy_into(
             )
         })?;
     let installed = Installed;
-    let ptr = &mut src as *mut Source<'_> as *mut Source<'static>;
+    let ptr: *mut Source<'static> = std::ptr::from_mut(&mut src).cast();
     SOURCE.with(|s| s.set(ptr));
     // SAFETY: the relation is opened and closed here, under RowExclusiveLock as COPY
     // takes it; the parse state, lists and strings are palloc'd in the current memory
