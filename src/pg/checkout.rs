@@ -278,7 +278,9 @@ fn copy_rows(
         // COPY reads an empty column list as every column: use the INSERT path.
         return load_rows(store, plan, tree);
     }
-    let mut rows = prolly::iter(store, tree);
+    // Leaves are read a level-1 node's worth at a time (one SPI call each).
+    let ahead = prolly::Prefetching::new(store);
+    let mut rows = prolly::iter(&ahead, tree);
     let mut fill = |buf: &mut Vec<u8>| -> VcResult<bool> {
         while buf.len() < COPY_BLOCK {
             let Some(e) = rows.next() else {

@@ -19,6 +19,7 @@ mod diff;
 mod edit;
 mod lookup;
 mod node;
+mod prefetch;
 
 #[cfg(test)]
 mod proptests;
@@ -34,6 +35,7 @@ pub use diff::{diff, Diff, DiffEntry};
 pub use edit::{apply_edits, Edit};
 pub use lookup::Lookup;
 pub use node::{encode_node, entry_size, load, Node};
+pub use prefetch::Prefetching;
 
 use crate::store::{hash_of, Hash, StoreError};
 
