@@ -88,7 +88,7 @@ mod tests {
                 stack.extend((0..n.len()).map(|i| Hash::from_slice(n.value(i)).unwrap()));
             }
         }
-        assert_eq!(reads as usize, distinct.len());
+        assert_eq!(reads, distinct.len());
         assert!(
             view.ahead.borrow().is_empty(),
             "nothing left over at the end"
