@@ -357,3 +357,9 @@ SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C'
 AS $$ SELECT vc._set_row_owner($1::oid, $2) $$;
 REVOKE ALL ON FUNCTION vc.row_owner_check(), vc._set_row_owner(oid, text), vc.set_row_owner(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vc._set_row_owner(oid, text), vc.set_row_owner(regclass, text) TO pgvc_writer;
+
+-- Key logging in native code (src/pg/keylog.rs): a table's vc.trg_<id>() is bound to
+-- vc._log_keys's entry point whenever its key log is made (vc.track(), a key change,
+-- and the first commit after this upgrade, which remakes the logs named by OID).
+CREATE FUNCTION vc._log_keys() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_log_keys_wrapper';
+REVOKE ALL ON FUNCTION vc._log_keys() FROM PUBLIC;

@@ -28,6 +28,7 @@ pub mod constraints;
 pub mod copy;
 pub mod definition;
 pub mod error;
+pub mod keylog;
 pub mod merging;
 pub mod namespace;
 pub mod progress;

@@ -508,11 +508,22 @@ pub fn log_grants(oid: &LogId) -> [Sql; 2] {
 
 /// The trigger function that appends a statement's changed keys to the key log.
 ///
-/// Its body is passed as a quoted string literal, never between dollar quotes: a key
-/// column name may contain anything, `$f$` included, and only literal quoting keeps
-/// the body one string whatever the names are. The names inside the body are quoted
-/// identifiers, so PL/pgSQL reads each as one name.
-pub fn create_log_trigger_function(oid: &LogId, key_cols: &[String]) -> Sql {
+/// With `native` = Some(library) (the extension's owner is a superuser, as
+/// `CREATE EXTENSION pgvc` requires), a C-language function bound to pgvc's
+/// `_log_keys_wrapper` (`pg::keylog`): it finds the log from its own name, so one
+/// symbol serves every table. Otherwise (and for a table without a primary key, whose
+/// function logs nothing) PL/pgSQL. Its body is passed as a quoted string literal,
+/// never between dollar quotes: a key column name may contain anything, `$f$`
+/// included, and only literal quoting keeps the body one string whatever the names
+/// are. The names inside the body are quoted identifiers, so PL/pgSQL reads each as
+/// one name.
+pub fn create_log_trigger_function(oid: &LogId, key_cols: &[String], native: Option<&str>) -> Sql {
+    if let (Some(library), false) = (native, key_cols.is_empty()) {
+        return Sql::built(format!(
+            "CREATE OR REPLACE FUNCTION vc.trg_{oid}() RETURNS trigger LANGUAGE c AS {}, '_log_keys_wrapper'",
+            literal(library)
+        ));
+    }
     let pk: Vec<String> = key_cols.iter().map(|c| Ident::new(c).to_string()).collect();
     let pk = pk.join(", ");
     let log = log_table(oid);

@@ -155,11 +155,25 @@ fn create_log(relid: Oid, oid: &sql::LogId) -> VcResult<()> {
         exec(g, vec![])?;
     }
     exec(
-        sql::create_log_trigger_function(oid, &schema.primary_key),
+        sql::create_log_trigger_function(oid, &schema.primary_key, native_library()?.as_deref()),
         vec![],
     )?;
     exec(sql::revoke_trigger_function(oid), vec![])?;
     Ok(())
+}
+
+/// The library of pgvc's own C functions (`probin` of `vc._log_keys`), when the key
+/// logs' trigger functions can be native: creating a C-language function takes a
+/// superuser, and pgvc's functions run as the extension's owner (`spi::with_spi`).
+fn native_library() -> VcResult<Option<String>> {
+    // SAFETY: reads of backend state and a syscache lookup.
+    if !unsafe { pgrx::pg_sys::superuser_arg(pgrx::pg_sys::GetUserId()) } {
+        return Ok(None);
+    }
+    super::spi::one_text(
+        "SELECT probin FROM pg_catalog.pg_proc WHERE oid = 'vc._log_keys()'::pg_catalog.regprocedure",
+        vec![],
+    )
 }
 
 /// After `ALTER TABLE` of a tracked table (called by the `vc_on_alter` event trigger):

@@ -18,6 +18,8 @@ mod errors;
 mod history;
 #[cfg(any(test, feature = "pg_test"))]
 mod keyless;
+#[cfg(any(test, feature = "pg_test"))]
+mod keylog;
 #[cfg(test)]
 mod layers;
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,0 +1,266 @@
+//! The key-logging trigger in native code: what each tracked table's statement
+//! triggers run to append the keys a statement changed to its key log `vc.log_<id>`.
+//!
+//! Each table's trigger function `vc.trg_<id>()` is a C-language function bound to
+//! `_log_keys_wrapper` (`sql::create_log_trigger_function`); the triggers and their
+//! names stay as they were with the PL/pgSQL body this replaces. Per statement it:
+//! - finds its key log from its own name (`trg_<id>` in schema `vc` -> `vc.log_<id>`);
+//! - checks INSERT on the log for the current user, as the PL/pgSQL `INSERT` did (the
+//!   log grants INSERT to PUBLIC; nobody gains a right);
+//! - maps the log's columns to the table's by name and refuses any type difference (a
+//!   log made for another table cannot be written with this one's values);
+//! - reads the transition tables with a read pointer of its own, and inserts the key
+//!   of every row with `heap_insert` (the log has no index, no trigger, no constraint
+//!   but NOT NULL, which a primary key keeps): no executor start-up, no plan, no SPI.
+//!
+//! An UPDATE logs each new key, and an old key only when no new row has the same key
+//! bytes: a key the statement did not change is logged once, not twice (the set of
+//! keys logged is the same: old ∪ new).
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::HashSet;
+use std::ffi::{CStr, CString};
+
+use super::error::{VcError, VcResult};
+use pgrx::PgSqlErrorCode as Code;
+
+/// New keys remembered to skip unchanged old keys of an UPDATE, at most (memory stays
+/// bounded; past it, old keys are logged as well, which only costs log rows).
+const DEDUP_MAX: usize = 1 << 20;
+
+#[pg_trigger]
+fn _log_keys<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    // SAFETY: called by the trigger manager, so the TriggerData is valid for the call.
+    super::error::run(|| unsafe { log_keys(trigger.trigger_data()) });
+    Ok(None)
+}
+
+fn internal(msg: impl Into<String>) -> VcError {
+    VcError::new(Code::ERRCODE_TRIGGERED_ACTION_EXCEPTION, msg.into())
+        .hint("SELECT vc.untrack(table) and then vc.track(table) reinstalls pgvc's triggers")
+}
+
+/// One key column: the table's attribute number and how its datums are laid out.
+struct KeyCol {
+    attnum: i32,
+    byval: bool,
+    len: i16,
+}
+
+unsafe fn log_keys(td: &pg_sys::TriggerData) -> VcResult<()> {
+    // SAFETY (whole function): the pointers come from the trigger manager and stay
+    // valid for the call; relations are opened and closed here; every palloc is in the
+    // trigger's per-call memory context.
+    unsafe {
+        let event = td.tg_event;
+        let level_statement = event & pg_sys::TRIGGER_EVENT_ROW == 0;
+        let after = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
+        if !level_statement || !after {
+            return Err(internal(
+                "pgvc's key logging must run AFTER ... FOR EACH STATEMENT",
+            ));
+        }
+        let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
+        let trig = &*td.tg_trigger;
+        let vc = pg_sys::get_namespace_oid(c"vc".as_ptr(), false);
+        if pg_sys::get_func_namespace(trig.tgfoid) != vc {
+            return Err(internal("pgvc's key-logging function is not in schema vc"));
+        }
+        let fname = pg_sys::get_func_name(trig.tgfoid);
+        if fname.is_null() {
+            return Err(internal("pgvc's key-logging function has no name"));
+        }
+        let fname = CStr::from_ptr(fname).to_string_lossy().into_owned();
+        let Some(id) = fname.strip_prefix("trg_") else {
+            return Err(internal(format!(
+                "pgvc's key-logging function vc.{fname} is not named trg_<id>"
+            )));
+        };
+        let logname = CString::new(format!("log_{id}")).expect("no NUL in a name");
+        let log_relid = pg_sys::get_relname_relid(logname.as_ptr(), vc);
+        if log_relid == pg_sys::InvalidOid {
+            return Err(internal(format!("the key log vc.log_{id} is missing")));
+        }
+        if pg_sys::pg_class_aclcheck(log_relid, pg_sys::GetUserId(), pg_sys::ACL_INSERT as _)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            return Err(VcError::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for table vc.log_{id}"),
+            ));
+        }
+        let table = td.tg_relation;
+        let tdesc = (*table).rd_att;
+        let log = pg_sys::table_open(log_relid, pg_sys::RowExclusiveLock as _);
+        let ldesc = (*log).rd_att;
+        let cols = match key_columns(tdesc, ldesc) {
+            Ok(c) => c,
+            Err(e) => {
+                pg_sys::table_close(log, pg_sys::RowExclusiveLock as _);
+                return Err(e);
+            }
+        };
+        let cid = pg_sys::GetCurrentCommandId(true);
+        let bistate = pg_sys::GetBulkInsertState();
+        let mut writer = Writer {
+            log,
+            ldesc,
+            cid,
+            bistate,
+            values: vec![pg_sys::Datum::from(0usize); cols.len()],
+            nulls: vec![false; cols.len()],
+        };
+        let ins = op == pg_sys::TRIGGER_EVENT_INSERT;
+        let del = op == pg_sys::TRIGGER_EVENT_DELETE;
+        let upd = op == pg_sys::TRIGGER_EVENT_UPDATE;
+        let mut seen: Option<HashSet<Vec<u8>>> = upd.then(HashSet::new);
+        if (ins || upd) && !td.tg_newtable.is_null() {
+            scan(td.tg_newtable, tdesc, &cols, &mut |key| {
+                writer.insert(key);
+                if let Some(s) = seen.as_mut() {
+                    if s.len() < DEDUP_MAX {
+                        s.insert(image(key, &cols));
+                    }
+                }
+            });
+        }
+        if (del || upd) && !td.tg_oldtable.is_null() {
+            scan(td.tg_oldtable, tdesc, &cols, &mut |key| {
+                if seen
+                    .as_ref()
+                    .is_some_and(|s| s.contains(&image(key, &cols)))
+                {
+                    return;
+                }
+                writer.insert(key);
+            });
+        }
+        pg_sys::FreeBulkInsertState(bistate);
+        pg_sys::table_close(log, pg_sys::NoLock as _);
+        Ok(())
+    }
+}
+
+/// The table's key columns in the log's column order, matched by name; the types must
+/// be the same (type and modifier), or the log is not this table's.
+unsafe fn key_columns(tdesc: pg_sys::TupleDesc, ldesc: pg_sys::TupleDesc) -> VcResult<Vec<KeyCol>> {
+    // SAFETY: both descriptors are valid for the call; attrs has natts entries.
+    unsafe {
+        let tattrs = (*tdesc).attrs.as_slice((*tdesc).natts as usize);
+        let lattrs = (*ldesc).attrs.as_slice((*ldesc).natts as usize);
+        let mut out = Vec::new();
+        for la in lattrs.iter().filter(|a| !a.attisdropped) {
+            let name = CStr::from_ptr(la.attname.data.as_ptr());
+            let Some((i, ta)) = tattrs
+                .iter()
+                .enumerate()
+                .find(|(_, a)| !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()) == name)
+            else {
+                return Err(internal(format!(
+                    "the key log names a column {name:?} the table does not have"
+                )));
+            };
+            if ta.atttypid != la.atttypid || ta.atttypmod != la.atttypmod {
+                return Err(internal(format!(
+                    "the key log's column {name:?} has another type than the table's"
+                )));
+            }
+            out.push(KeyCol {
+                attnum: i as i32 + 1,
+                byval: ta.attbyval,
+                len: ta.attlen,
+            });
+        }
+        if out.is_empty() {
+            return Err(internal("the key log has no columns"));
+        }
+        Ok(out)
+    }
+}
+
+/// Calls `f` with the key datums of every row of a transition table, read with a read
+/// pointer of its own (other triggers may read the same table). Rows with a NULL key
+/// column (none, under a primary key) are skipped.
+unsafe fn scan(
+    ts: *mut pg_sys::Tuplestorestate,
+    tdesc: pg_sys::TupleDesc,
+    cols: &[KeyCol],
+    f: &mut dyn FnMut(&[pg_sys::Datum]),
+) {
+    // SAFETY: the tuplestore and descriptor are valid for the call; the slot is made
+    // and dropped here; read pointer 0 is selected again afterwards.
+    unsafe {
+        let slot = pg_sys::MakeSingleTupleTableSlot(tdesc, &pg_sys::TTSOpsMinimalTuple);
+        let ptr = pg_sys::tuplestore_alloc_read_pointer(ts, pg_sys::EXEC_FLAG_REWIND as _);
+        pg_sys::tuplestore_select_read_pointer(ts, ptr);
+        pg_sys::tuplestore_rescan(ts);
+        let mut key = vec![pg_sys::Datum::from(0usize); cols.len()];
+        'rows: while pg_sys::tuplestore_gettupleslot(ts, true, false, slot) {
+            for (j, c) in cols.iter().enumerate() {
+                let mut isnull = false;
+                key[j] = pg_sys::slot_getattr(slot, c.attnum, &mut isnull);
+                if isnull {
+                    continue 'rows;
+                }
+            }
+            f(&key);
+        }
+        pg_sys::tuplestore_select_read_pointer(ts, 0);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+    }
+}
+
+/// The bytes of a key's datums (as stored: two keys with equal bytes are equal).
+fn image(key: &[pg_sys::Datum], cols: &[KeyCol]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (d, c) in key.iter().zip(cols) {
+        // SAFETY: `d` is a datum of a column laid out as `c` says (from its tuple
+        // descriptor), valid while the slot holds its row.
+        unsafe {
+            if c.byval {
+                out.extend_from_slice(&d.value().to_ne_bytes());
+                continue;
+            }
+            let p = d.cast_mut_ptr::<u8>();
+            let len = match c.len {
+                -1 => pgrx::varlena::varsize_any(p as *const pg_sys::varlena),
+                -2 => CStr::from_ptr(p as *const std::ffi::c_char)
+                    .to_bytes()
+                    .len(),
+                n => n as usize,
+            };
+            out.extend_from_slice(&(len as u64).to_ne_bytes());
+            out.extend_from_slice(std::slice::from_raw_parts(p, len));
+        }
+    }
+    out
+}
+
+struct Writer {
+    log: pg_sys::Relation,
+    ldesc: pg_sys::TupleDesc,
+    cid: pg_sys::CommandId,
+    bistate: pg_sys::BulkInsertState,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+impl Writer {
+    fn insert(&mut self, key: &[pg_sys::Datum]) {
+        self.values.copy_from_slice(key);
+        // SAFETY: the log is open under RowExclusiveLock; values match its descriptor
+        // (key_columns checked the types); the tuple is freed after the insert.
+        unsafe {
+            let tup = pg_sys::heap_form_tuple(
+                self.ldesc,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+            );
+            pg_sys::heap_insert(self.log, tup, self.cid, 0, self.bistate);
+            pg_sys::heap_freetuple(tup);
+        }
+    }
+}
