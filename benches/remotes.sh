@@ -16,7 +16,7 @@
 #                       time, vs dd of as many bytes (conv=fdatasync) in the same
 #                       filesystem; goal >= 0.5x
 #   2 clone             vc.clone() into an empty database vs pg_dump -Fc -t t +
-#                       pg_restore into an empty database; goal <= 1.0x
+#                       pg_restore into an empty database; goal <= 0.8x (issue 14)
 #   3 incremental push  after changing k rows: bytes of the new pack + idx vs bytes of
 #                       the chunks the commit added (goal <= 1.2x); push time per k,
 #                       and k=1000 at N = 10^6 vs 10^4 (goal <= 1.5x)
@@ -63,13 +63,13 @@ MEM_GOAL_KB=$((256 * 1024))
 cause() {
     case $1 in
     1)
-        echo "The push is CPU-bound in the backend and handles one chunk at a time (src/remote/push.rs Remote::prepare). \`perf record -g\` of pushes of 10^6 rows (17,598 chunks, 79 MB): ~31% of samples in BLAKE3, because every chunk is hashed three times: PgStore::fetch verifies it, Remote::prepare verifies the same bytes again (\`verify(&h, &data)\`), and PackWriter hashes them once more for the pack trailer; ~32% in the per-chunk SPI query \`SELECT data FROM vc.chunks WHERE hash = \$1\` (PgStore::fetch: an executor start/run/end per chunk, the B-tree descent ~11%, the few chunks still in TOAST ~3%) plus lz4 decompression ~4%; ~9% memmove/malloc/free of the chunk copies (SPI tuple -> Vec -> cache); page faults ~7%; writing the pack ~5% and the fsyncs ~1%. dd only copies zero pages into the page cache and flushes them (0.8-1.5 GB/s in our runs): the 0.5x goal leaves a push of these 79 MB ~0.1 s, less than the per-chunk SPI reads alone take (~0.18 s)." ;;
+        echo "Since 656707a the push is a pipeline: the backend reads chunks from vc.chunks in batches of 512 (one SPI call each, src/pg/store.rs get_many) and decodes their references, while a thread of the pack writer checks each chunk against its hash, hashes the pack for the idx trailer and writes it (src/remote/pack.rs). Each chunk is hashed twice instead of three times. perf of three pushes of 10^6 rows (17,601 chunks, 78.7 MB, ~300 ms each, 2026-12-06): the backend has ~62% of the samples: chunk copies (SPI tuple -> Vec -> Arc) ~6%, LZ4 decompression of vc.chunks ~6%, malloc/free ~5%, B-tree lookups ~4%, node decoding ~3%, and waits on the thread hand-off ~8%. The pack thread has ~38%: BLAKE3 twice (the check and the trailer) and the copy into the page cache. dd copies zero pages and flushes at 1.1-1.3 GB/s, so 0.5x of it leaves ~125 ms for these 79 MB. That is less than reading the chunks out of vc.chunks takes alone (~170 ms of the backend's profile). Levers left: storing chunks uncompressed (no LZ4 on read), reading the bytea straight into the chunk (one copy less), and dropping the pack-wide BLAKE3 from the idx trailer (a remote format change: every chunk is verified by its own hash already)." ;;
     2)
         echo "Fetching the chunks into vc.chunks is the smaller part. Measured separately on the loaded machine (26a59e3): \`vc.fetch()\` alone into an empty database 1.5-1.7 s, a bare \`INSERT INTO t SELECT ...\` of the same 10^6 rows into an empty table with the primary key (no pgvc) 3.8 s, clones 4.3-6.6 s in the run just before. Most of a clone is load_rows (src/pg/checkout.rs, src/pg/rows.rs write_rows): the 10^6 rows go through \`INSERT INTO t (...) SELECT u.c0::int, u.v0::text, u.v1::numeric(10,2), u.v2::timestamptz FROM unnest(\$1::text[], ...)\` in batches of 5000, into a table whose primary key already exists. perf of a clone: B-tree insertion into the primary key row by row (btinsert ~14%), heap_insert ~16% with relation extension writes ~4%, WAL ~5%, parsing every value back from text (timestamptz_in ~5%, numeric_in ~2%, strtoll ~2%), the unnest function-scan tuplestore ~4%, and ~2% capturing the transition table of pgvc's own tracking trigger (ExecARInsertTriggers -> tuplestore_puttupleslot: the table is tracked before it is loaded, and the capture happens although the trigger does not fire under session_replication_role = replica). pg_restore COPYs into a table without an index and builds the primary key afterwards with one sort; most of the baseline's time is pg_dump's zlib compression (see the -Z0 row)." ;;
     3.scale.*)
         echo "Push time follows the number of chunks pushed, not N: the cost per chunk pushed is about the same at both sizes (the us/chunk columns: an SPI read from vc.chunks, BLAKE3 verification, the pack write; 60-230 us across our runs, with the machine's load), but k spread rows touch min(k, number of leaves) leaves plus their parents: at N=10^4 the 1000 rows share the table's ~180 leaves, at N=10^6 nearly every changed row has a leaf of its own (the chunks columns: ~6.5x the chunks and bytes). Two smaller costs set the floor of small pushes: each push makes 6 fsyncs (pack, packs/, idx, packs/, manifest, root; strace: 1.5-9 ms in total, more when the shared disk is busy), the same at both sizes; and a push in a fresh session reads and verifies the idx of every pack the remote lists before walking (Remote::index -> PackIndex::decode: BLAKE3 of the whole idx, then sorting all spans to check the tiling), i.e. 44 bytes per chunk ever pushed: perf of 15 one-row pushes to a remote holding ~70k chunks (3 MB of idx) puts ~26% of the backend's CPU, ~7 ms per push, in that BLAKE3 and sort. This part grows with the remote's size and history (the remote columns), which is why even the contiguous extra case, pushing about the same chunks at both sizes, is slower at N=10^6." ;;
     4.*)
-        echo "Bounded caches filling up, not a leak: the per-backend chunk cache (CACHE_BYTES = 32 MB, src/pg/store.rs, cleared when full) and, in a clone, the buffer of fetched chunks waiting to be inserted (FLUSH_BYTES = 8 MB) fill as more chunks pass through. The chunks of 2x10^5 rows total only ~16 MB, so there the cache never fills; from ~4x10^5 rows on it is full, and the extra row at twice the largest N stays within ~10% of it (full run). The rest is a few MB: the pack writer's 1 MB buffer, its 44-byte index entries, the walk's seen-set, the remote's idx in memory. pg_log_backend_memory_contexts during a clone of 10^6 rows: SPI Proc ~1 MB. (Before 543706a every detoasted chunk also stayed in the SPI procedure context until the call returned: 121 MB for a push of 10^6 rows on 5a074d7.)" ;;
+        echo "Bounded, not a leak. Since 8fc1656 a clone builds the primary key after loading the rows, as pg_restore does, so PostgreSQL's index build sorts the keys in memory up to maintenance_work_mem (64 MB by default) and spills past it: that part of the peak grows with N up to that bound, the same as in pg_restore's backend. The rest is pgvc's bounded caches: the per-backend chunk cache (CACHE_BYTES = 8 MB, src/pg/store.rs), the 2 MB write buffer of fetched chunks, one level-1 node's leaves read ahead by the loader (prolly::Prefetching), and COPY's own buffers." ;;
     esac
 }
 
@@ -310,7 +310,7 @@ bench_clone() {
     local ratio ratio0 v cw dw dw0 s=($CLONE_SIZES)
     ratio=$(paired_ratio "${drs[*]}" "${clones[*]}")
     ratio0=$(paired_ratio "${dr0s[*]}" "${clones[*]}")
-    v=$(verdict "$ratio" "<=" 1.0)
+    v=$(verdict "$ratio" "<=" 0.8)
     cw=$(median "${clones[@]}") dw=$(median "${drs[@]}") dw0=$(median "${dr0s[@]}")
     md "## 2. Clone" "" \
         "\`SELECT vc.clone('file://<remote of 1>')\` into a fresh database (pgvc created, nothing" \
@@ -324,7 +324,7 @@ bench_clone() {
         "fresh set of databases each, alternating which goes first; each copy is checked (row" \
         "count; for the clone also \`vc.root_hash()\` equal to the source's and one commit in" \
         "\`vc.log()\`). Extra (no goal): the same with \`pg_dump -Fc -Z0\` (no compression), since" \
-        "compressing is most of pg_dump's time here. **Goal**: clone / (dump + restore) <= 1.0." "" \
+        "compressing is most of pg_dump's time here. **Goal**: clone / (dump + restore) <= 0.8." "" \
         "| baseline | dump + restore (ms) | clone (ms) | ratio | result |" "|---|---:|---:|---:|---|" \
         "| \`pg_dump -Fc\` + \`pg_restore\` | $dw | $cw | $ratio | $v |" \
         "| \`pg_dump -Fc -Z0\` + \`pg_restore\` (extra) | $dw0 | $cw | $ratio0 | info |" "" \
@@ -334,7 +334,7 @@ bench_clone() {
         "clone, table t takes ${s[0]} B and \`vc.chunks\` ${s[1]} B (a clone writes the table and its" \
         "history, a restore only the table)." ""
     explain "2:$v"
-    result 2 "clone of $N rows vs pg_dump -Fc + pg_restore" "<= 1.0" "$dw ms" "$cw ms" "$ratio" "$v"
+    result 2 "clone of $N rows vs pg_dump -Fc + pg_restore" "<= 0.8" "$dw ms" "$cw ms" "$ratio" "$v"
     result 2.z0 "clone of $N rows vs pg_dump -Fc -Z0 + pg_restore (extra)" "info" "$dw0 ms" "$cw ms" "$ratio0" "info"
 }
 
