@@ -356,19 +356,19 @@ EOF
         "with $TPS_PREFILL rows, then one \`UPDATE\` of $BULK_UPDATE rows spread over it, on a tracked" \
         "and an untracked table (fresh pair per round, alternating which goes first; CHECKPOINT" \
         "before each statement). Medians of $RUNS rounds; ratio: median of the per-round ratios." \
-        "**Goal**: tracked / untracked time <= 1.3." "" \
+        "**Goal**: tracked / untracked time <= 1.2 (issue 14; it was 1.3)." "" \
         "| statement | untracked (ms) | tracked (ms) | ratio | result |" "|---|---:|---:|---:|---|"
     for op in ins upd; do
         local un tr ratio v label
         # shellcheck disable=SC2086
         un=$(median ${bulk[$op.un]}) tr=$(median ${bulk[$op.tr]})
         ratio=$(paired_ratio "${bulk[$op.un]}" "${bulk[$op.tr]}")
-        v=$(verdict "$ratio" "<=" 1.3)
+        v=$(verdict "$ratio" "<=" 1.2)
         if [[ $op == ins ]]; then label="INSERT ... SELECT of $BULK_INSERT rows"; else label="UPDATE of $BULK_UPDATE rows"; fi
         md "| $label | $un | $tr | $ratio | $v |"
         local id=3.bulk.insert
         [[ $op == upd ]] && id=3.bulk.update
-        result "$id" "bulk $label" "<= 1.3" "$un ms" "$tr ms" "$ratio" "$v"
+        result "$id" "bulk $label" "<= 1.2" "$un ms" "$tr ms" "$ratio" "$v"
         ids+=("$id:$v")
     done
     md "" "Runs (ms, untracked / tracked): INSERT${bulk[ins.un]} /${bulk[ins.tr]}; UPDATE${bulk[upd.un]} /${bulk[upd.tr]}." ""
