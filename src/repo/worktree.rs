@@ -173,21 +173,34 @@ where
     E: From<StoreError> + From<CodecError>,
 {
     let mut committed = prolly::Lookup::new(store, base);
-    for (k, after) in live {
-        let before = match committed.get(&k)? {
-            Some(v) => Some(tree_row(store, v)?),
-            None => None,
-        };
-        if before != after {
-            f(Change {
-                key: k,
-                before,
-                after,
-            })?;
+    let mut live = live.into_iter();
+    loop {
+        // A window of keys at a time: their nodes are read one request per tree level.
+        let window: Vec<_> = live.by_ref().take(LOOKUP_WINDOW).collect();
+        if window.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = window.iter().map(|(k, _)| k.clone()).collect();
+        committed.prefetch(&keys)?;
+        for (k, after) in window {
+            let before = match committed.get(&k)? {
+                Some(v) => Some(tree_row(store, v)?),
+                None => None,
+            };
+            if before != after {
+                f(Change {
+                    key: k,
+                    before,
+                    after,
+                })?;
+            }
         }
     }
-    Ok(())
 }
+
+/// Keys whose committed nodes are read ahead together (`compare_keys`): at most this
+/// many leaves (~4 KiB each) are held at once.
+const LOOKUP_WINDOW: usize = 256;
 
 /// A tracked table as a checkout sees it.
 #[derive(Debug, Clone)]
