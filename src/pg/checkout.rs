@@ -246,14 +246,23 @@ fn exists(name: &str) -> VcResult<bool> {
     .is_some())
 }
 
-/// Adds the primary key `entry` records to `table`, just created by `create_table` and
-/// loaded (PostgreSQL names it as CREATE TABLE would have).
-fn add_primary_key(table: &QualName, entry: &TableEntry) -> VcResult<()> {
-    if entry.schema.primary_key.is_empty() {
-        return Ok(());
+/// Adds the primary key `entry` records to `table` (`relid`), just created by
+/// `create_table` and loaded (PostgreSQL names it as CREATE TABLE would have), and
+/// checks the result against the commit again, key and NOT NULL included: adding a
+/// key makes its columns NOT NULL, which a commit must have recorded.
+fn add_primary_key(relid: pgrx::pg_sys::Oid, table: &QualName, entry: &TableEntry) -> VcResult<()> {
+    if !entry.schema.primary_key.is_empty() {
+        let step = AlterStep::AddPrimaryKey(entry.schema.primary_key.clone());
+        exec(sql::alter_table(table, &step)?, vec![])?;
     }
-    let step = AlterStep::AddPrimaryKey(entry.schema.primary_key.clone());
-    exec(sql::alter_table(table, &step)?, vec![])?;
+    let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
+    if !made.same_definition(&super::constraints::columns_only(entry.schema.clone())) {
+        return Err(VcError::new(
+            Code::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("the definition of {table} in the commit does not match what it creates here"),
+        )
+        .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
+    }
     Ok(())
 }
 
@@ -280,41 +289,59 @@ fn copy_rows(
     }
     // Leaves are read a level-1 node's worth at a time (one SPI call each).
     let ahead = prolly::Prefetching::new(store);
-    let mut rows = prolly::iter(&ahead, tree);
-    let mut fill = |buf: &mut Vec<u8>| -> VcResult<bool> {
-        while buf.len() < COPY_BLOCK {
-            let Some(e) = rows.next() else {
-                return Ok(false);
-            };
+    let mut rows = prolly::iter(&ahead, tree).peekable();
+    let mut block = Vec::with_capacity(COPY_BLOCK + (64 << 10));
+    let mut loaded = 0;
+    while rows.peek().is_some() {
+        // A block of lines, made here with pgvc's rights and settings; then COPY, as
+        // the owner, reads nothing but the block.
+        block.clear();
+        while block.len() < COPY_BLOCK {
+            let Some(e) = rows.next() else { break };
             let (k, v) = e?;
             let row = load_value(store, &v)?;
             let mut first = true;
             if key_cols > 0 {
                 for t in decode_key(&plan.key_kinds, &k)? {
                     if !std::mem::take(&mut first) {
-                        buf.push(b'\t');
+                        block.push(b'\t');
                     }
-                    copy_text(buf, &t);
+                    copy_text(&mut block, &t);
                 }
             }
             let cells = decode_row(&row)?;
             for &i in &writable {
                 if !std::mem::take(&mut first) {
-                    buf.push(b'\t');
+                    block.push(b'\t');
                 }
-                copy_field(buf, cells.get(i).unwrap_or(&Cell::Null));
+                let cell = cells.get(i).unwrap_or(&Cell::Null);
+                let raw = matches!(cell, Cell::Bytes(_));
+                if !matches!(cell, Cell::Null) && raw != plan.value_raw[i] {
+                    return Err(VcError::new(
+                        Code::ERRCODE_DATA_CORRUPTED,
+                        format!(
+                            "a row of {} in the commit holds {} for column {:?} of type {}",
+                            plan.table,
+                            if raw { "bytes" } else { "text" },
+                            plan.value_cols[i],
+                            plan.value_types[i]
+                        ),
+                    )
+                    .hint("a commit made by pgvc never does; if it came from a remote or backup, check who can write there"));
+                }
+                copy_field(&mut block, cell);
             }
-            buf.push(b'\n');
+            block.push(b'\n');
         }
-        Ok(true)
-    };
-    super::spi::as_owner(plan.owner, || {
-        super::copy::copy_into(relid, &columns, &mut fill)
-    })
+        loaded += super::spi::as_owner(plan.owner, || {
+            super::copy::copy_into(relid, &columns, &block)
+        })?;
+    }
+    Ok(loaded)
 }
 
-/// Bytes of COPY text handed to COPY at a time.
-const COPY_BLOCK: usize = 64 << 10;
+/// Bytes of COPY text prepared per COPY (one `CopyFrom` each).
+const COPY_BLOCK: usize = 8 << 20;
 
 /// Loads every row of `tree` into the (empty) live table, in batches, with user
 /// triggers and FK checks off (the caller sets `session_replication_role`).
@@ -480,7 +507,7 @@ pub fn checkout_root(
                     copy_rows(store, &plan, relid, entry.tree)?;
                     // The key and the indexes after the rows, as pg_restore builds them.
                     let table = QualName::parse_user("table name", name)?;
-                    add_primary_key(&table, entry)?;
+                    add_primary_key(relid, &table, entry)?;
                     super::constraints::create_missing(relid, &table, &entry.schema, &|| {
                         refuse_foreign_code(relid, &table)
                     })?;

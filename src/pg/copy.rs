@@ -7,8 +7,11 @@
 //! Used only for a table pgvc has just created in this transaction (a clone, a restore,
 //! a checkout that creates a table): no triggers, no indexes yet, no policies. The rows
 //! come from a commit: they are data, never SQL. Each is written as one line of COPY
-//! text (`copy_line`), every field escaped, so no value can end a field, a line or the
-//! data early.
+//! text (`codec::copytext`), every field escaped, so no value can end a field, a line
+//! or the data early. The caller prepares each block of lines before it switches to
+//! the table's owner: the callback only copies bytes, and nothing of pgvc's (no query,
+//! no chunk read) runs with the owner's rights or under settings the owner's code may
+//! have changed during the COPY.
 
 use super::error::{VcError, VcResult};
 use pgrx::pg_sys;
@@ -16,18 +19,16 @@ use pgrx::prelude::*;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CString};
 
-/// What the data-source callback reads from, for the duration of one `copy_into`.
-struct Source<'a> {
-    buf: Vec<u8>,
+/// The block the data-source callback hands out, for the duration of one `copy_into`.
+struct Source {
+    data: *const u8,
+    len: usize,
     at: usize,
-    fill: &'a mut dyn FnMut(&mut Vec<u8>) -> VcResult<bool>,
-    done: bool,
-    error: Option<VcError>,
 }
 
 thread_local! {
     /// The `Source` of the COPY running now (the callback has no argument of its own).
-    static SOURCE: Cell<*mut Source<'static>> = const { Cell::new(std::ptr::null_mut()) };
+    static SOURCE: Cell<*mut Source> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Clears `SOURCE` however `copy_into` leaves (an ERROR unwinds through here too).
@@ -39,10 +40,8 @@ impl Drop for Installed {
     }
 }
 
-/// `copy_data_source_cb`: hands COPY the next bytes, at most `maxread`; 0 at the end.
-/// A failure of `fill` ends the data at a line boundary (everything handed out so far
-/// is whole lines); `copy_into` then returns the error and the transaction is rolled
-/// back.
+/// `copy_data_source_cb`: hands COPY the next bytes of the block, at most `maxread`;
+/// 0 at the end.
 #[pg_guard]
 unsafe extern "C-unwind" fn read_source(
     out: *mut c_void,
@@ -53,46 +52,23 @@ unsafe extern "C-unwind" fn read_source(
     if src.is_null() {
         return 0;
     }
-    // SAFETY: `copy_into` set SOURCE to a Source that outlives the CopyFrom call that
-    // invokes this callback, and nothing else touches it meanwhile.
+    // SAFETY: `copy_into` set SOURCE to a Source (and its block) that outlive the
+    // CopyFrom call that invokes this callback, and nothing else touches it meanwhile.
     let src = unsafe { &mut *src };
-    while src.at == src.buf.len() && !src.done {
-        src.buf.clear();
-        src.at = 0;
-        match (src.fill)(&mut src.buf) {
-            Ok(more) => src.done = !more,
-            Err(e) => {
-                src.buf.clear();
-                src.error = Some(e);
-                src.done = true;
-            }
-        }
-    }
-    let n = (src.buf.len() - src.at).min(maxread.max(0) as usize);
-    // SAFETY: COPY's buffer holds at least `maxread` bytes; n <= maxread.
+    let n = (src.len - src.at).min(maxread.max(0) as usize);
+    // SAFETY: COPY's buffer holds at least `maxread` bytes; n <= maxread and
+    // at + n <= len.
     unsafe {
-        std::ptr::copy_nonoverlapping(src.buf.as_ptr().add(src.at), out as *mut u8, n);
+        std::ptr::copy_nonoverlapping(src.data.add(src.at), out as *mut u8, n);
     }
     src.at += n;
     n as c_int
 }
 
-/// Loads rows into table `relid` with COPY FROM, columns `columns` (in this order, as
-/// `copy_line` writes each line). `fill` appends whole lines to its buffer and says
-/// whether more may follow. The caller runs this as the table's owner; INSERT on the
-/// table is checked for that role, as COPY checks it. Returns the rows loaded.
-pub fn copy_into(
-    relid: pg_sys::Oid,
-    columns: &[String],
-    fill: &mut dyn FnMut(&mut Vec<u8>) -> VcResult<bool>,
-) -> VcResult<u64> {
-    let mut src = Source {
-        buf: Vec::with_capacity(1 << 16),
-        at: 0,
-        fill,
-        done: false,
-        error: None,
-    };
+/// Loads `block` (whole lines of COPY text) into table `relid` with COPY FROM, columns
+/// `columns` in this order. The caller runs this as the table's owner; INSERT on the
+/// listed columns is checked for that role, as COPY checks it. Returns the rows loaded.
+pub fn copy_into(relid: pg_sys::Oid, columns: &[String], block: &[u8]) -> VcResult<u64> {
     let names: Vec<CString> = columns
         .iter()
         .map(|c| CString::new(c.as_str()))
@@ -103,9 +79,20 @@ pub fn copy_into(
                 "a column name holds a NUL byte",
             )
         })?;
+    if names.is_empty() {
+        // COPY reads an empty column list as every column.
+        return Err(VcError::new(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "pgvc: a COPY load needs its columns",
+        ));
+    }
+    let mut src = Source {
+        data: block.as_ptr(),
+        len: block.len(),
+        at: 0,
+    };
     let installed = Installed;
-    let ptr: *mut Source<'static> = std::ptr::from_mut(&mut src).cast();
-    SOURCE.with(|s| s.set(ptr));
+    SOURCE.with(|s| s.set(&mut src));
     // SAFETY: the relation is opened and closed here, under RowExclusiveLock as COPY
     // takes it; the parse state, lists and strings are palloc'd in the current memory
     // context, which outlives the calls; SOURCE points at `src` for the whole CopyFrom.
@@ -120,13 +107,26 @@ pub fn copy_into(
             false,
             false,
         );
-        (*(*item).p_rte).requiredPerms = pg_sys::ACL_INSERT as _;
-        pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+        let rte = (*item).p_rte;
+        (*rte).requiredPerms = pg_sys::ACL_INSERT as _;
         let mut attnames: *mut pg_sys::List = std::ptr::null_mut();
         for n in &names {
+            let attnum = pg_sys::get_attnum(relid, n.as_ptr());
+            if attnum <= 0 {
+                pg_sys::table_close(rel, pg_sys::RowExclusiveLock as _);
+                return Err(VcError::new(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                    format!("pgvc: column {n:?} of the table being loaded does not exist"),
+                ));
+            }
+            (*rte).insertedCols = pg_sys::bms_add_member(
+                (*rte).insertedCols,
+                i32::from(attnum) - pg_sys::FirstLowInvalidHeapAttributeNumber,
+            );
             let s = pg_sys::makeString(pg_sys::pstrdup(n.as_ptr()));
             attnames = pg_sys::lappend(attnames, s as *mut c_void);
         }
+        pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
         // The lines are in the database's encoding: no conversion.
         let encoding = pg_sys::makeString(pg_sys::pstrdup(pg_sys::GetDatabaseEncodingName()));
         let option = pg_sys::makeDefElem(
@@ -153,8 +153,5 @@ pub fn copy_into(
         n
     };
     drop(installed);
-    match src.error {
-        Some(e) => Err(e),
-        None => Ok(loaded),
-    }
+    Ok(loaded)
 }

@@ -25,8 +25,9 @@ use std::ffi::{CStr, CString};
 use super::error::{VcError, VcResult};
 use pgrx::PgSqlErrorCode as Code;
 
-/// New keys remembered to skip unchanged old keys of an UPDATE, at most (memory stays
-/// bounded; past it, old keys are logged as well, which only costs log rows).
+/// New keys remembered to skip unchanged old keys of an UPDATE, at most (16 bytes
+/// each: memory stays bounded; past it, old keys are logged as well, which only costs
+/// log rows).
 const DEDUP_MAX: usize = 1 << 20;
 
 #[pg_trigger]
@@ -45,6 +46,8 @@ fn internal(msg: impl Into<String>) -> VcError {
 
 /// One key column: the table's attribute number and how its datums are laid out.
 struct KeyCol {
+    /// The log's attribute (0-based) this key column fills.
+    log_index: usize,
     attnum: i32,
     byval: bool,
     len: i16,
@@ -95,6 +98,15 @@ unsafe fn log_keys(td: &pg_sys::TriggerData) -> VcResult<()> {
         let table = td.tg_relation;
         let tdesc = (*table).rd_att;
         let log = pg_sys::table_open(log_relid, pg_sys::RowExclusiveLock as _);
+        let class = &*(*log).rd_rel;
+        if class.relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
+            || class.relam != pg_sys::HEAP_TABLE_AM_OID
+        {
+            pg_sys::table_close(log, pg_sys::RowExclusiveLock as _);
+            return Err(internal(format!(
+                "the key log vc.log_{id} is not a heap table"
+            )));
+        }
         let ldesc = (*log).rd_att;
         let cols = match key_columns(tdesc, ldesc) {
             Ok(c) => c,
@@ -105,18 +117,21 @@ unsafe fn log_keys(td: &pg_sys::TriggerData) -> VcResult<()> {
         };
         let cid = pg_sys::GetCurrentCommandId(true);
         let bistate = pg_sys::GetBulkInsertState();
+        // One slot per attribute of the log, dropped ones NULL.
+        let natts = (*ldesc).natts as usize;
         let mut writer = Writer {
             log,
             ldesc,
             cid,
             bistate,
-            values: vec![pg_sys::Datum::from(0usize); cols.len()],
-            nulls: vec![false; cols.len()],
+            at: cols.iter().map(|c| c.log_index).collect(),
+            values: vec![pg_sys::Datum::from(0usize); natts],
+            nulls: vec![true; natts],
         };
         let ins = op == pg_sys::TRIGGER_EVENT_INSERT;
         let del = op == pg_sys::TRIGGER_EVENT_DELETE;
         let upd = op == pg_sys::TRIGGER_EVENT_UPDATE;
-        let mut seen: Option<HashSet<Vec<u8>>> = upd.then(HashSet::new);
+        let mut seen: Option<HashSet<[u8; 16]>> = upd.then(HashSet::new);
         if (ins || upd) && !td.tg_newtable.is_null() {
             scan(td.tg_newtable, tdesc, &cols, &mut |key| {
                 writer.insert(key);
@@ -152,7 +167,7 @@ unsafe fn key_columns(tdesc: pg_sys::TupleDesc, ldesc: pg_sys::TupleDesc) -> VcR
         let tattrs = (*tdesc).attrs.as_slice((*tdesc).natts as usize);
         let lattrs = (*ldesc).attrs.as_slice((*ldesc).natts as usize);
         let mut out = Vec::new();
-        for la in lattrs.iter().filter(|a| !a.attisdropped) {
+        for (log_index, la) in lattrs.iter().enumerate().filter(|(_, a)| !a.attisdropped) {
             let name = CStr::from_ptr(la.attname.data.as_ptr());
             let Some((i, ta)) = tattrs
                 .iter()
@@ -169,6 +184,7 @@ unsafe fn key_columns(tdesc: pg_sys::TupleDesc, ldesc: pg_sys::TupleDesc) -> VcR
                 )));
             }
             out.push(KeyCol {
+                log_index,
                 attnum: i as i32 + 1,
                 byval: ta.attbyval,
                 len: ta.attlen,
@@ -213,8 +229,16 @@ unsafe fn scan(
     }
 }
 
-/// The bytes of a key's datums (as stored: two keys with equal bytes are equal).
-fn image(key: &[pg_sys::Datum], cols: &[KeyCol]) -> Vec<u8> {
+/// A digest of the bytes of a key's datums (as stored: two keys with equal bytes are
+/// equal). 16 bytes of BLAKE3 keep the UPDATE set small whatever the keys' size.
+fn image(key: &[pg_sys::Datum], cols: &[KeyCol]) -> [u8; 16] {
+    let bytes = image_bytes(key, cols);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+    out
+}
+
+fn image_bytes(key: &[pg_sys::Datum], cols: &[KeyCol]) -> Vec<u8> {
     let mut out = Vec::new();
     for (d, c) in key.iter().zip(cols) {
         // SAFETY: `d` is a datum of a column laid out as `c` says (from its tuple
@@ -244,13 +268,18 @@ struct Writer {
     ldesc: pg_sys::TupleDesc,
     cid: pg_sys::CommandId,
     bistate: pg_sys::BulkInsertState,
+    /// The log attribute (0-based) of each key column.
+    at: Vec<usize>,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
 }
 
 impl Writer {
     fn insert(&mut self, key: &[pg_sys::Datum]) {
-        self.values.copy_from_slice(key);
+        for (&i, &d) in self.at.iter().zip(key) {
+            self.values[i] = d;
+            self.nulls[i] = false;
+        }
         // SAFETY: the log is open under RowExclusiveLock; values match its descriptor
         // (key_columns checked the types); the tuple is freed after the insert.
         unsafe {

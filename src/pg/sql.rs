@@ -488,8 +488,10 @@ pub fn create_log(oid: &LogId, cols: &[(String, SqlType)]) -> Sql {
         .iter()
         .map(|(n, t)| format!("{} {t} NOT NULL", Ident::new(n)))
         .collect();
+    // USING heap: the native key logger writes it with heap_insert, whatever
+    // default_table_access_method says.
     Sql::built(format!(
-        "CREATE TABLE {} ({})",
+        "CREATE TABLE {} ({}) USING heap",
         log_table(oid),
         defs.join(", ")
     ))

@@ -171,7 +171,8 @@ fn native_library() -> VcResult<Option<String>> {
         return Ok(None);
     }
     super::spi::one_text(
-        "SELECT probin FROM pg_catalog.pg_proc WHERE oid = 'vc._log_keys()'::pg_catalog.regprocedure",
+        "SELECT probin FROM pg_catalog.pg_proc \
+         WHERE oid = pg_catalog.to_regprocedure('vc._log_keys()')",
         vec![],
     )
 }

@@ -66,6 +66,10 @@ impl<'s, S: ChunkStore + ?Sized> Lookup<'s, S> {
                     j += 1;
                 }
                 let Some((node, _)) = level.get(j) else { break };
+                if node.is_leaf() {
+                    // An uneven (malformed) tree: `get` reports it.
+                    continue;
+                }
                 let idx = node.search(k);
                 if idx == node.len() {
                     continue;

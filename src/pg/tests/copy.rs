@@ -83,4 +83,32 @@ mod tests {
         assert!(text("SELECT to_regclass('public.cpm')::text").is_none());
         assert_eq!(vc_state(), state);
     }
+
+    /// A table a checkout creates for a pgvc_admin belongs to that role and is loaded
+    /// as that role, which may not read pgvc's chunk store: the rows are prepared with
+    /// pgvc's rights, and only COPY runs as the owner.
+    #[pg_test]
+    fn a_pgvc_admin_gets_its_table_back_with_every_row() {
+        one_role_changer_at_a_time();
+        run("CREATE ROLE cp_admin IN ROLE pgvc_admin;
+             GRANT CREATE ON SCHEMA public TO cp_admin;
+             SET ROLE cp_admin;
+             CREATE TABLE cpa (id int PRIMARY KEY, v text, b bytea);
+             INSERT INTO cpa SELECT g, 'row ' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 3000) g;
+             SELECT vc.track('cpa');");
+        let one = text("SELECT vc.commit('cpa')").unwrap();
+        let sum = text("SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM cpa x").unwrap();
+        run("DROP TABLE cpa");
+        run("SELECT vc.commit('drop cpa')");
+        run(&format!("SELECT vc.reset('{one}')"));
+        assert_eq!(
+            text("SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM cpa x").unwrap(),
+            sum
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT tableowner::text FROM pg_tables WHERE tablename = 'cpa'").unwrap(),
+            "cp_admin"
+        );
+    }
 }

@@ -118,4 +118,56 @@ mod tests {
         ))
         .unwrap()
     }
+
+    /// The key log is a heap table whatever the session's default access method, and
+    /// the logger refuses a log that is not one (it writes with heap_insert).
+    #[pg_test]
+    fn the_key_log_is_always_a_heap_table() {
+        run(
+            "CREATE ACCESS METHOD kl_am TYPE TABLE HANDLER heap_tableam_handler;
+             SET default_table_access_method = kl_am;
+             CREATE TABLE kla (id int PRIMARY KEY, v text);
+             SELECT vc.track('kla');
+             RESET default_table_access_method;",
+        );
+        let log = log_of("kla");
+        assert_eq!(
+            text(&format!(
+                "SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = '{log}'::regclass"
+            ))
+            .unwrap(),
+            "heap"
+        );
+        run("INSERT INTO kla VALUES (1, 'a')");
+        assert_eq!(logged_ids(&log), "1");
+        // Moved to another access method by hand: refused, nothing written.
+        run(&format!("ALTER TABLE {log} SET ACCESS METHOD kl_am"));
+        expect_error(
+            "INSERT INTO kla VALUES (2, 'b')",
+            "09000",
+            "not a heap table",
+        );
+        assert_eq!(int("SELECT count(*) FROM kla"), 1);
+    }
+
+    /// A dropped column in the log (by hand) does not shift the keys.
+    #[pg_test]
+    fn a_dropped_log_column_does_not_shift_the_keys() {
+        run(
+            "CREATE TABLE kld (a int, b text, v text, PRIMARY KEY (a, b));
+             SELECT vc.track('kld');",
+        );
+        let log = log_of("kld");
+        run(&format!(
+            "ALTER TABLE {log} ADD COLUMN junk int; ALTER TABLE {log} DROP COLUMN junk"
+        ));
+        run(&format!(
+            "ALTER TABLE {log} DROP COLUMN a, ADD COLUMN a int"
+        ));
+        run("INSERT INTO kld VALUES (7, 'seven', 'x')");
+        assert_eq!(
+            text(&format!("SELECT format('%s/%s', a, b) FROM {log}")).unwrap(),
+            "7/seven"
+        );
+    }
 }
