@@ -127,6 +127,8 @@ unsafe fn log_keys(td: &pg_sys::TriggerData) -> VcResult<()> {
             at: cols.iter().map(|c| c.log_index).collect(),
             values: vec![pg_sys::Datum::from(0usize); natts],
             nulls: vec![true; natts],
+            slots: Vec::new(),
+            filled: 0,
         };
         let ins = op == pg_sys::TRIGGER_EVENT_INSERT;
         let del = op == pg_sys::TRIGGER_EVENT_DELETE;
@@ -153,6 +155,7 @@ unsafe fn log_keys(td: &pg_sys::TriggerData) -> VcResult<()> {
                 writer.insert(key);
             });
         }
+        writer.finish();
         pg_sys::FreeBulkInsertState(bistate);
         pg_sys::table_close(log, pg_sys::NoLock as _);
         Ok(())
@@ -231,10 +234,18 @@ unsafe fn scan(
 
 /// A digest of the bytes of a key's datums (as stored: two keys with equal bytes are
 /// equal). 16 bytes of BLAKE3 keep the UPDATE set small whatever the keys' size.
+/// Images of up to 15 bytes (one integer key) are kept as they are, with their length
+/// in the last byte; longer ones as 15 bytes of their BLAKE3 hash, marked 0xff.
 fn image(key: &[pg_sys::Datum], cols: &[KeyCol]) -> [u8; 16] {
     let bytes = image_bytes(key, cols);
     let mut out = [0u8; 16];
-    out.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+    if bytes.len() < 16 {
+        out[..bytes.len()].copy_from_slice(&bytes);
+        out[15] = bytes.len() as u8;
+    } else {
+        out[..15].copy_from_slice(&blake3::hash(&bytes).as_bytes()[..15]);
+        out[15] = 0xff;
+    }
     out
 }
 
@@ -263,6 +274,9 @@ fn image_bytes(key: &[pg_sys::Datum], cols: &[KeyCol]) -> Vec<u8> {
     out
 }
 
+/// Keys per `heap_multi_insert` (one WAL record per page of them, not one per key).
+const INSERT_BATCH: usize = 1000;
+
 struct Writer {
     log: pg_sys::Relation,
     ldesc: pg_sys::TupleDesc,
@@ -272,6 +286,10 @@ struct Writer {
     at: Vec<usize>,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
+    /// Heap-tuple slots of the log, each holding a formed key tuple of its own (made
+    /// as needed, up to INSERT_BATCH), and how many are filled.
+    slots: Vec<*mut pg_sys::TupleTableSlot>,
+    filled: usize,
 }
 
 impl Writer {
@@ -281,15 +299,53 @@ impl Writer {
             self.nulls[i] = false;
         }
         // SAFETY: the log is open under RowExclusiveLock; values match its descriptor
-        // (key_columns checked the types); the tuple is freed after the insert.
+        // (key_columns checked the types). heap_form_tuple copies the datums, so the
+        // slot's tuple outlives the transition row it came from; the slot frees it
+        // when it is stored over or dropped.
         unsafe {
             let tup = pg_sys::heap_form_tuple(
                 self.ldesc,
                 self.values.as_mut_ptr(),
                 self.nulls.as_mut_ptr(),
             );
-            pg_sys::heap_insert(self.log, tup, self.cid, 0, self.bistate);
-            pg_sys::heap_freetuple(tup);
+            if self.filled == self.slots.len() {
+                self.slots.push(pg_sys::MakeSingleTupleTableSlot(
+                    self.ldesc,
+                    &pg_sys::TTSOpsHeapTuple,
+                ));
+            }
+            pg_sys::ExecStoreHeapTuple(tup, self.slots[self.filled], true);
+        }
+        self.filled += 1;
+        if self.filled == INSERT_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.filled == 0 {
+            return;
+        }
+        // SAFETY: the first `filled` slots hold formed tuples of the log's descriptor.
+        unsafe {
+            pg_sys::heap_multi_insert(
+                self.log,
+                self.slots.as_mut_ptr(),
+                self.filled as _,
+                self.cid,
+                0,
+                self.bistate,
+            );
+        }
+        self.filled = 0;
+    }
+
+    /// Inserts what is batched and frees the slots.
+    fn finish(mut self) {
+        self.flush();
+        for s in self.slots.drain(..) {
+            // SAFETY: made by MakeSingleTupleTableSlot above, dropped once.
+            unsafe { pg_sys::ExecDropSingleTupleTableSlot(s) };
         }
     }
 }
