@@ -72,7 +72,9 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         });
     }
     let column_named = |n: &str| entry.schema.columns.iter().find(|c| c.name == n);
-    let mut pk = Vec::new();
+    // The primary key comes after the rows (`add_primary_key`), built in one sort as
+    // pg_restore builds it, not entry by entry while they load; its names are checked
+    // now, before anything is created.
     for k in &entry.schema.primary_key {
         if column_named(k).is_none() {
             return Err(VcError::new(
@@ -80,7 +82,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
                 format!("the primary key of {table} names a column it does not have"),
             ));
         }
-        pk.push(Ident::checked("column name", k)?);
+        Ident::checked("column name", k)?;
     }
     // Sequences: identity columns make their own (renamed below); the others must not
     // exist yet when a column owns them, and are created here.
@@ -141,10 +143,7 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
         exec(sql::create_sequence(seq), vec![])?;
         allowed.push(recorded.clone());
     }
-    // The primary key comes after the rows (`add_primary_key`), built in one sort as
-    // pg_restore builds it, not entry by entry while they load.
-    let _ = pk;
-    exec(sql::create_table(&table, &cols, &[]), vec![])?;
+    exec(sql::create_table(&table, &cols), vec![])?;
     if let Some(role) = &for_caller {
         // Also moves the sequences the table owns.
         exec(
@@ -191,17 +190,28 @@ pub fn create_table(name: &str, entry: &TableEntry) -> VcResult<Vec<String>> {
     let relid = super::catalog::relid_of(&table.to_string())?;
     refuse_foreign_code(relid, &table)?;
     // Indexes and constraints are made after the rows (constraints::create_missing).
-    let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
     let mut want = super::constraints::columns_only(entry.schema.clone());
     want.primary_key.clear();
-    if !made.same_definition(&want) {
+    check_made(relid, &table, &want)?;
+    Ok(allowed)
+}
+
+/// Refuses unless table `relid` as created here has the columns (and primary key) of
+/// `want` (indexes and constraints are made after the rows).
+fn check_made(
+    relid: pgrx::pg_sys::Oid,
+    table: &QualName,
+    want: &crate::commit::TableSchema,
+) -> VcResult<()> {
+    let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
+    if !made.same_definition(want) {
         return Err(VcError::new(
             Code::ERRCODE_INVALID_TABLE_DEFINITION,
             format!("the definition of {table} in the commit does not match what it creates here"),
         )
         .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
     }
-    Ok(allowed)
+    Ok(())
 }
 
 /// Refuses a new table that would run code owned by another, unprivileged role.
@@ -255,15 +265,11 @@ fn add_primary_key(relid: pgrx::pg_sys::Oid, table: &QualName, entry: &TableEntr
         let step = AlterStep::AddPrimaryKey(entry.schema.primary_key.clone());
         exec(sql::alter_table(table, &step)?, vec![])?;
     }
-    let made = super::constraints::columns_only(super::catalog::table_schema(relid)?);
-    if !made.same_definition(&super::constraints::columns_only(entry.schema.clone())) {
-        return Err(VcError::new(
-            Code::ERRCODE_INVALID_TABLE_DEFINITION,
-            format!("the definition of {table} in the commit does not match what it creates here"),
-        )
-        .hint("a commit made by pgvc records the definition as PostgreSQL prints it; if it came from a remote or backup, check who can write there"));
-    }
-    Ok(())
+    check_made(
+        relid,
+        table,
+        &super::constraints::columns_only(entry.schema.clone()),
+    )
 }
 
 /// Loads every row of `tree` into `relid`, a table `create_table` made in this
@@ -496,9 +502,8 @@ pub fn checkout_root(
                     let sequences = create_table(name, entry)?;
                     // Load before tracking: the rows need not pass through the tracking
                     // triggers' transition tables. The plan comes from the table just
-                    // created (its catalog), not from the commit.
-                    // It has no primary key until the rows are in: the plan takes the
-                    // commit's, to read the rows as they were written.
+                    // created (its catalog), not from the commit, except for the primary
+                    // key, added after the rows: the commit's says how they are keyed.
                     let relid = crate::pg::catalog::relid_of(name)?;
                     let mut live = crate::pg::catalog::table_schema(relid)?;
                     live.primary_key = entry.schema.primary_key.clone();

@@ -799,7 +799,9 @@ pub struct ColumnDef {
     pub not_null: bool,
 }
 
-pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
+/// `CREATE TABLE` with its columns only: the primary key, indexes and constraints are
+/// added after the rows are loaded (`pg::checkout`), as pg_restore does.
+pub fn create_table(t: &QualName, cols: &[ColumnDef]) -> Sql {
     let mut defs = Vec::new();
     for c in cols {
         let mut d = format!("{} {}", c.name, c.ty);
@@ -818,10 +820,6 @@ pub fn create_table(t: &QualName, cols: &[ColumnDef], pk: &[Ident]) -> Sql {
             d.push_str(" NOT NULL");
         }
         defs.push(d);
-    }
-    let pk: Vec<String> = pk.iter().map(|c| c.to_string()).collect();
-    if !pk.is_empty() {
-        defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
     }
     Sql::built(format!("CREATE TABLE {t} ({})", defs.join(", ")))
 }
