@@ -9,13 +9,14 @@
 //! (`push_subtree`) when every level at or below it has an empty buffer,
 //! with the same result as streaming its entries.
 
-use super::chunker::LevelChunker;
+use super::chunker::{Chunking, LevelChunker};
 use super::node::{encode_node, load_at};
 use super::ProllyError;
 use crate::store::{ChunkStore, Hash, Result as StoreResult};
 
 pub struct Builder<'s, S: ChunkStore + ?Sized> {
     store: &'s mut S,
+    chunking: Chunking,
     levels: Vec<LevelChunker>,
     /// Last key accepted at level 0 (or last key of a pushed subtree).
     last_key: Option<Vec<u8>>,
@@ -24,13 +25,24 @@ pub struct Builder<'s, S: ChunkStore + ?Sized> {
 }
 
 impl<'s, S: ChunkStore + ?Sized> Builder<'s, S> {
+    /// A builder of a new tree, cut by `Chunking::CURRENT`.
     pub fn new(store: &'s mut S) -> Self {
+        Self::with_chunking(store, Chunking::CURRENT)
+    }
+
+    /// A builder cutting by `chunking`: `apply_edits` keeps an old tree's rule.
+    pub(crate) fn with_chunking(store: &'s mut S, chunking: Chunking) -> Self {
         Builder {
             store,
+            chunking,
             levels: Vec::new(),
             last_key: None,
             index: 0,
         }
+    }
+
+    pub(crate) fn chunking(&self) -> Chunking {
+        self.chunking
     }
 
     /// Read access for callers that walk an old tree while building.
@@ -92,7 +104,7 @@ impl<'s, S: ChunkStore + ?Sized> Builder<'s, S> {
         }
         // Internal nodes take >= 2 entries, so each level holds at most about
         // half the entries of the one below and `level` stays far below 256.
-        self.levels[level].push(level as u8, key, value);
+        self.levels[level].push(self.chunking, level as u8, key, value);
         if self.levels[level].complete {
             self.emit(level)?;
         }
@@ -107,7 +119,9 @@ impl<'s, S: ChunkStore + ?Sized> Builder<'s, S> {
         let Some(last_key) = entries.last().map(|(k, _)| k.clone()) else {
             return Ok(());
         };
-        let hash = self.store.put(encode_node(level as u8, &entries))?;
+        let hash = self
+            .store
+            .put(encode_node(self.chunking, level as u8, &entries))?;
         self.levels[level].last_emitted = Some((hash, entries.len()));
         self.push_at(level + 1, last_key, hash.0.to_vec())
     }
@@ -138,9 +152,11 @@ impl<'s, S: ChunkStore + ?Sized> Builder<'s, S> {
                     Hash::from_slice(&entries[0].1).expect("internal entries hold 32-byte hashes");
                 return Ok(self.collapse(child, level - 1)?);
             }
-            return Ok(self.store.put(encode_node(level as u8, &entries))?);
+            return Ok(self
+                .store
+                .put(encode_node(self.chunking, level as u8, &entries))?);
         }
-        Ok(self.store.put(encode_node(0, &[]))?)
+        Ok(self.store.put(encode_node(self.chunking, 0, &[]))?)
     }
 
     fn collapse(&self, mut hash: Hash, mut level: usize) -> StoreResult<Hash> {

@@ -12,9 +12,10 @@
 //! batching of edits, and a point edit costs O(depth) reads and writes.
 
 use super::build::Builder;
+use super::chunker::Chunking;
 use super::node::{load, load_at, Node};
 use super::ProllyError;
-use crate::store::{ChunkStore, Hash};
+use crate::store::{ChunkStore, Hash, StoreError};
 
 /// An edit: `Some(value)` upserts, `None` deletes (absent keys are ignored).
 pub type Edit = (Vec<u8>, Option<Vec<u8>>);
@@ -31,7 +32,14 @@ where
         return Ok(root);
     }
     let root_node = load(&*store, root)?;
-    let mut b = Builder::new(store);
+    // The tree keeps the rule it was cut by (a tree never mixes two); the empty
+    // tree has none, and grows by the current one.
+    let chunking = if root_node.is_empty() {
+        Chunking::CURRENT
+    } else {
+        root_node.chunking()
+    };
+    let mut b = Builder::with_chunking(store, chunking);
     walk(&mut b, &root_node, None, &mut edits)?;
     b.finish()
 }
@@ -62,6 +70,15 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
             continue;
         }
         let child = load_at(b.store(), node.child(i), child_level)?;
+        if child.chunking() != b.chunking() {
+            // Only a damaged or forged tree mixes rules; editing it would give a
+            // tree that depends on its history.
+            return Err(StoreError::corrupt(
+                child.hash(),
+                "node cut by another rule than its parent's",
+            )
+            .into());
+        }
         walk(b, &child, child_hi, edits)?;
     }
     Ok(())

@@ -29,12 +29,12 @@ mod reuse_tests;
 mod tests;
 
 pub use build::{build, Builder};
-pub use chunker::{MAX_NODE, MIN_NODE, TARGET_NODE};
+pub use chunker::{Chunking, MAX_NODE, MIN_NODE, TARGET_NODE};
 pub use cursor::{count, depth, get, iter, iter_from, Iter};
 pub use diff::{diff, Diff, DiffEntry};
 pub use edit::{apply_edits, Edit};
 pub use lookup::Lookup;
-pub use node::{encode_node, entry_size, load, Node};
+pub use node::{encode_node, entry_size, is_node_tag, load, Node};
 pub use prefetch::Prefetching;
 
 use crate::store::{hash_of, Hash, StoreError};
@@ -51,5 +51,5 @@ pub enum ProllyError {
 
 /// Root hash of the empty tree (an empty leaf), without touching a store.
 pub fn empty_root() -> Hash {
-    hash_of(&encode_node(0, &[]))
+    hash_of(&encode_node(Chunking::Flat, 0, &[]))
 }

@@ -1,13 +1,16 @@
 //! Prolly-tree node encoding: the only place that knows the byte layout.
 //!
-//! Layout: `[kind::NODE][level u8][count varint]([key len varint][key]
-//! [value len varint][value])*`, varints LEB128. Encoding is deterministic
+//! Layout: `[kind][level u8][count varint]([key len varint][key]
+//! [value len varint][value])*`, varints LEB128. The kind tag is `kind::NODE` or
+//! `kind::SIZED_NODE`, after the tree's `Chunking`; the empty tree is always
+//! `NODE`. Encoding is deterministic
 //! (minimal varints, entries in the given order), so equal nodes have equal
 //! hashes. `Node::decode` checks everything a reader relies on (tag, bounds,
 //! minimal varints, strictly ascending keys, internal values of exactly 32
 //! bytes, non-empty internal nodes, no trailing bytes) and reports violations
 //! as `StoreError::Corrupt`; nothing here panics on bad input.
 
+use super::chunker::Chunking;
 use crate::store::{kind, Chunk, ChunkStore, Hash, Result, StoreError};
 
 pub(crate) fn varint_len(mut v: u64) -> usize {
@@ -54,15 +57,34 @@ pub fn entry_size(key_len: usize, value_len: usize) -> usize {
     varint_len(key_len as u64) + key_len + varint_len(value_len as u64) + value_len
 }
 
-/// Encode a node. Callers guarantee keys are strictly ascending and, for
-/// `level > 0`, values are 32-byte child hashes.
-pub fn encode_node(level: u8, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+/// The kind tag of a node of a tree cut by `chunking`.
+fn tag_of(chunking: Chunking) -> u8 {
+    match chunking {
+        Chunking::Flat => kind::NODE,
+        Chunking::Weibull => kind::SIZED_NODE,
+    }
+}
+
+/// Is this chunk's kind tag a tree node's (of either rule)?
+pub fn is_node_tag(tag: u8) -> bool {
+    tag == kind::NODE || tag == kind::SIZED_NODE
+}
+
+/// Encode a node of a tree cut by `chunking`. Callers guarantee keys are strictly
+/// ascending and, for `level > 0`, values are 32-byte child hashes. The empty
+/// tree (a leaf without entries) is tagged `NODE` whatever the rule: there is one
+/// empty tree.
+pub fn encode_node(chunking: Chunking, level: u8, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(k, v)| entry_size(k.len(), v.len()))
         .sum();
     let mut out = Vec::with_capacity(2 + varint_len(entries.len() as u64) + body);
-    out.push(kind::NODE);
+    out.push(if entries.is_empty() && level == 0 {
+        kind::NODE
+    } else {
+        tag_of(chunking)
+    });
     out.push(level);
     put_varint(&mut out, entries.len() as u64);
     for (k, v) in entries {
@@ -88,6 +110,7 @@ pub struct Node {
     hash: Hash,
     data: Chunk,
     level: u8,
+    chunking: Chunking,
     spans: Vec<Span>,
 }
 
@@ -97,9 +120,11 @@ impl Node {
         if data.len() < 3 {
             return Err(bad("shorter than a header"));
         }
-        if data[0] != kind::NODE {
-            return Err(bad(&format!("kind tag {} is not NODE", data[0])));
-        }
+        let chunking = match data[0] {
+            kind::NODE => Chunking::Flat,
+            kind::SIZED_NODE => Chunking::Weibull,
+            other => return Err(bad(&format!("kind tag {other} is not a tree node's"))),
+        };
         let level = data[1];
         let mut pos = 2;
         let count = read_varint(&data, &mut pos).ok_or_else(|| bad("bad entry count"))?;
@@ -127,10 +152,14 @@ impl Node {
         if pos != data.len() {
             return Err(bad("trailing bytes"));
         }
+        if chunking == Chunking::Weibull && level == 0 && count == 0 {
+            return Err(bad("the empty tree is tagged NODE"));
+        }
         Ok(Node {
             hash,
             data,
             level,
+            chunking,
             spans,
         })
     }
@@ -141,6 +170,12 @@ impl Node {
 
     pub fn level(&self) -> u8 {
         self.level
+    }
+
+    /// The rule the node's tree was cut by. The empty tree says `Flat` but has no
+    /// rule of its own: edits to it build with `Chunking::CURRENT`.
+    pub fn chunking(&self) -> Chunking {
+        self.chunking
     }
 
     pub fn is_leaf(&self) -> bool {
@@ -205,7 +240,7 @@ fn read_field(data: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
 /// store need hold it.
 pub fn load<S: ChunkStore + ?Sized>(store: &S, hash: Hash) -> Result<Node> {
     if hash == super::empty_root() {
-        return Node::decode(hash, encode_node(0, &[]).into());
+        return Node::decode(hash, encode_node(Chunking::Flat, 0, &[]).into());
     }
     Node::decode(hash, store.get(&hash)?)
 }
@@ -239,7 +274,7 @@ mod tests {
             (b"b".to_vec(), vec![7u8; 300]),
             (vec![0xff; 200], b"v".to_vec()),
         ];
-        let bytes = encode_node(0, &entries);
+        let bytes = encode_node(crate::prolly::Chunking::CURRENT, 0, &entries);
         let n = dec(bytes.clone()).unwrap();
         assert_eq!((n.level(), n.len()), (0, 4));
         for (i, (k, v)) in entries.iter().enumerate() {
@@ -250,9 +285,11 @@ mod tests {
         assert_eq!(n.search(b"aa"), 2);
         assert_eq!(n.search(&[0xff; 201]), 4);
         let internal = vec![(b"k".to_vec(), hash_of(b"c").0.to_vec())];
-        let n = dec(encode_node(3, &internal)).unwrap();
+        let n = dec(encode_node(crate::prolly::Chunking::CURRENT, 3, &internal)).unwrap();
         assert_eq!((n.level(), n.child(0)), (3, hash_of(b"c")));
-        assert!(dec(encode_node(0, &[])).unwrap().is_empty());
+        assert!(dec(encode_node(crate::prolly::Chunking::CURRENT, 0, &[]))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -280,6 +317,7 @@ mod tests {
     #[test]
     fn malformed_is_corrupt() {
         let good = encode_node(
+            crate::prolly::Chunking::CURRENT,
             0,
             &[
                 (b"a".to_vec(), b"1".to_vec()),
@@ -296,18 +334,33 @@ mod tests {
         tag[0] = kind::BLOB;
         assert_corrupt(tag, "wrong kind");
         assert_corrupt(
-            encode_node(0, &[(b"b".to_vec(), vec![]), (b"a".to_vec(), vec![])]),
+            encode_node(
+                crate::prolly::Chunking::CURRENT,
+                0,
+                &[(b"b".to_vec(), vec![]), (b"a".to_vec(), vec![])],
+            ),
             "unsorted",
         );
         assert_corrupt(
-            encode_node(0, &[(b"a".to_vec(), vec![]), (b"a".to_vec(), vec![])]),
+            encode_node(
+                crate::prolly::Chunking::CURRENT,
+                0,
+                &[(b"a".to_vec(), vec![]), (b"a".to_vec(), vec![])],
+            ),
             "dup",
         );
         assert_corrupt(
-            encode_node(1, &[(b"a".to_vec(), vec![1; 31])]),
+            encode_node(
+                crate::prolly::Chunking::CURRENT,
+                1,
+                &[(b"a".to_vec(), vec![1; 31])],
+            ),
             "short child hash",
         );
-        assert_corrupt(encode_node(1, &[]), "empty internal");
+        assert_corrupt(
+            encode_node(crate::prolly::Chunking::CURRENT, 1, &[]),
+            "empty internal",
+        );
         assert_corrupt(
             vec![kind::NODE, 0, 0xff, 0xff, 0xff, 0xff, 0x0f],
             "huge count",

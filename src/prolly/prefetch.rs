@@ -4,8 +4,8 @@
 //! language answers one request per level-1 node (about a hundred leaves), not one
 //! per leaf. At most one such batch is held at a time: memory stays flat.
 
-use super::Node;
-use crate::store::{kind, Chunk, ChunkStore, Hash, Result, StoreError};
+use super::{is_node_tag, Node};
+use crate::store::{Chunk, ChunkStore, Hash, Result, StoreError};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -29,7 +29,7 @@ impl<S: ChunkStore + ?Sized> ChunkStore for Prefetching<'_, S> {
             return Ok(c);
         }
         let c = self.inner.get(h)?;
-        if c.first() == Some(&kind::NODE) && c.get(1) == Some(&1) {
+        if c.first().is_some_and(|t| is_node_tag(*t)) && c.get(1) == Some(&1) {
             let node = Node::decode(*h, c.clone())?;
             let children: Vec<Hash> = (0..node.len())
                 .filter_map(|i| Hash::from_slice(node.value(i)))

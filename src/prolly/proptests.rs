@@ -113,6 +113,28 @@ fn tree_diff(s: &MemStore, a: Hash, b: Hash) -> Vec<DiffEntry> {
     diff(s, a, b).collect::<crate::store::Result<_>>().unwrap()
 }
 
+fn build_with(s: &mut MemStore, chunking: Chunking, m: &Map) -> Hash {
+    let mut b = Builder::with_chunking(s, chunking);
+    for (k, v) in m {
+        b.push(k.clone(), v.clone()).unwrap();
+    }
+    b.finish().unwrap()
+}
+
+/// Every node of the tree at `root`.
+pub(super) fn nodes(s: &MemStore, root: Hash) -> Vec<Node> {
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(h) = todo.pop() {
+        let n = load(s, h).unwrap();
+        if !n.is_leaf() {
+            todo.extend((0..n.len()).map(|i| n.child(i)));
+        }
+        out.push(n);
+    }
+    out
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 128,
@@ -181,6 +203,33 @@ proptest! {
         let c = build(&mut s, entries(&other)).unwrap();
         prop_assert_eq!(tree_diff(&s, a, c), model_diff(&m, &other));
         prop_assert!(tree_diff(&s, b, b).is_empty());
+    }
+
+    /// A tree keeps the rule it was cut by: edits to a `Flat` tree give the `Flat`
+    /// build of the result (canonical, node for node), edits to an emptied tree
+    /// grow by the current rule, and a diff across rules is still the model's.
+    #[test]
+    fn a_tree_keeps_its_rule(m in map_strategy(400), fresh in edits_strategy(60), seed in any::<u64>()) {
+        let edits = derived_edits(&m, seed, &fresh);
+        let mut s = MemStore::new();
+        let flat = build_with(&mut s, Chunking::Flat, &m);
+        let new = apply_edits(&mut s, flat, edits.clone()).unwrap();
+        let mut model = m.clone();
+        apply_model(&mut model, &edits);
+        prop_assert_eq!(new, build_with(&mut s, Chunking::Flat, &model));
+        prop_assert!(nodes(&s, new).iter().all(|n| n.chunking() == Chunking::Flat));
+        let current = build(&mut s, entries(&model)).unwrap();
+        if !model.is_empty() {
+            prop_assert_ne!(new, current, "the two rules give different trees");
+            prop_assert!(nodes(&s, current).iter().all(|n| n.chunking() == Chunking::CURRENT));
+        }
+        prop_assert_eq!(tree_diff(&s, flat, current), model_diff(&m, &model));
+        prop_assert_eq!(tree_diff(&s, current, flat), model_diff(&model, &m));
+        // Emptied, then refilled: the empty tree has no rule of its own.
+        let empty = apply_edits(&mut s, new, model.keys().map(|k| (k.clone(), None))).unwrap();
+        prop_assert_eq!(empty, empty_root());
+        let refilled = apply_edits(&mut s, empty, model.iter().map(|(k, v)| (k.clone(), Some(v.clone())))).unwrap();
+        prop_assert_eq!(refilled, current);
     }
 
     /// iter returns A in order; get and iter_from agree with the model.

@@ -233,11 +233,13 @@ fn missing_and_corrupt_chunks_are_errors() {
     let top = &lv[0][0];
     let fake = s
         .put(encode_node(
+            crate::prolly::Chunking::CURRENT,
             top.level(),
             &[(top.key(0).to_vec(), empty_root().0.to_vec())],
         ))
         .unwrap();
-    s.put(encode_node(0, &[])).unwrap();
+    s.put(encode_node(crate::prolly::Chunking::CURRENT, 0, &[]))
+        .unwrap();
     if top.level() > 1 {
         assert!(matches!(
             count(&s, fake),
@@ -277,4 +279,44 @@ fn the_empty_tree_needs_no_store() {
         .collect::<std::result::Result<_, _>>()
         .unwrap();
     assert_eq!(d.len(), 1);
+}
+
+/// Leaf sizes under both rules for 10^5 rows like the benchmarks' (8-byte keys,
+/// 40-80-byte values): the current rule gathers sizes around the target, so the
+/// leaf holding a given row (the size-biased mean, what a point edit rewrites) is
+/// close to the mean leaf; under `Flat` it is much larger.
+#[test]
+fn node_sizes_gather_around_the_target() {
+    let mut rng = Rng(7);
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = (0..100_000u64)
+        .map(|i| (key(i), vec![b'v'; 40 + rng.below(41) as usize]))
+        .collect();
+    let stats = |chunking: Chunking| {
+        let mut s = MemStore::new();
+        let mut b = Builder::with_chunking(&mut s, chunking);
+        for (k, v) in &rows {
+            b.push(k.clone(), v.clone()).unwrap();
+        }
+        let root = b.finish().unwrap();
+        let sizes: Vec<f64> = super::proptests::nodes(&s, root)
+            .iter()
+            .filter(|n| n.is_leaf())
+            .map(|n| n.bytes().len() as f64)
+            .collect();
+        let mean = sizes.iter().sum::<f64>() / sizes.len() as f64;
+        let biased = sizes.iter().map(|x| x * x).sum::<f64>() / sizes.iter().sum::<f64>();
+        let max = sizes.iter().cloned().fold(0.0, f64::max);
+        eprintln!(
+            "{chunking:?}: {} leaves, mean {mean:.0} B, size-biased {biased:.0} B, max {max:.0} B",
+            sizes.len()
+        );
+        (mean, biased, max)
+    };
+    let (fm, fb, _) = stats(Chunking::Flat);
+    let (wm, wb, wmax) = stats(Chunking::Weibull);
+    assert!((3_200.0..4_300.0).contains(&wm), "Weibull mean {wm}");
+    assert!(wb < 1.15 * wm, "Weibull size-biased {wb} vs mean {wm}");
+    assert!(wmax < 9_000.0, "Weibull max {wmax}");
+    assert!(fb > 1.5 * fm, "Flat size-biased {fb} vs mean {fm}");
+    assert!(wb < 0.65 * fb, "a point edit rewrites less: {wb} vs {fb}");
 }

@@ -29,7 +29,7 @@ pub fn chunk_refs(hash: &Hash, data: &[u8]) -> Result<Vec<Hash>> {
             let r: RootValue = decode_tagged(kind::ROOT, hash, data)?;
             Ok(r.tables.values().map(|t| t.tree).collect())
         }
-        Some(&kind::NODE) => node_refs(hash, data),
+        Some(&kind::NODE) | Some(&kind::SIZED_NODE) => node_refs(hash, data),
         Some(&kind::BLOB) => Ok(Vec::new()),
         Some(k) => Err(StoreError::corrupt(
             *hash,
@@ -80,6 +80,7 @@ mod tests {
         assert_eq!(refs(&commit.encode()).unwrap(), vec![a, b, c]);
 
         let internal = encode_node(
+            crate::prolly::Chunking::CURRENT,
             1,
             &[
                 (b"k1".to_vec(), b.0.to_vec()),
@@ -91,6 +92,7 @@ mod tests {
         let mut blob_ref = vec![OUT_OF_LINE];
         blob_ref.extend_from_slice(&a.0);
         let leaf = encode_node(
+            crate::prolly::Chunking::CURRENT,
             0,
             &[(b"1".to_vec(), vec![0x00, 0x90]), (b"2".to_vec(), blob_ref)],
         );
@@ -103,7 +105,11 @@ mod tests {
 
     #[test]
     fn malformed_is_corrupt() {
-        let bad_blob = encode_node(0, &[(b"1".to_vec(), vec![OUT_OF_LINE, 1, 2])]);
+        let bad_blob = encode_node(
+            crate::prolly::Chunking::CURRENT,
+            0,
+            &[(b"1".to_vec(), vec![OUT_OF_LINE, 1, 2])],
+        );
         for data in [
             bad_blob,
             vec![],

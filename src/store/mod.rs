@@ -23,7 +23,8 @@ pub use overlay::{Layered, Overlay};
 /// The first byte of every chunk says what it is, so a chunk can be
 /// interpreted (or rejected) without outside context.
 pub mod kind {
-    /// A prolly-tree node (leaf or internal).
+    /// A prolly-tree node (leaf or internal) of a tree cut by the `Flat` rule
+    /// (pgvc 0.1 and 0.2 trees; also the empty tree, whatever the rule).
     pub const NODE: u8 = 1;
     /// An out-of-line large value.
     pub const BLOB: u8 = 2;
@@ -31,4 +32,8 @@ pub mod kind {
     pub const ROOT: u8 = 3;
     /// A commit object.
     pub const COMMIT: u8 = 4;
+    /// A prolly-tree node of a tree cut by the `Weibull` rule (`prolly::Chunking`):
+    /// the same layout as `NODE`. A reader that knows only `NODE` refuses it
+    /// rather than edit the tree with the wrong rule.
+    pub const SIZED_NODE: u8 = 5;
 }

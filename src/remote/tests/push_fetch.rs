@@ -520,7 +520,7 @@ fn a_damaged_local_chunk_fails_the_push_and_publishes_nothing() {
         .copied()
         .find(|h| {
             let d = base.get(h).unwrap();
-            d.first() == Some(&crate::store::kind::NODE) && d.get(1) == Some(&0)
+            d.first().is_some_and(|t| crate::prolly::is_node_tag(*t)) && d.get(1) == Some(&0)
         })
         .expect("a leaf");
     // A flipped byte, and the bytes of another chunk (whose references differ).
