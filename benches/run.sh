@@ -384,13 +384,13 @@ bench_storage() {
     local db=storage n=$STORE_N depth
     new_db $db
     new_tracked $db "$n"
-    # Node chunks are [kind 1][level]...: the root's level + 1 is the tree depth.
-    depth=$(sql $db "SELECT max(get_byte(data, 1)) + 1 FROM vc.chunks WHERE get_byte(data, 0) = 1")
+    # Node chunks are [kind 1 or 5][level]...: the root's level + 1 is the tree depth.
+    depth=$(sql $db "SELECT max(get_byte(data, 1)) + 1 FROM vc.chunks WHERE get_byte(data, 0) IN (1, 5)")
     local sizes
     sizes=$(sql $db "SELECT '| ' || get_byte(data, 1) || ' | ' || count(*) || ' | ' || round(avg(length(data)))
                             || ' | ' || round(sum(length(data)::numeric ^ 2) / sum(length(data)))
                             || ' | ' || max(length(data)) || ' |'
-                     FROM vc.chunks WHERE get_byte(data, 0) = 1 GROUP BY get_byte(data, 1) ORDER BY 1")
+                     FROM vc.chunks WHERE get_byte(data, 0) IN (1, 5) GROUP BY get_byte(data, 1) ORDER BY 1")
     md "## 4. Storage" "" \
         "A tracked table of $n rows (tree depth $depth: the highest node level + 1, read from the" \
         "node chunks); per case, an UPDATE of k rows and a commit. New bytes are exact:" \
