@@ -151,7 +151,7 @@ impl<O: ObjectStore> RemoteChunkStore<O> {
             self.flushed.1 += data.len() as u64;
         }
         let pack = match writer {
-            Some(w) => Some(w.finish(self.remote.store())?),
+            Some(w) => Some(w.finish()?),
             None => None,
         };
         if let Some(p) = &pack {

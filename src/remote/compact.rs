@@ -189,7 +189,7 @@ impl<O: ObjectStore> Remote<O> {
                 at = end;
             }
         }
-        writer.finish(self.store())
+        writer.finish()
     }
 
     /// The manifest swap of a compaction: `merged` in place of `merging`, after a

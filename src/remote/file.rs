@@ -397,6 +397,50 @@ impl ObjectWriter for FileWriter {
         self.done = true;
         Ok(())
     }
+
+    fn finish_then_put(mut self: Box<Self>, key: &str, next_key: &str, next: &[u8]) -> Result<()> {
+        let (path, next_path) = (self.store.path(key)?, self.store.path(next_key)?);
+        for (p, k) in [(&path, key), (&next_path, next_key)] {
+            let dir = p.parent().expect("object paths have a parent");
+            self.store.ensure_dir(dir, k)?;
+        }
+        // A failure after the first rename names the second object: the first is in
+        // place (unlisted, as a pack is until a manifest lists it).
+        let key_of_failure = |done: bool| if done { next_key } else { key };
+        self.finish_pair(&path, &next_path, next)
+            .map_err(|e| RemoteError::io(&self.store.url, key_of_failure(self.done), "write", e))
+    }
+}
+
+impl FileWriter {
+    /// `finish_then_put`'s work: both files written and fsynced under temporary
+    /// names, then renamed in order, then their directories fsynced (once if shared).
+    fn finish_pair(&mut self, path: &Path, next_path: &Path, next: &[u8]) -> io::Result<()> {
+        let dir = path.parent().expect("object paths have a parent");
+        let next_dir = next_path.parent().expect("object paths have a parent");
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        let next_temp = FileStore::temp_path(next_dir, "put");
+        let res = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&next_temp)?;
+            f.write_all(next)?;
+            f.sync_all()?;
+            fs::rename(&self.temp, path)?;
+            self.done = true;
+            if dir != next_dir {
+                sync_dir(dir)?;
+            }
+            fs::rename(&next_temp, next_path)?;
+            sync_dir(next_dir)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&next_temp);
+        }
+        res
+    }
 }
 
 impl Drop for FileWriter {

@@ -99,6 +99,12 @@ pub trait ObjectWriter: Send {
     /// rename it, fsync the directory. S3: complete a multipart upload (to a
     /// staging key, then copy) or upload a locally spooled file.
     fn finish(self: Box<Self>, key: &str) -> Result<()>;
+
+    /// `finish(key)`, then `put(next_key, next)` on the same store: when it returns,
+    /// both are durable and `next` never became visible before this object did.
+    /// Files write and fsync both before renaming either, and fsync a directory
+    /// they share once, not twice (a pack and its idx: one push's durability cost).
+    fn finish_then_put(self: Box<Self>, key: &str, next_key: &str, next: &[u8]) -> Result<()>;
 }
 
 impl<T: ObjectStore + ?Sized> ObjectStore for Box<T> {

@@ -72,13 +72,17 @@ type Written = Result<(Box<dyn ObjectWriter>, blake3::Hasher)>;
 ///
 /// The bytes are hashed (for the idx trailer) and written by a thread of its own, so
 /// a push reads and walks chunks on one core while the other hashes and copies them
-/// into the file (or the S3 spool). The thread touches only the writer: no
+/// into the file (or the S3 spool). The thread starts with the first full batch: a
+/// pack of fewer chunks (a one-row commit's push) is written inline at `finish`,
+/// sparing a thread's start and hand-offs. The thread touches only the writer: no
 /// PostgreSQL state, and it runs with every signal blocked, so the backend's signal
 /// handlers never run on it. An error on the thread is returned by the next `add` or
 /// by `finish`; a writer dropped unfinished joins its thread, and the object writer's
 /// own drop discards the temporary object.
 pub struct PackWriter {
     url: String,
+    /// The object, until the thread takes it.
+    out: Option<Box<dyn ObjectWriter>>,
     tx: Option<std::sync::mpsc::SyncSender<Batch>>,
     batch: Batch,
     thread: Option<std::thread::JoinHandle<Written>>,
@@ -87,31 +91,34 @@ pub struct PackWriter {
     end: u64,
 }
 
+/// Writes the header and the batches' chunks to `out`, checking those marked so,
+/// and hashes all of it for the idx trailer.
+fn write_batches(
+    mut out: Box<dyn ObjectWriter>,
+    batches: impl IntoIterator<Item = Batch>,
+) -> Written {
+    let mut hasher = blake3::Hasher::new();
+    let head = header(PACK_MAGIC);
+    hasher.update(&head);
+    out.write_all(&head)?;
+    for (hash, data, check) in batches.into_iter().flatten() {
+        if check {
+            crate::store::verify(&hash, &data)?;
+        }
+        hasher.update(&data);
+        out.write_all(&data)?;
+    }
+    Ok((out, hasher))
+}
+
 impl PackWriter {
     pub fn new(store: &dyn ObjectStore) -> Result<PackWriter> {
-        let url = store.url().to_string();
-        let mut out = store.put_stream()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
-        let thread = spawn_without_signals(move || -> Written {
-            let mut hasher = blake3::Hasher::new();
-            let head = header(PACK_MAGIC);
-            hasher.update(&head);
-            out.write_all(&head)?;
-            for (hash, data, check) in rx.into_iter().flatten() {
-                if check {
-                    crate::store::verify(&hash, &data)?;
-                }
-                hasher.update(&data);
-                out.write_all(&data)?;
-            }
-            Ok((out, hasher))
-        })
-        .map_err(|e| RemoteError::io(&url, "(a new pack)", "start a writer thread for", e))?;
         Ok(PackWriter {
-            url,
-            tx: Some(tx),
+            url: store.url().to_string(),
+            out: Some(store.put_stream()?),
+            tx: None,
             batch: Vec::with_capacity(BATCH),
-            thread: Some(thread),
+            thread: None,
             entries: Vec::new(),
             end: HEADER_LEN,
         })
@@ -128,19 +135,21 @@ impl PackWriter {
         self.send(hash, data, false)
     }
 
-    /// `add_chunk` of bytes nobody has checked yet: the thread checks them against
-    /// `hash` before it writes them, and a mismatch fails the pack (`Corrupt`, from
-    /// the next `add` or from `finish`). The caller must not rely on them before then.
+    /// `add_chunk` of bytes nobody has checked yet: they are checked against `hash`
+    /// before they are written, and a mismatch fails the pack (`Corrupt`, from the
+    /// next `add` or from `finish`). The caller must not rely on them before then.
     pub fn add_unverified(&mut self, hash: Hash, data: Chunk) -> Result<()> {
         self.send(hash, data, true)
     }
 
-    /// Stops the thread and returns its error, if it failed: a caller whose own work
-    /// failed on bytes the thread was still to check reports the thread's finding
-    /// (a corrupt chunk) rather than what followed from it.
+    /// Stops the writing and returns its error, if it failed (checking what was
+    /// still batched): a caller whose own work failed on bytes still to be checked
+    /// reports that finding (a corrupt chunk) rather than what followed from it.
     pub fn abandon(mut self) -> Option<RemoteError> {
-        // A thread already joined has had its error returned.
-        self.thread.as_ref()?;
+        // Already joined: its error has been returned.
+        if self.thread.is_none() && self.out.is_none() {
+            return None;
+        }
         self.join().err()
     }
 
@@ -161,8 +170,25 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Sends the batch to the thread.
+    /// Starts the thread with the object.
+    fn start(&mut self) -> Result<()> {
+        let Some(out) = self.out.take() else {
+            return Err(self.stopped());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
+        let thread = spawn_without_signals(move || write_batches(out, rx)).map_err(|e| {
+            RemoteError::io(&self.url, "(a new pack)", "start a writer thread for", e)
+        })?;
+        self.tx = Some(tx);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Sends the batch to the thread, started first if need be.
     fn hand_off(&mut self) -> Result<()> {
+        if self.thread.is_none() {
+            self.start()?;
+        }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let sent = self.tx.as_ref().map(|tx| tx.send(batch).is_ok());
         if sent != Some(true) {
@@ -177,8 +203,12 @@ impl PackWriter {
         RemoteError::io(&self.url, "(a new pack)", "write", e)
     }
 
-    /// Hands off what is batched, closes the channel and waits for the thread.
+    /// Writes what is batched (inline if the thread never started; else it is
+    /// handed off, the channel closed and the thread waited for).
     fn join(&mut self) -> Written {
+        if let Some(out) = self.out.take() {
+            return write_batches(out, [std::mem::take(&mut self.batch)]);
+        }
         if !self.batch.is_empty() {
             if let Some(tx) = &self.tx {
                 // A closed channel: the thread's own result says why.
@@ -204,7 +234,7 @@ impl PackWriter {
 
     /// Makes the pack and then its idx durable under their final names and returns
     /// the manifest entry. Nothing refers to them until a manifest lists them.
-    pub fn finish(mut self, store: &dyn ObjectStore) -> Result<PackRef> {
+    pub fn finish(mut self) -> Result<PackRef> {
         let (out, hasher) = self.join()?;
         self.entries.sort_by_key(|e| e.hash);
         let mut idx = header(IDX_MAGIC);
@@ -220,8 +250,7 @@ impl PackWriter {
         let bytes = out.written();
         debug_assert_eq!(bytes, self.end);
         // Pack first: an idx must never name a pack that is not there.
-        out.finish(&pack_key(&name))?;
-        store.put(&idx_key(&name), &idx)?;
+        out.finish_then_put(&pack_key(&name), &idx_key(&name), &idx)?;
         Ok(PackRef {
             name,
             chunks: self.entries.len() as u64,

@@ -110,7 +110,31 @@ impl<O: ObjectStore> Remote<O> {
         expected_epoch: Option<u64>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Option<Prepared>> {
-        let (base, version) = Manifest::read(&self.store)?;
+        let base = Manifest::read(&self.store)?;
+        self.prepare_from(
+            local,
+            branch,
+            new_head,
+            force,
+            expected_epoch,
+            base,
+            progress,
+        )
+    }
+
+    /// `prepare` against a manifest the caller has just read (and its version): a
+    /// synchronous push reads it once per commit, to check its epoch and to walk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_from(
+        &self,
+        local: &dyn ChunkStore,
+        branch: &str,
+        new_head: Hash,
+        force: bool,
+        expected_epoch: Option<u64>,
+        (base, version): (Manifest, Option<Version>),
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Option<Prepared>> {
         self.trim_cache(&base);
         self.check_epoch(&base, expected_epoch)?;
         let old = base.refs.get(branch).copied();
@@ -172,7 +196,7 @@ impl<O: ObjectStore> Remote<O> {
         }
         (out.progress)(out.report);
         let report = out.report;
-        let pack = out.writer.map(|w| w.finish(&self.store)).transpose()?;
+        let pack = out.writer.map(PackWriter::finish).transpose()?;
         Ok((pack, report))
     }
 

@@ -532,6 +532,12 @@ impl ObjectWriter for S3Writer {
         self.written
     }
 
+    fn finish_then_put(self: Box<Self>, key: &str, next_key: &str, next: &[u8]) -> Result<()> {
+        let s = self.store.clone();
+        self.finish(key)?;
+        s.put(next_key, next)
+    }
+
     fn finish(mut self: Box<Self>, key: &str) -> Result<()> {
         let s = self.store.clone();
         let path = s.path(key)?;

@@ -12,6 +12,7 @@ pub fn run_all(make: &mut dyn FnMut() -> Box<dyn ObjectStore>) {
     put_get(&*make());
     ranges(&*make());
     stream(&*make());
+    stream_then_put(&*make());
     abandoned_stream(&*make());
     cas_create(&*make());
     cas_replace(&*make());
@@ -82,6 +83,35 @@ fn stream(s: &dyn ObjectStore) {
     let want: Vec<u8> = (0..100u32).flat_map(|i| i.to_be_bytes()).collect();
     assert_eq!(data, want, "streamed object round trips");
     assert_eq!(s.list("").expect("list"), vec!["big/obj".to_string()]);
+}
+
+fn stream_then_put(s: &dyn ObjectStore) {
+    let mut w = s.put_stream().expect("put_stream");
+    w.write_all(b"the pack").expect("write_all");
+    w.finish_then_put("p/x.pack", "p/x.idx", b"its index")
+        .expect("finish_then_put");
+    assert_eq!(
+        s.get("p/x.pack").expect("get").expect("first").0,
+        b"the pack"
+    );
+    assert_eq!(
+        s.get("p/x.idx").expect("get").expect("next").0,
+        b"its index"
+    );
+    let mut keys = s.list("").expect("list");
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["p/x.idx".to_string(), "p/x.pack".to_string()],
+        "no debris"
+    );
+    // Into different directories too, one of them new.
+    let mut w = s.put_stream().expect("put_stream");
+    w.write_all(b"a").expect("write_all");
+    w.finish_then_put("q/a", "r/s/b", b"b")
+        .expect("finish_then_put");
+    assert_eq!(s.get("q/a").expect("get").expect("first").0, b"a");
+    assert_eq!(s.get("r/s/b").expect("get").expect("next").0, b"b");
 }
 
 fn abandoned_stream(s: &dyn ObjectStore) {

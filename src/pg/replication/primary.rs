@@ -376,7 +376,8 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
     // A slow remote must not hold the commit: past the deadline the worker delivers.
     let held = remote.clone();
     let _deadline = held.deadline(publish_timeout());
-    let manifest = remote.read_manifest().map_err(failed)?;
+    // Read once: its epoch decides below, and the push walks against it.
+    let (manifest, version) = remote.manifest().map_err(failed)?;
     let epoch = match primary_step(cfg.epoch, manifest.epoch) {
         PrimaryStep::Push(e) => e,
         PrimaryStep::Adopt(e) => {
@@ -390,6 +391,7 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
     };
     let store = PgStore::new();
     let theirs = manifest.refs.get(branch).copied();
+    let base = (manifest, version);
     if let (true, Some(t)) = (cfg.multi_primary, theirs) {
         if !is_ancestor(&store, t, new).map_err(VcError::from)? {
             return Err(Prep::Beaten);
@@ -400,7 +402,7 @@ fn prepare(cfg: &Config, branch: &str, new: Hash) -> Result<Option<Pending>, Pre
         Err(e) => return Err(Prep::Failed(e.message)),
     };
     let Some(prep) = remote
-        .prepare(&store, branch, new, force, Some(epoch), &mut |_| {})
+        .prepare_from(&store, branch, new, force, Some(epoch), base, &mut |_| {})
         .map_err(failed)?
     else {
         return Ok(None);

@@ -45,8 +45,18 @@ impl ObjectStore for Failing {
     fn put_stream(&self) -> Result<Box<dyn ObjectWriter>> {
         let inner = self.inner.put_stream()?;
         match self.fail {
-            Fail::StreamAfter(limit) => Ok(Box::new(FailingWriter { inner, limit })),
-            _ => Ok(inner),
+            Fail::StreamAfter(limit) => Ok(Box::new(FailingWriter {
+                inner,
+                limit,
+                fail_next: false,
+            })),
+            // The pack's writer also writes its idx (`finish_then_put`).
+            Fail::Idx => Ok(Box::new(FailingWriter {
+                inner,
+                limit: u64::MAX,
+                fail_next: true,
+            })),
+            Fail::Manifest => Ok(inner),
         }
     }
     fn put_if(&self, key: &str, data: &[u8], expected: Option<&Version>) -> Result<bool> {
@@ -72,6 +82,8 @@ impl ObjectStore for Failing {
 struct FailingWriter {
     inner: Box<dyn ObjectWriter>,
     limit: u64,
+    /// `finish_then_put` puts the object in place, then fails to write the next.
+    fail_next: bool,
 }
 
 impl ObjectWriter for FailingWriter {
@@ -86,6 +98,13 @@ impl ObjectWriter for FailingWriter {
     }
     fn finish(self: Box<Self>, key: &str) -> Result<()> {
         self.inner.finish(key)
+    }
+    fn finish_then_put(self: Box<Self>, key: &str, next_key: &str, next: &[u8]) -> Result<()> {
+        if self.fail_next {
+            self.inner.finish(key)?;
+            return Err(injected("(test)", next_key));
+        }
+        self.inner.finish_then_put(key, next_key, next)
     }
 }
 
@@ -308,4 +327,73 @@ fn a_pack_writer_dropped_unfinished_leaves_nothing() {
     assert_eq!(remote.store().list("").unwrap(), before);
     assert_eq!(hidden_files(&remote), 1, "only the lock file remains");
     serves(&remote, c1, &s);
+}
+
+/// Small packs are written inline at `finish`, larger ones by the writer's thread:
+/// in both modes the pack and its idx hold every chunk at its offset, and one chunk
+/// that does not hash to its name fails the pack, named, leaving nothing behind.
+#[test]
+fn a_pack_writer_checks_and_writes_inline_and_threaded() {
+    use crate::remote::{PackIndex, PackWriter};
+    for n in [3u32, 63, 64, 65, 1000] {
+        let (_d, remote) = temp_remote();
+        let chunks: Vec<(Hash, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let data = format!("chunk {i} of {n}").into_bytes();
+                (crate::store::hash_of(&data), data)
+            })
+            .collect();
+        let mut w = PackWriter::new(remote.store()).unwrap();
+        for (h, data) in &chunks {
+            w.add_unverified(*h, data.clone().into()).unwrap();
+        }
+        let pack = w.finish().unwrap();
+        assert_eq!(pack.chunks, u64::from(n));
+        let idx = remote.store().get(&idx_key(&pack.name)).unwrap().unwrap().0;
+        let index = PackIndex::decode(remote.url(), &pack, &idx).unwrap();
+        let bytes = remote
+            .store()
+            .get(&pack_key(&pack.name))
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(bytes.len() as u64, pack.bytes);
+        for (h, data) in &chunks {
+            let e = index.get(h).expect("listed");
+            let at = e.offset as usize;
+            assert_eq!(&bytes[at..at + e.len as usize], data.as_slice(), "n={n}");
+        }
+        // One damaged chunk, early or last.
+        for bad in [0, n as usize - 1] {
+            let before = remote.store().list("").unwrap();
+            let mut w = PackWriter::new(remote.store()).unwrap();
+            let mut failed = None;
+            for (i, (h, data)) in chunks.iter().enumerate() {
+                let mut data = data.clone();
+                if i == bad {
+                    data.push(b'!');
+                }
+                if let Err(e) = w.add_unverified(*h, data.into()) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let err = match failed {
+                Some(e) => e,
+                None => w.finish().unwrap_err(),
+            };
+            match err {
+                RemoteError::Local(crate::store::StoreError::Corrupt { hash, .. }) => {
+                    assert_eq!(hash, chunks[bad].0, "n={n}")
+                }
+                other => panic!("n={n}: expected the damaged chunk named, got {other}"),
+            }
+            assert_eq!(
+                remote.store().list("").unwrap(),
+                before,
+                "n={n}: nothing left"
+            );
+            assert_eq!(hidden_files(&remote), 0, "n={n}: no temporary file left");
+        }
+    }
 }

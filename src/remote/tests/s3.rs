@@ -239,7 +239,7 @@ fn a_server_that_never_answers_times_out() {
 /// Counts the requests a store receives (reads, writes, lists), by wrapping it.
 struct Counting<O> {
     inner: O,
-    requests: std::sync::atomic::AtomicU64,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Conditional reads the server answered "unchanged" (`304`).
     unchanged: std::sync::atomic::AtomicU64,
 }
@@ -294,7 +294,10 @@ impl<O: ObjectStore> ObjectStore for Counting<O> {
     fn put_stream(&self) -> crate::remote::Result<Box<dyn crate::remote::ObjectWriter>> {
         // One upload (a PUT, or a multipart upload of a few parts for a big pack).
         self.tick();
-        self.inner.put_stream()
+        Ok(Box::new(CountingWriter {
+            inner: self.inner.put_stream()?,
+            requests: self.requests.clone(),
+        }))
     }
     fn put_if(
         &self,
@@ -319,6 +322,33 @@ impl<O: ObjectStore> ObjectStore for Counting<O> {
     }
     fn sweep_temporaries(&self, before_ms: u64) -> crate::remote::Result<u64> {
         self.inner.sweep_temporaries(before_ms)
+    }
+}
+
+/// A streamed upload that counts the object `finish_then_put` puts after it.
+struct CountingWriter {
+    inner: Box<dyn crate::remote::ObjectWriter>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::remote::ObjectWriter for CountingWriter {
+    fn write_all(&mut self, data: &[u8]) -> crate::remote::Result<()> {
+        self.inner.write_all(data)
+    }
+    fn written(&self) -> u64 {
+        self.inner.written()
+    }
+    fn finish(self: Box<Self>, key: &str) -> crate::remote::Result<()> {
+        self.inner.finish(key)
+    }
+    fn finish_then_put(
+        self: Box<Self>,
+        key: &str,
+        next_key: &str,
+        next: &[u8],
+    ) -> crate::remote::Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.finish_then_put(key, next_key, next)
     }
 }
 
