@@ -6,7 +6,7 @@
 
 use super::error::{invalid, VcError, VcResult};
 use super::spi::{one_row, one_value, query, query_values, Arg, Value};
-use super::sql::{self, QualName};
+use super::sql::{self, QualName, Sql};
 use crate::codec::Cell;
 use crate::commit::{Column, SequenceState, TableSchema};
 use pgrx::pg_sys::Oid;
@@ -143,8 +143,11 @@ pub fn table_schema(relid: Oid) -> VcResult<TableSchema> {
         &[],
     )?;
     let mut schema = TableSchema::new(columns, pk.iter().map(|r| text_req(&r[0])).collect());
-    let extras = one_row(INDEXES_AND_CONSTRAINTS, vec![Arg::Oid(relid)])?
-        .ok_or_else(|| invalid("the catalog has no indexes row"))?;
+    let extras = one_row(
+        Sql::plan_once(INDEXES_AND_CONSTRAINTS),
+        vec![Arg::Oid(relid)],
+    )?
+    .ok_or_else(|| invalid("the catalog has no indexes row"))?;
     let parse = |v: &Value, what: &str| -> VcResult<String> {
         v.text()
             .map_err(|_| invalid(format!("could not read the {what} of a table")))

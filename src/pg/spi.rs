@@ -243,7 +243,9 @@ fn is_utility(sql: &str) -> bool {
     )
 }
 
-fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan> {
+/// A statement's plan, prepared once and kept. `generic`: one plan for any
+/// parameters (`CURSOR_OPT_GENERIC_PLAN`, `Sql::plan_once`).
+fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid], generic: bool) -> VcResult<Plan> {
     let key = (sql.to_string(), types.to_vec());
     let hit = PLANS.with(|p| {
         p.borrow_mut().get_mut(&key).map(|e| {
@@ -259,7 +261,14 @@ fn prepared(sql: &str, c: &CString, types: &mut [pg_sys::Oid]) -> VcResult<Plan>
     }
     // SAFETY: plain SPI calls on a NUL-terminated statement and a types array of the
     // declared length.
-    let ptr = unsafe { pg_sys::SPI_prepare(c.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+    let ptr = unsafe {
+        let options = if generic {
+            pg_sys::CURSOR_OPT_GENERIC_PLAN as i32
+        } else {
+            0
+        };
+        pg_sys::SPI_prepare_cursor(c.as_ptr(), types.len() as i32, types.as_mut_ptr(), options)
+    };
     if ptr.is_null() {
         // SAFETY: plain read of a global set by SPI_prepare.
         return Err(sql_error(sql, unsafe { pg_sys::SPI_result }));
@@ -342,21 +351,21 @@ fn back_to(ctx: pg_sys::MemoryContext) {
 /// Runs a statement (any kind), returning its rows (if any) read as described above.
 pub fn query(sql: impl Into<Sql>, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
     let sql = sql.into();
-    in_temp_context(|| query_here(sql.as_str(), args, raw))
+    in_temp_context(|| query_here(sql.as_str(), sql.planned_once(), args, raw))
 }
 
-fn query_here(sql: &str, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
-    execute_here(sql, args)?;
+fn query_here(sql: &str, generic: bool, args: Vec<Arg>, raw: &[bool]) -> VcResult<Vec<Vec<Cell>>> {
+    execute_here(sql, generic, args)?;
     Ok(take_tuptable(raw))
 }
 
 /// Runs a statement, leaving its rows in `SPI_tuptable` for the caller to take.
-fn execute_here(sql: &str, args: Vec<Arg>) -> VcResult<()> {
+fn execute_here(sql: &str, generic: bool, args: Vec<Arg>) -> VcResult<()> {
     // SAFETY: plain read of a backend global.
     let ctx = unsafe { pg_sys::CurrentMemoryContext };
     let mut p = params(args);
     let c = CString::new(sql).expect("no NUL in internal SQL");
-    let plan = prepared(sql, &c, &mut p.types)?;
+    let plan = prepared(sql, &c, &mut p.types, generic)?;
     let rc = match PINNED.with(|p| p.get()) {
         // SAFETY: the plan is valid (kept for the backend's life, or freshly prepared
         // and freed below); the arrays have one entry per parameter.
@@ -442,7 +451,7 @@ impl Value {
 pub fn query_values(sql: impl Into<Sql>, args: Vec<Arg>) -> VcResult<Vec<Vec<Value>>> {
     let sql = sql.into();
     in_temp_context(|| {
-        execute_here(sql.as_str(), args)?;
+        execute_here(sql.as_str(), sql.planned_once(), args)?;
         Ok(take_values())
     })
 }
@@ -868,9 +877,9 @@ mod tests {
         with_spi(|| {
             let sql = "SELECT 424242::int8";
             let c = CString::new(sql).unwrap();
-            let held = prepared(sql, &c, &mut [])?;
+            let held = prepared(sql, &c, &mut [], true)?;
             for i in 0..MAX_KEPT_PLANS + 10 {
-                query_here(&format!("SELECT {i}::int8 + 1"), vec![], &[])?;
+                query_here(&format!("SELECT {i}::int8 + 1"), false, vec![], &[])?;
             }
             assert!(kept_plans() <= MAX_KEPT_PLANS);
             let still = PLANS.with(|p| {
@@ -899,6 +908,7 @@ mod tests {
         with_spi(|| {
             let e = query_here(
                 "SELECT 1; CREATE TABLE public.not_created (x int)",
+                true,
                 vec![],
                 &[],
             )

@@ -4,8 +4,8 @@
 //! must wait for the rows (`finish`).
 
 use super::error::{VcError, VcResult};
-use super::spi::{exec, one_row, one_text, query_values, Arg};
-use super::sql::{self, QualName, SqlExpr, SqlType};
+use super::spi::{exec, one_bool, one_row, one_text, query_values, Arg};
+use super::sql::{self, QualName, Sql, SqlExpr, SqlType};
 use crate::commit::TypeDef;
 use pgrx::pg_sys::Oid;
 use pgrx::PgSqlErrorCode as Code;
@@ -23,6 +23,18 @@ pub fn collect(relids: &[Oid]) -> VcResult<BTreeMap<String, TypeDef>> {
         .iter()
         .map(|o| Some(u32::from(*o).to_string()))
         .collect();
+    // Most tables use only built-in base types and arrays of them: one cheap look at
+    // their columns' types spares the recursive walk below (which took about a third
+    // of a one-row commit).
+    let may_use = one_bool(
+        Sql::plan_once(
+            "SELECT EXISTS (SELECT FROM pg_attribute a                JOIN pg_type ty ON ty.oid = a.atttypid                LEFT JOIN pg_type el ON el.oid = ty.typelem              WHERE a.attrelid = ANY($1::text[]::oid[]) AND a.attnum > 0 AND NOT a.attisdropped                AND (ty.typtype <> 'b' OR ty.typnamespace <> 'pg_catalog'::regnamespace                     OR el.typtype <> 'b' OR el.typnamespace <> 'pg_catalog'::regnamespace))",
+        ),
+        vec![Arg::TextArray(ids.clone())],
+    )?;
+    if !may_use {
+        return Ok(out);
+    }
     let rows = query_values(
         "WITH RECURSIVE t(oid) AS ( \
            SELECT a.atttypid FROM pg_attribute a \
