@@ -117,8 +117,10 @@ fn take_tuptable(raw: &[bool]) -> Vec<Vec<Cell>> {
             if raw.get(fnum as usize - 1).copied().unwrap_or(false) {
                 let mut isnull = false;
                 let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
-                match Vec::<u8>::from_datum(d, isnull) {
-                    Some(b) => Cell::Bytes(b),
+                // Borrowed, then copied in one go: pgrx's `Vec<u8>` conversion copies
+                // byte by byte (a fifth of a backup sync's CPU in perf).
+                match <&[u8]>::from_datum(d, isnull) {
+                    Some(b) => Cell::Bytes(b.to_vec()),
                     None => Cell::Null,
                 }
             } else {

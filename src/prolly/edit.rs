@@ -13,9 +13,10 @@
 
 use super::build::Builder;
 use super::chunker::Chunking;
-use super::node::{load, load_at, Node};
+use super::node::{decode_at, load, load_at, Node};
 use super::ProllyError;
-use crate::store::{ChunkStore, Hash, StoreError};
+use crate::store::{Chunk, ChunkStore, Hash, StoreError};
+use std::collections::{HashMap, VecDeque};
 
 /// An edit: `Some(value)` upserts, `None` deletes (absent keys are ignored).
 pub type Edit = (Vec<u8>, Option<Vec<u8>>);
@@ -57,6 +58,12 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
     }
     let child_level = node.level() - 1;
     let last = node.len() - 1;
+    // The leaves the edits below will descend into, read with one `get_many`.
+    let ahead = if child_level == 0 {
+        touched_leaves(b.store(), node, hi, edits)?
+    } else {
+        HashMap::new()
+    };
     for i in 0..node.len() {
         let key = node.key(i);
         let child_hi = if i == last && hi.is_none() {
@@ -69,7 +76,10 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
             b.push_subtree(child_level, key.to_vec(), node.child(i))?;
             continue;
         }
-        let child = load_at(b.store(), node.child(i), child_level)?;
+        let child = match ahead.get(&node.child(i)) {
+            Some(c) => decode_at(node.child(i), c.clone(), child_level)?,
+            None => load_at(b.store(), node.child(i), child_level)?,
+        };
         if child.chunking() != b.chunking() {
             // Only a damaged or forged tree mixes rules; editing it would give a
             // tree that depends on its history.
@@ -82,6 +92,49 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
         walk(b, &child, child_hi, edits)?;
     }
     Ok(())
+}
+
+/// The leaves of the level-1 `node` (covering keys `<= hi`) that the next edits fall
+/// in, read with one `get_many`: a spread change of many rows reads its leaves in a
+/// few batched reads instead of one read per leaf. Leaves the walk reads besides
+/// (an untouched one after a moved boundary) are read one by one as before.
+fn touched_leaves<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
+    store: &S,
+    node: &Node,
+    hi: Option<&[u8]>,
+    edits: &mut Edits<I>,
+) -> Result<HashMap<Hash, Chunk>, ProllyError> {
+    let pending = edits.lookahead(hi)?;
+    let last = node.len() - 1;
+    let mut wanted = Vec::new();
+    let mut j = 0;
+    for i in 0..node.len() {
+        if j == pending.len() {
+            break;
+        }
+        let child_hi = if i == last && hi.is_none() {
+            None
+        } else {
+            Some(node.key(i))
+        };
+        let mut touched = false;
+        while j < pending.len() && child_hi.is_none_or(|h| pending[j].0.as_slice() <= h) {
+            touched = true;
+            j += 1;
+        }
+        if touched {
+            wanted.push(node.child(i));
+        }
+    }
+    if wanted.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let got = store.get_many(&wanted)?;
+    Ok(wanted
+        .into_iter()
+        .zip(got)
+        .filter_map(|(h, c)| c.map(|c| (h, c)))
+        .collect())
 }
 
 fn merge_leaf<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
@@ -115,11 +168,15 @@ fn merge_leaf<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
     }
 }
 
-/// The edit stream with one edit of lookahead and an order check.
+/// Most edits `walk` looks ahead at to batch the reads of the leaves they touch.
+const LOOKAHEAD: usize = 4096;
+
+/// The edit stream with lookahead and an order check.
 struct Edits<I> {
     inner: I,
-    peeked: Option<Edit>,
-    prev: Option<Vec<u8>>,
+    ahead: VecDeque<Edit>,
+    /// Key of the last edit taken from `inner`.
+    last: Option<Vec<u8>>,
     index: usize,
 }
 
@@ -127,36 +184,57 @@ impl<I: Iterator<Item = Edit>> Edits<I> {
     fn new(inner: I) -> Self {
         Edits {
             inner,
-            peeked: None,
-            prev: None,
+            ahead: VecDeque::new(),
+            last: None,
             index: 0,
         }
     }
 
+    /// Takes one more edit from `inner` into the lookahead; false when none is left.
+    fn pull(&mut self) -> Result<bool, ProllyError> {
+        let Some(e) = self.inner.next() else {
+            return Ok(false);
+        };
+        if self.last.as_deref().is_some_and(|p| p >= e.0.as_slice()) {
+            return Err(ProllyError::Unsorted { index: self.index });
+        }
+        self.index += 1;
+        self.last = Some(e.0.clone());
+        self.ahead.push_back(e);
+        Ok(true)
+    }
+
     /// Key of the next edit if it is `<= hi` (any key when `hi` is `None`).
     fn peek_key(&mut self, hi: Option<&[u8]>) -> Result<Option<&[u8]>, ProllyError> {
-        if self.peeked.is_none() {
-            if let Some(e) = self.inner.next() {
-                if self.prev.as_deref().is_some_and(|p| p >= e.0.as_slice()) {
-                    return Err(ProllyError::Unsorted { index: self.index });
-                }
-                self.index += 1;
-                self.peeked = Some(e);
-            }
+        if self.ahead.is_empty() {
+            self.pull()?;
         }
-        Ok(match &self.peeked {
+        Ok(match self.ahead.front() {
             Some((k, _)) if hi.is_none_or(|h| k.as_slice() <= h) => Some(k.as_slice()),
             _ => None,
         })
     }
 
+    /// The next edits, up to `LOOKAHEAD` of them, at least those `<= hi` among them
+    /// (and perhaps one past it).
+    fn lookahead(&mut self, hi: Option<&[u8]>) -> Result<&VecDeque<Edit>, ProllyError> {
+        while self.ahead.len() < LOOKAHEAD
+            && self
+                .ahead
+                .back()
+                .is_none_or(|(k, _)| hi.is_none_or(|h| k.as_slice() <= h))
+        {
+            if !self.pull()? {
+                break;
+            }
+        }
+        Ok(&self.ahead)
+    }
+
     /// Take the edit last reported by `peek_key`.
     fn next_unchecked(&mut self) -> Edit {
-        let e = self
-            .peeked
-            .take()
-            .expect("next_unchecked after a successful peek");
-        self.prev = Some(e.0.clone());
-        e
+        self.ahead
+            .pop_front()
+            .expect("next_unchecked after a successful peek")
     }
 }

@@ -247,7 +247,16 @@ pub fn load<S: ChunkStore + ?Sized>(store: &S, hash: Hash) -> Result<Node> {
 
 /// Fetch a node that must sit at `level` (a child of a level+1 node).
 pub(crate) fn load_at<S: ChunkStore + ?Sized>(store: &S, hash: Hash, level: u8) -> Result<Node> {
-    let n = load(store, hash)?;
+    at_level(load(store, hash)?, level)
+}
+
+/// Decode a node read by the caller that must sit at `level`.
+pub(crate) fn decode_at(hash: Hash, data: Chunk, level: u8) -> Result<Node> {
+    at_level(Node::decode(hash, data)?, level)
+}
+
+fn at_level(n: Node, level: u8) -> Result<Node> {
+    let hash = n.hash();
     if n.level() != level {
         return Err(StoreError::corrupt(
             hash,

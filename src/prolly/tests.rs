@@ -320,3 +320,78 @@ fn node_sizes_gather_around_the_target() {
     assert!(fb > 1.5 * fm, "Flat size-biased {fb} vs mean {fm}");
     assert!(wb < 0.65 * fb, "a point edit rewrites less: {wb} vs {fb}");
 }
+
+/// Counts single reads of leaves and batched reads.
+struct CountingReads<'a> {
+    inner: &'a mut MemStore,
+    leaf_gets: std::cell::Cell<usize>,
+    batches: std::cell::Cell<usize>,
+}
+
+impl ChunkStore for CountingReads<'_> {
+    fn get(&self, h: &crate::store::Hash) -> crate::store::Result<crate::store::Chunk> {
+        let c = self.inner.get(h)?;
+        if c.get(1) == Some(&0) {
+            self.leaf_gets.set(self.leaf_gets.get() + 1);
+        }
+        Ok(c)
+    }
+    fn get_many(
+        &self,
+        hs: &[crate::store::Hash],
+    ) -> crate::store::Result<Vec<Option<crate::store::Chunk>>> {
+        self.batches.set(self.batches.get() + 1);
+        self.inner.get_many(hs)
+    }
+    fn has(&self, h: &crate::store::Hash) -> crate::store::Result<bool> {
+        self.inner.has(h)
+    }
+    fn put(&mut self, data: Vec<u8>) -> crate::store::Result<crate::store::Hash> {
+        self.inner.put(data)
+    }
+}
+
+/// Edits spread over a big tree read the leaves they change in one batch per level-1
+/// node, not one read per leaf; the result is the model's tree.
+#[test]
+fn spread_edits_read_their_leaves_in_batches() {
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> =
+        (0..60_000u64).map(|i| (key(i), vec![b'a'; 40])).collect();
+    let mut s = MemStore::new();
+    let root = build(&mut s, model.iter().map(|(k, v)| (k.clone(), v.clone()))).unwrap();
+    let leaves_before = super::proptests::nodes(&s, root)
+        .iter()
+        .filter(|n| n.is_leaf())
+        .count();
+    // Every 40th key changes: nearly every leaf is touched.
+    let edits: Vec<Edit> = (0..60_000u64)
+        .step_by(40)
+        .map(|i| (key(i), Some(vec![b'b'; 40])))
+        .collect();
+    for (k, v) in &edits {
+        model.insert(k.clone(), v.clone().unwrap());
+    }
+    let mut counting = CountingReads {
+        inner: &mut s,
+        leaf_gets: Default::default(),
+        batches: Default::default(),
+    };
+    let new = apply_edits(&mut counting, root, edits).unwrap();
+    let (leaf_gets, batches) = (counting.leaf_gets.get(), counting.batches.get());
+    assert_eq!(
+        new,
+        build(&mut s, model.iter().map(|(k, v)| (k.clone(), v.clone()))).unwrap()
+    );
+    let level1 = super::proptests::nodes(&s, root)
+        .iter()
+        .filter(|n| n.level() == 1)
+        .count();
+    assert!(
+        leaf_gets * 20 < leaves_before,
+        "{leaf_gets} single leaf reads for {leaves_before} leaves"
+    );
+    assert!(
+        batches <= level1,
+        "{batches} batched reads for {level1} level-1 nodes"
+    );
+}
