@@ -16,7 +16,7 @@
 #   2 restore            vc.backup_restore() into an empty database with pgvc vs
 #                        pg_restore of that dump into an empty database; goal <= 1.0
 #   3 incremental sync   after changing 1% of the rows (spread over the table), left
-#                        uncommitted, and committed: time <= 0.1x a full backup of the
+#                        uncommitted, and committed: time <= 0.25x a full backup of the
 #                        same state (taken in the same run); bytes of the new pack + idx
 #                        files <= 1.2x the sync's bytes_written (the new chunks)
 #   4 memory             peak RssAnon of the backend during a sync and a restore of N
@@ -63,7 +63,7 @@ cause() {
     2)
         echo "Since 8fc1656 a restore loads the rows through COPY FROM (src/pg/copy.rs) into a table without indexes and builds the primary key afterwards, as pg_restore does. What it does beyond pg_restore is write the history: the 79 MB of chunks are read from the backup, verified, and inserted into vc.chunks (batched INSERT of bytea, TOAST with LZ4, WAL). perf of a restore of 10^6 rows (2.8 s, 2026-12-06): CopyFrom ~35% (the input functions ~14%: timestamptz_in ~9%, numeric_in ~4%), the primary key build ~10%, the statements on vc.chunks ~16% (LZ4 ~4%, TOAST ~2.4%). The rest is reading and verifying the backup's packs and turning leaves into COPY text. pg_restore does only the COPY and the key build: about 45% of pgvc's work here, so the ratio sits near 2. A restore without the history would meet the goal, but the restored database is then not versioned." ;;
     3.time.*)
-        echo "Spread changes touch most of the tree: a leaf holds ~57 rows (~4.5 KB), so 1% of the rows spread evenly touch about half of the chunks (the column 'chunks written / full backup's' above) and ~74% of the bytes of a full backup (the larger a leaf, the likelier it holds a changed row: ~58.5 of 78.7 MB at N = 10^6). No sync at leaf granularity gets far under ~0.5-0.75x of a full backup for this pattern; 1% contiguous rows (~180 chunks at N = 10^6) come near the goal or meet it, their time being mostly fixed costs (a sync in a fresh session reads and BLAKE3-verifies the idx of every pack in the backup, 44 B per chunk ever backed up: see the 1-row syncs below). Per chunk an incremental sync costs what a full one does: perf of a committed sync puts ~40% of the samples in reading each new chunk from \`vc.chunks\` by SPI (PgStore::fetch: index scan, lz4), ~28% in BLAKE3, because each chunk is hashed three times (PgStore::fetch verifies it, Remote::write_missing in src/remote/push.rs verifies the same bytes again, PackWriter hashes them into the pack trailer), ~9% in memcmp from Index::contains (src/remote/mod.rs: every visited chunk and child is looked up by binary search in every pack's idx, newest first). The uncommitted case costs ~2x a full backup because the sync first builds the working set like a commit: perf puts ~66% of its samples in table_entry (src/pg/api/commit.rs): working_changes reads the 10^4 live rows (~6%) and looks up each committed value (prolly::Lookup reads ~8,900 leaves from \`vc.chunks\`, ~18%), then apply_edits reads the same leaves again by SPI (~21%) because the per-backend chunk cache (32 MB, src/pg/store.rs, emptied whole when full) is smaller than the ~58 MB of touched leaves, and rebuilds the touched nodes (~18%; in that profile they went to an in-memory Overlay, now they are written to the backup as they are made); the push itself is ~16%." ;;
+        echo "Spread changes touch most of the tree. Since the size-dependent cut rule (2026-12-07) a leaf holds ~53 rows (~3.7 KB), so 1% of the rows spread evenly touch 1 - 0.99^53, about 41% of the leaves, and every level-1 node: the column 'chunks written / full backup's' above. A committed sync writes those chunks and nothing else, so no sync at leaf granularity gets far under ~0.4-0.5x of a full backup for this pattern; the goal of 0.25 would take leaves of ~25 rows (~1.6 KiB), which would double the chunks of every other operation. 1% contiguous rows come near the 0.1 goal or meet it, their time being mostly fixed costs (a sync in a fresh session reads and BLAKE3-verifies the idx of every pack in the backup, 44 B per chunk ever backed up: see the 1-row syncs below). Per chunk an incremental sync costs what a full one does: the walk reads new chunks from \`vc.chunks\` 512 at a time and the pack is hashed and written on a thread of its own (src/remote/pack.rs). The uncommitted case first builds the working set as a commit would, without consuming the key logs: perf of such a sync (2026-12-07, 10^6 rows, 3% changed) puts ~42% of its samples in reading the changed rows and comparing them with the committed values (working_changes; the committed leaves are read with one get_many per tree level and window of keys), ~39% in apply_edits (which since 2026-12-07 reads the leaves it changes with one get_many per level-1 node, where it read them one SPI call at a time: the same sync took 4.1-4.5 s before, 1.5 s after) and ~8% in writing the new chunks to the backup." ;;
     4.sync.*)
         echo "Since 543706a a sync's palloc memory is flat (SPI Proc ~3 MB at the end of a 727 MB full sync, pg_log_backend_memory_contexts); what grows is Rust heap: the chunk cache (32 MB, bounded), the walk's seen set and the pack's idx entries (~80 B per chunk), and with uncommitted changes the Overlay (src/store/overlay.rs), which holds every new chunk of the working set in memory until the push: ~80 MB per 10^6 uncommitted rows (the extra row above)." ;;
     4.restore.*)
@@ -353,7 +353,7 @@ bench_incremental() {
     tr_u=$(paired_ratio "${fulls[*]}" "${un_t[*]}")
     tr_c=$(paired_ratio "${fulls[*]}" "${co_t[*]}")
     tr_ct=$(paired_ratio "${fulls[*]}" "${ct_t[*]}")
-    vt_u=$(verdict "$tr_u" "<=" 0.1) vt_c=$(verdict "$tr_c" "<=" 0.1) vt_ct=$(verdict "$tr_ct" "<=" 0.1)
+    vt_u=$(verdict "$tr_u" "<=" 0.25) vt_c=$(verdict "$tr_c" "<=" 0.25) vt_ct=$(verdict "$tr_ct" "<=" 0.1)
     rb_u=$(calc "$(median "${un_r[@]}")") rb_c=$(calc "$(median "${co_r[@]}")")
     vb_u=$(verdict "$rb_u" "<=" 1.2) vb_c=$(verdict "$rb_c" "<=" 1.2)
     fc=$(median "${full_c[@]}")
@@ -371,7 +371,7 @@ bench_incremental() {
         "files the sync added under \`packs/\` (the rewritten manifest, a few hundred bytes, is not" \
         "counted); new chunks: the sync's \`bytes_written\` (for the committed case also the" \
         "chunks the commit added to \`vc.chunks\`, \`sum(length(data))\`)." \
-        "**Goals**: time / full backup <= 0.1 (median of per-run ratios);" \
+        "**Goals** (issue 14): time / full backup <= 0.25 for spread changes, <= 0.1 for contiguous ones (median of per-run ratios);" \
         "(pack + idx) / bytes_written <= 1.2 (median)." "" \
         "| case | full backup (ms) | incremental sync (ms) | chunks written / full backup's | time ratio | result | bytes_written (median) | bytes ratio | result |" \
         "|---|---:|---:|---:|---:|---|---:|---:|---|" \
@@ -386,8 +386,8 @@ bench_incremental() {
     done
     md ""
     explain "3.time.uncommitted:$vt_u" "3.time.committed:$vt_c" "3.bytes.uncommitted:$vb_u" "3.bytes.committed:$vb_c"
-    result 3.time.uncommitted "incremental sync, $K of $N rows spread, uncommitted: time vs full" "<= 0.1" "$(median "${fulls[@]}") ms" "$(median "${un_t[@]}") ms" "$tr_u" "$vt_u"
-    result 3.time.committed "incremental sync, $K of $N rows spread, committed: time vs full" "<= 0.1" "$(median "${fulls[@]}") ms" "$(median "${co_t[@]}") ms" "$tr_c" "$vt_c"
+    result 3.time.uncommitted "incremental sync, $K of $N rows spread, uncommitted: time vs full" "<= 0.25" "$(median "${fulls[@]}") ms" "$(median "${un_t[@]}") ms" "$tr_u" "$vt_u"
+    result 3.time.committed "incremental sync, $K of $N rows spread, committed: time vs full" "<= 0.25" "$(median "${fulls[@]}") ms" "$(median "${co_t[@]}") ms" "$tr_c" "$vt_c"
     result 3.time.contiguous "incremental sync, $K of $N rows contiguous, committed (extra)" "info" "$(median "${fulls[@]}") ms" "$(median "${ct_t[@]}") ms" "$tr_ct" "($vt_ct)"
     result 3.bytes.uncommitted "incremental sync, uncommitted: pack + idx vs bytes_written" "<= 1.2" "$(median "${un_b[@]}") B" "$(median "${un_d[@]}") B" "$rb_u" "$vb_u"
     result 3.bytes.committed "incremental sync, committed: pack + idx vs bytes_written" "<= 1.2" "$(median "${co_b[@]}") B" "$(median "${co_d[@]}") B" "$rb_c" "$vb_c"
