@@ -79,6 +79,8 @@ RANDOM=4242                    # the same random spacing of the commits in every
 # ---------------------------------------------------------------------------------------
 cause() {
     case $KIND:$1 in
+    file:2)
+        echo "Near 1.0 either way (1.05 on 2026-12-06, 0.98 on 2026-12-07, with logical replication's own time moving 650 -> 696 ms between the runs). perf of a vc.pull() of a 100,000-row commit (2026-12-07, 793 ms): ~56% of the samples are the SQL apply itself, as in logical replication's apply: heap_insert ~11%, index inserts ~8%, input functions (timestamptz_in ~6%), WAL; ~10% index scans of vc.chunks (the fetched chunks' existence probes and reads). The rest fetches the commit's chunks and diffs the trees: since the size-dependent cut rule the same 100,000 rows are ~20% more chunks (2,239), each fetched, verified and stored." ;;
     s3:2)
         echo "Through a bucket of moto, not pgvc's apply: the standby reads the commit's pack by ranged GETs from a single-threaded Python server. benches/s3.sh measures that server's CPU time during a clone from the same kind of bucket: it equals the whole extra time of s3:// over file:// (docs/BENCHMARKS_S3.md, 1). On file:// the same apply passes (docs/BENCHMARKS_REPLICATION.md)." ;;
     esac
