@@ -57,27 +57,22 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
         return merge_leaf(b, node, hi, edits);
     }
     let child_level = node.level() - 1;
-    let last = node.len() - 1;
     // The leaves the edits below will descend into, read with one `get_many`.
-    let ahead = if child_level == 0 {
+    let mut ahead = if child_level == 0 {
         touched_leaves(b.store(), node, hi, edits)?
     } else {
         HashMap::new()
     };
     for i in 0..node.len() {
         let key = node.key(i);
-        let child_hi = if i == last && hi.is_none() {
-            None
-        } else {
-            Some(key)
-        };
+        let child_hi = child_bound(node, i, hi);
         let touched = edits.peek_key(child_hi)?.is_some();
         if !touched && b.at_cut(child_level) {
             b.push_subtree(child_level, key.to_vec(), node.child(i))?;
             continue;
         }
-        let child = match ahead.get(&node.child(i)) {
-            Some(c) => decode_at(node.child(i), c.clone(), child_level)?,
+        let child = match ahead.remove(&node.child(i)) {
+            Some(c) => decode_at(node.child(i), c, child_level)?,
             None => load_at(b.store(), node.child(i), child_level)?,
         };
         if child.chunking() != b.chunking() {
@@ -94,6 +89,16 @@ fn walk<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
     Ok(())
 }
 
+/// The upper bound of child `i` of `node`, which covers keys `<= hi`: child `i` covers
+/// `(key[i-1], key[i]]`, and the last child on the rightmost path everything above.
+fn child_bound<'n>(node: &'n Node, i: usize, hi: Option<&[u8]>) -> Option<&'n [u8]> {
+    if i == node.len() - 1 && hi.is_none() {
+        None
+    } else {
+        Some(node.key(i))
+    }
+}
+
 /// The leaves of the level-1 `node` (covering keys `<= hi`) that the next edits fall
 /// in, read with one `get_many`: a spread change of many rows reads its leaves in a
 /// few batched reads instead of one read per leaf. Leaves the walk reads besides
@@ -105,18 +110,13 @@ fn touched_leaves<S: ChunkStore + ?Sized, I: Iterator<Item = Edit>>(
     edits: &mut Edits<I>,
 ) -> Result<HashMap<Hash, Chunk>, ProllyError> {
     let pending = edits.lookahead(hi)?;
-    let last = node.len() - 1;
     let mut wanted = Vec::new();
     let mut j = 0;
     for i in 0..node.len() {
         if j == pending.len() {
             break;
         }
-        let child_hi = if i == last && hi.is_none() {
-            None
-        } else {
-            Some(node.key(i))
-        };
+        let child_hi = child_bound(node, i, hi);
         let mut touched = false;
         while j < pending.len() && child_hi.is_none_or(|h| pending[j].0.as_slice() <= h) {
             touched = true;

@@ -96,12 +96,7 @@ impl FileStore {
         self.ensure_dir(dir, key)?;
         let temp = Self::temp_path(dir, "put");
         let res = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
+            write_new_synced(&temp, data)?;
             fs::rename(&temp, path)?;
             sync_dir(dir)
         })();
@@ -192,6 +187,13 @@ fn modified_ms(m: &fs::Metadata) -> u64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Creates `path` (which must not exist), writes `data` and fsyncs it.
+fn write_new_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -422,12 +424,7 @@ impl FileWriter {
         self.file.get_ref().sync_all()?;
         let next_temp = FileStore::temp_path(next_dir, "put");
         let res = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&next_temp)?;
-            f.write_all(next)?;
-            f.sync_all()?;
+            write_new_synced(&next_temp, next)?;
             fs::rename(&self.temp, path)?;
             self.done = true;
             if dir != next_dir {
